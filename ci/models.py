@@ -1,0 +1,61 @@
+"""Model folders: discover them under the project root and resolve a MODEL_DIR argument safely."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.config import CONFIG_FILE, ModelConfig, load_model_config
+from modelops.errors import ConfigError
+from modelops.settings import project_root
+
+FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+#: The notebooks of a model folder, in the order the pipeline runs them.
+NOTEBOOKS = ("gather_data", "train_register", "deploy")
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A top-level folder holding a model.yml and the model's notebooks."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def config(self) -> ModelConfig:
+        return load_model_config(self.path)
+
+    def notebook(self, name: str) -> Path:
+        return self.path / f"{name}.ipynb"
+
+
+def discover_models(root: Path | None = None) -> list[ModelFolder]:
+    """Every top-level folder of the project that holds a model.yml, sorted by name."""
+    root = (root or project_root()).resolve()
+    return [ModelFolder(p.parent) for p in sorted(root.glob(f"*/{CONFIG_FILE}")) if FOLDER_NAME.match(p.parent.name)]
+
+
+def resolve_model_dir(argument: str | Path, root: Path | None = None) -> ModelFolder:
+    """The model folder an argument names, refusing anything outside the project root.
+
+    Raises:
+        ConfigError: the path escapes the root, is not a top-level folder, or holds no model.yml.
+    """
+    root = (root or project_root()).resolve()
+    raw = Path(argument)
+    path = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
+    if path.parent != root or not FOLDER_NAME.match(path.name):
+        known = ", ".join(m.name for m in discover_models(root)) or "none yet"
+        raise ConfigError(
+            f"{argument!r} is not a model folder of this project ({root}): model folders are top-level folders "
+            f"named with letters, digits, '_' and '-'. Fix: pass one of: {known}."
+        )
+    if not (path / CONFIG_FILE).is_file():
+        known = ", ".join(m.name for m in discover_models(root)) or "none yet"
+        raise ConfigError(f"{path.name}/ has no {CONFIG_FILE}. Fix: pass a model folder ({known}) or create one with "
+                          f"`python -m ci new-model`.")
+    return ModelFolder(path)

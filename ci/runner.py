@@ -1,0 +1,260 @@
+"""The runner: execute a model's notebooks for a stage with papermill and leave reviewable artifacts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci.artifacts import Artifacts, NotebookRun, export_html, read_scraps
+from ci.models import ModelFolder
+from modelops import settings
+from modelops.errors import ConfigError, NotebookFailed
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "modelops"
+
+#: Parameter names that must never travel as papermill parameters: they would be written into the
+#: executed notebook, which is stored as a CI artifact. Credentials come from the environment instead.
+SECRET_NAME = re.compile(r"(secret|password|passwd|token|credential|access_key|session_key|api_key)", re.I)
+SECRET_VALUE = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+
+DEFAULT_CELL_TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook of a stage: which notebook, and where it lives."""
+
+    name: str
+    path: Path
+    cwd: Path
+
+
+def stage_steps(folder: ModelFolder, stage: str) -> list[Step]:
+    """The notebooks a stage runs for a model, in order.
+
+    Raises:
+        ConfigError: unknown stage, or a notebook the stage needs is missing.
+    """
+    names = {"gather": ["gather_data"], "train": ["gather_data", "train_register"], "deploy": ["deploy"],
+             "all": ["gather_data", "train_register", "deploy"]}
+    if stage not in names:
+        raise ConfigError(f"unknown stage {stage!r}. Fix: use one of {sorted(names)}.")
+    steps = []
+    for name in names[stage]:
+        path = folder.notebook(name)
+        if not path.is_file():
+            raise ConfigError(f"{folder.name}/{name}.ipynb is missing, and stage {stage!r} runs it. Fix: restore it "
+                              f"(a copy of notebooks/templates/{name}.ipynb).")
+        steps.append(Step(name, path, folder.path))
+    return steps
+
+
+def parse_parameters(pairs: list[tuple[str, str]] | tuple = ()) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs to typed values (YAML scalars: 7 -> int, true -> bool, null -> None).
+
+    Raises:
+        ConfigError: a parameter looks like a secret (by name or value).
+    """
+    import yaml
+
+    parameters = {}
+    for name, text in pairs:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, (dict, list)) and not text.strip().startswith(("{", "[")):
+            value = text
+        parameters[name] = value
+    check_no_secrets(parameters)
+    return parameters
+
+
+def check_no_secrets(parameters: dict[str, Any]) -> None:
+    """Refuse parameters that carry credentials: papermill writes parameters into the executed notebook."""
+    for name, value in parameters.items():
+        if SECRET_NAME.search(name) or SECRET_VALUE.search(str(value)):
+            raise ConfigError(
+                f"parameter {name!r} looks like a credential, and papermill would write it into the executed "
+                f"notebook (a CI artifact). Fix: pass credentials through the environment (AWS_* variables, a "
+                f"profile or an OIDC role), never as -p parameters."
+            )
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a notebook declares in its cell tagged ``parameters``.
+
+    Raises:
+        ConfigError: the notebook has no such cell (papermill would silently add one at the top).
+    """
+    import nbformat
+    import papermill
+
+    notebook = nbformat.read(path, as_version=4)
+    if not any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
+        raise ConfigError(f"{path} has no cell tagged 'parameters'. Fix: tag its first code cell 'parameters' "
+                          f"(Jupyter: View > Cell Toolbar > Tags) so the runner can set its values.")
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def check_kernel() -> None:
+    """Refuse to start when the kernel the notebooks declare is not installed (it comes with the package)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel as exc:
+        raise ConfigError(
+            f"the Jupyter kernel {KERNEL_NAME!r} that the notebooks declare is not installed in this environment. "
+            f"Fix: pip install -e . (it installs the kernel), or python -m ipykernel install --sys-prefix "
+            f"--name {KERNEL_NAME}."
+        ) from exc
+
+
+def run_stage(
+    folder: ModelFolder,
+    stage: str,
+    *,
+    backend: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    artifacts: Artifacts,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+) -> list[NotebookRun]:
+    """Execute a stage's notebooks for one model, stopping at the first failure.
+
+    Args:
+        folder: the model folder.
+        stage: ``gather``, ``train``, ``deploy`` or ``all``.
+        backend: passed to every notebook as its ``backend`` parameter (default ``$MODELOPS_BACKEND``/local).
+        parameters: extra papermill parameters, each given to the notebooks of the stage that declare it.
+        artifacts: where executed notebooks, HTML, metrics and the run log go.
+        cell_timeout: seconds a single cell may run.
+
+    Returns:
+        The runs, in order.
+
+    Raises:
+        ConfigError: a parameter no notebook of the stage declares, a secret-looking parameter, a missing kernel.
+        NotebookFailed: a notebook failed; its executed copy and HTML are in the artifacts.
+    """
+    parameters = dict(parameters or {})
+    check_no_secrets(parameters)
+    check_kernel()
+    folder.config()  # a broken model.yml fails here, before any kernel starts
+    steps = stage_steps(folder, stage)
+    declared = {step.name: declared_parameters(step.path) for step in steps}
+    unknown = [name for name in parameters if not any(name in d for d in declared.values())]
+    if unknown:
+        listing = "; ".join(f"{step}: {', '.join(d) or '(none)'}" for step, d in declared.items())
+        raise ConfigError(f"parameter(s) {unknown} are declared by no notebook of stage {stage!r} "
+                          f"({listing}). Fix: correct the name.")
+    common = {"backend": settings.backend_name(backend)}
+    runs = []
+    for step in steps:
+        given = {**common, **parameters}
+        runs.append(execute(folder.name, step, {k: v for k, v in given.items() if k in declared[step.name]},
+                            artifacts, cell_timeout=cell_timeout))
+    return runs
+
+
+def pin_environment() -> None:
+    """Make the folders kernels inherit absolute: a kernel runs in the model folder, not where we started.
+
+    Pins the local backend's home (so every notebook of a run shares one registry and store) and turns a
+    relative ``MODELOPS_DATA_DIR`` into an absolute one.
+    """
+    os.environ[settings.HOME_ENV] = str(settings.modelops_home())
+    data_dir = settings.data_dir()
+    if data_dir is not None:
+        os.environ[settings.DATA_DIR_ENV] = str(data_dir)
+
+
+def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artifacts, *,
+            cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookRun:
+    """Execute one notebook with papermill; always leave the executed copy and its HTML.
+
+    Raises:
+        NotebookFailed: naming the notebook, the cell and the error, and where the executed copy is.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output = artifacts.notebook_path(model, step.name, ".ipynb")
+    html = artifacts.notebook_path(model, step.name, ".html")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (output, html):
+        stale.unlink(missing_ok=True)
+    run = NotebookRun(model=model, notebook=step.name, status="running", parameters=parameters)
+    pin_environment()
+    started = time.monotonic()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(step.path), str(output), parameters=parameters, cwd=str(step.cwd), kernel_name=KERNEL_NAME,
+            progress_bar=False, log_output=False, request_save_on_cell_execute=True, execution_timeout=cell_timeout,
+            kernel_manager_class=_kernel_manager_class(),
+        )
+    except PapermillExecutionError as exc:
+        error = {"cell": exc.exec_count, "ename": exc.ename, "evalue": _first_line(exc.evalue),
+                 "source": _first_line(exc.source)}
+    except Exception as exc:  # the kernel died, timed out or could not start: papermill saved what ran
+        error = {"cell": None, "ename": type(exc).__name__, "evalue": _describe_crash(exc), "source": ""}
+    run.duration = round(time.monotonic() - started, 2)
+    if output.exists():
+        run.ipynb = artifacts.relative(output)
+        run.html = artifacts.relative(export_html(output, html))
+        if error is None:
+            run.scraps = read_scraps(output)
+    run.status = "failed" if error else "passed"
+    run.error = error
+    artifacts.record(run)
+    if error:
+        where = f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "the kernel"
+        raise NotebookFailed(
+            f"{model}/{step.name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
+            f"Executed notebook: {html if run.html else output} (the failing cell is shown there)."
+        )
+    return run
+
+
+def _kernel_manager_class():
+    """A kernel manager that encrypts kernel traffic (CurveZMQ) when the kernelspec supports it, as ours does."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    if not zmq.has("curve") or "transport_encryption" not in AsyncKernelManager.class_trait_names():
+        return AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport_encryption = "auto"
+
+    return EncryptedKernelManager
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[0] if len(lines) == 1 else lines[0] + " ..."
+
+
+def _describe_crash(exc: Exception) -> str:
+    name = type(exc).__name__
+    if name == "DeadKernelError":
+        return ("the kernel died while running the notebook (out of memory, a crash in native code, or it was "
+                "killed). The notebook as far as it ran was saved.")
+    if "Timeout" in name:
+        return f"a cell ran longer than the cell timeout ({exc})."
+    return str(exc) or name
+
+
+__all__ = ["check_kernel", "declared_parameters", "execute", "parse_parameters", "run_stage"]

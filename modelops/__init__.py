@@ -1,0 +1,33 @@
+"""modelops: the library the model notebooks import (config, data, training, registry, endpoints, evaluation)."""
+
+from __future__ import annotations
+
+import importlib
+
+from modelops.config import ModelConfig, load_model_config
+from modelops.errors import ModelOpsError
+
+__version__ = "0.1.0"
+
+# Heavier parts (pandas, xgboost, matplotlib) load on first use, so `python -m ci --help` stays fast.
+_LAZY = {
+    "get_backend": "modelops.backends",
+    "fetch_source": "modelops.sources",
+    "fetch_data": "modelops.datasets",
+    "write_dataset": "modelops.datasets",
+    "load_dataset": "modelops.datasets",
+    "read_split": "modelops.datasets",
+    "read_raw": "modelops.prepare",
+    "prepare_frame": "modelops.prepare",
+    "split_frame": "modelops.prepare",
+    "glue_figure": "modelops.notebook",
+    "glue_values": "modelops.notebook",
+}
+
+__all__ = ["ModelConfig", "ModelOpsError", "load_model_config", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'modelops' has no attribute {name!r}")

@@ -1,0 +1,69 @@
+"""Local store: objects as files under the local backend's home, addressed by file:// URIs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from modelops import atomic
+from modelops.backends.base import Store, StoredObject, safe_key
+from modelops.errors import StoreError
+
+
+class LocalStore(Store):
+    """Files under ``root`` (default ``$MODELOPS_HOME/store``); any other ``file://`` URI is also readable."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    def uri(self, *parts: str) -> str:
+        path = self.root / safe_key(*parts) if parts else self.root
+        return path.as_uri()
+
+    def path(self, uri: str) -> Path:
+        """The local file behind a ``file://`` URI (or a plain path)."""
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("", "file"):
+            raise StoreError(f"the local store cannot hold {uri!r}. Fix: use a file:// URI or a local path "
+                             f"(s3:// needs backend='sagemaker').")
+        return Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+
+    def local_path(self, uri: str) -> Path:
+        return self.path(uri)
+
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> StoredObject:
+        path = self.path(uri)
+        try:
+            atomic.write_bytes(path, data)
+        except OSError as exc:
+            raise StoreError(f"could not write {path}: {exc}. Fix: check the disk and permissions.") from exc
+        return StoredObject(path.as_uri(), hashlib.sha256(data).hexdigest(), len(data))
+
+    def put_file(self, uri: str, path: Path, *, content_type: str | None = None) -> StoredObject:
+        target = self.path(uri)
+        try:
+            atomic.copy_file(path, target)
+        except OSError as exc:
+            raise StoreError(f"could not copy {path} to {target}: {exc}. Fix: check the disk.") from exc
+        from modelops.sources import sha256_file
+
+        return StoredObject(target.as_uri(), sha256_file(target), target.stat().st_size)
+
+    def get_bytes(self, uri: str) -> bytes:
+        path = self.path(uri)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"no object at {uri} ({path} does not exist).") from exc
+        except OSError as exc:
+            raise StoreError(f"could not read {path}: {exc}.") from exc
+
+    def get_file(self, uri: str, path: Path) -> Path:
+        source = self.path(uri)
+        if not source.is_file():
+            raise StoreError(f"no object at {uri} ({source} does not exist).")
+        return atomic.copy_file(source, path)
+
+    def exists(self, uri: str) -> bool:
+        return self.path(uri).is_file()

@@ -1,0 +1,455 @@
+"""Model configuration: load and validate a model folder's model.yml into frozen dataclasses."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from modelops.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CONFIG_FILE = "model.yml"
+
+PROBLEM_TYPES = ("regression", "binary")
+
+#: Test-split metrics each problem type reports; quality thresholds may name only these.
+METRICS = {
+    "regression": ("rmse", "mae", "r2", "mse"),
+    "binary": ("auc", "accuracy", "precision", "recall", "f1", "logloss"),
+}
+
+#: Metrics where larger is better (used for champion/challenger comparison and threshold hints).
+HIGHER_IS_BETTER = {"r2", "auc", "accuracy", "precision", "recall", "f1"}
+
+#: Hyperparameters the SageMaker built-in XGBoost algorithm accepts (its documented list).
+SAGEMAKER_XGBOOST_HYPERPARAMETERS = frozenset(
+    """num_round num_class alpha base_score booster colsample_bylevel colsample_bynode colsample_bytree
+    csv_weights deterministic_histogram early_stopping_rounds eta eval_metric gamma grow_policy
+    interaction_constraints lambda lambda_bias max_bin max_cat_to_onehot max_delta_step max_depth max_leaves
+    min_child_weight monotone_constraints multi_strategy normalize_type nthread objective one_drop process_type
+    rate_drop refresh_leaf sample_type sampling_method scale_pos_weight seed single_precision_histogram
+    sketch_eps skip_drop subsample tree_method tweedie_variance_power updater verbosity""".split()
+)
+
+OBJECTIVES = {
+    "regression": ("reg:squarederror", "reg:squaredlogerror", "reg:absoluteerror", "reg:pseudohubererror",
+                   "reg:tweedie", "reg:gamma", "count:poisson"),
+    "binary": ("binary:logistic", "binary:logitraw", "binary:hinge"),
+}
+
+# SageMaker resource names: alphanumerics and hyphens, starting and ending alphanumeric. We keep the model
+# name to 40 characters so that timestamped names built from it ("<name>-<yyyymmdd-hhmmss>-<n>") stay within
+# SageMaker's 63-character limit.
+MODEL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$")
+CONTAINER_VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)-(\d+)$")
+
+_NUMBER = {"type": "number"}
+_THRESHOLD = {
+    "type": "object",
+    "properties": {"min": _NUMBER, "max": _NUMBER},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "problem_type", "data", "split", "training", "quality"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "problem_type": {"enum": list(PROBLEM_TYPES)},
+        "data": {
+            "type": "object",
+            "required": ["source", "target"],
+            "additionalProperties": False,
+            "properties": {
+                "source": {"type": "string", "minLength": 1},
+                "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+                "header": {"type": "boolean"},
+                "columns": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                "target": {"type": "string"},
+                "positive_label": {"type": ["string", "number", "boolean"]},
+                "drop": {"type": "array", "items": {"type": "string"}},
+                "categorical": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "split": {
+            "type": "object",
+            "required": ["train", "validation", "test", "seed"],
+            "additionalProperties": False,
+            "properties": {
+                "train": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "validation": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "test": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "seed": {"type": "integer"},
+            },
+        },
+        "training": {
+            "type": "object",
+            "required": ["container_version", "hyperparameters"],
+            "additionalProperties": False,
+            "properties": {
+                "container_version": {"type": "string"},
+                "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"},
+                "instance_count": {"type": "integer", "minimum": 1},
+                "max_runtime_seconds": {"type": "integer", "minimum": 60},
+                "hyperparameters": {
+                    "type": "object",
+                    "required": ["num_round", "objective"],
+                    "additionalProperties": {"type": ["number", "string", "boolean"]},
+                    "properties": {
+                        "num_round": {"type": "integer", "minimum": 1},
+                        "objective": {"type": "string"},
+                        "max_depth": {"type": "integer", "minimum": 0},
+                        "early_stopping_rounds": {"type": "integer", "minimum": 1},
+                        "eta": {"type": "number", "minimum": 0, "maximum": 1},
+                        "subsample": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "gamma": {"type": "number", "minimum": 0},
+                        "min_child_weight": {"type": "number", "minimum": 0},
+                        "eval_metric": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "endpoint": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"},
+                "instance_count": {"type": "integer", "minimum": 1},
+            },
+        },
+        "evaluation": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+        },
+        "quality": {"type": "object", "additionalProperties": _THRESHOLD},
+    },
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the raw data comes from and how its columns become features."""
+
+    source: str
+    target: str
+    sha256: str | None = None
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    positive_label: Any = None
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Train/validation/test ratios and the shuffle seed."""
+
+    train: float
+    validation: float
+    test: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """XGBoost container version, hyperparameters (SageMaker names) and training compute."""
+
+    container_version: str
+    hyperparameters: dict[str, Any]
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_runtime_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Instance type and count of the real-time endpoint."""
+
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A quality gate on one test metric: the value must lie within [min, max]."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def passes(self, value: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model folder's declarative configuration (model.yml)."""
+
+    name: str
+    problem_type: str
+    data: DataConfig
+    split: SplitConfig
+    training: TrainingConfig
+    quality: tuple[Threshold, ...]
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    decision_threshold: float = 0.5
+    description: str = ""
+    folder: Path | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """The settings a reviewer checks, one per row."""
+        import pandas as pd
+
+        rows = {
+            "name": self.name,
+            "problem type": self.problem_type,
+            "source": self.data.source,
+            "expected sha256": self.data.sha256 or "(not checked)",
+            "target": self.data.target,
+            "split (train/validation/test, seed)": f"{self.split.train}/{self.split.validation}/{self.split.test}, "
+                                                   f"{self.split.seed}",
+            "XGBoost container": self.training.container_version,
+            "hyperparameters": ", ".join(f"{k}={v}" for k, v in self.training.hyperparameters.items()),
+            "quality gates": ", ".join(f"{t.metric} {t.describe()}" for t in self.quality),
+        }
+        return pd.DataFrame({"value": rows}).rename_axis("setting")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return METRICS[self.problem_type]
+
+    @property
+    def xgboost_version(self) -> str:
+        """The xgboost major.minor that the configured SageMaker container runs (e.g. '3.2')."""
+        major, minor, _ = CONTAINER_VERSION_PATTERN.match(self.training.container_version).groups()
+        return f"{major}.{minor}"
+
+
+def load_model_config(path: str | Path = ".", *, check_xgboost: bool = True) -> ModelConfig:
+    """Load and validate a model config.
+
+    Args:
+        path: a model folder (its ``model.yml`` is read) or the config file itself.
+        check_xgboost: refuse a container version whose xgboost major.minor differs from the installed one.
+
+    Returns:
+        The validated configuration, with ``folder`` set to the model folder.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or a key is missing, mistyped or inconsistent.
+    """
+    path = Path(path)
+    file = path / CONFIG_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(
+            f"{file}: no model config found. Fix: create {CONFIG_FILE} in the model folder "
+            f"(`python -m ci new-model` writes one) or pass the right folder."
+        )
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc}). Fix: correct the syntax at the line shown.") from exc
+    config = parse_model_config(raw, source=str(file))
+    config = _replace_folder(config, file.parent.resolve())
+    if check_xgboost:
+        check_container_version(config.training.container_version, source=str(file))
+    return config
+
+
+def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
+    """Validate an already-parsed mapping (see load_model_config) and build the dataclasses."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys (name, problem_type, data, ...), got {_kind(raw)}.")
+    _check_schema(raw, source)
+    _check_semantics(raw, source)
+    data = raw["data"]
+    training = raw["training"]
+    evaluation = raw.get("evaluation") or {}
+    return ModelConfig(
+        name=raw["name"],
+        description=raw.get("description", ""),
+        problem_type=raw["problem_type"],
+        data=DataConfig(
+            source=data["source"],
+            target=data["target"],
+            sha256=data.get("sha256"),
+            header=data.get("header", True),
+            columns=tuple(data.get("columns", ())),
+            positive_label=data.get("positive_label"),
+            drop=tuple(data.get("drop", ())),
+            categorical=tuple(data.get("categorical", ())),
+        ),
+        split=SplitConfig(**raw["split"]),
+        training=TrainingConfig(
+            container_version=training["container_version"],
+            hyperparameters=dict(training["hyperparameters"]),
+            instance_type=training.get("instance_type", "ml.m5.large"),
+            instance_count=training.get("instance_count", 1),
+            max_runtime_seconds=training.get("max_runtime_seconds", 3600),
+        ),
+        endpoint=EndpointConfig(**(raw.get("endpoint") or {})),
+        decision_threshold=evaluation.get("threshold", 0.5),
+        quality=tuple(Threshold(metric, **bounds) for metric, bounds in raw["quality"].items()),
+    )
+
+
+def check_container_version(container_version: str, *, source: str = CONFIG_FILE) -> None:
+    """Refuse a SageMaker XGBoost container whose xgboost major.minor differs from the installed xgboost.
+
+    A model saved by a newer xgboost loads without complaint in an older one but predicts wrongly,
+    so training locally with one version and serving in a container with another is never allowed.
+    """
+    import xgboost
+
+    installed = ".".join(xgboost.__version__.split(".")[:2])
+    major, minor, _ = CONTAINER_VERSION_PATTERN.match(container_version).groups()
+    if f"{major}.{minor}" != installed:
+        raise ConfigError(
+            f"{source}: key 'training.container_version' is {container_version!r} (xgboost {major}.{minor}) "
+            f"but xgboost {xgboost.__version__} is installed. A model saved by one version predicts wrongly "
+            f"in the other. Fix: set container_version to '{installed}-0' (or the container release for "
+            f"{installed}), or install xgboost-cpu=={major}.{minor}.*."
+        )
+
+
+def is_valid_model_name(name: str) -> bool:
+    return bool(MODEL_NAME_PATTERN.match(name))
+
+
+def _check_schema(raw: dict, source: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(SCHEMA).iter_errors(raw), key=lambda e: list(map(str, e.path)))
+    if errors:
+        lines = [_describe_schema_error(e) for e in errors]
+        raise ConfigError(f"{source}: " + "; ".join(lines))
+
+
+def _describe_schema_error(error) -> str:
+    key = ".".join(str(p) for p in error.path) or "(top level)"
+    schema_keys = list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+    if error.validator == "required":
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        name = missing.group(1) if missing else error.message
+        full = f"{key}.{name}" if error.path else name
+        return f"key '{full}' is missing. Fix: add it (see abalone_model/model.yml for an example)"
+    if error.validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", error.message)
+        hints = []
+        for name in extra:
+            close = difflib.get_close_matches(name, schema_keys, n=1)
+            full = f"{key}.{name}" if error.path else name
+            hints.append(f"'{full}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        return f"unknown key {', '.join(hints)}. Fix: remove it or correct the spelling; allowed: {schema_keys}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, str) else " or ".join(expected)
+        return f"key '{key}' must be {expected}, got {_kind(error.instance)} {error.instance!r}. Fix: change its value"
+    if error.validator == "enum":
+        return f"key '{key}' is {error.instance!r}, which is not one of {error.validator_value}. Fix: use one of those"
+    if error.validator == "pattern" and key.endswith("sha256"):
+        return f"key '{key}' is {error.instance!r}, not a 64-character lowercase hex sha256. Fix: paste the digest"
+    if error.validator == "pattern":
+        return f"key '{key}' is {error.instance!r}, which does not match {error.validator_value}. Fix: correct it"
+    return f"key '{key}': {error.message}. Fix: correct the value"
+
+
+def _check_semantics(raw: dict, source: str) -> None:
+    problems: list[str] = []
+    name = raw["name"]
+    if not is_valid_model_name(name):
+        problems.append(
+            f"key 'name' is {name!r}, not a valid SageMaker name. Fix: use 1-40 letters, digits and hyphens, "
+            f"starting and ending with a letter or digit (e.g. 'abalone-model')"
+        )
+    problem_type = raw["problem_type"]
+    data = raw["data"]
+    columns = data.get("columns") or []
+    if not data.get("header", True) and not columns:
+        problems.append("key 'data.columns' is missing: a file without a header needs its column names. "
+                        "Fix: list the columns in file order")
+    if columns:
+        if len(set(columns)) != len(columns):
+            problems.append("key 'data.columns' names a column twice. Fix: make every column name unique")
+        for key in ("target",):
+            if data[key] not in columns:
+                problems.append(f"key 'data.{key}' is {data[key]!r}, which is not in data.columns {columns}. "
+                                f"Fix: use one of the listed columns")
+        for key in ("drop", "categorical"):
+            for col in data.get(key, []):
+                if col not in columns:
+                    problems.append(f"key 'data.{key}' names {col!r}, which is not in data.columns. "
+                                    f"Fix: remove it or correct the spelling")
+    if data["target"] in data.get("drop", []):
+        problems.append(f"key 'data.drop' drops the target {data['target']!r}. Fix: remove it from data.drop")
+    if problem_type == "binary" and "positive_label" not in data:
+        problems.append("key 'data.positive_label' is missing: a binary model needs the target value that "
+                        "counts as 1. Fix: add e.g. positive_label: 'True.'")
+    split = raw["split"]
+    total = split["train"] + split["validation"] + split["test"]
+    if abs(total - 1.0) > 1e-6:
+        problems.append(f"key 'split' ratios add up to {total:g}, not 1. Fix: make train + validation + test = 1")
+    training = raw["training"]
+    if not CONTAINER_VERSION_PATTERN.match(training["container_version"]):
+        problems.append(f"key 'training.container_version' is {training['container_version']!r}, not a SageMaker "
+                        f"XGBoost container version. Fix: use the form '3.2-0'")
+    hyper = training["hyperparameters"]
+    for key in hyper:
+        if key not in SAGEMAKER_XGBOOST_HYPERPARAMETERS:
+            close = difflib.get_close_matches(key, SAGEMAKER_XGBOOST_HYPERPARAMETERS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"key 'training.hyperparameters.{key}' is not a SageMaker XGBoost hyperparameter{hint}. "
+                            f"Fix: remove it or correct the spelling")
+    objective = hyper.get("objective")
+    if objective not in OBJECTIVES[problem_type]:
+        problems.append(f"key 'training.hyperparameters.objective' is {objective!r}, which does not fit problem_type "
+                        f"{problem_type!r}. Fix: use one of {list(OBJECTIVES[problem_type])}")
+    if "early_stopping_rounds" in hyper and hyper["early_stopping_rounds"] >= hyper["num_round"]:
+        problems.append("key 'training.hyperparameters.early_stopping_rounds' is not below num_round, so it never "
+                        "stops early. Fix: lower it or remove it")
+    quality = raw["quality"]
+    if not quality:
+        problems.append("key 'quality' has no thresholds, so every model would pass review. "
+                        f"Fix: gate at least one of {list(METRICS[problem_type])}")
+    for metric, bounds in quality.items():
+        if metric not in METRICS[problem_type]:
+            problems.append(f"key 'quality.{metric}' is not a metric of a {problem_type} model. "
+                            f"Fix: use one of {list(METRICS[problem_type])}")
+        elif "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+            problems.append(f"key 'quality.{metric}' has min {bounds['min']} above max {bounds['max']}, so it always "
+                            f"fails. Fix: swap or correct them")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _replace_folder(config: ModelConfig, folder: Path) -> ModelConfig:
+    from dataclasses import replace
+
+    return replace(config, folder=folder)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing (null)"}.get(type(value), type(value).__name__)

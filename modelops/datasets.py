@@ -1,0 +1,243 @@
+"""Datasets: the prepared splits written to a store as the SageMaker XGBoost container reads them.
+
+Each split is ``<root>/<split>/<split>.csv`` (target first, no header). The dataset's manifest
+(``manifest.json``: feature names, rows, sha256 of every file) is written last, so a manifest that exists
+means the whole dataset does. A dataset's id is derived from the raw data's sha256 and the preparation and
+split settings: the same inputs always give the same id, so gathering twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from modelops.backends.base import Store
+from modelops.config import ModelConfig
+from modelops.errors import DataError, StoreError
+from modelops.prepare import SPLITS
+from modelops.sources import FetchedSource
+
+#: Bump when preparation changes in a way that changes the written files for the same inputs.
+PREPARATION_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    uri: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A gathered dataset: where its splits are, what they hold, and where they came from."""
+
+    model: str
+    dataset_id: str
+    problem_type: str
+    target: str
+    feature_names: tuple[str, ...]
+    source: str
+    raw_sha256: str
+    seed: int
+    files: dict[str, DatasetFile]
+    manifest_uri: str
+    created_at: str
+    target_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {name: f.rows for name, f in self.files.items()}
+
+    @property
+    def channel_uris(self) -> dict[str, str]:
+        """The train/validation channel prefixes a SageMaker training job reads."""
+        return {name: f.uri.rsplit("/", 1)[0] + "/" for name, f in self.files.items()}
+
+    def summary(self) -> pd.DataFrame:
+        """One row per split: rows, share of all rows, target summary and sha256."""
+        total = sum(self.rows.values())
+        table = pd.DataFrame(
+            [{"split": name, "rows": f.rows, "share": round(f.rows / total, 3), **self.target_summary.get(name, {}),
+              "sha256": f.sha256[:12]} for name, f in self.files.items()]
+        )
+        return table.set_index("split")
+
+    def scraps(self) -> dict[str, object]:
+        """The values a gather notebook records for reviewers and the runner (rows, hashes, balance)."""
+        values: dict[str, object] = {f"rows_{name}": rows for name, rows in self.rows.items()}
+        values.update(dataset_id=self.dataset_id, data_sha256=self.raw_sha256, n_features=len(self.feature_names),
+                      data_source=self.source)
+        for name, summary in self.target_summary.items():
+            values.update({f"{key}_{name}": value for key, value in summary.items()})
+        return values
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["feature_names"] = list(self.feature_names)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict) -> Dataset:
+        record = dict(record)
+        record["feature_names"] = tuple(record["feature_names"])
+        record["files"] = {k: DatasetFile(**v) for k, v in record["files"].items()}
+        return cls(**record)
+
+    def _repr_markdown_(self) -> str:
+        return (f"Dataset `{self.dataset_id}` of **{self.model}**: {len(self.feature_names)} features, "
+                f"rows {self.rows}, manifest `{self.manifest_uri}`")
+
+
+def dataset_id(config: ModelConfig, raw_sha256: str, seed: int | None = None) -> str:
+    """The id of the dataset these inputs produce (same inputs, same id)."""
+    data = asdict(config.data)
+    data.pop("source")
+    data.pop("sha256")
+    split = asdict(config.split)
+    if seed is not None:
+        split["seed"] = int(seed)
+    key = json.dumps({"raw": raw_sha256, "data": data, "split": split, "version": PREPARATION_VERSION},
+                     sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def dataset_root(store: Store, config: ModelConfig, dataset: str, output: str | None = None) -> str:
+    """Where a dataset's files go: ``output/<id>`` if given, else ``<store>/<model>/datasets/<id>``."""
+    if output:
+        return f"{output.rstrip('/')}/{dataset}"
+    return store.uri(config.name, "datasets", dataset)
+
+
+def write_dataset(
+    store: Store,
+    config: ModelConfig,
+    raw: FetchedSource,
+    splits: dict[str, pd.DataFrame],
+    *,
+    seed: int | None = None,
+    output: str | None = None,
+) -> Dataset:
+    """Write the splits and their manifest, then point the model's ``latest`` dataset at it.
+
+    Writing the same dataset again (same id, manifest present) rewrites nothing.
+
+    Raises:
+        DataError: the splits do not have the same columns.
+        StoreError: a write failed (the manifest is not written, so the dataset does not count).
+    """
+    columns = [tuple(frame.columns) for frame in splits.values()]
+    if len(set(columns)) != 1:
+        raise DataError("the splits do not share the same columns. Fix: split one prepared frame.")
+    seed = config.split.seed if seed is None else int(seed)
+    identifier = dataset_id(config, raw.sha256, seed)
+    root = dataset_root(store, config, identifier, output)
+    manifest_uri = f"{root}/manifest.json"
+    existing = _read_manifest(store, manifest_uri)
+    if existing is None:
+        files = {}
+        for name in SPLITS:
+            body = splits[name].to_csv(header=False, index=False, lineterminator="\n").encode()
+            stored = store.put_bytes(f"{root}/{name}/{name}.csv", body, content_type="text/csv")
+            files[name] = DatasetFile(stored.uri, stored.sha256, len(splits[name]))
+        existing = Dataset(
+            model=config.name,
+            dataset_id=identifier,
+            problem_type=config.problem_type,
+            target=config.data.target,
+            feature_names=tuple(columns[0][1:]),
+            source=raw.source,
+            raw_sha256=raw.sha256,
+            seed=seed,
+            files=files,
+            manifest_uri=manifest_uri,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            target_summary={name: target_summary(frame, config.problem_type) for name, frame in splits.items()},
+        )
+        store.put_bytes(manifest_uri, _dumps(existing.to_json()), content_type="application/json")
+    store.put_bytes(_latest_uri(store, config), _dumps({"manifest_uri": manifest_uri, "dataset_id": identifier}),
+                    content_type="application/json")
+    return existing
+
+
+def load_dataset(store: Store, config: ModelConfig, manifest_uri: str | None = None) -> Dataset:
+    """The dataset at ``manifest_uri``, or the model's latest gathered dataset.
+
+    Raises:
+        StoreError: nothing has been gathered yet (the message says how to gather), or the manifest is missing.
+    """
+    if not manifest_uri:
+        latest_uri = _latest_uri(store, config)
+        if not store.exists(latest_uri):
+            raise StoreError(
+                f"no dataset has been gathered for {config.name!r} in {store.uri()}. Fix: run the gather_data "
+                f"notebook first (`python -m ci run {config.folder.name if config.folder else 'MODEL_DIR'} "
+                f"--stage gather`)."
+            )
+        manifest_uri = json.loads(store.get_bytes(latest_uri))["manifest_uri"]
+    dataset = _read_manifest(store, manifest_uri)
+    if dataset is None:
+        raise StoreError(f"no dataset manifest at {manifest_uri}. Fix: gather the data again.")
+    return dataset
+
+
+def find_dataset(store: Store, config: ModelConfig, raw_sha256: str, seed: int | None = None,
+                 output: str | None = None) -> Dataset | None:
+    """The complete dataset these inputs would produce, if it was already written (else None)."""
+    seed = config.split.seed if seed is None else seed
+    root = dataset_root(store, config, dataset_id(config, raw_sha256, seed), output)
+    return _read_manifest(store, f"{root}/manifest.json")
+
+
+def read_split(store: Store, dataset: Dataset, name: str) -> pd.DataFrame:
+    """Read one split back as a frame whose first column is the target and whose columns are named."""
+    body = store.get_bytes(dataset.files[name].uri)
+    frame = pd.read_csv(io.BytesIO(body), header=None, dtype="float64")
+    frame.columns = [dataset.target, *dataset.feature_names]
+    return frame
+
+
+def target_summary(frame: pd.DataFrame, problem_type: str) -> dict[str, float]:
+    target = frame.iloc[:, 0]
+    if problem_type == "binary":
+        return {"positive": int(target.sum()), "positive_rate": round(float(target.mean()), 4)}
+    return {"target_mean": round(float(target.mean()), 4), "target_std": round(float(target.std()), 4)}
+
+
+def _latest_uri(store: Store, config: ModelConfig) -> str:
+    return store.uri(config.name, "datasets", "latest.json")
+
+
+def _read_manifest(store: Store, uri: str) -> Dataset | None:
+    try:
+        if not store.exists(uri):
+            return None
+        return Dataset.from_json(json.loads(store.get_bytes(uri)))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"the dataset manifest {uri} is unreadable ({exc}). Fix: delete it and gather again.") from exc
+
+
+def _dumps(obj: dict) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def fetch_data(config: ModelConfig, source: str | None = None, **options) -> FetchedSource:
+    """Fetch the model's raw data: the configured source (checked against data.sha256), or ``source``.
+
+    An explicit ``source`` other than the configured one is not checked against data.sha256 (it is meant to
+    be different data); its sha256 is reported and recorded with the dataset instead.
+    """
+    from modelops.sources import fetch_source
+
+    configured = source is None or source == config.data.source
+    target = config.data.source if configured else source
+    if config.folder is not None and "://" not in target and not target.startswith("/"):
+        # A relative local path means relative to the model folder, wherever the notebook runs from.
+        candidate = config.folder / target
+        target = str(candidate) if candidate.exists() else target
+    return fetch_source(target, expected_sha256=config.data.sha256 if configured else None, **options)

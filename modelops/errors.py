@@ -1,0 +1,68 @@
+"""The project's own errors: one root class, one small subclass per kind of failure."""
+
+from __future__ import annotations
+
+
+class ModelOpsError(Exception):
+    """Root of every error this project raises on purpose; the CLI prints these as one line."""
+
+    #: Exit status the CLI uses for this kind of error (documented in the README).
+    exit_code = 1
+
+
+class ConfigError(ModelOpsError):
+    """A model config (model.yml) or a setting is missing, malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class DataSourceError(ModelOpsError):
+    """A data source could not be read: unreachable, wrong checksum, unsupported scheme."""
+
+
+class DataError(ModelOpsError):
+    """The data itself does not fit the model config: missing column, non-numeric values, one class."""
+
+
+class StoreError(ModelOpsError):
+    """An artifact could not be written to or read from the backend's store."""
+
+
+class TrainingFailed(ModelOpsError):
+    """A training run failed (the message carries the reason, e.g. SageMaker's FailureReason)."""
+
+
+class QualityGateFailed(ModelOpsError):
+    """A metric missed the threshold set in the model config; nothing was registered."""
+
+    exit_code = 3
+
+
+class RegistryError(ModelOpsError):
+    """A model registry operation was refused (unknown version, invalid transition)."""
+
+
+class NoApprovedPackage(RegistryError):
+    """No approved package matches the revision being deployed."""
+
+    exit_code = 4
+
+
+class EndpointFailed(ModelOpsError):
+    """An endpoint could not be created, updated, reached or brought into service."""
+
+    exit_code = 5
+
+
+class NotebookFailed(ModelOpsError):
+    """A notebook run failed; the executed copy (with the failing cell) is in the artifacts."""
+
+    exit_code = 6
+
+
+class ChangeDetectionError(ModelOpsError):
+    """Git could not tell which model folders changed (bad revision, not a repository)."""
+
+
+class BackendUnavailable(ModelOpsError):
+    """A backend was asked for by an unknown name or lacks its optional dependencies."""

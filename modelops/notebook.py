@@ -1,0 +1,50 @@
+"""Helpers the notebooks call to show and record results: scrapbook glue of metrics and figures."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+
+def glue_figure(name: str, figure, *, dpi: int = 100) -> None:
+    """Show a matplotlib figure once, as a PNG, and record it as a scrap the review notebook can find.
+
+    The PNG is rendered here rather than left to the notebook's display hooks, which only know matplotlib
+    figures once pyplot has been imported.
+    """
+    import scrapbook as sb
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    sb.glue(name, Image(buffer.getvalue()), encoder="display", display=True)
+
+
+def glue_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Record plain values (metrics, counts, hashes) as scraps, converted to JSON-safe Python types.
+
+    Returns:
+        The converted values, so a notebook can display what it recorded.
+    """
+    import scrapbook as sb
+
+    plain = {name: to_plain(value) for name, value in values.items()}
+    for name, value in plain.items():
+        sb.glue(name, value)
+    return plain
+
+
+def to_plain(value: Any) -> Any:
+    """numpy scalars, arrays and tuples to JSON-safe Python values (NaN becomes None)."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value

@@ -1,0 +1,112 @@
+"""Shared fixtures: the real data, an isolated local-backend home, a 127.0.0.1 file server, moto S3."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_NOTEBOOKS = Path(__file__).parent / "notebooks"
+
+
+def _shared_data() -> Path:
+    configured = os.environ.get("MODELOPS_DATA_DIR")
+    path = Path(configured).resolve() if configured else (ROOT.parent / "shared" / "data")
+    if not (path / "abalone").is_dir():
+        pytest.exit(f"the real datasets are not at {path}. Set MODELOPS_DATA_DIR to the folder holding "
+                    f"abalone/abalone.data and churn/churn.txt (the README's test command does).", returncode=2)
+    return path
+
+
+SHARED_DATA = _shared_data()
+
+
+def fixture_notebook(name: str) -> Path:
+    """One of the tiny notebooks under tests/notebooks (works, fails, no_parameters, dies)."""
+    path = FIXTURE_NOTEBOOKS / f"{name}.ipynb"
+    assert path.is_file(), path
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty local-backend home; the real data is reachable through MODELOPS_DATA_DIR."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELOPS_HOME", str(home))
+    monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))
+    monkeypatch.delenv("MODELOPS_BACKEND", raising=False)
+    return home
+
+
+@pytest.fixture
+def offline_home(home, monkeypatch) -> Path:
+    """A home with no offline data folder: sources must really be fetched."""
+    monkeypatch.delenv("MODELOPS_DATA_DIR", raising=False)
+    return home
+
+
+class FileServer:
+    """A threaded HTTP server on 127.0.0.1 serving a folder, counting the requests it answers."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     functools.partial(Handler, directory=str(folder)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """Serves a copy of the real abalone file (and whatever a test adds to ``server.folder``)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    shutil.copy(SHARED_DATA / "abalone" / "abalone.data", folder / "abalone.data")
+    with FileServer(folder) as server:
+        yield server
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's in-process AWS with fake credentials (no request leaves the machine)."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield

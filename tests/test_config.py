@@ -1,0 +1,114 @@
+"""Model config loading: the shipped configs load, and every malformed file names the file, key and fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from modelops.config import load_model_config, parse_model_config
+from modelops.errors import ConfigError
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def abalone_raw() -> dict:
+    return yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())
+
+
+def write(tmp_path, raw) -> str:
+    path = tmp_path / "model.yml"
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return str(tmp_path)
+
+
+def test_shipped_configs_load_with_tutorial_values():
+    abalone = load_model_config(ROOT / "abalone_model")
+    churn = load_model_config(ROOT / "churn_model")
+    assert abalone.name == "abalone-model" and abalone.problem_type == "regression"
+    assert abalone.training.hyperparameters == {
+        "objective": "reg:squarederror", "max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6,
+        "subsample": 0.7, "num_round": 50, "eval_metric": "rmse"}
+    assert churn.training.hyperparameters["subsample"] == 0.8
+    assert churn.training.hyperparameters["num_round"] == 100
+    assert churn.data.positive_label == "True."
+    assert (abalone.split.train, abalone.split.validation, abalone.split.test, abalone.split.seed) == (
+        0.7, 0.2, 0.1, 1729)
+    assert abalone.folder == (ROOT / "abalone_model").resolve()
+    assert abalone.xgboost_version == "3.2"
+    assert {t.metric for t in churn.quality} == {"auc", "accuracy"}
+
+
+def test_missing_config_file_names_the_folder(tmp_path):
+    with pytest.raises(ConfigError, match=r"no model config found.*new-model"):
+        load_model_config(tmp_path)
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    folder = write(tmp_path, "name: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"model\.yml: not valid YAML"):
+        load_model_config(folder)
+
+
+def test_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_model_config(write(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r["data"].pop("target"), r"key 'data\.target' is missing\. Fix: add it"),
+        (lambda r: r.pop("quality"), r"key 'quality' is missing"),
+        (lambda r: r["training"]["hyperparameters"].update(max_depth="five"),
+         r"key 'training\.hyperparameters\.max_depth' must be integer, got a string 'five'"),
+        (lambda r: r.update(problem_type="multiclass"), r"key 'problem_type' is 'multiclass', which is not one of"),
+        (lambda r: r["data"].update(tagret="rings"), r"unknown key 'data\.tagret' \(did you mean 'target'\?\)"),
+        (lambda r: r.update(name="abalone_model"), r"key 'name' is 'abalone_model', not a valid SageMaker name"),
+        (lambda r: r.update(name="a" * 41), r"not a valid SageMaker name"),
+        (lambda r: r["training"]["hyperparameters"].update(max_dept=5),
+         r"'training\.hyperparameters\.max_dept' is not a SageMaker XGBoost hyperparameter \(did you mean "
+         r"'max_depth'\?\)"),
+        (lambda r: r["training"]["hyperparameters"].update(objective="binary:logistic"),
+         r"objective' is 'binary:logistic', which does not fit problem_type 'regression'"),
+        (lambda r: r["quality"].update(auc={"min": 0.9}), r"key 'quality\.auc' is not a metric of a regression model"),
+        (lambda r: r["quality"].update(rmse={"min": 3, "max": 2}), r"min 3 above max 2"),
+        (lambda r: r["split"].update(test=0.2), r"ratios add up to 1\.1, not 1"),
+        (lambda r: r["data"].update(target="age"), r"'data\.target' is 'age', which is not in data\.columns"),
+        (lambda r: r["data"].update(sha256="abc"), r"not a 64-character lowercase hex sha256"),
+        (lambda r: r["training"].update(container_version="latest"), r"not a SageMaker XGBoost container version"),
+        (lambda r: r["data"].update(drop=["rings"]), r"drops the target"),
+        (lambda r: r.update(quality={}), r"no thresholds, so every model would pass"),
+    ],
+)
+def test_malformed_config_names_key_and_fix(tmp_path, abalone_raw, mutate, message):
+    raw = copy.deepcopy(abalone_raw)
+    mutate(raw)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_model_config(write(tmp_path, raw))
+    assert str(tmp_path / "model.yml") in str(error.value)
+    assert "Fix:" in str(error.value)
+
+
+def test_binary_model_needs_positive_label():
+    raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
+    del raw["data"]["positive_label"]
+    with pytest.raises(ConfigError, match=r"'data\.positive_label' is missing"):
+        parse_model_config(raw)
+
+
+def test_container_version_must_match_installed_xgboost(tmp_path, abalone_raw):
+    abalone_raw["training"]["container_version"] = "1.7-1"
+    expected = r"'1\.7-1' \(xgboost 1\.7\) but xgboost 3\.2\.\d+ is installed.*predicts wrongly"
+    with pytest.raises(ConfigError, match=expected):
+        load_model_config(write(tmp_path, abalone_raw))
+    # The check can be skipped by tools that only read the config (e.g. CircleCI config generation).
+    assert load_model_config(tmp_path, check_xgboost=False).training.container_version == "1.7-1"
+
+
+def test_threshold_passes():
+    config = load_model_config(ROOT / "abalone_model")
+    rmse = next(t for t in config.quality if t.metric == "rmse")
+    assert rmse.passes(2.2) and not rmse.passes(3.2) and not rmse.passes(float("nan"))
+    assert rmse.describe() == "<= 2.6"

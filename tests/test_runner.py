@@ -1,0 +1,106 @@
+"""The papermill runner on tiny fixture notebooks: artifacts on success and failure, parameter checks, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from ci.artifacts import Artifacts
+from ci.runner import Step, check_no_secrets, declared_parameters, execute, parse_parameters
+from modelops.errors import ConfigError, NotebookFailed
+from tests.conftest import ROOT, fixture_notebook
+
+
+def step(name, tmp_path):
+    return Step(name, fixture_notebook(name), tmp_path)
+
+
+def test_success_writes_notebook_html_metrics_and_index(home, tmp_path):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    run = execute("demo", step("works", tmp_path), {"x": 21, "label": "hi"}, artifacts)
+    assert run.status == "passed" and run.scraps == {"doubled": 42, "label": "hi"}
+    model_dir = tmp_path / "artifacts" / "demo"
+    executed = nbformat.read(model_dir / "works.ipynb", 4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert "doubled" in (model_dir / "works.html").read_text()
+    assert json.loads((model_dir / "metrics.json").read_text()) == {"doubled": 42, "label": "hi"}
+    index = (tmp_path / "artifacts" / "index.html").read_text()
+    assert 'href="demo/works.html"' in index and "passed" in index
+    assert "| demo | works | passed |" in (tmp_path / "artifacts" / "summary.md").read_text()
+
+
+def test_failure_keeps_executed_notebook_and_names_cell(home, tmp_path):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with pytest.raises(NotebookFailed) as failed:
+        execute("demo", step("fails", tmp_path), {"divisor": 0}, artifacts)
+    message = str(failed.value)
+    assert "demo/fails.ipynb failed at cell [4]" in message  # [3] plus the injected-parameters cell
+    assert "ZeroDivisionError: division by zero" in message and "fails.html" in message
+    html = (tmp_path / "artifacts" / "demo" / "fails.html").read_text()
+    assert "ZeroDivisionError" in html
+    executed = nbformat.read(tmp_path / "artifacts" / "demo" / "fails.ipynb", 4)
+    assert any(o.get("ename") == "ZeroDivisionError" for c in executed.cells for o in c.get("outputs", []))
+    [run] = artifacts.runs()
+    assert run.status == "failed" and run.error["cell"] == 4
+    assert "failed" in (tmp_path / "artifacts" / "index.html").read_text()
+    # A failed run's scraps do not reach metrics.json.
+    assert artifacts.metrics("demo") == {}
+
+
+def test_rerun_replaces_the_previous_run_in_the_log(home, tmp_path):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with pytest.raises(NotebookFailed):
+        execute("demo", step("fails", tmp_path), {"divisor": 0}, artifacts)
+    execute("demo", step("fails", tmp_path), {"divisor": 5}, artifacts)
+    [run] = artifacts.runs()
+    assert run.status == "passed" and run.scraps == {"before_failure": 1, "after_failure": 2.0}
+
+
+def test_dead_kernel_is_reported_with_the_partial_notebook(home, tmp_path):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with pytest.raises(NotebookFailed, match=r"failed at the kernel: DeadKernelError: the kernel died"):
+        execute("demo", step("dies", tmp_path), {}, artifacts)
+    executed = nbformat.read(tmp_path / "artifacts" / "demo" / "dies.ipynb", 4)
+    assert any("before_death" in json.dumps(c.get("outputs", [])) for c in executed.cells)
+
+
+def test_declared_parameters_and_missing_parameters_cell():
+    assert set(declared_parameters(fixture_notebook("works"))) == {"x", "label"}
+    with pytest.raises(ConfigError, match="has no cell tagged 'parameters'"):
+        declared_parameters(fixture_notebook("no_parameters"))
+
+
+def test_parameters_are_typed_like_yaml_scalars():
+    assert parse_parameters([("a", "7"), ("b", "0.5"), ("c", "null"), ("d", "true"), ("e", "abalone.data"),
+                             ("f", "s3://b/k.csv"), ("g", "a: b")]) == {
+        "a": 7, "b": 0.5, "c": None, "d": True, "e": "abalone.data", "f": "s3://b/k.csv", "g": "a: b"}
+
+
+@pytest.mark.parametrize("pair", [("aws_secret_access_key", "x"), ("api_token", "x"),
+                                  ("source", "AKIAABCDEFGHIJKLMNOP")])
+def test_secret_parameters_are_refused(pair):
+    with pytest.raises(ConfigError, match="looks like a credential"):
+        check_no_secrets(dict([pair]))
+
+
+def cli(*args, env=None, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "ci", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_cli_refuses_unknown_parameter_and_path_tricks(home, tmp_path):
+    import os
+
+    env = dict(os.environ)
+    result = cli("run", "abalone_model", "--stage", "gather", "-p", "sead", "3", "--artifacts", str(tmp_path), env=env)
+    assert result.returncode == 2
+    assert "parameter(s) ['sead'] are declared by no notebook of stage 'gather'" in result.stderr
+    assert "split_seed" in result.stderr and "Traceback" not in result.stderr
+    for bad in ("../abalone_model", "/etc", "abalone_model/../churn_model/..", "tests"):
+        result = cli("run", bad, "--stage", "gather", env=env)
+        assert result.returncode == 2, bad
+        assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "index.html").exists()
