@@ -43,3 +43,118 @@ def target_correlation(frame: pd.DataFrame, top: int = 15) -> Figure:
     ax.set_xlabel(f"Pearson correlation with {target}")
     ax.set_title(f"Top {len(corr)} features by |correlation|")
     return figure
+
+
+def validation_curve(training) -> Figure:
+    """The eval metric per boosting round on train and validation (where overfitting shows)."""
+    figure = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = figure.subplots()
+    for name, values in training.curves.items():
+        ax.plot(range(1, len(values) + 1), values, label=name)
+    if training.best_iteration is not None:
+        ax.axvline(training.best_iteration + 1, color="grey", linestyle="--", label="best round")
+    ax.set_xlabel("boosting round")
+    ax.set_ylabel(training.eval_metric)
+    ax.set_title(f"{training.eval_metric} per round")
+    ax.legend()
+    return figure
+
+
+def evaluation_figures(evaluation) -> dict[str, Figure]:
+    """The figures a reviewer needs for this problem type, by scrap name."""
+    if evaluation.problem_type == "binary":
+        figures = {"roc_curve": roc(evaluation), "precision_recall_curve": precision_recall(evaluation),
+                   "confusion_matrix": confusion(evaluation)}
+    else:
+        figures = {"predicted_vs_actual": predicted_vs_actual(evaluation), "residuals": residuals(evaluation)}
+    figures["feature_importance"] = feature_importance(evaluation.feature_importance)
+    return figures
+
+
+def predicted_vs_actual(evaluation) -> Figure:
+    figure = Figure(figsize=(5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    ax.scatter(evaluation.y_true, evaluation.prediction, s=10, alpha=0.5)
+    low = float(min(evaluation.y_true.min(), evaluation.prediction.min()))
+    high = float(max(evaluation.y_true.max(), evaluation.prediction.max()))
+    ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="perfect")
+    ax.axhline(float(evaluation.baseline_prediction[0]), color="#c44e52", linestyle="--", label="baseline (mean)")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"Test split: RMSE {evaluation.metrics['rmse']:.3f} (baseline {evaluation.baseline['rmse']:.3f})")
+    ax.legend()
+    return figure
+
+
+def residuals(evaluation) -> Figure:
+    figure = Figure(figsize=(9, 3.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    error = evaluation.prediction - evaluation.y_true
+    left.scatter(evaluation.prediction, error, s=10, alpha=0.5)
+    left.axhline(0, color="black", linewidth=0.8)
+    left.set_xlabel("predicted")
+    left.set_ylabel("residual (predicted - actual)")
+    right.hist(error, bins=30)
+    right.set_xlabel("residual")
+    right.set_ylabel("rows")
+    figure.suptitle(f"Residuals on the test split (MAE {evaluation.metrics['mae']:.3f})")
+    return figure
+
+
+def roc(evaluation) -> Figure:
+    from modelops.evaluation import roc_curve
+
+    fpr, tpr = roc_curve(evaluation.y_true, evaluation.prediction)
+    figure = Figure(figsize=(4.8, 4.5), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(fpr, tpr, label=f"model (AUC {evaluation.metrics['auc']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance / baseline (AUC 0.5)")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve, test split")
+    ax.legend(loc="lower right")
+    return figure
+
+
+def precision_recall(evaluation) -> Figure:
+    from modelops.evaluation import precision_recall_curve
+
+    precision, recall = precision_recall_curve(evaluation.y_true, evaluation.prediction)
+    figure = Figure(figsize=(4.8, 4.5), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(recall, precision, label="model")
+    ax.axhline(float(evaluation.y_true.mean()), color="grey", linestyle="--", label="positive rate")
+    ax.scatter([evaluation.metrics["recall"]], [evaluation.metrics["precision"]], color="#c44e52", zorder=3,
+               label=f"threshold {evaluation.threshold:g}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Precision-recall curve, test split")
+    ax.legend(loc="lower left")
+    return figure
+
+
+def confusion(evaluation) -> Figure:
+    from modelops.evaluation import confusion_matrix
+
+    table = confusion_matrix(evaluation.y_true, evaluation.prediction, evaluation.threshold)
+    figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+    ax = figure.subplots()
+    ax.imshow(table.to_numpy(), cmap="Blues")
+    dark = table.to_numpy().max() / 2
+    for (i, j), value in np.ndenumerate(table.to_numpy()):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=12, color="white" if value > dark else "black")
+    ax.set_xticks([0, 1], table.columns)
+    ax.set_yticks([0, 1], table.index)
+    ax.set_title(f"Confusion matrix at {evaluation.threshold:g}")
+    return figure
+
+
+def feature_importance(importance: pd.Series, top: int = 15) -> Figure:
+    shown = importance.head(top)[::-1]
+    figure = Figure(figsize=(7, 0.28 * len(shown) + 1.0), layout="constrained")
+    ax = figure.subplots()
+    ax.barh(shown.index.astype(str), shown.to_numpy())
+    ax.set_xlabel(f"importance ({importance.name})")
+    ax.set_title(f"Top {len(shown)} features")
+    return figure

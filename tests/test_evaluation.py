@@ -1,0 +1,95 @@
+"""Evaluation maths on small known cases, cross-checked with scikit-learn, and the quality gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelops.config import load_model_config
+from modelops.errors import QualityGateFailed
+from modelops.evaluation import (
+    baseline_predictions,
+    binary_metrics,
+    check_quality,
+    confusion_matrix,
+    precision_recall_curve,
+    regression_metrics,
+    roc_auc,
+    roc_curve,
+)
+from tests.conftest import ROOT
+
+
+def test_regression_metrics_known_case():
+    m = regression_metrics([3, -0.5, 2, 7], [2.5, 0.0, 2, 8])
+    assert m["mse"] == pytest.approx(0.375)
+    assert m["rmse"] == pytest.approx(0.375**0.5)
+    assert m["mae"] == pytest.approx(0.5)
+    assert m["r2"] == pytest.approx(0.9486081370449679)  # scikit-learn's documented example
+
+
+def test_mean_baseline_has_zero_r2():
+    y = np.array([1.0, 2, 3, 4])
+    m = regression_metrics(y, baseline_predictions("regression", y, 4))
+    assert m["r2"] == pytest.approx(0.0)
+    assert m["rmse"] == pytest.approx(np.std(y))
+
+
+def test_auc_known_cases():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
+    assert roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
+    assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_binary_metrics_at_threshold():
+    y = [1, 1, 1, 0, 0, 0, 0, 1]
+    p = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.4, 0.55]
+    m = binary_metrics(y, p, threshold=0.5)
+    # predicted positive: 0.9, 0.8, 0.6, 0.55 -> TP 3, FP 1, FN 1, TN 3
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(0.75)
+    assert confusion_matrix(y, p).to_numpy().tolist() == [[3, 1], [1, 3]]
+    assert binary_metrics(y, p, threshold=0.95)["precision"] == 0.0  # nothing predicted positive
+
+
+def test_majority_baseline():
+    base = baseline_predictions("binary", np.array([1, 1, 0]), 5)
+    assert base.tolist() == [1.0] * 5
+    m = binary_metrics([0, 1, 1, 0, 1], base)
+    assert m["auc"] == 0.5 and m["accuracy"] == pytest.approx(0.6)
+
+
+def test_curves_match_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    score = np.round(y * 0.3 + rng.random(500), 2)  # rounded: many ties
+    assert roc_auc(y, score) == pytest.approx(metrics.roc_auc_score(y, score))
+    fpr, tpr = roc_curve(y, score)
+    ref_fpr, ref_tpr, _ = metrics.roc_curve(y, score, drop_intermediate=False)
+    assert np.allclose(fpr, ref_fpr) and np.allclose(tpr, ref_tpr)
+    precision, recall = precision_recall_curve(y, score)
+    ref_p, ref_r, _ = metrics.precision_recall_curve(y, score, drop_intermediate=False)
+    assert np.allclose(precision, ref_p[:-1][::-1]) and np.allclose(recall, ref_r[:-1][::-1])
+    m = binary_metrics(y, score / score.max(), 0.5)
+    assert m["f1"] == pytest.approx(metrics.f1_score(y, score / score.max() >= 0.5))
+    assert m["logloss"] == pytest.approx(metrics.log_loss(y, np.clip(score / score.max(), 1e-15, 1 - 1e-15)))
+    y_reg = rng.random(100)
+    pred = y_reg + rng.normal(0, 0.1, 100)
+    assert regression_metrics(y_reg, pred)["r2"] == pytest.approx(metrics.r2_score(y_reg, pred))
+
+
+def test_quality_gates_pass_and_fail():
+    config = load_model_config(ROOT / "abalone_model")
+    good = check_quality(config, {"rmse": 2.2, "r2": 0.55})
+    assert good.passed and good.statement().startswith("All 2 quality gates passed for abalone-model")
+    good.raise_if_failed()
+    bad = check_quality(config, {"rmse": 3.3, "r2": 0.55})
+    assert not bad.passed and [r.metric for r in bad.failures] == ["rmse"]
+    assert "1 of 2 quality gates FAILED" in bad.statement()
+    with pytest.raises(QualityGateFailed, match=r"rmse = 3\.3, threshold <= 2\.6.*not registered"):
+        bad.raise_if_failed()
+    missing = check_quality(config, {"r2": 0.55})
+    assert not missing.passed and "rmse = missing" in missing.statement()

@@ -1,0 +1,109 @@
+"""Training semantics, the model.tar.gz artifact (plain tarfile + xgboost can read it), and refusals."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import re
+import tarfile
+
+import numpy as np
+import pytest
+import xgboost
+
+from modelops.config import load_model_config
+from modelops.errors import ConfigError, StoreError
+from modelops.training import check_hyperparameters, fit, job_name, pack_model, unpack_model, xgboost_params
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 5))
+    y = X @ np.array([3.0, -2.0, 1.0, 0.0, 0.5]) + rng.normal(0, 0.1, 400)
+    return X[:300], y[:300], X[300:], y[300:]
+
+
+def test_num_round_and_per_round_validation_metric(data):
+    result = fit(*data, {"objective": "reg:squarederror", "num_round": 12, "max_depth": 3, "eval_metric": "rmse"})
+    assert result.rounds == 12 and result.booster.num_boosted_rounds() == 12
+    assert result.eval_metric == "rmse"
+    assert len(result.curves["train"]) == len(result.curves["validation"]) == 12
+    assert result.curves["validation"][-1] < result.curves["validation"][0]
+    assert re.match(r"\[0\]#011train-rmse:[\d.]+#011validation-rmse:[\d.]+", result.log_lines[0])
+    assert result.best_iteration is None
+
+
+def test_early_stopping_on_validation(data):
+    X, y, Xv, yv = data
+    noise = np.random.default_rng(1).random(len(yv)) * 100  # an unlearnable validation set stops early
+    result = fit(X, y, Xv, noise, {"objective": "reg:squarederror", "num_round": 200, "early_stopping_rounds": 5})
+    assert result.rounds < 200 and result.best_iteration is not None
+
+
+def test_artifact_is_sagemaker_layout_and_reloads_identically(data):
+    X, y, Xv, yv = data
+    booster = fit(*data, {"objective": "reg:squarederror", "num_round": 20}).booster
+    packed = pack_model(booster)
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
+        assert tar.getnames() == ["xgboost-model"]
+        raw = tar.extractfile("xgboost-model").read()
+    plain = xgboost.Booster()
+    plain.load_model(bytearray(raw))  # what the SageMaker container does
+    assert np.array_equal(plain.predict(xgboost.DMatrix(Xv)), booster.predict(xgboost.DMatrix(Xv)))
+    assert np.array_equal(unpack_model(packed).inplace_predict(Xv), booster.inplace_predict(Xv))
+    assert pack_model(booster) == packed  # no timestamps: the same model has the same sha256
+
+
+def test_truncated_and_corrupt_artifacts_are_refused(data):
+    packed = pack_model(fit(*data, {"objective": "reg:squarederror", "num_round": 3}).booster)
+    with pytest.raises(StoreError, match="truncated or corrupt"):
+        unpack_model(packed[: len(packed) // 2])
+    with pytest.raises(StoreError, match="truncated or corrupt"):
+        unpack_model(b"not a tarball")
+
+
+def test_pickled_model_is_refused():
+    payload = pickle.dumps({"not": "a model"})
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(StoreError, match="pickled models are refused"):
+        unpack_model(buffer.getvalue())
+
+
+def test_archive_without_model_file():
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        info = tarfile.TarInfo("../../etc/evil")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(StoreError, match="has no xgboost-model"):
+        unpack_model(buffer.getvalue())
+
+
+def test_hyperparameters_xgboost_rejects():
+    with pytest.raises(ConfigError, match=r"xgboost rejected the hyperparameters.*Fix"):
+        check_hyperparameters({"objective": "reg:nonsense", "num_round": 5})
+    with pytest.raises(ConfigError, match="not supported by local training"):
+        xgboost_params({"objective": "reg:squarederror", "num_round": 5, "csv_weights": 1})
+    for folder in ("abalone_model", "churn_model"):
+        check_hyperparameters(load_model_config(ROOT / folder).training.hyperparameters)
+
+
+def test_defaults_follow_the_container_and_limit_threads(monkeypatch):
+    params, rounds, early = xgboost_params({"objective": "binary:logistic", "num_round": 7, "eta": 0.3})
+    assert (rounds, early) == (7, None)
+    assert params == {"objective": "binary:logistic", "eta": 0.3, "nthread": 1, "seed": 0, "verbosity": 1}
+    monkeypatch.setenv("MODELOPS_TRAIN_THREADS", "2")
+    assert xgboost_params({"objective": "binary:logistic", "num_round": 1})[0]["nthread"] == 2
+
+
+def test_job_names_are_valid_sagemaker_names():
+    name = job_name("a" * 40)
+    assert len(name) <= 63 and re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", name)
+    assert job_name("m") != job_name("m")
