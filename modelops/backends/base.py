@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from modelops.errors import StoreError
+from modelops.errors import RegistryError, StoreError
+from modelops.lineage import Lineage
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
@@ -103,13 +105,215 @@ class Store(abc.ABC):
         return None
 
 
-class Backend:
-    """One backend: its store, trainer, registry and endpoints, built lazily by name (see ``get_backend``)."""
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What to train: the built-in XGBoost container version, hyperparameters and data channels."""
+
+    model: str
+    job_name: str
+    container_version: str
+    hyperparameters: dict[str, Any]
+    train_uri: str  # the train channel: a prefix holding train.csv
+    validation_uri: str
+    output_uri: str  # where the job's outputs (model.tar.gz, logs) go
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_runtime_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A finished training job and its model artifact."""
+
+    job_name: str
+    artifact_uri: str  # model.tar.gz holding xgboost-model
+    artifact_sha256: str
+    image: str
+    container_version: str
+    xgboost_version: str
+    hyperparameters: dict[str, Any]
+    eval_metric: str
+    curves: dict[str, list[float]] = field(repr=False)  # per-round eval metric on train / validation
+    rounds: int
+    best_iteration: int | None
+    duration_seconds: float
+    log_uri: str | None = None
+
+    def _repr_markdown_(self) -> str:
+        final = self.curves.get("validation", [None])[-1]
+        return (f"Training job `{self.job_name}`: {self.rounds} rounds in {self.duration_seconds:.1f} s, final "
+                f"validation {self.eval_metric} {final:.4f}; artifact `{self.artifact_uri}` "
+                f"(sha256 `{self.artifact_sha256[:12]}`), image `{self.image}`")
+
+
+class Trainer(abc.ABC):
+    """Runs training jobs with the SageMaker built-in XGBoost algorithm's semantics."""
+
+    @abc.abstractmethod
+    def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
+        """Train and write ``model.tar.gz`` under ``spec.output_uri``.
+
+        Args:
+            spec: what to train.
+            log: receives progress lines (job status, per-round metrics).
+
+        Returns:
+            The finished job with its artifact's URI and sha256.
+
+        Raises:
+            TrainingFailed: the job failed or was stopped (with the reason), or timed out.
+            ConfigError: the hyperparameters were rejected.
+        """
+
+
+PENDING = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+@dataclass(frozen=True)
+class PackageVersion:
+    """One registered version of a model: its artifact, metrics, lineage and approval status."""
+
+    group: str
+    version: int
+    status: str
+    package_id: str  # local: "local:<group>/<version>"; SageMaker: the model package ARN
+    artifact_uri: str
+    artifact_sha256: str
+    image: str
+    container_version: str
+    xgboost_version: str
+    hyperparameters: dict[str, Any] = field(repr=False)
+    metrics: dict[str, Any] = field(repr=False)
+    data_sha256: str
+    dataset_id: str
+    lineage: Lineage
+    created_at: str
+    training_job: str = ""
+    description: str = ""
+    status_by: str | None = None
+    status_at: str | None = None
+    status_note: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.group} v{self.version}"
+
+    def _repr_markdown_(self) -> str:
+        return (f"**{self.label}** registered as `{self.status}` (tree `{(self.lineage.tree_hash or '-')[:12]}`, "
+                f"commit `{(self.lineage.git_commit or '-')[:12]}`, branch `{self.lineage.branch}`); "
+                f"artifact `{self.artifact_uri}`")
+
+
+class Registry(abc.ABC):
+    """Model package groups holding numbered versions with an approval status.
+
+    Implementations store and fetch; the approval rules (what may change to what) live here, once.
+    """
+
+    @abc.abstractmethod
+    def register(self, group: str, *, training: TrainingResult, metrics: dict[str, Any], data_sha256: str,
+                 dataset_id: str, lineage: Lineage, description: str = "",
+                 report: dict[str, Any] | None = None) -> PackageVersion:
+        """Register a new version (status PendingManualApproval), creating the group if needed.
+
+        Args:
+            group: the model name.
+            training: the training job whose artifact this version packages.
+            metrics: test metrics (and the baseline's).
+            data_sha256: sha256 of the raw data trained on.
+            dataset_id: the gathered dataset's id.
+            lineage: git commit, branch, model-folder tree hash, notebook artifact.
+            description: free text.
+            report: the full evaluation report (SageMaker uploads it as the package's ModelMetrics).
+
+        Returns:
+            The new version; versions number 1, 2, ... without gaps even under concurrent registration.
+
+        Raises:
+            RegistryError: the registration could not be stored.
+        """
+
+    @abc.abstractmethod
+    def get(self, group: str, version: int) -> PackageVersion:
+        """One version.
+
+        Raises:
+            RegistryError: no such group or version (the message lists what exists).
+        """
+
+    @abc.abstractmethod
+    def versions(self, group: str, status: str | None = None) -> list[PackageVersion]:
+        """The group's versions, newest first, optionally only those with ``status`` (empty if no group)."""
+
+    @abc.abstractmethod
+    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None,
+                    expected: str) -> PackageVersion:
+        """Store a status change, only if the stored status is still ``expected`` (else RegistryError)."""
+
+    def approve(self, group: str, version: int, *, by: str, note: str | None = None) -> PackageVersion:
+        """Approve a pending version, recording who, when and why.
+
+        Raises:
+            RegistryError: no such version, or it was rejected (a rejected version is never revived).
+        """
+        package = self.get(group, version)
+        if package.status == APPROVED:
+            return package
+        if package.status == REJECTED:
+            raise RegistryError(
+                f"{package.label} was rejected by {package.status_by} at {package.status_at}"
+                f"{f' ({package.status_note})' if package.status_note else ''} and cannot be approved. "
+                f"Fix: train and register a new version."
+            )
+        return self._set_status(package, APPROVED, by=_who(by), note=note, expected=package.status)
+
+    def reject(self, group: str, version: int, *, by: str, note: str | None = None) -> PackageVersion:
+        """Reject a version (pending, or approved but not wanted any more), recording who, when and why.
+
+        Raises:
+            RegistryError: no such version.
+        """
+        package = self.get(group, version)
+        if package.status == REJECTED:
+            return package
+        return self._set_status(package, REJECTED, by=_who(by), note=note, expected=package.status)
+
+    def latest(self, group: str, status: str | None = None) -> PackageVersion | None:
+        found = self.versions(group, status)
+        return found[0] if found else None
+
+
+class Backend(abc.ABC):
+    """One backend: a store, a trainer, a registry and endpoints, chosen by name (see ``get_backend``)."""
 
     name: str = ""
 
     def __init__(self, store: Store):
         self.store = store
 
+    @property
+    @abc.abstractmethod
+    def trainer(self) -> Trainer:
+        """This backend's trainer (built on first use)."""
+
+    @property
+    @abc.abstractmethod
+    def registry(self) -> Registry:
+        """This backend's model registry (built on first use)."""
+
+    @abc.abstractmethod
+    def image_uri(self, container_version: str) -> str:
+        """The SageMaker built-in XGBoost image for a container version (what packages record and serve)."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} store={self.store.uri()!r}>"
+
+
+def _who(by: str) -> str:
+    by = (by or "").strip()
+    if not by:
+        raise RegistryError("an approval or rejection needs the name of who made it. Fix: pass --by NAME.")
+    return by

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from modelops import settings
@@ -10,13 +11,34 @@ from modelops.backends.local.store import LocalStore
 
 
 class LocalBackend(Backend):
-    """Everything under ``home`` (default ``$MODELOPS_HOME`` or ``.modelops/`` at the project root)."""
+    """Everything under ``home`` (default ``$MODELOPS_HOME`` or ``.modelops/`` at the project root)::
+
+        home/store/       datasets, training outputs (model.tar.gz, logs), evaluation reports
+        home/registry.db  model package groups and versions (SQLite)
+        home/cache/       downloads, by sha256
+    """
 
     name = "local"
 
     def __init__(self, home: Path | None = None):
         self.home = Path(home).resolve() if home else settings.modelops_home()
         super().__init__(LocalStore(self.home / "store"))
+
+    @cached_property
+    def trainer(self):
+        from modelops.backends.local.trainer import LocalTrainer
+
+        return LocalTrainer(self.store, self.image_uri)
+
+    @cached_property
+    def registry(self):
+        from modelops.backends.local.registry import LocalRegistry
+
+        return LocalRegistry(self.home / "registry.db")
+
+    def image_uri(self, container_version: str) -> str:
+        # No container runs locally; record which SageMaker image the artifact is meant for.
+        return f"local/sagemaker-xgboost:{container_version}"
 
 
 def build(**options) -> LocalBackend:

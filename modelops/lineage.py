@@ -1,0 +1,98 @@
+"""Lineage: which code a model came from — git commit, branch and the git tree hash of its model folder.
+
+The tree hash identifies the model folder's content, not the commit: a squash or rebase merge to main
+creates new commits but the same folder tree, so deploy still finds the package that was reviewed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from modelops.errors import ChangeDetectionError
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model package came from."""
+
+    git_commit: str | None = None
+    branch: str | None = None
+    tree_hash: str | None = None  # git tree hash of the model folder as it was when trained
+    dirty: bool = False  # the folder differed from the commit (uncommitted changes)
+    model_folder: str | None = None
+    notebook_artifact: str | None = None  # the executed train_register notebook, relative to the artifacts root
+    ci_build_url: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def git(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> str:
+    """Run git and return its stripped stdout.
+
+    Raises:
+        ChangeDetectionError: git failed (the message carries git's own).
+    """
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                env={**os.environ, **(env or {})})
+    except FileNotFoundError as exc:
+        raise ChangeDetectionError("git is not installed. Fix: install git.") from exc
+    if check and result.returncode != 0:
+        raise ChangeDetectionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def repository_root(path: Path) -> Path | None:
+    result = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def committed_tree_hash(folder: Path, revision: str = "HEAD") -> str | None:
+    """The tree hash of ``folder`` at ``revision`` (None if the folder does not exist there)."""
+    root = repository_root(folder)
+    if root is None:
+        return None
+    relative = Path(folder).resolve().relative_to(root.resolve()).as_posix()
+    return git("rev-parse", "--verify", "--quiet", f"{revision}:{relative}", cwd=root, check=False) or None
+
+
+def working_tree_hash(folder: Path) -> str | None:
+    """The tree hash ``folder`` would have if committed as it is now (ignored files left out).
+
+    Built in a throw-away index, so the repository's own index and working tree are untouched.
+    """
+    root = repository_root(folder)
+    if root is None:
+        return None
+    relative = Path(folder).resolve().relative_to(root.resolve()).as_posix()
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git("add", "--all", "--", relative, cwd=root, env=env)
+        return git("write-tree", f"--prefix={relative}/", cwd=root, env=env)
+
+
+def model_lineage(folder: Path, *, notebook_artifact: str | None = None) -> Lineage:
+    """The lineage of a model trained from ``folder`` now (empty fields outside a git repository)."""
+    folder = Path(folder).resolve()
+    root = repository_root(folder)
+    if root is None:
+        return Lineage(model_folder=folder.name, notebook_artifact=notebook_artifact,
+                       ci_build_url=os.environ.get("CIRCLE_BUILD_URL"))
+    commit = git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False) or None
+    # CircleCI checks out a detached HEAD: its branch comes from the environment.
+    branch = os.environ.get("CIRCLE_BRANCH") or git("rev-parse", "--abbrev-ref", "HEAD", cwd=root, check=False)
+    tree = working_tree_hash(folder)
+    return Lineage(
+        git_commit=commit,
+        branch=None if branch in ("", "HEAD") else branch,
+        tree_hash=tree,
+        dirty=commit is None or tree != committed_tree_hash(folder),
+        model_folder=folder.relative_to(root.resolve()).as_posix(),
+        notebook_artifact=notebook_artifact,
+        ci_build_url=os.environ.get("CIRCLE_BUILD_URL"),
+    )

@@ -1,0 +1,147 @@
+"""The registry contract: every backend's registry must pass this suite (local: SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from modelops.backends.base import APPROVED, PENDING, REJECTED, TrainingResult
+from modelops.errors import RegistryError
+from modelops.lineage import Lineage
+
+GROUP = "abalone-model"
+
+
+def training(job: str = "job-1", sha: str = "a" * 64) -> TrainingResult:
+    return TrainingResult(job_name=job, artifact_uri=f"file:///tmp/{job}/model.tar.gz", artifact_sha256=sha,
+                          image="local/sagemaker-xgboost:3.2-0", container_version="3.2-0", xgboost_version="3.2.0",
+                          hyperparameters={"num_round": 5, "objective": "reg:squarederror"}, eval_metric="rmse",
+                          curves={"validation": [1.0]}, rounds=5, best_iteration=None, duration_seconds=0.1)
+
+
+def register(registry, tree="t" * 40, **kwargs):
+    return registry.register(GROUP, training=kwargs.pop("training", training()), metrics={"rmse": 2.1, "r2": 0.5},
+                             data_sha256="d" * 64, dataset_id="ds1",
+                             lineage=Lineage(git_commit="c" * 40, branch="feature", tree_hash=tree,
+                                             notebook_artifact="abalone_model/train_register.html"), **kwargs)
+
+
+def build_local(tmp_path):
+    from modelops.backends.local.registry import LocalRegistry
+
+    return LocalRegistry(tmp_path / "registry.db")
+
+
+BUILDERS = {"local": build_local}
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def registry(request, tmp_path):
+    return BUILDERS[request.param](tmp_path)
+
+
+def test_register_creates_pending_versions_in_order(registry):
+    first = register(registry)
+    second = register(registry, tree="u" * 40, training=training("job-2", "b" * 64))
+    assert (first.version, second.version) == (1, 2)
+    assert first.status == second.status == PENDING
+    assert second.artifact_sha256 == "b" * 64 and second.lineage.tree_hash == "u" * 40
+    assert second.lineage.notebook_artifact == "abalone_model/train_register.html"
+    assert second.metrics == {"rmse": 2.1, "r2": 0.5} and second.hyperparameters["num_round"] == 5
+    assert [p.version for p in registry.versions(GROUP)] == [2, 1]
+    assert registry.get(GROUP, 1) == first
+    assert registry.versions("no-such-group") == []
+
+
+def test_approve_records_who_when_why(registry):
+    register(registry)
+    approved = registry.approve(GROUP, 1, by="alice", note="rmse fine")
+    assert approved.status == APPROVED and approved.status_by == "alice" and approved.status_note == "rmse fine"
+    assert approved.status_at
+    assert registry.approve(GROUP, 1, by="bob").status_by == "alice"  # approving twice changes nothing
+    assert [p.version for p in registry.versions(GROUP, APPROVED)] == [1]
+    assert registry.versions(GROUP, PENDING) == []
+
+
+def test_rejected_version_cannot_be_approved(registry):
+    register(registry)
+    registry.reject(GROUP, 1, by="bob", note="leaks the target")
+    with pytest.raises(RegistryError, match=r"v1 was rejected by bob .*\(leaks the target\).*train and register"):
+        registry.approve(GROUP, 1, by="alice")
+    assert registry.get(GROUP, 1).status == REJECTED
+
+
+def test_approved_version_can_be_rejected_later(registry):
+    register(registry)
+    registry.approve(GROUP, 1, by="alice")
+    assert registry.reject(GROUP, 1, by="carol", note="found a bug").status == REJECTED
+
+
+def test_missing_version_lists_what_exists(registry):
+    register(registry)
+    with pytest.raises(RegistryError, match=r"has no version 7 \(its versions are \[1\]\)"):
+        registry.approve(GROUP, 7, by="alice")
+    with pytest.raises(RegistryError, match="has no versions yet"):
+        registry.get("churn-model", 1)
+
+
+def test_decision_needs_a_name(registry):
+    register(registry)
+    with pytest.raises(RegistryError, match="--by NAME"):
+        registry.approve(GROUP, 1, by="  ")
+
+
+def _register_many(path, count, queue):
+    from modelops.backends.local.registry import LocalRegistry
+
+    registry = LocalRegistry(path)
+    queue.put([register(registry).version for _ in range(count)])
+
+
+def test_concurrent_registrations_from_two_processes_lose_nothing(tmp_path):
+    path = tmp_path / "registry.db"
+    build_local(tmp_path)  # create the schema once
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_register_many, args=(path, 15, queue)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    got = sorted(queue.get(timeout=120) + queue.get(timeout=120))
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert got == list(range(1, 31))
+    assert [p.version for p in build_local(tmp_path).versions(GROUP)] == list(range(30, 0, -1))
+
+
+def _approve_while_registering(path, queue):
+    from modelops.backends.local.registry import LocalRegistry
+
+    registry = LocalRegistry(path)
+    queue.put([registry.approve(GROUP, v, by="racer").status for v in range(1, 6)])
+
+
+def test_approval_racing_new_registrations(tmp_path):
+    registry = build_local(tmp_path)
+    for _ in range(5):
+        register(registry)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    approver = context.Process(target=_approve_while_registering, args=(tmp_path / "registry.db", queue))
+    approver.start()
+    for _ in range(10):
+        register(registry)
+    assert queue.get(timeout=120) == [APPROVED] * 5
+    approver.join(timeout=60)
+    versions = registry.versions(GROUP)
+    assert len(versions) == 15 and {p.version for p in versions} == set(range(1, 16))
+    assert {p.version for p in versions if p.status == APPROVED} == {1, 2, 3, 4, 5}
+
+
+def test_local_registry_keeps_an_audit_trail(tmp_path):
+    registry = build_local(tmp_path)
+    register(registry)
+    registry.approve(GROUP, 1, by="alice", note="ok")
+    assert [(e["action"], e["by"]) for e in registry.events(GROUP)] == [("registered", "feature"),
+                                                                         (APPROVED, "alice")]
