@@ -95,7 +95,7 @@ class Artifacts:
     def _write_metrics(self, model: str, runs: list[NotebookRun]) -> None:
         merged: dict = {}
         for run in runs:
-            if run.model == model and run.status == "passed":
+            if run.model == model and run.status in ("passed", "skipped"):
                 merged.update(run.scraps)
         atomic.write_json(self.model_dir(model) / "metrics.json", merged)
 
@@ -127,14 +127,6 @@ def export_html(ipynb: Path, html: Path) -> Path:
     return atomic.write_text(html, body)
 
 
-def read_scraps(ipynb: Path) -> dict:
-    """The JSON scraps a notebook glued (figures, which are display-only, are left out)."""
-    import scrapbook
-
-    scraps = scrapbook.read_notebook(str(ipynb)).scraps
-    return {name: scrap.data for name, scrap in scraps.items() if scrap.encoder != "display" and scrap.data is not None}
-
-
 @lru_cache(maxsize=1)
 def _html_exporter():
     from nbconvert import HTMLExporter
@@ -146,7 +138,7 @@ def render_summary(runs: list[NotebookRun]) -> str:
     lines = ["# Notebook runs", "", "| model | notebook | status | time (s) | headline | report |",
              "|---|---|---|---:|---|---|"]
     for run in sorted(runs, key=_order):
-        headline = ", ".join(f"{k}={_fmt(v)}" for k, v in run.headline.items()) or run.reason
+        headline = ", ".join(f"{k}={fmt(v)}" for k, v in run.headline.items()) or run.reason
         report = f"[html]({run.html})" if run.html else ""
         lines.append(f"| {run.model} | {run.notebook} | {run.status} | {run.duration:.1f} | {headline} | {report} |")
     failed = [r for r in runs if r.status == "failed"]
@@ -161,7 +153,7 @@ def render_index(runs: list[NotebookRun]) -> str:
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("ci", "templates"), autoescape=True)
-    environment.filters["fmt"] = _fmt
+    environment.filters["fmt"] = fmt
     return environment.get_template("index.html.j2").render(
         runs=sorted(runs, key=_order), generated=datetime.now(UTC).isoformat(timespec="seconds"),
         failed=[r for r in runs if r.status == "failed"],
@@ -175,7 +167,7 @@ def _order(run: NotebookRun) -> tuple:
     return run.model, order.get(run.notebook, 99), run.notebook
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

@@ -24,7 +24,7 @@ class ModelOutcome:
 
 
 def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: Artifacts,
-                 stages: tuple[str, ...] = ("gather",)) -> list[ModelOutcome]:
+                 stages: tuple[str, ...] = ("train",)) -> list[ModelOutcome]:
     """Run the stages for each model; a failing model does not stop the others.
 
     Returns:

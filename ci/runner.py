@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.artifacts import Artifacts, NotebookRun, export_html, read_scraps
+from ci.artifacts import Artifacts, NotebookRun, export_html
 from ci.models import ModelFolder
 from modelops import settings
 from modelops.errors import ConfigError, NotebookFailed
+from modelops.notebook import read_scraps
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +37,34 @@ class Step:
     cwd: Path
 
 
+#: The notebooks each stage runs, in order ("review" is the shared notebooks/review.ipynb).
+STAGES = {
+    "gather": ("gather_data",),
+    "train": ("gather_data", "train_register", "review"),
+    "deploy": ("deploy",),
+    "all": ("gather_data", "train_register", "review", "deploy"),
+}
+
+
 def stage_steps(folder: ModelFolder, stage: str) -> list[Step]:
     """The notebooks a stage runs for a model, in order.
 
     Raises:
         ConfigError: unknown stage, or a notebook the stage needs is missing.
     """
-    names = {"gather": ["gather_data"], "train": ["gather_data", "train_register"], "deploy": ["deploy"],
-             "all": ["gather_data", "train_register", "deploy"]}
-    if stage not in names:
-        raise ConfigError(f"unknown stage {stage!r}. Fix: use one of {sorted(names)}.")
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}. Fix: use one of {sorted(STAGES)}.")
     steps = []
-    for name in names[stage]:
-        path = folder.notebook(name)
+    for name in STAGES[stage]:
+        if name == "review":
+            path = folder.path.parent / "notebooks" / "review.ipynb"
+            cwd = path.parent
+        else:
+            path, cwd = folder.notebook(name), folder.path
         if not path.is_file():
-            raise ConfigError(f"{folder.name}/{name}.ipynb is missing, and stage {stage!r} runs it. Fix: restore it "
-                              f"(a copy of notebooks/templates/{name}.ipynb).")
-        steps.append(Step(name, path, folder.path))
+            raise ConfigError(f"{path} is missing, and stage {stage!r} runs it. Fix: restore it (model notebooks are "
+                              f"copies of notebooks/templates/{name}.ipynb).")
+        steps.append(Step(name, path, cwd))
     return steps
 
 
@@ -155,13 +167,52 @@ def run_stage(
         listing = "; ".join(f"{step}: {', '.join(d) or '(none)'}" for step, d in declared.items())
         raise ConfigError(f"parameter(s) {unknown} are declared by no notebook of stage {stage!r} "
                           f"({listing}). Fix: correct the name.")
-    common = {"backend": settings.backend_name(backend)}
+    backend = settings.backend_name(backend)
     runs = []
     for step in steps:
-        given = {**common, **parameters}
+        given = {**_runner_parameters(folder, step, backend, artifacts), **parameters}
+        if step.name == "gather_data" and stage != "gather":
+            dataset = _gathered(folder, backend, given)
+            if dataset is not None:
+                runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already gathered for "
+                                  f"data sha256 {dataset.raw_sha256[:12]}", scraps=dataset.scraps()))
+                continue
+        if step.name == "train_register" and "dataset" not in parameters:
+            dataset = _gathered(folder, backend, {**parameters})
+            given["dataset"] = dataset.manifest_uri if dataset else None
         runs.append(execute(folder.name, step, {k: v for k, v in given.items() if k in declared[step.name]},
                             artifacts, cell_timeout=cell_timeout))
     return runs
+
+
+def _runner_parameters(folder: ModelFolder, step: Step, backend: str, artifacts: Artifacts) -> dict[str, Any]:
+    """What the runner itself tells each notebook: the backend, and where things are."""
+    values: dict[str, Any] = {"backend": backend}
+    if step.name == "train_register":
+        values["notebook_artifact"] = f"{folder.name}/{step.name}.html"
+    if step.name == "review":
+        values.update(model_dir=str(folder.path), artifacts_dir=str(artifacts.root))
+    return values
+
+
+def _gathered(folder: ModelFolder, backend: str, parameters: dict[str, Any]):
+    """The dataset the gather notebook would write with these parameters, if it is already complete."""
+    from modelops.backends import get_backend
+    from modelops.datasets import gathered_dataset
+    from modelops.errors import ModelOpsError
+
+    pin_environment()
+    try:
+        return gathered_dataset(get_backend(backend).store, folder.config(), source=parameters.get("source"),
+                                seed=parameters.get("split_seed"), output=parameters.get("output"))
+    except ModelOpsError:
+        return None  # let the gather notebook run and show what is wrong
+
+
+def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dict | None = None) -> NotebookRun:
+    run = NotebookRun(model=model, notebook=step.name, status="skipped", reason=reason, scraps=scraps or {})
+    artifacts.record(run)
+    return run
 
 
 def pin_environment() -> None:

@@ -22,6 +22,11 @@ _LAZY = {
     "split_frame": "modelops.prepare",
     "glue_figure": "modelops.notebook",
     "glue_values": "modelops.notebook",
+    "glue_figures": "modelops.notebook",
+    "train_model": "modelops.training",
+    "evaluate_model": "modelops.evaluation",
+    "check_quality": "modelops.evaluation",
+    "register_model": "modelops.packages",
 }
 
 __all__ = ["ModelConfig", "ModelOpsError", "load_model_config", *_LAZY]

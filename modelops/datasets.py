@@ -241,3 +241,13 @@ def fetch_data(config: ModelConfig, source: str | None = None, **options) -> Fet
         candidate = config.folder / target
         target = str(candidate) if candidate.exists() else target
     return fetch_source(target, expected_sha256=config.data.sha256 if configured else None, **options)
+
+
+def gathered_dataset(store: Store, config: ModelConfig, *, source: str | None = None, seed: int | None = None,
+                     output: str | None = None) -> Dataset | None:
+    """The dataset gathering would produce from the current data, if it is already complete (else None).
+
+    Resolves the source (offline folder or cache first, so usually without a download) to learn its sha256.
+    """
+    raw = fetch_data(config, source, progress=False)
+    return find_dataset(store, config, raw.sha256, seed, output)

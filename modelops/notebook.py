@@ -33,7 +33,9 @@ def glue_values(values: dict[str, Any]) -> dict[str, Any]:
 
     plain = {name: to_plain(value) for name, value in values.items()}
     for name, value in plain.items():
-        sb.glue(name, value)
+        if value is None:
+            continue  # scrapbook has no null scrap; a missing scrap reads back as None
+        sb.glue(name, value, encoder="text" if isinstance(value, str) else "json")
     return plain
 
 
@@ -48,3 +50,17 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
+
+
+def glue_figures(figures: dict) -> None:
+    """Show and record several figures (``{scrap name: figure}``), in order."""
+    for name, figure in figures.items():
+        glue_figure(name, figure)
+
+
+def read_scraps(notebook) -> dict:
+    """The JSON scraps an executed notebook glued (figures, which are display-only, are left out)."""
+    import scrapbook
+
+    scraps = scrapbook.read_notebook(str(notebook)).scraps
+    return {name: s.data for name, s in scraps.items() if s.encoder != "display" and s.data is not None}

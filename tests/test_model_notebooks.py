@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+import yaml
 
 from ci.artifacts import Artifacts
-from ci.models import resolve_model_dir
+from ci.models import ModelFolder, resolve_model_dir
 from ci.runner import run_stage
+from modelops import get_backend
+from modelops.backends.base import PENDING
+from modelops.errors import NotebookFailed
 from tests.conftest import ROOT
+from tests.gitrepo import make_project
 
 EXPECTED_GATHER = {
     "abalone_model": {"rows_train": 2924, "rows_validation": 835, "rows_test": 418, "n_features": 10,
@@ -64,3 +69,56 @@ def test_gather_offline_without_data_points_at_the_fix(offline_home, tmp_path, m
         run_stage(resolve_model_dir(ROOT / "abalone_model"), "gather", artifacts=artifacts,
                   parameters={"source": f"http://127.0.0.1:{port}/abalone.data"})
     assert (tmp_path / "artifacts" / "abalone_model" / "gather_data.html").is_file()
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize(("model", "expected"), [
+    ("abalone_model", {"rmse": (2.0, 2.35), "r2": (0.5, 0.65), "baseline_rmse": (3.0, 3.4)}),
+    ("churn_model", {"auc": (0.95, 1.0), "accuracy": (0.9, 0.97), "baseline_auc": (0.5, 0.5)}),
+])
+def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, model, expected):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    folder = resolve_model_dir(ROOT / model)
+    runs = run_stage(folder, "train", backend="local", artifacts=artifacts)
+    assert [(r.notebook, r.status) for r in runs] == [
+        ("gather_data", "passed"), ("train_register", "passed"), ("review", "passed")]
+    metrics = artifacts.metrics(model)
+    for name, (low, high) in expected.items():
+        assert low <= metrics[name] <= high, (name, metrics[name])
+    assert metrics["quality_passed"] is True and metrics["version"] == 1
+    assert metrics["verdict"] == "APPROVE"
+    [package] = get_backend("local").registry.versions(folder.config().name)
+    assert package.status == PENDING and package.version == 1
+    assert package.lineage.notebook_artifact == f"{model}/train_register.html"
+    assert package.lineage.tree_hash and package.data_sha256 == metrics["data_sha256"]
+    assert package.metrics["rmse" if model == "abalone_model" else "auc"] == metrics[
+        "rmse" if model == "abalone_model" else "auc"]
+    train_html = tmp_path / "artifacts" / model / "train_register.html"
+    assert "quality gates passed" in train_html.read_text()
+    figures = 4 if model == "abalone_model" else 5  # curve + evaluation figures + feature importance
+    assert images(tmp_path / "artifacts" / model / "train_register.ipynb") == figures
+    assert images(tmp_path / "artifacts" / model / "review.ipynb") == figures
+
+    # Again: the data is unchanged, so gather is skipped; the new version is reviewed against an approved one.
+    get_backend("local").registry.approve(folder.config().name, 1, by="test")
+    runs = run_stage(folder, "train", backend="local", artifacts=artifacts)
+    assert [r.status for r in runs] == ["skipped", "passed", "passed"]
+    assert "already gathered" in runs[0].reason
+    assert artifacts.metrics(model)["champion_version"] == 1
+    assert artifacts.metrics(model)["verdict"] == "APPROVE"  # same data, same seed: the same model
+
+
+@pytest.mark.notebook
+def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path):
+    repo = make_project(tmp_path / "project")
+    config_path = repo.path / "abalone_model" / "model.yml"
+    raw = yaml.safe_load(config_path.read_text())
+    raw["quality"] = {"rmse": {"max": 1.0}}
+    config_path.write_text(yaml.safe_dump(raw))
+    artifacts = Artifacts(tmp_path / "artifacts")
+    expected = r"QualityGateFailed: abalone-model: quality gate failed \(rmse = 2\.17\d*, threshold <= 1\)"
+    with pytest.raises(NotebookFailed, match=expected):
+        run_stage(ModelFolder(repo.path / "abalone_model"), "train", artifacts=artifacts)
+    assert get_backend("local").registry.versions("abalone-model") == []
+    html = (tmp_path / "artifacts" / "abalone_model" / "train_register.html").read_text()
+    assert "1 of 1 quality gates FAILED" in html
