@@ -286,6 +286,107 @@ class Registry(abc.ABC):
         return found[0] if found else None
 
 
+IN_SERVICE = "InService"
+
+
+@dataclass(frozen=True)
+class ServedPackage:
+    """The package an endpoint serves (enough to serve it again on rollback without the registry)."""
+
+    version: int
+    package_id: str
+    artifact_uri: str
+    artifact_sha256: str
+
+    @classmethod
+    def of(cls, package: PackageVersion) -> ServedPackage:
+        return cls(package.version, package.package_id, package.artifact_uri, package.artifact_sha256)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The result of a deploy or rollback."""
+
+    endpoint: str
+    version: int
+    previous_version: int | None
+    url: str | None  # where clients send requests (local: http://127.0.0.1:PORT/invocations)
+    status: str
+    changed: bool  # False when the requested version was already live
+    message: str
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.endpoint}**: {self.message} (`{self.url}`)"
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    """What an endpoint is doing now."""
+
+    name: str
+    status: str  # InService | Creating | Updating | Failed | Down | Stopped
+    version: int | None
+    previous_version: int | None
+    url: str | None
+    started_at: str | None = None
+    uptime_seconds: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # backend specifics: pid, port, log, endpoint config
+    message: str = ""
+
+
+class Endpoints(abc.ABC):
+    """Real-time endpoints speaking the SageMaker XGBoost container's protocol."""
+
+    @abc.abstractmethod
+    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
+               instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
+        """Create the endpoint serving ``package``, or switch an existing one to it, and wait until in service.
+
+        The caller has already checked that ``package`` is approved. The artifact's sha256 is checked
+        against ``package.artifact_sha256`` before it is served.
+
+        Returns:
+            The deployment; its ``previous_version`` is what served before.
+
+        Raises:
+            EndpointFailed: the endpoint failed or timed out; the message says what serves now (the previous
+                version, when there was one) and where the evidence is (log, FailureReason).
+        """
+
+    @abc.abstractmethod
+    def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
+        """Switch the endpoint back to the version it served before the last deploy.
+
+        Raises:
+            EndpointFailed: no such endpoint, nothing to roll back to, or the switch failed.
+        """
+
+    @abc.abstractmethod
+    def status(self, name: str) -> EndpointStatus | None:
+        """The endpoint's current status (None if this project never created it)."""
+
+    @abc.abstractmethod
+    def list(self) -> list[EndpointStatus]:
+        """Every endpoint this project created, by name."""
+
+    @abc.abstractmethod
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+        """Send one request to the endpoint and return the response body.
+
+        Raises:
+            EndpointFailed: the endpoint is down (with how to restart it) or answered with an error (its
+                status and message).
+        """
+
+    @abc.abstractmethod
+    def stop(self, name: str) -> None:
+        """Stop serving and remove what this project created for the endpoint (and nothing else).
+
+        Raises:
+            EndpointFailed: no such endpoint.
+        """
+
+
 class Backend(abc.ABC):
     """One backend: a store, a trainer, a registry and endpoints, chosen by name (see ``get_backend``)."""
 
