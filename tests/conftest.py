@@ -46,7 +46,18 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("MODELOPS_HOME", str(home))
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))
     monkeypatch.delenv("MODELOPS_BACKEND", raising=False)
-    return home
+    yield home
+    stop_endpoints(home)
+
+
+def stop_endpoints(home: Path) -> None:
+    """Stop every endpoint server a test started under ``home`` (they run detached from the test)."""
+    from modelops.backends.local.endpoints import STOPPED, LocalEndpoints
+
+    endpoints = LocalEndpoints(home)
+    for status in endpoints.list():
+        if status.status != STOPPED and status.detail.get("pid"):
+            endpoints.stop(status.name)
 
 
 @pytest.fixture

@@ -405,6 +405,11 @@ class Backend(abc.ABC):
     def registry(self) -> Registry:
         """This backend's model registry (built on first use)."""
 
+    @property
+    @abc.abstractmethod
+    def endpoints(self) -> Endpoints:
+        """This backend's endpoints (built on first use)."""
+
     @abc.abstractmethod
     def image_uri(self, container_version: str) -> str:
         """The SageMaker built-in XGBoost image for a container version (what packages record and serve)."""

@@ -15,6 +15,7 @@ class LocalBackend(Backend):
 
         home/store/       datasets, training outputs (model.tar.gz, logs), evaluation reports
         home/registry.db  model package groups and versions (SQLite)
+        home/endpoints/   one folder per endpoint: its record (pid, port, versions) and server log
         home/cache/       downloads, by sha256
     """
 
@@ -35,6 +36,12 @@ class LocalBackend(Backend):
         from modelops.backends.local.registry import LocalRegistry
 
         return LocalRegistry(self.home / "registry.db")
+
+    @cached_property
+    def endpoints(self):
+        from modelops.backends.local.endpoints import LocalEndpoints
+
+        return LocalEndpoints(self.home)
 
     def image_uri(self, container_version: str) -> str:
         # No container runs locally; record which SageMaker image the artifact is meant for.

@@ -1,0 +1,1 @@
+"""Local inference servers speaking the SageMaker XGBoost container's protocol."""

@@ -1,0 +1,202 @@
+"""The inference server: an ASGI app serving one model with the SageMaker container's routes.
+
+Routes: ``GET /ping`` (200 once a model is loaded), ``POST /invocations`` (predictions), ``GET /-/status``
+(name, version, counters) and ``POST /-/load`` (swap in another model; needs the admin token). A swap loads,
+checks (sha256) and warms the new model before switching one reference, so requests in flight finish on
+the model they started with and none fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from modelops.serving import protocol
+from modelops.serving.protocol import RequestError
+
+log = logging.getLogger("modelops.serving")
+
+#: SageMaker real-time endpoints accept payloads up to 6 MB.
+DEFAULT_MAX_BODY = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A booster ready to serve, with the package it came from."""
+
+    booster: object
+    version: int
+    package_id: str
+    sha256: str
+    n_features: int
+    loaded_at: str
+
+
+def load_model(artifact_uri: str, sha256: str, version: int, package_id: str) -> LoadedModel:
+    """Read model.tar.gz, refuse it unless its sha256 is the registered one, load it and warm it up.
+
+    Raises:
+        RequestError: 409 with what is wrong (missing file, checksum mismatch, unreadable model).
+    """
+    from modelops.errors import StoreError
+    from modelops.training import unpack_model
+
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme not in ("", "file"):
+        raise RequestError(409, f"the local server can only load file:// artifacts, not {artifact_uri}")
+    path = Path(unquote(parsed.path) if parsed.scheme else artifact_uri)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RequestError(409, f"cannot read {path}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise RequestError(409, f"{path} has sha256 {actual} but the registry recorded {sha256}: refusing to serve "
+                                f"a changed or damaged artifact")
+    try:
+        booster = unpack_model(data, source=str(path))
+    except StoreError as exc:
+        raise RequestError(409, str(exc)) from exc
+    threads = int(os.environ.get("MODELOPS_SERVE_THREADS", min(4, os.cpu_count() or 1)))
+    booster.set_param({"nthread": threads})
+    n_features = booster.num_features()
+    booster.inplace_predict(np.zeros((1, n_features)))  # warm up before the first real request
+    return LoadedModel(booster, int(version), package_id, sha256, n_features,
+                       datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class InferenceApp:
+    """ASGI application; one instance per endpoint process."""
+
+    def __init__(self, name: str, admin_token: str, *, max_body: int = DEFAULT_MAX_BODY):
+        self.name = name
+        self.model: LoadedModel | None = None
+        self._token = admin_token.encode()
+        self.max_body = max_body
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.counts: Counter = Counter()
+        self._swap = asyncio.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        route = (scope["method"], scope["path"])
+        try:
+            if route == ("POST", "/invocations"):
+                await self._invocations(scope, receive, send)
+            elif route == ("GET", "/ping"):
+                ok = self.model is not None
+                await _respond(send, 200 if ok else 503, b"" if ok else b"no model loaded\n")
+            elif route == ("GET", "/-/status"):
+                await _respond(send, 200, json.dumps(self.status()).encode(), "application/json")
+            elif route == ("POST", "/-/load"):
+                await self._load(scope, receive, send)
+            elif scope["path"] in ("/invocations", "/ping", "/-/status", "/-/load"):
+                await _respond(send, 405, f"method {scope['method']} not allowed on {scope['path']}\n".encode())
+            else:
+                await _respond(send, 404, f"no route {scope['path']}; use POST /invocations or GET /ping\n".encode())
+        except RequestError as exc:
+            self.counts[exc.status] += 1
+            await _respond(send, exc.status, (exc.message + "\n").encode())
+        except Exception:  # never let one request take the server down
+            log.exception("request to %s failed", scope["path"])
+            self.counts[500] += 1
+            await _respond(send, 500, b"internal error; see the endpoint's log\n")
+
+    async def _invocations(self, scope, receive, send):
+        model = self.model  # one read: a swap during this request does not affect it
+        if model is None:
+            raise RequestError(503, "no model loaded yet")
+        headers = _headers(scope)
+        kind = protocol.content_type(headers.get("content-type"))
+        answer = protocol.accept_type(headers.get("accept"))
+        body = await _read_body(receive, headers, self.max_body)
+        if not body.strip():
+            self.counts[204] += 1
+            await _respond(send, 204, b"")
+            return
+        features = protocol.parse(body, kind, model.n_features)
+        predictions = model.booster.inplace_predict(features)
+        self.counts[200] += 1
+        await _respond(send, 200, protocol.render(predictions, answer), answer)
+
+    async def _load(self, scope, receive, send):
+        headers = _headers(scope)
+        if not hmac.compare_digest(headers.get("x-modelops-token", "").encode(), self._token):
+            raise RequestError(403, "a valid X-Modelops-Token is needed to load a model")
+        try:
+            request = json.loads(await _read_body(receive, headers, 64 * 1024))
+            fields = [request[k] for k in ("artifact_uri", "artifact_sha256", "version", "package_id")]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RequestError(400, f"load needs JSON with artifact_uri, artifact_sha256, version, package_id "
+                                    f"({exc})") from exc
+        async with self._swap:
+            started = time.monotonic()
+            # Loading happens off the event loop, so requests keep being served by the current model.
+            model = await asyncio.to_thread(load_model, *fields)
+            previous, self.model = self.model, model
+        log.info("serving %s v%s (was %s) after %.3fs", self.name, model.version,
+                 previous.version if previous else None, time.monotonic() - started)
+        await _respond(send, 200, json.dumps(self.status()).encode(), "application/json")
+
+    def status(self) -> dict:
+        model = self.model
+        return {"name": self.name, "pid": os.getpid(), "started_at": self.started_at,
+                "version": model.version if model else None, "package_id": model.package_id if model else None,
+                "sha256": model.sha256 if model else None, "n_features": model.n_features if model else None,
+                "loaded_at": model.loaded_at if model else None,
+                "responses": {str(k): v for k, v in sorted(self.counts.items())}}
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_body(receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"request body of {int(declared):,} bytes is over the {limit:,}-byte limit; "
+                                f"send fewer rows per request")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"request body is over the {limit:,}-byte limit; send fewer rows per request")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"):
+    headers = [(b"content-length", str(len(body)).encode())]
+    if body:
+        headers.append((b"content-type", content_type.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

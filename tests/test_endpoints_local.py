@@ -1,0 +1,244 @@
+"""Local endpoints as real server processes on 127.0.0.1: protocol, swaps under load, failures, rollback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelops.backends.base import APPROVED, TrainingSpec
+from modelops.backends.local import LocalBackend
+from modelops.config import load_model_config
+from modelops.datasets import fetch_data, read_split, write_dataset
+from modelops.deploy import deploy_package, select_package, verify_endpoint
+from modelops.errors import EndpointFailed, NoApprovedPackage
+from modelops.evaluation import check_quality, evaluate_model
+from modelops.packages import register_model
+from modelops.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.serving.protocol import read_predictions, to_csv
+from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
+
+CONFIG = load_model_config(ROOT / "abalone_model")
+NAME = CONFIG.name
+
+
+class Served:
+    """A local backend in its own home with abalone packages v1..v3 (10, 20, 30 rounds), all approved."""
+
+    def __init__(self, home: Path):
+        os.environ["MODELOPS_DATA_DIR"] = str(SHARED_DATA)
+        self.ops = LocalBackend(home)
+        raw = fetch_data(CONFIG)
+        splits = split_frame(prepare_frame(read_raw(raw.path, CONFIG.data), CONFIG), CONFIG.split)
+        self.dataset = write_dataset(self.ops.store, CONFIG, raw, splits)
+        self.X, self.y = features_and_target(read_split(self.ops.store, self.dataset, "test"))
+        self.packages = [self.register(rounds) for rounds in (10, 20, 30)]
+
+    def register(self, rounds: int, approve: bool = True):
+        hyper = {**CONFIG.training.hyperparameters, "num_round": rounds}
+        spec = TrainingSpec(NAME, f"job-{rounds}-{time.monotonic_ns()}", "3.2-0", hyper,
+                            self.dataset.channel_uris["train"], self.dataset.channel_uris["validation"],
+                            self.ops.store.uri(NAME, "training", f"r{rounds}-{time.monotonic_ns()}"))
+        training = self.ops.trainer.train(spec, log=lambda line: None)
+        evaluation = evaluate_model(self.ops, CONFIG, self.dataset, training)
+        package = register_model(self.ops, CONFIG, self.dataset, training, evaluation,
+                                 check_quality(CONFIG, {"rmse": 0, "r2": 1}))
+        return self.ops.registry.approve(NAME, package.version, by="test") if approve else package
+
+    def record(self) -> dict:
+        return json.loads((self.ops.home / "endpoints" / NAME / "endpoint.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("served")
+    served = Served(home)
+    yield served
+    stop_endpoints(home)
+
+
+@pytest.fixture
+def live(served):
+    """The endpoint serving v1, whatever earlier tests did."""
+    served.ops.endpoints.deploy(NAME, served.packages[0], log=lambda line: None)
+    return served
+
+
+def request(served, method, path, body=None, headers=None):
+    record = served.record()
+    connection = http.client.HTTPConnection(record["host"], record["port"], timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+def test_protocol_over_http(live):
+    X = live.X
+    assert request(live, "GET", "/ping")[0] == 200
+    status, kind, body = request(live, "POST", "/invocations", to_csv(X[:1]), {"Content-Type": "text/csv"})
+    assert (status, kind) == (200, "text/csv") and len(read_predictions(body)) == 1
+    status, _, body = request(live, "POST", "/invocations", to_csv(X), {"Content-Type": "text/csv"})
+    expected = live.packages[0]
+    assert status == 200 and len(read_predictions(body)) == len(X)
+    libsvm = "".join(" ".join(f"{j}:{v!r}" for j, v in enumerate(row)) + "\n" for row in X[:3].tolist()).encode()
+    status, _, body_libsvm = request(live, "POST", "/invocations", libsvm, {"Content-Type": "text/libsvm"})
+    assert status == 200 and np.array_equal(read_predictions(body_libsvm), read_predictions(body)[:3])
+    status, kind, body = request(live, "POST", "/invocations", to_csv(X[:2]),
+                                 {"Content-Type": "text/csv", "Accept": "application/json"})
+    assert kind == "application/json" and len(json.loads(body)["predictions"]) == 2
+    status, kind, body = request(live, "POST", "/invocations", to_csv(X[:2]), {"Accept": "application/jsonlines"})
+    assert [set(json.loads(line)) for line in body.splitlines()] == [{"score"}, {"score"}]
+    assert expected.version == 1
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "message"), [
+    (b"1,2,3\n", {"Content-Type": "text/csv"}, 400, b"row 1 has 3 values but the model expects 10 features"),
+    (b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 400, b"row 1, column 10: 'x' is not a number"),
+    (b"1\n", {"Content-Type": "application/x-parquet"}, 415, b"unsupported Content-Type"),
+    (b"1\n", {"Accept": "text/html"}, 406, b"cannot answer in 'text/html'"),
+    (b"", {"Content-Type": "text/csv"}, 204, b""),
+    (b"0," * (7 * 1024 * 1024 // 2), {"Content-Type": "text/csv"}, 413, b"over the 6,291,456-byte limit"),
+])
+def test_bad_requests_get_a_status_and_a_message_and_the_server_stays_up(live, body, headers, status, message):
+    got, _, answer = request(live, "POST", "/invocations", body, headers)
+    assert got == status and message in answer
+    assert request(live, "GET", "/ping")[0] == 200
+
+
+def test_unknown_routes_and_methods(live):
+    assert request(live, "GET", "/nope")[0] == 404
+    assert request(live, "GET", "/invocations")[0] == 405
+    assert request(live, "POST", "/-/load", b"{}")[0] == 403  # no admin token
+    assert request(live, "POST", "/-/load", b"{}", {"X-Modelops-Token": "guess"})[0] == 403
+
+
+def test_binds_loopback_only(live):
+    port = live.record()["port"]
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = [line.split()[1] for line in listening if line.split()[3] == "0A"]  # state LISTEN
+    assert f"0100007F:{port:04X}" in local
+
+
+def test_swap_under_concurrent_load_fails_no_request(live):
+    body = to_csv(live.X[:5])
+    stop, failures, answers, sent = threading.Event(), [], set(), [0]
+
+    def client():
+        connection = http.client.HTTPConnection(live.record()["host"], live.record()["port"], timeout=30)
+        while not stop.is_set() and sent[0] < 50_000:
+            try:
+                connection.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+                response = connection.getresponse()
+                payload = response.read()
+                sent[0] += 1
+                if response.status != 200:
+                    failures.append((response.status, payload))
+                answers.add(payload)
+            except Exception as exc:  # a dropped connection is a failed request too
+                failures.append(repr(exc))
+                connection = http.client.HTTPConnection(live.record()["host"], live.record()["port"], timeout=30)
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    quiet = lambda line: None  # noqa: E731
+    live.ops.endpoints.deploy(NAME, live.packages[1], log=quiet)
+    live.ops.endpoints.deploy(NAME, live.packages[2], log=quiet)
+    live.ops.endpoints.rollback(NAME, log=quiet)
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert sent[0] > 200
+    assert len(answers) == 3  # every version answered some requests: v1, v2, v3 (v2 again after rollback)
+    status = live.ops.endpoints.status(NAME)
+    assert (status.version, status.previous_version) == (2, 3)
+
+
+def test_rollback_swaps_current_and_previous(live):
+    quiet = lambda line: None  # noqa: E731
+    live.ops.endpoints.deploy(NAME, live.packages[1], log=quiet)
+    back = live.ops.endpoints.rollback(NAME, log=quiet)
+    assert (back.version, back.previous_version) == (1, 2)
+    forward = live.ops.endpoints.rollback(NAME, log=quiet)
+    assert (forward.version, forward.previous_version) == (2, 1)
+
+
+def test_damaged_artifact_is_refused_and_the_previous_version_keeps_serving(served, tmp_path):
+    served.ops.endpoints.deploy(NAME, served.packages[0], log=lambda line: None)
+    damaged = served.register(40)
+    path = served.ops.store.path(damaged.artifact_uri)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(EndpointFailed, match=r"sha256 .* but the registry recorded .* v1 keeps serving"):
+        served.ops.endpoints.deploy(NAME, damaged, log=lambda line: None)
+    assert served.ops.endpoints.status(NAME).version == 1
+    assert len(read_predictions(served.ops.endpoints.invoke(NAME, to_csv(served.X[:3])))) == 3
+
+
+def test_a_killed_server_is_reported_down_and_deploy_restarts_it(served):
+    served.ops.endpoints.deploy(NAME, served.packages[0], log=lambda line: None)
+    record = served.record()
+    os.kill(record["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while served.ops.endpoints.status(NAME).status != "Down" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = served.ops.endpoints.status(NAME)
+    assert status.status == "Down" and "python -m ci deploy" in status.message
+    with pytest.raises(EndpointFailed, match=r"does not answer.*restart it with `python -m ci deploy"):
+        served.ops.endpoints.invoke(NAME, to_csv(served.X[:1]))
+    again = served.ops.endpoints.deploy(NAME, served.packages[0], log=lambda line: None)
+    assert again.status == "InService" and served.record()["port"] == record["port"]  # same port as before
+    assert len(read_predictions(served.ops.endpoints.invoke(NAME, to_csv(served.X[:1])))) == 1
+
+
+def test_package_selection_and_the_already_live_no_op(served):
+    registry = served.ops.registry
+    newest = served.register(15)
+    assert registry.latest(NAME, APPROVED) == newest
+    assert select_package(registry, CONFIG) == newest  # every package here was trained from this folder's tree
+    assert select_package(registry, CONFIG, version=1).version == 1
+    pending = served.register(5, approve=False)
+    with pytest.raises(NoApprovedPackage, match=rf"v{pending.version} is PendingManualApproval, not Approved"):
+        select_package(registry, CONFIG, version=pending.version)
+    deployed = deploy_package(served.ops, CONFIG, newest, log=lambda line: None)
+    again = deploy_package(served.ops, CONFIG, newest, log=lambda line: None)
+    assert deployed.version == again.version and not again.changed and "already live" in again.message
+    check = verify_endpoint(served.ops, CONFIG, newest)
+    assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
+
+
+def test_no_approved_package_for_this_revision(home, tmp_path):
+    from modelops.backends.local.registry import LocalRegistry
+    from modelops.lineage import Lineage
+    from tests.test_registry_contract import training
+
+    registry = LocalRegistry(tmp_path / "registry.db")
+    with pytest.raises(NoApprovedPackage, match=r"no approved package of abalone-model matches commit .*approved "
+                                                r"versions: none.*stage train.*ci approve"):
+        select_package(registry, CONFIG)
+    registry.register(NAME, training=training(), metrics={}, data_sha256="d", dataset_id="x",
+                      lineage=Lineage(tree_hash="0" * 40))
+    registry.approve(NAME, 1, by="test")
+    with pytest.raises(NoApprovedPackage, match=r"v1 \(tree 00000000\).*--latest-approved"):
+        select_package(registry, CONFIG)
+    assert select_package(registry, CONFIG, latest_approved=True).version == 1
+
+
+def test_rollback_needs_a_previous_version(home):
+    ops = LocalBackend()
+    with pytest.raises(EndpointFailed, match="no endpoint 'abalone-model' to roll back"):
+        ops.endpoints.rollback(NAME)
+    with pytest.raises(EndpointFailed, match="no endpoint 'abalone-model'"):
+        ops.endpoints.stop(NAME)
