@@ -161,9 +161,9 @@ def render_index(runs: list[NotebookRun]) -> str:
 
 
 def _order(run: NotebookRun) -> tuple:
-    from ci.models import NOTEBOOKS
+    from ci.runner import STAGES
 
-    order = {name: i for i, name in enumerate((*NOTEBOOKS, "review"))}
+    order = {name: i for i, name in enumerate(STAGES["all"])}
     return run.model, order.get(run.notebook, 99), run.notebook
 
 

@@ -69,23 +69,37 @@ def run(model_dir, stage, backend, parameters, cell_timeout, artifacts_dir) -> N
 
 @main.command()
 @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@click.option("--approve", "auto_approve", is_flag=True,
+              help="Approve each new version whose review verdict is APPROVE, then deploy it.")
+@click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
+@click.option("--no-deploy", is_flag=True, help="Stop after approval.")
 @_artifacts_option
-def pipeline(backend, artifacts_dir) -> None:
-    """Run the pipeline for every model folder of the project and print a summary table."""
-    from ci.models import discover_models
-    from ci.pipeline import run_pipeline
+def pipeline(backend, auto_approve, approver, no_deploy, artifacts_dir) -> None:
+    """Run the whole flow for every model: gather, train, review, approve, deploy, smoke request.
 
+    Without --approve it asks at a terminal, and elsewhere stops after review and prints the approve command.
+    """
+    import getpass
+    import os
+
+    from ci.models import discover_models
+    from ci.pipeline import run_pipeline, summary_table
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    approval = "auto" if auto_approve else ("prompt" if interactive else "stop")
     artifacts = _artifacts(artifacts_dir)
-    outcomes = run_pipeline(discover_models(), backend=backend, artifacts=artifacts)
-    for outcome in outcomes:
-        for notebook_run in outcome.runs:
-            metrics = ", ".join(f"{k}={fmt(v)}" for k, v in notebook_run.headline.items())
-            click.echo(f"{outcome.model:<16} {notebook_run.notebook:<16} {notebook_run.status:<7} {metrics}")
-        if outcome.error:
-            click.secho(f"{outcome.model:<16} failed: {outcome.error}", fg="red", err=True)
+    outcomes = run_pipeline(discover_models(), backend=backend, artifacts=artifacts, approval=approval,
+                            approver=approver or os.environ.get("CIRCLE_USERNAME") or getpass.getuser(),
+                            deploy=not no_deploy, confirm=lambda q: click.confirm(q, default=False),
+                            log=lambda line: click.echo(line, err=True))
+    click.echo(summary_table(outcomes))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
-    if not all(o.ok for o in outcomes):
-        sys.exit(1)
+    for outcome in outcomes:
+        if outcome.error:
+            click.secho(f"error: {outcome.model}: {outcome.error}", fg="red", err=True)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        sys.exit(max(o.exit_code for o in failed))
 
 
 def _model_and_backend(model_dir: str, backend: str | None):
@@ -145,3 +159,100 @@ def registry(model_dir, as_json, backend) -> None:
         metrics = "  ".join(f"{fmt(p.metrics.get(m, '-')):>8}" for m in gated)
         click.echo(f"{p.version:>7}  {p.status:<21} {p.created_at[:19]:<20} {(p.lineage.branch or '-')[:16]:<16} "
                    f"{(p.lineage.tree_hash or '-')[:8]:<8}  {metrics}  {p.status_by or ''}")
+
+
+def _backend_option(function):
+    return click.option("--backend", default=None,
+                        help="local | sagemaker (default: $MODELOPS_BACKEND or local).")(function)
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--version", type=int, default=None, help="Deploy this approved version (default: by lineage).")
+@click.option("--latest-approved", is_flag=True,
+              help="If no approved version matches this folder's git tree, deploy the newest approved one.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
+@_backend_option
+@_artifacts_option
+def deploy(model_dir, version, latest_approved, timeout, backend, artifacts_dir) -> None:
+    """Deploy the approved package of MODEL_DIR that matches its git tree (runs the deploy notebook)."""
+    from ci.models import resolve_model_dir
+    from ci.runner import run_stage
+
+    parameters = {"timeout": timeout}
+    if version is not None:
+        parameters["version"] = version
+    if latest_approved:
+        parameters["latest_approved"] = True
+    artifacts = _artifacts(artifacts_dir)
+    [run] = run_stage(resolve_model_dir(model_dir), "deploy", backend=backend, parameters=parameters,
+                      artifacts=artifacts)
+    scraps = run.scraps
+    state = "deployed" if scraps.get("deployed") else "already live"
+    click.echo(f"{run.model}: v{scraps.get('version')} {state} at {scraps.get('endpoint_url')} (previous: "
+               f"v{scraps.get('previous_version', '-')}); p50 {scraps.get('p50_latency_ms')} ms")
+    click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--csv", "csv_file", required=True, type=click.File("rb"),
+              help="Rows of features (no header, no label), or - for stdin.")
+@click.option("--content-type", default="text/csv", show_default=True, help="text/csv or text/libsvm.")
+@click.option("--accept", default="text/csv", show_default=True,
+              help="text/csv, application/json or application/jsonlines.")
+@_backend_option
+def invoke(model_dir, csv_file, content_type, accept, backend) -> None:
+    """Send rows to MODEL_DIR's endpoint and print its predictions."""
+    config, ops = _model_and_backend(model_dir, backend)
+    answer = ops.endpoints.invoke(config.name, csv_file.read(), content_type=content_type, accept=accept)
+    click.echo(answer.decode(), nl=False)
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
+@_backend_option
+def rollback(model_dir, timeout, backend) -> None:
+    """Switch MODEL_DIR's endpoint back to the version it served before."""
+    config, ops = _model_and_backend(model_dir, backend)
+    deployment = ops.endpoints.rollback(config.name, timeout=timeout, log=lambda line: None)
+    click.echo(deployment.message)
+
+
+@main.command()
+@click.argument("model_dir")
+@_backend_option
+def stop(model_dir, backend) -> None:
+    """Stop MODEL_DIR's endpoint (the record of its versions is kept for the next deploy)."""
+    config, ops = _model_and_backend(model_dir, backend)
+    ops.endpoints.stop(config.name)
+    click.echo(f"{config.name}: stopped")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_backend_option
+def endpoints(as_json, backend) -> None:
+    """List endpoints with status, version, URL and uptime."""
+    import dataclasses
+    import json
+
+    from ci.runner import pin_environment
+    from modelops.backends import get_backend
+
+    pin_environment()
+    found = get_backend(backend).endpoints.list()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(e) for e in found], indent=2, default=str))
+        return
+    if not found:
+        click.echo("no endpoints yet (python -m ci deploy MODEL_DIR)")
+        return
+    click.echo(f"{'endpoint':<24} {'status':<10} {'version':>7} {'previous':>8}  {'uptime':>8}  url")
+    for e in found:
+        uptime = f"{e.uptime_seconds:.0f}s" if e.uptime_seconds is not None else "-"
+        click.echo(f"{e.name:<24} {e.status:<10} {e.version or '-':>7} {e.previous_version or '-':>8}  {uptime:>8}  "
+                   f"{e.url or '-'}")
+        if e.message:
+            click.echo(f"{'':<24} {e.message}")

@@ -12,9 +12,6 @@ from modelops.settings import project_root
 
 FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-#: The notebooks of a model folder, in the order the pipeline runs them.
-NOTEBOOKS = ("gather_data", "train_register", "deploy")
-
 
 @dataclass(frozen=True)
 class ModelFolder:

@@ -270,7 +270,8 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
         where = f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "the kernel"
         raise NotebookFailed(
             f"{model}/{step.name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
-            f"Executed notebook: {html if run.html else output} (the failing cell is shown there)."
+            f"Executed notebook: {html if run.html else output} (the failing cell is shown there).",
+            cause=error["ename"],
         )
     return run
 

@@ -27,6 +27,10 @@ _LAZY = {
     "evaluate_model": "modelops.evaluation",
     "check_quality": "modelops.evaluation",
     "register_model": "modelops.packages",
+    "select_package": "modelops.deploy",
+    "deploy_package": "modelops.deploy",
+    "verify_endpoint": "modelops.deploy",
+    "measure_latency": "modelops.deploy",
 }
 
 __all__ = ["ModelConfig", "ModelOpsError", "load_model_config", *_LAZY]

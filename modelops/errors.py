@@ -59,6 +59,14 @@ class NotebookFailed(ModelOpsError):
 
     exit_code = 6
 
+    def __init__(self, message: str, *, cause: str | None = None):
+        super().__init__(message)
+        # When the notebook raised one of our own errors, exit with that error's code (e.g. 3 for a failed
+        # quality gate), so CI can tell a bad model from a broken notebook.
+        known = globals().get(cause or "")
+        if isinstance(known, type) and issubclass(known, ModelOpsError) and known is not NotebookFailed:
+            self.exit_code = known.exit_code
+
 
 class ChangeDetectionError(ModelOpsError):
     """Git could not tell which model folders changed (bad revision, not a repository)."""

@@ -158,3 +158,18 @@ def feature_importance(importance: pd.Series, top: int = 15) -> Figure:
     ax.set_xlabel(f"importance ({importance.name})")
     ax.set_title(f"Top {len(shown)} features")
     return figure
+
+
+def latency(measured) -> Figure:
+    """Single-row request latency through the endpoint: distribution with p50 and p99."""
+    figure = Figure(figsize=(7, 3.0), layout="constrained")
+    ax = figure.subplots()
+    ax.hist(measured.samples_ms, bins=40)
+    for value, label in ((measured.p50_ms, "p50"), (measured.p99_ms, "p99")):
+        ax.axvline(value, color="#c44e52", linestyle="--")
+        ax.annotate(f"{label} {value:.2f} ms", (value, ax.get_ylim()[1] * 0.9), rotation=90, ha="right")
+    ax.set_xlabel("ms per single-row request")
+    ax.set_ylabel("requests")
+    ax.set_title(f"{measured.calls} single-row calls; batch of {measured.batch_rows:,} rows at "
+                 f"{measured.rows_per_second:,.0f} rows/s")
+    return figure

@@ -71,11 +71,14 @@ def test_gather_offline_without_data_points_at_the_fix(offline_home, tmp_path, m
     assert (tmp_path / "artifacts" / "abalone_model" / "gather_data.html").is_file()
 
 
+EXPECTED_QUALITY = {
+    "abalone_model": {"rmse": (2.0, 2.35), "r2": (0.5, 0.65), "baseline_rmse": (3.0, 3.4)},
+    "churn_model": {"auc": (0.95, 1.0), "accuracy": (0.9, 0.97), "baseline_auc": (0.5, 0.5)},
+}
+
+
 @pytest.mark.notebook
-@pytest.mark.parametrize(("model", "expected"), [
-    ("abalone_model", {"rmse": (2.0, 2.35), "r2": (0.5, 0.65), "baseline_rmse": (3.0, 3.4)}),
-    ("churn_model", {"auc": (0.95, 1.0), "accuracy": (0.9, 0.97), "baseline_auc": (0.5, 0.5)}),
-])
+@pytest.mark.parametrize(("model", "expected"), [("abalone_model", EXPECTED_QUALITY["abalone_model"])])
 def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, model, expected):
     artifacts = Artifacts(tmp_path / "artifacts")
     folder = resolve_model_dir(ROOT / model)
@@ -122,3 +125,57 @@ def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path)
     assert get_backend("local").registry.versions("abalone-model") == []
     html = (tmp_path / "artifacts" / "abalone_model" / "train_register.html").read_text()
     assert "1 of 1 quality gates FAILED" in html
+
+
+@pytest.mark.notebook
+def test_pipeline_trains_approves_and_deploys_both_models(home, tmp_path):
+    from ci.models import discover_models
+    from ci.pipeline import run_pipeline, summary_table
+
+    artifacts = Artifacts(tmp_path / "artifacts")
+    outcomes = run_pipeline(discover_models(ROOT), backend="local", artifacts=artifacts, approval="auto",
+                            approver="ci-test", log=lambda line: None)
+    assert [(o.model, o.ok, o.version) for o in outcomes] == [("abalone_model", True, 1), ("churn_model", True, 1)]
+    for outcome in outcomes:
+        metrics = artifacts.metrics(outcome.model)
+        for name, (low, high) in EXPECTED_QUALITY[outcome.model].items():
+            assert low <= metrics[name] <= high, (outcome.model, name, metrics[name])
+        primary = "rmse" if outcome.model == "abalone_model" else "auc"
+        # The deploy notebook scored the test split through the endpoint: same answers, same metric.
+        assert metrics["predictions_identical"] is True and metrics["deployed"] is True
+        assert metrics[f"endpoint_{primary}"] == pytest.approx(metrics[primary], rel=1e-6)
+        assert metrics["p50_latency_ms"] > 0 and metrics["rows_per_second"] > 0
+        assert outcome.endpoint_url.startswith("http://127.0.0.1:") and outcome.smoke_prediction is not None
+        package = get_backend("local").registry.get(outcome.model.replace("_", "-"), 1)
+        assert package.status == "Approved" and package.status_by == "ci-test"
+        assert images(tmp_path / "artifacts" / outcome.model / "deploy.ipynb") == 1
+    table = summary_table(outcomes)
+    assert "abalone_model" in table and "rmse 2.171" in table and "auc 0.9796" in table
+
+    # Deploying again from the same tree is a no-op that says so.
+    again = run_stage(resolve_model_dir(ROOT / "abalone_model"), "deploy", artifacts=artifacts)
+    assert again[0].scraps["deployed"] is False
+
+
+@pytest.mark.notebook
+def test_pipeline_without_approval_stops_and_prints_the_command(home, tmp_path):
+    from ci.pipeline import run_pipeline
+
+    artifacts = Artifacts(tmp_path / "artifacts")
+    [outcome] = run_pipeline([resolve_model_dir(ROOT / "abalone_model")], backend="local", artifacts=artifacts,
+                             approval="stop", log=lambda line: None)
+    assert outcome.ok and outcome.endpoint_url is None
+    assert outcome.stopped == "awaiting approval: python -m ci approve abalone_model --version 1 --by NAME"
+    assert get_backend("local").registry.get("abalone-model", 1).status == PENDING
+    [declined] = run_pipeline([resolve_model_dir(ROOT / "abalone_model")], backend="local", artifacts=artifacts,
+                              approval="prompt", confirm=lambda question: False, log=lambda line: None)
+    assert declined.stopped.startswith("not approved") and declined.version == 2
+
+
+@pytest.mark.notebook
+def test_deploy_stage_without_an_approved_package_exits_4(home, tmp_path):
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with pytest.raises(NotebookFailed, match=r"NoApprovedPackage: no approved package of abalone-model") as failed:
+        run_stage(resolve_model_dir(ROOT / "abalone_model"), "deploy", artifacts=artifacts)
+    assert failed.value.exit_code == 4
+    assert (tmp_path / "artifacts" / "abalone_model" / "deploy.html").is_file()

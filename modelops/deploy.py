@@ -1,0 +1,164 @@
+"""Deploying above any backend: which package to serve, the switch, and checking what the endpoint answers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from modelops.backends.base import APPROVED, IN_SERVICE, Deployment, PackageVersion, Registry
+from modelops.config import ModelConfig
+from modelops.errors import EndpointFailed, NoApprovedPackage
+from modelops.lineage import model_lineage
+
+
+def select_package(registry: Registry, config: ModelConfig, *, version: int | None = None,
+                   latest_approved: bool = False) -> PackageVersion:
+    """The package to deploy: the approved one trained from this model folder's git tree.
+
+    Args:
+        registry: the backend's registry.
+        config: the model (its folder's tree hash is the revision's identity).
+        version: deploy exactly this version (it must be approved).
+        latest_approved: when no approved package matches the tree, take the newest approved one.
+
+    Raises:
+        NoApprovedPackage: nothing approved matches; the message names the revision and how to get one.
+    """
+    if version is not None:
+        package = registry.get(config.name, int(version))
+        if package.status != APPROVED:
+            raise NoApprovedPackage(f"{package.label} is {package.status}, not Approved. Fix: review it and "
+                                    f"`python -m ci approve {_folder(config)} --version {package.version} --by NAME`.")
+        return package
+    lineage = model_lineage(config.folder)
+    approved = registry.versions(config.name, APPROVED)
+    match = next((p for p in approved if lineage.tree_hash and p.lineage.tree_hash == lineage.tree_hash), None)
+    if match is not None:
+        return match
+    if latest_approved and approved:
+        return approved[0]
+    revision = f"commit {(lineage.git_commit or 'none')[:12]}" + (" with uncommitted changes" if lineage.dirty else "")
+    listing = ", ".join(f"v{p.version} (tree {(p.lineage.tree_hash or '-')[:8]})" for p in approved) or "none"
+    raise NoApprovedPackage(
+        f"no approved package of {config.name} matches {revision} (model folder {_folder(config)}/ tree "
+        f"{(lineage.tree_hash or '-')[:12]}); approved versions: {listing}. Fix: run the branch pipeline for this "
+        f"revision (`python -m ci run {_folder(config)} --stage train`), review and approve it (`python -m ci "
+        f"approve {_folder(config)} --by NAME`)" + (", or pass --latest-approved to deploy the newest approved "
+                                                   "version" if approved else "") + "."
+    )
+
+
+def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, timeout: float = 600,
+                   log=print) -> Deployment:
+    """Serve ``package`` on the model's endpoint; deploying the version already live is a no-op that says so.
+
+    Raises:
+        NoApprovedPackage: the package is not approved.
+        EndpointFailed: the switch failed or timed out (the previous version keeps serving).
+    """
+    if package.status != APPROVED:
+        raise NoApprovedPackage(f"{package.label} is {package.status}; only approved packages are deployed.")
+    current = backend.endpoints.status(config.name)
+    if current is not None and current.status == IN_SERVICE and current.version == package.version:
+        message = f"v{package.version} is already live on {config.name}; nothing to do"
+        log(message)
+        return Deployment(config.name, package.version, current.previous_version, current.url, IN_SERVICE, False,
+                          message)
+    return backend.endpoints.deploy(config.name, package, instance_type=config.endpoint.instance_type,
+                                    instance_count=config.endpoint.instance_count, timeout=timeout, log=log)
+
+
+@dataclass(frozen=True)
+class EndpointCheck:
+    """The endpoint's answers for the test split against in-process predictions of the same artifact."""
+
+    rows: int
+    identical: bool
+    max_abs_difference: float
+    metrics: dict[str, float]  # computed from the endpoint's answers
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"value": {"test rows sent": self.rows, "identical to in-process": self.identical,
+                                       "max |difference|": self.max_abs_difference,
+                                       **{f"{k} (from endpoint)": v for k, v in self.metrics.items()}}})
+
+
+def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> EndpointCheck:
+    """Send the package's held-out test rows through the endpoint and compare with the artifact in-process.
+
+    Raises:
+        EndpointFailed: the endpoint's predictions differ from the artifact's (it serves something else).
+    """
+    from modelops.evaluation import metrics_for
+    from modelops.prepare import features_and_target
+    from modelops.serving.protocol import read_predictions, to_csv
+    from modelops.training import load_artifact
+
+    X, y = features_and_target(_test_split(backend, config, package))
+    answered = read_predictions(backend.endpoints.invoke(config.name, to_csv(X)))
+    expected = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256).inplace_predict(X)
+    if answered.shape != expected.shape:
+        raise EndpointFailed(f"{config.name} answered {answered.shape[0]} predictions for {len(X)} rows.")
+    difference = float(np.max(np.abs(answered - expected))) if len(X) else 0.0
+    identical = bool(np.array_equal(answered.astype(np.float32), expected.astype(np.float32)))
+    if not identical:
+        raise EndpointFailed(f"{config.name}'s predictions differ from {package.label}'s artifact in-process (max "
+                             f"difference {difference:.3g}): the endpoint does not serve the reviewed model.")
+    return EndpointCheck(len(X), identical, difference,
+                         metrics_for(config.problem_type, y, answered, config.decision_threshold))
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Single-row call latency and batch throughput through the endpoint."""
+
+    calls: int
+    p50_ms: float
+    p99_ms: float
+    batch_rows: int
+    rows_per_second: float
+    samples_ms: tuple[float, ...]
+
+    def scraps(self) -> dict[str, float]:
+        return {"p50_latency_ms": round(self.p50_ms, 3), "p99_latency_ms": round(self.p99_ms, 3),
+                "rows_per_second": round(self.rows_per_second, 1), "batch_rows": self.batch_rows}
+
+
+def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, calls: int = 200,
+                    batch_rows: int = 10_000) -> Latency:
+    """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated)."""
+    from modelops.prepare import features_and_target
+    from modelops.serving.protocol import to_csv
+
+    X, _ = features_and_target(_test_split(backend, config, package))
+    bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
+    invoke = backend.endpoints.invoke
+    invoke(config.name, bodies[0])  # the first call opens the connection
+    samples = []
+    for body in bodies:
+        started = time.perf_counter()
+        invoke(config.name, body)
+        samples.append((time.perf_counter() - started) * 1000)
+    row_bytes = sum(map(len, bodies)) / len(bodies)
+    batch_rows = min(batch_rows, int(5_000_000 / row_bytes))  # stay under the endpoint's 6 MB request limit
+    batch = to_csv(np.resize(X, (batch_rows, X.shape[1])))
+    started = time.perf_counter()
+    invoke(config.name, batch)
+    elapsed = time.perf_counter() - started
+    return Latency(calls, float(np.percentile(samples, 50)), float(np.percentile(samples, 99)), batch_rows,
+                   batch_rows / elapsed, tuple(samples))
+
+
+def _test_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
+    from modelops.datasets import dataset_root, load_dataset, read_split
+
+    manifest = f"{dataset_root(backend.store, config, package.dataset_id)}/manifest.json"
+    dataset = load_dataset(backend.store, config, manifest if backend.store.exists(manifest) else None)
+    return read_split(backend.store, dataset, "test")
+
+
+def _folder(config: ModelConfig) -> str:
+    return config.folder.name if config.folder else "MODEL_DIR"
