@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci import freshness
 from ci.artifacts import Artifacts, NotebookRun, export_html
 from ci.models import ModelFolder
 from modelops import settings
+from modelops.backends import get_backend
 from modelops.errors import ConfigError, NotebookFailed
 from modelops.notebook import read_scraps
 
@@ -138,6 +140,7 @@ def run_stage(
     parameters: dict[str, Any] | None = None,
     artifacts: Artifacts,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    force: bool = False,
 ) -> list[NotebookRun]:
     """Execute a stage's notebooks for one model, stopping at the first failure.
 
@@ -148,9 +151,10 @@ def run_stage(
         parameters: extra papermill parameters, each given to the notebooks of the stage that declare it.
         artifacts: where executed notebooks, HTML, metrics and the run log go.
         cell_timeout: seconds a single cell may run.
+        force: run every notebook, even those whose inputs did not change (see ci.freshness).
 
     Returns:
-        The runs, in order.
+        The runs, in order (a skipped run says why).
 
     Raises:
         ConfigError: a parameter no notebook of the stage declares, a secret-looking parameter, a missing kernel.
@@ -168,6 +172,8 @@ def run_stage(
         raise ConfigError(f"parameter(s) {unknown} are declared by no notebook of stage {stage!r} "
                           f"({listing}). Fix: correct the name.")
     backend = settings.backend_name(backend)
+    pin_environment()
+    ops = get_backend(backend)
     runs = []
     for step in steps:
         given = {**_runner_parameters(folder, step, backend, artifacts), **parameters}
@@ -180,8 +186,15 @@ def run_stage(
         if step.name == "train_register" and "dataset" not in parameters:
             dataset = _gathered(folder, backend, {**parameters})
             given["dataset"] = dataset.manifest_uri if dataset else None
-        runs.append(execute(folder.name, step, {k: v for k, v in given.items() if k in declared[step.name]},
-                            artifacts, cell_timeout=cell_timeout))
+        passed = {k: v for k, v in given.items() if k in declared[step.name]}
+        inputs = None if force else freshness.inputs(step.name, folder, ops, passed, artifacts)
+        key = freshness.fingerprint(step.path, passed, inputs) if inputs is not None else None
+        reused = key and freshness.reusable(artifacts, folder.name, step.name, key, folder, ops)
+        if reused:
+            runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since {reused.started_at}",
+                              scraps=reused.scraps, previous=reused))
+            continue
+        runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key))
     return runs
 
 
@@ -197,7 +210,6 @@ def _runner_parameters(folder: ModelFolder, step: Step, backend: str, artifacts:
 
 def _gathered(folder: ModelFolder, backend: str, parameters: dict[str, Any]):
     """The dataset the gather notebook would write with these parameters, if it is already complete."""
-    from modelops.backends import get_backend
     from modelops.datasets import gathered_dataset
     from modelops.errors import ModelOpsError
 
@@ -209,8 +221,12 @@ def _gathered(folder: ModelFolder, backend: str, parameters: dict[str, Any]):
         return None  # let the gather notebook run and show what is wrong
 
 
-def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dict | None = None) -> NotebookRun:
+def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dict | None = None,
+          previous: NotebookRun | None = None) -> NotebookRun:
     run = NotebookRun(model=model, notebook=step.name, status="skipped", reason=reason, scraps=scraps or {})
+    if previous is not None:  # keep pointing at the executed notebook that is still current
+        run.ipynb, run.html, run.fingerprint, run.parameters = (previous.ipynb, previous.html, previous.fingerprint,
+                                                                previous.parameters)
     artifacts.record(run)
     return run
 
@@ -228,7 +244,7 @@ def pin_environment() -> None:
 
 
 def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artifacts, *,
-            cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookRun:
+            cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None) -> NotebookRun:
     """Execute one notebook with papermill; always leave the executed copy and its HTML.
 
     Raises:
@@ -242,13 +258,17 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in (output, html):
         stale.unlink(missing_ok=True)
-    run = NotebookRun(model=model, notebook=step.name, status="running", parameters=parameters)
+    run = NotebookRun(model=model, notebook=step.name, status="running", parameters=parameters,
+                      fingerprint=fingerprint)
     pin_environment()
     started = time.monotonic()
     error = None
     try:
         papermill.execute_notebook(
-            str(step.path), str(output), parameters=parameters, cwd=str(step.cwd), kernel_name=KERNEL_NAME,
+            # The kernel's working folder goes to nbclient as resources, not papermill's cwd=: that one is an
+            # os.chdir of this whole process, which breaks notebooks run from parallel threads.
+            str(step.path), str(output), parameters=parameters, resources={"metadata": {"path": str(step.cwd)}},
+            kernel_name=KERNEL_NAME,
             progress_bar=False, log_output=False, request_save_on_cell_execute=True, execution_timeout=cell_timeout,
             kernel_manager_class=_kernel_manager_class(),
         )
