@@ -48,6 +48,7 @@ class NotebookRun:
     scraps: dict = field(default_factory=dict)
     error: dict | None = None
     reason: str = ""
+    fingerprint: str | None = None  # hash of the run's inputs (see ci.freshness)
 
     @property
     def headline(self) -> dict:
@@ -85,6 +86,10 @@ class Artifacts:
         except (FileNotFoundError, ValueError, KeyError):
             return []
         return [NotebookRun(**r) for r in records]
+
+    def previous(self, model: str, notebook: str) -> NotebookRun | None:
+        """The last recorded run of a model's notebook."""
+        return next((r for r in self.runs() if (r.model, r.notebook) == (model, notebook)), None)
 
     def metrics(self, model: str) -> dict:
         try:

@@ -51,19 +51,21 @@ def _artifacts(path: str | None):
 @click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
               help="A notebook parameter (repeatable); values are read as YAML scalars.")
 @click.option("--timeout", "cell_timeout", default=1800, show_default=True, help="Seconds a single cell may run.")
+@click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
 @_artifacts_option
-def run(model_dir, stage, backend, parameters, cell_timeout, artifacts_dir) -> None:
+def run(model_dir, stage, backend, parameters, cell_timeout, force, artifacts_dir) -> None:
     """Execute MODEL_DIR's notebooks for STAGE with papermill and store the artifacts."""
     from ci.models import resolve_model_dir
     from ci.runner import parse_parameters, run_stage
 
     artifacts = _artifacts(artifacts_dir)
     runs = run_stage(resolve_model_dir(model_dir), stage, backend=backend, parameters=parse_parameters(parameters),
-                     artifacts=artifacts, cell_timeout=cell_timeout)
+                     artifacts=artifacts, cell_timeout=cell_timeout, force=force)
     for notebook_run in runs:
         metrics = ", ".join(f"{k}={fmt(v)}" for k, v in notebook_run.headline.items())
+        reason = f" [{notebook_run.reason}]" if notebook_run.reason else ""
         click.echo(f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
-                   f"({notebook_run.duration:.1f}s) {metrics}")
+                   f"({notebook_run.duration:.1f}s) {metrics}{reason}")
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
 
 
@@ -73,8 +75,9 @@ def run(model_dir, stage, backend, parameters, cell_timeout, artifacts_dir) -> N
               help="Approve each new version whose review verdict is APPROVE, then deploy it.")
 @click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
 @click.option("--no-deploy", is_flag=True, help="Stop after approval.")
+@click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
 @_artifacts_option
-def pipeline(backend, auto_approve, approver, no_deploy, artifacts_dir) -> None:
+def pipeline(backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
     """Run the whole flow for every model: gather, train, review, approve, deploy, smoke request.
 
     Without --approve it asks at a terminal, and elsewhere stops after review and prints the approve command.
@@ -90,7 +93,7 @@ def pipeline(backend, auto_approve, approver, no_deploy, artifacts_dir) -> None:
     artifacts = _artifacts(artifacts_dir)
     outcomes = run_pipeline(discover_models(), backend=backend, artifacts=artifacts, approval=approval,
                             approver=approver or os.environ.get("CIRCLE_USERNAME") or getpass.getuser(),
-                            deploy=not no_deploy, confirm=lambda q: click.confirm(q, default=False),
+                            deploy=not no_deploy, confirm=lambda q: click.confirm(q, default=False), force=force,
                             log=lambda line: click.echo(line, err=True))
     click.echo(summary_table(outcomes))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")

@@ -7,11 +7,13 @@ verdict is APPROVE), ``prompt`` (ask), or ``stop`` (print the approve command an
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ci.artifacts import Artifacts, NotebookRun
 from ci.models import ModelFolder
-from ci.runner import pin_environment, run_stage
+from ci.runner import run_stage
 from modelops.errors import ModelOpsError
 from modelops.review import PRIMARY_METRIC
 
@@ -36,8 +38,12 @@ class ModelOutcome:
 
 
 def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: Artifacts, approval: str = "stop",
-                 approver: str = "local-pipeline", deploy: bool = True, confirm=None, log=print) -> list[ModelOutcome]:
+                 approver: str = "local-pipeline", deploy: bool = True, confirm=None, force: bool = False,
+                 parallel: int | None = None, log=print) -> list[ModelOutcome]:
     """Run the whole flow for each model; a failing model does not stop the others.
+
+    Models train in parallel (their notebooks run in separate kernels), approvals are decided one model at
+    a time in the calling thread (so a prompt can ask), then the approved ones deploy in parallel.
 
     Args:
         models: the model folders to run.
@@ -46,57 +52,82 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         approval: ``auto``, ``prompt`` (calls ``confirm(question) -> bool``) or ``stop``.
         approver: recorded as who approved (``auto``/``prompt``).
         deploy: run the deploy stage after approval.
+        force: rerun notebooks whose inputs did not change.
+        parallel: models run at once (default: one per CPU, at most the number of models).
         log: receives progress lines.
 
     Returns:
-        One outcome per model.
+        One outcome per model, in the order given.
     """
-    outcomes = []
-    for folder in models:
-        outcome = ModelOutcome(folder.name)
-        try:
-            _run_model(folder, outcome, backend=backend, artifacts=artifacts, approval=approval, approver=approver,
-                       deploy=deploy, confirm=confirm, log=log)
-        except ModelOpsError as exc:
-            outcome.error, outcome.exit_code = str(exc), exc.exit_code
-        outcomes.append(outcome)
+    outcomes = [ModelOutcome(folder.name) for folder in models]
+    workers = max(1, min(len(models), parallel or os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
+                      zip(models, outcomes)))
+        approved = [(folder, outcome) for folder, outcome in zip(models, outcomes)
+                    if outcome.ok and _guarded(outcome, _approve, folder, backend, artifacts, approval, approver,
+                                               confirm, log)]
+        if deploy:
+            list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
     return outcomes
 
 
-def _run_model(folder: ModelFolder, outcome: ModelOutcome, *, backend, artifacts, approval, approver, deploy, confirm,
-               log) -> None:
-    from modelops.backends import get_backend
+def _guarded(outcome: ModelOutcome, step, folder: ModelFolder, *args):
+    """Run one step for one model, recording the project's errors on its outcome instead of raising."""
+    try:
+        return step(folder, outcome, *args)
+    except ModelOpsError as exc:
+        outcome.error, outcome.exit_code = str(exc), exc.exit_code
+        return None
 
+
+def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, force: bool, log) -> None:
     config = folder.config()
     log(f"{folder.name}: train stage")
-    outcome.runs += run_stage(folder, "train", backend=backend, artifacts=artifacts)
+    outcome.runs += run_stage(folder, "train", backend=backend, artifacts=artifacts, force=force)
     metrics = artifacts.metrics(folder.name)
     outcome.version = metrics["version"]
     primary = PRIMARY_METRIC[config.problem_type]
     outcome.metric = (primary, metrics[primary])
+    skipped = " (unchanged, not retrained)" if outcome.runs[-2].status == "skipped" else ""
+    log(f"{folder.name}: v{outcome.version}{skipped} ({primary} {metrics[primary]:.4g}); review: "
+        f"{metrics.get('verdict_line', '')}")
+
+
+def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approval: str, approver: str,
+             confirm, log) -> bool:
+    from modelops.backends import get_backend
+    from modelops.backends.base import APPROVED
+
+    config = folder.config()
+    metrics = artifacts.metrics(folder.name)
     verdict = metrics.get("verdict_line", "")
-    log(f"{folder.name}: registered v{outcome.version} ({primary} {metrics[primary]:.4g}); review: {verdict}")
-    pin_environment()
     registry = get_backend(backend).registry
+    if registry.get(config.name, outcome.version).status == APPROVED:
+        return True
     command = f"python -m ci approve {folder.name} --version {outcome.version} --by NAME"
     if approval == "auto" and metrics.get("verdict") != "APPROVE":
         outcome.stopped = f"not approved automatically (review: {verdict}); to approve anyway: {command}"
-        return
+        return False
     if approval == "prompt" and not confirm(f"Approve {config.name} v{outcome.version}? ({verdict})"):
         outcome.stopped = f"not approved; later: {command}"
-        return
+        return False
     if approval == "stop":
         outcome.stopped = f"awaiting approval: {command}"
-        return
+        return False
     registry.approve(config.name, outcome.version, by=approver, note=f"local pipeline ({approval}): {verdict}")
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
-    if not deploy:
-        return
+    return True
+
+
+def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, force: bool, log) -> None:
+    from modelops.backends import get_backend
+
     log(f"{folder.name}: deploy stage")
-    outcome.runs += run_stage(folder, "deploy", backend=backend, artifacts=artifacts)
+    outcome.runs += run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
     deployed = artifacts.metrics(folder.name)
     outcome.endpoint_url = deployed.get("endpoint_url")
-    outcome.smoke_prediction = smoke_invoke(get_backend(backend), config)
+    outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config())
     log(f"{folder.name}: v{deployed['version']} serving at {outcome.endpoint_url}; smoke request answered "
         f"{outcome.smoke_prediction:.4g}")
 

@@ -102,13 +102,28 @@ def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, mode
     assert images(tmp_path / "artifacts" / model / "train_register.ipynb") == figures
     assert images(tmp_path / "artifacts" / model / "review.ipynb") == figures
 
-    # Again: the data is unchanged, so gather is skipped; the new version is reviewed against an approved one.
-    get_backend("local").registry.approve(folder.config().name, 1, by="test")
+    # Again with nothing changed: nothing runs, and the summary says why.
     runs = run_stage(folder, "train", backend="local", artifacts=artifacts)
+    assert [r.status for r in runs] == ["skipped", "skipped", "skipped"]
+    assert "already gathered" in runs[0].reason and runs[1].reason.startswith("up to date: inputs unchanged")
+    assert runs[1].html == f"{model}/train_register.html" and artifacts.metrics(model)["version"] == 1
+
+    # Approving v1 changes nothing v1's review reads (its champion, excluding itself, is still none).
+    get_backend("local").registry.approve(folder.config().name, 1, by="test")
+    assert [r.status for r in run_stage(folder, "train", artifacts=artifacts)] == ["skipped"] * 3
+
+    # Forced: a new version, reviewed against the approved one.
+    runs = run_stage(folder, "train", backend="local", artifacts=artifacts, force=True)
     assert [r.status for r in runs] == ["skipped", "passed", "passed"]
-    assert "already gathered" in runs[0].reason
-    assert artifacts.metrics(model)["champion_version"] == 1
+    assert artifacts.metrics(model)["champion_version"] == 1 and artifacts.metrics(model)["version"] == 2
     assert artifacts.metrics(model)["verdict"] == "APPROVE"  # same data, same seed: the same model
+
+    # A registered version that disappeared from the registry is not trusted: train_register reruns.
+    import sqlite3
+
+    with sqlite3.connect(home / "registry.db") as db:
+        db.execute("DELETE FROM packages WHERE version = 2")
+    assert run_stage(folder, "train", artifacts=artifacts)[1].status == "passed"
 
 
 @pytest.mark.notebook
@@ -152,9 +167,15 @@ def test_pipeline_trains_approves_and_deploys_both_models(home, tmp_path):
     table = summary_table(outcomes)
     assert "abalone_model" in table and "rmse 2.171" in table and "auc 0.9796" in table
 
-    # Deploying again from the same tree is a no-op that says so.
-    again = run_stage(resolve_model_dir(ROOT / "abalone_model"), "deploy", artifacts=artifacts)
-    assert again[0].scraps["deployed"] is False
+    # Deploying again from the same tree: skipped while the endpoint serves it; forced, the notebook says so.
+    folder = resolve_model_dir(ROOT / "abalone_model")
+    assert run_stage(folder, "deploy", artifacts=artifacts)[0].status == "skipped"
+    again = run_stage(folder, "deploy", artifacts=artifacts, force=True)
+    assert again[0].status == "passed" and again[0].scraps["deployed"] is False
+    # Once the endpoint is stopped, the deploy notebook runs again and brings it back.
+    get_backend("local").endpoints.stop("abalone-model")
+    restarted = run_stage(folder, "deploy", artifacts=artifacts)
+    assert restarted[0].status == "passed" and restarted[0].scraps["deployed"] is True
 
 
 @pytest.mark.notebook
@@ -168,7 +189,7 @@ def test_pipeline_without_approval_stops_and_prints_the_command(home, tmp_path):
     assert outcome.stopped == "awaiting approval: python -m ci approve abalone_model --version 1 --by NAME"
     assert get_backend("local").registry.get("abalone-model", 1).status == PENDING
     [declined] = run_pipeline([resolve_model_dir(ROOT / "abalone_model")], backend="local", artifacts=artifacts,
-                              approval="prompt", confirm=lambda question: False, log=lambda line: None)
+                              approval="prompt", confirm=lambda question: False, force=True, log=lambda line: None)
     assert declined.stopped.startswith("not approved") and declined.version == 2
 
 
