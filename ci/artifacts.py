@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from modelops import atomic
+from modelops.backends.base import safe_key
 
 RUN_LOG = "runs.json"
 
@@ -63,10 +64,10 @@ class Artifacts:
         self.root = Path(root).resolve()
 
     def model_dir(self, model: str) -> Path:
-        return self.root / model
+        return self.root / safe_key(model)  # whatever a name says, artifacts stay under the root
 
     def notebook_path(self, model: str, notebook: str, suffix: str) -> Path:
-        return self.model_dir(model) / f"{notebook}{suffix}"
+        return self.model_dir(model) / safe_key(f"{notebook}{suffix}")
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()

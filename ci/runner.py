@@ -260,6 +260,9 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
         stale.unlink(missing_ok=True)
     run = NotebookRun(model=model, notebook=step.name, status="running", parameters=parameters,
                       fingerprint=fingerprint)
+    # Logged before anything runs: if this process is killed mid-notebook, the log says "running", never the
+    # previous run's "passed" next to a half-written notebook that a later run could trust.
+    artifacts.record(run)
     pin_environment()
     started = time.monotonic()
     error = None
