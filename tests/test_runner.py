@@ -104,3 +104,12 @@ def test_cli_refuses_unknown_parameter_and_path_tricks(home, tmp_path):
         assert result.returncode == 2, bad
         assert "error:" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "index.html").exists()
+
+
+def test_artifact_paths_cannot_escape_the_artifacts_folder(tmp_path):
+    from modelops.errors import StoreError
+
+    artifacts = Artifacts(tmp_path / "artifacts")
+    for model, notebook in (("../outside", "x"), ("m", "../../x"), ("/etc", "passwd"), ("m", "a/b")):
+        with pytest.raises(StoreError, match="unsafe store key"):
+            artifacts.notebook_path(model, notebook, ".ipynb")
