@@ -10,6 +10,7 @@ Layout of an artifacts folder::
         <notebook>.ipynb  the executed notebook (papermill output)
         <notebook>.html   its HTML rendering (CircleCI shows .html artifacts in the browser)
         metrics.json      the JSON scraps of the model's notebooks, merged
+        figures/          each notebook's glued figures as PNG files, shown on index.html
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class NotebookRun:
     error: dict | None = None
     reason: str = ""
     fingerprint: str | None = None  # hash of the run's inputs (see ci.freshness)
+    figures: list = field(default_factory=list)  # [scrap name, PNG path relative to the artifacts folder], in order
 
     @property
     def headline(self) -> dict:
@@ -80,6 +82,17 @@ class Artifacts:
             atomic.write_json(self.root / RUN_LOG, {"runs": [asdict(r) for r in runs]})
             self._render(runs)
         self._write_metrics(run.model, runs)
+
+    def update_scraps(self, model: str, notebook: str, values: dict) -> None:
+        """Add values to a recorded run's scraps (e.g. the registry status after an approval) and re-render."""
+        with self._locked():
+            runs = self.runs()
+            for run in runs:
+                if (run.model, run.notebook) == (model, notebook):
+                    run.scraps.update(values)
+            atomic.write_json(self.root / RUN_LOG, {"runs": [asdict(r) for r in runs]})
+            self._render(runs)
+        self._write_metrics(model, runs)
 
     def runs(self) -> list[NotebookRun]:
         try:
@@ -121,6 +134,28 @@ class Artifacts:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def extract_figures(ipynb: Path, folder: Path, prefix: str) -> dict[str, Path]:
+    """Write each figure an executed notebook glued (a display scrap with a PNG) to ``folder/prefix-name.png``.
+
+    Returns:
+        The PNG files by scrap name, in notebook order.
+    """
+    import base64
+
+    import nbformat
+
+    figures = {}
+    for cell in nbformat.read(ipynb, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            png = output.get("data", {}).get("image/png")
+            if name and png:
+                path = folder / safe_key(f"{prefix}-{name}.png")
+                atomic.write_bytes(path, base64.b64decode(png))
+                figures[name] = path
+    return figures
+
+
 def export_html(ipynb: Path, html: Path) -> Path:
     """Render an executed notebook to a standalone HTML page (images inline), written atomically."""
     import nbformat
@@ -137,7 +172,8 @@ def export_html(ipynb: Path, html: Path) -> Path:
 def _html_exporter():
     from nbconvert import HTMLExporter
 
-    return HTMLExporter()
+    return HTMLExporter(extra_template_basedirs=[str(Path(__file__).parent / "templates" / "nbconvert")],
+                        template_name="offline")
 
 
 def render_summary(runs: list[NotebookRun]) -> str:
@@ -155,14 +191,91 @@ def render_summary(runs: list[NotebookRun]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class ModelReview:
+    """What a reviewer needs about one model before approving: verdict, metrics, plots, the version to approve."""
+
+    model: str
+    verdict: str  # APPROVE | HOLD | REJECT (the review's), FAILED (a notebook failed), PENDING (not reviewed yet)
+    verdict_line: str
+    version: int | None
+    status: str | None
+    gates: list[dict]  # metric, value, threshold, passed
+    metrics: list[dict]  # metric, value, champion, delta, change, baseline, lift, gated
+    champion_version: int | None
+    figures: list[tuple[str, str]]  # (title, PNG path) of train_register's and review's figures
+    other_figures: list[tuple[str, str]]  # gather_data's and deploy's
+    runs: list[NotebookRun]
+    deployed: dict | None
+    lineage: dict
+    approved_by: str | None = None
+
+    @property
+    def approve_command(self) -> str | None:
+        if self.version is None or self.status not in (None, "PendingManualApproval"):
+            return None
+        return f"python -m ci approve {self.model} --version {self.version} --by YOUR_NAME"
+
+
+def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
+    """One ModelReview per model in the run log, in model order."""
+    from modelops.config import HIGHER_IS_BETTER, METRICS
+
+    known = {m for metrics in METRICS.values() for m in metrics}
+    reviews = []
+    for model in sorted({r.model for r in runs}):
+        mine = sorted((r for r in runs if r.model == model), key=_order)
+        scraps = {name: run.scraps for name, run in ((r.notebook, r) for r in mine)}
+        trained, review = scraps.get("train_register", {}), scraps.get("review", {})
+        failed = [r for r in mine if r.status == "failed"]
+        if failed:
+            error = failed[0].error or {}
+            verdict, line = "FAILED", (f"{failed[0].notebook} failed: {error.get('ename', '')}: "
+                                       f"{error.get('evalue', '')}")
+        elif review.get("verdict"):
+            verdict, line = review["verdict"], review.get("verdict_line", "")
+        else:
+            verdict, line = "PENDING", "not reviewed yet: run the train stage"
+        rows = review.get("comparison") or [{"metric": m, "challenger": trained[m], "champion": None, "delta": None,
+                                              "change": "-", "gated": m in trained.get("quality_gates", {})}
+                                             for m in trained if m in known]
+        metrics = []
+        for row in rows:
+            baseline = trained.get(f"baseline_{row['metric']}")
+            lift = None if baseline is None else row["challenger"] - baseline
+            better = None if not lift else (lift > 0) == (row["metric"] in HIGHER_IS_BETTER)
+            metrics.append({**row, "value": row["challenger"], "baseline": baseline, "lift": lift,
+                            "lift_change": {True: "better", False: "worse", None: "-"}[better]})
+        thresholds = trained.get("quality_thresholds", {})
+        gates = [{"metric": m, "value": trained.get(m), "threshold": thresholds.get(m, ""), "passed": ok}
+                 for m, ok in trained.get("quality_gates", {}).items()]
+        shown: dict[str, str] = {}  # the review notebook shows the challenger's figures again: once is enough
+        for run in (r for r in mine if r.notebook in ("train_register", "review")):
+            shown.update({name: path for name, path in run.figures if name not in shown})
+        figures = [(_title(name), path) for name, path in shown.items()]
+        other = [(f"{r.notebook}: {_title(name)}", path) for r in mine if r.notebook in ("gather_data", "deploy")
+                 for name, path in r.figures]
+        deployed = scraps.get("deploy") or None
+        lineage = {k: trained[k] for k in ("package_id", "tree_hash", "artifact_sha256") if k in trained}
+        reviews.append(ModelReview(model, verdict, line, trained.get("version"), trained.get("status"), gates,
+                                   metrics, review.get("champion_version"), figures, other, mine, deployed, lineage,
+                                   trained.get("approved_by")))
+    return reviews
+
+
+def _title(scrap_name: str) -> str:
+    return scrap_name.replace("_", " ")
+
+
 def render_index(runs: list[NotebookRun]) -> str:
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("ci", "templates"), autoescape=True)
     environment.filters["fmt"] = fmt
+    environment.filters["signed"] = lambda v: "" if v is None else f"{v:+.4g}"
     return environment.get_template("index.html.j2").render(
-        runs=sorted(runs, key=_order), generated=datetime.now(UTC).isoformat(timespec="seconds"),
-        failed=[r for r in runs if r.status == "failed"],
+        reviews=model_reviews(runs), runs=sorted(runs, key=_order),
+        generated=datetime.now(UTC).isoformat(timespec="seconds"), failed=[r for r in runs if r.status == "failed"],
     )
 
 

@@ -259,3 +259,23 @@ def endpoints(as_json, backend) -> None:
                    f"{e.url or '-'}")
         if e.message:
             click.echo(f"{'':<24} {e.message}")
+
+
+@main.command("new-model")
+@click.argument("name")
+@click.option("--problem", type=click.Choice(["regression", "binary"]), required=True)
+@click.option("--source", required=True, help="https:// or s3:// URL, or a local path, of a CSV file.")
+@click.option("--target", required=True, help="The column to predict.")
+@click.option("--header/--no-header", default=None, help="Whether the first row names the columns (default: sniffed).")
+@click.option("--columns", default=None, help="Comma-separated column names, for a file without a header row.")
+@click.option("--positive-label", default=None, help="Binary: the target value of the positive class.")
+@click.option("--description", default=None, help="One line for model.yml.")
+def new_model(name, problem, source, target, header, columns, positive_label, description) -> None:
+    """Create NAME/ with the template notebooks and a model.yml read off the data."""
+    from ci.scaffold import new_model as scaffold
+
+    folder = scaffold(project_root(), name, problem=problem, source=source, target=target, header=header,
+                      columns=[c.strip() for c in columns.split(",")] if columns else None,
+                      positive_label=positive_label, description=description)
+    click.echo(f"created {folder.name}/ ({', '.join(sorted(p.name for p in folder.iterdir()))})")
+    click.echo(f"next: review {folder.name}/model.yml, then `python -m ci run {folder.name} --stage train`")

@@ -115,7 +115,9 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
     if approval == "stop":
         outcome.stopped = f"awaiting approval: {command}"
         return False
-    registry.approve(config.name, outcome.version, by=approver, note=f"local pipeline ({approval}): {verdict}")
+    approved = registry.approve(config.name, outcome.version, by=approver,
+                                note=f"local pipeline ({approval}): {verdict}")
+    artifacts.update_scraps(folder.name, "train_register", {"status": approved.status, "approved_by": approver})
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
     return True
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ci import freshness
-from ci.artifacts import Artifacts, NotebookRun, export_html
+from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures
 from ci.models import ModelFolder
 from modelops import settings
 from modelops.backends import get_backend
@@ -225,8 +225,8 @@ def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dic
           previous: NotebookRun | None = None) -> NotebookRun:
     run = NotebookRun(model=model, notebook=step.name, status="skipped", reason=reason, scraps=scraps or {})
     if previous is not None:  # keep pointing at the executed notebook that is still current
-        run.ipynb, run.html, run.fingerprint, run.parameters = (previous.ipynb, previous.html, previous.fingerprint,
-                                                                previous.parameters)
+        run.ipynb, run.html, run.fingerprint, run.parameters, run.figures = (
+            previous.ipynb, previous.html, previous.fingerprint, previous.parameters, previous.figures)
     artifacts.record(run)
     return run
 
@@ -284,6 +284,8 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     if output.exists():
         run.ipynb = artifacts.relative(output)
         run.html = artifacts.relative(export_html(output, html))
+        figures = extract_figures(output, artifacts.model_dir(model) / "figures", step.name)
+        run.figures = [[name, artifacts.relative(path)] for name, path in figures.items()]
         if error is None:
             run.scraps = read_scraps(output)
     run.status = "failed" if error else "passed"

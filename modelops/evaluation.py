@@ -133,7 +133,8 @@ class QualityReport:
         return f"**{self.statement()}**"
 
     def scraps(self) -> dict[str, object]:
-        return {"quality_passed": self.passed, "quality_gates": {r.metric: r.passed for r in self.results}}
+        return {"quality_passed": self.passed, "quality_gates": {r.metric: r.passed for r in self.results},
+                "quality_thresholds": {r.metric: r.threshold for r in self.results}}
 
     def raise_if_failed(self) -> None:
         """Raise QualityGateFailed naming each failing metric, its value and threshold (nothing registered)."""

@@ -37,7 +37,7 @@ class Comparison:
 
     def scraps(self) -> dict[str, object]:
         return {"verdict": self.verdict, "verdict_line": self.line, "challenger_version": self.challenger_version,
-                "champion_version": self.champion_version}
+                "champion_version": self.champion_version, "comparison": list(self.rows)}
 
     def _repr_markdown_(self) -> str:
         return f"### Verdict: {self.line}"

@@ -97,9 +97,14 @@ def fetch_source(
         )
     if scheme in ("", "file"):
         path = Path(unquote(parsed.path) if scheme == "file" else source).expanduser()
-        if not path.is_file():
-            raise DataSourceError(f"source {source!r}: no such file ({path.resolve()}). Fix: check the path.")
-        return _verified(source, path, "local", expected_sha256)
+        if path.is_file():
+            return _verified(source, path, "local", expected_sha256)
+        # A path from another machine (say, in a model.yml): a file of that name in the data folder will do.
+        found = _find_in_data_dir(path.name, data_dir if data_dir is not None else settings.data_dir())
+        if found is None:
+            raise DataSourceError(f"source {source!r}: no such file ({path.resolve()}). Fix: check the path, or set "
+                                  f"MODELOPS_DATA_DIR to a folder holding {path.name}.")
+        return _verified(source, found, "data-dir", expected_sha256)
 
     name = file_name(source)
     data_dir = data_dir if data_dir is not None else settings.data_dir()

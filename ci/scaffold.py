@@ -1,0 +1,255 @@
+"""A new model folder in one command: the template notebooks and a model.yml read off the data itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ci.models import FOLDER_NAME, discover_models
+from modelops.config import CONFIG_FILE, MODEL_NAME_PATTERN, PROBLEM_TYPES, load_model_config
+from modelops.errors import ConfigError, DataError
+
+#: The notebooks every model folder holds, copied from notebooks/templates/.
+NOTEBOOKS = ("gather_data", "train_register", "deploy")
+
+#: XGBoost starting points per problem type (the SageMaker built-in algorithm's hyperparameter names).
+DEFAULT_HYPERPARAMETERS = {
+    "regression": {"objective": "reg:squarederror", "max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6,
+                   "subsample": 0.8, "num_round": 100, "early_stopping_rounds": 10, "eval_metric": "rmse"},
+    "binary": {"objective": "binary:logistic", "max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6,
+               "subsample": 0.8, "num_round": 100, "early_stopping_rounds": 10, "eval_metric": "auc"},
+}
+
+#: Gates a model must pass to be registered: better than the baseline (training mean / guessing) by a margin.
+#: Deliberately loose for a model nobody has looked at yet; the comment in model.yml says to tighten them.
+DEFAULT_QUALITY = {"regression": {"r2": {"min": 0.1}}, "binary": {"auc": {"min": 0.6}}}
+
+#: Target values read as the positive class of a binary model, compared lower-cased without a trailing dot.
+TRUTHY = {"1", "1.0", "true", "yes", "y", "t", "positive", "pos"}
+
+#: A text column with more distinct values than this share of its rows is an identifier, not a feature.
+IDENTIFIER_SHARE = 0.5
+CONTAINER_VERSION = "3.2-0"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the scaffold read off the data: its columns and how each one is used."""
+
+    header: bool
+    columns: list[str]
+    categorical: list[str]
+    drop: list[str]
+    positive_label: object | None
+    rows: int
+
+
+def model_name(folder: str) -> str:
+    """The SageMaker-safe model name of a folder: underscores become hyphens."""
+    return folder.replace("_", "-")
+
+
+def check_new_folder(root: Path, folder: str) -> None:
+    """Refuse a folder name that is unusable, or clashes with anything already at the project root.
+
+    Raises:
+        ConfigError: naming the problem and a name that would do.
+    """
+    suggestion = "-".join(part for part in "".join(c if c.isalnum() else "-" for c in folder).split("-") if part)
+    if not FOLDER_NAME.match(folder) or not MODEL_NAME_PATTERN.match(model_name(folder)):
+        raise ConfigError(
+            f"{folder!r} cannot name a model: a model folder is a top-level folder named with letters, digits, '_' "
+            f"and '-' (starting with a letter or digit), and its name with '_' as '-' must be a valid SageMaker "
+            f"name (at most 40 characters, no leading or trailing '-'). Fix: try {suggestion[:40] or 'my_model'!r}.")
+    if (root / folder).exists() or any(m.name.lower() == folder.lower() for m in discover_models(root)):
+        raise ConfigError(f"{folder}/ already exists at {root}. Fix: choose another name, or edit {folder}/ directly.")
+    for existing in discover_models(root):
+        try:
+            taken = existing.config().name
+        except ConfigError:
+            taken = model_name(existing.name)
+        if taken.lower() == model_name(folder).lower():
+            raise ConfigError(f"{folder!r} would register as {model_name(folder)!r}, which {existing.name}/ already "
+                              f"uses in the registry. Fix: choose another name.")
+
+
+def profile_data(path: Path, *, target: str, problem: str, header: bool | None = None,
+                 columns: list[str] | None = None, positive_label: str | None = None) -> Profile:
+    """Read a CSV file and decide its header, columns, categorical and identifier columns and positive class.
+
+    Raises:
+        DataError: the file is not a CSV with the target column, or the target does not fit the problem type.
+    """
+    import pandas as pd
+
+    sample = path.read_bytes()[:65536].decode("utf-8", errors="replace")
+    if not sample.strip():
+        raise DataError(f"{path} is empty. Fix: point --source at a CSV file with data rows.")
+    if header is None:
+        header = columns is None and _has_header(sample)
+    if not header and not columns:
+        raise DataError(f"{path} has no header row, so its columns have no names. Fix: pass --columns with every "
+                        f"column's name in order (comma-separated), or --header if the first row names them.")
+    try:
+        frame = pd.read_csv(path, header=0 if header else None, names=None if header else columns,
+                            skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path} could not be read as CSV: {exc}. Fix: check the file's format.") from exc
+    names = [str(c) for c in frame.columns]
+    if target not in names:
+        raise DataError(f"target column {target!r} is not in {path}: its columns are {names}. Fix: pass --target "
+                        f"with one of them.")
+    if len(frame) < 20:
+        raise DataError(f"{path} has {len(frame)} rows; train/validation/test splits need at least 20.")
+    values = frame[target].dropna()
+    positive = None
+    if problem == "regression":
+        if not pd.api.types.is_numeric_dtype(values):
+            raise DataError(f"target {target!r} is not numeric (for example {values.iloc[0]!r}), so it cannot be a "
+                            f"regression target. Fix: pass --problem binary for a two-class target, or another "
+                            f"--target.")
+    else:
+        positive = _positive_label(values, target, positive_label)
+    features = [c for c in names if c != target]
+    text = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
+    drop = [c for c in text if frame[c].nunique() > IDENTIFIER_SHARE * len(frame)]
+    categorical = [c for c in text if c not in drop]
+    if len(drop) == len(features):
+        raise DataError(f"every feature of {path} looks like an identifier ({drop}); nothing is left to learn from.")
+    return Profile(bool(header), names, categorical, drop, positive, len(frame))
+
+
+def new_model(root: Path, folder: str, *, problem: str, source: str, target: str, header: bool | None = None,
+              columns: list[str] | None = None, positive_label: str | None = None,
+              description: str | None = None) -> Path:
+    """Create ``root/folder`` with the template notebooks and a model.yml that validates.
+
+    The source is fetched the way gather_data will fetch it (``$MODELOPS_DATA_DIR`` first), its sha256 pinned,
+    and its columns read to fill in the config. Nothing is left behind when anything fails.
+
+    Returns:
+        The new model folder.
+
+    Raises:
+        ConfigError: bad name or problem type. DataError / DataSourceError: the data does not fit.
+    """
+    from modelops.sources import fetch_source
+
+    root = root.resolve()
+    if problem not in PROBLEM_TYPES:
+        raise ConfigError(f"problem type {problem!r} is not supported. Fix: use one of {', '.join(PROBLEM_TYPES)}.")
+    check_new_folder(root, folder)
+    templates = root / "notebooks" / "templates"
+    missing = [n for n in NOTEBOOKS if not (templates / f"{n}.ipynb").is_file()]
+    if missing:
+        raise ConfigError(f"{templates} lacks {', '.join(missing)}.ipynb; is {root} this project's root?")
+    fetched = fetch_source(source, progress=False)
+    profile = profile_data(fetched.path, target=target, problem=problem, header=header, columns=columns,
+                           positive_label=positive_label)
+    text = render_config(folder, problem=problem, source=_portable_source(source, root / folder),
+                         sha256=fetched.sha256, target=target, profile=profile, description=description)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
+    try:
+        for name in NOTEBOOKS:
+            shutil.copyfile(templates / f"{name}.ipynb", staging / f"{name}.ipynb")
+        (staging / CONFIG_FILE).write_text(text)
+        load_model_config(staging)  # the scaffold must hand over a config the pipeline accepts as it stands
+        os.rename(staging, root / folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root / folder
+
+
+def render_config(folder: str, *, problem: str, source: str, sha256: str, target: str, profile: Profile,
+                  description: str | None = None) -> str:
+    """model.yml text: the values, with comments saying where each came from and what to revisit."""
+    data: dict = {"source": source, "sha256": sha256, "header": profile.header}
+    if not profile.header:
+        data["columns"] = profile.columns
+    data["target"] = target
+    if profile.positive_label is not None:
+        data["positive_label"] = profile.positive_label
+    if profile.drop:
+        data["drop"] = profile.drop
+    if profile.categorical:
+        data["categorical"] = profile.categorical
+    kind = "regression" if problem == "regression" else "binary classification"
+    sections = [
+        f"# {folder}: XGBoost {kind} of {target!r}, scaffolded by `python -m ci new-model`.\n"
+        f"# Read off the data ({profile.rows} rows): text columns are one-hot encoded (categorical); text columns "
+        f"with a distinct\n# value in more than half the rows are identifiers and dropped. Check both lists.",
+        _dump({"name": model_name(folder), "description": description or f"XGBoost {kind} of {target}.",
+               "problem_type": problem}),
+        *([f"# {source} is a path on this machine: elsewhere a file named {Path(source).name} in "
+            f"$MODELOPS_DATA_DIR is used.\n# A URL (https:// or s3://) works everywhere."]
+          if source.startswith("/") else []),
+        _dump({"data": data}),
+        _dump({"split": {"train": 0.7, "validation": 0.2, "test": 0.1, "seed": 1729}}),
+        "# SageMaker built-in XGBoost; the container version must match the installed xgboost (3.2.x).",
+        _dump({"training": {"container_version": CONTAINER_VERSION, "instance_type": "ml.m5.large",
+                            "hyperparameters": DEFAULT_HYPERPARAMETERS[problem]}}),
+        _dump({"endpoint": {"instance_type": "ml.m5.large", "instance_count": 1}}),
+        "# Test-split gates: these only ask for a clear lift over the baseline (training mean / guessing).\n"
+        "# Tighten them once you know what this model reaches.",
+        _dump({"quality": DEFAULT_QUALITY[problem]}),
+    ]
+    return "\n".join(sections)
+
+
+def _dump(value: dict) -> str:
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
+
+
+def _has_header(sample: str) -> bool:
+    try:
+        return csv.Sniffer().has_header(sample)
+    except csv.Error:
+        first = next(csv.reader(io.StringIO(sample)), [])
+        return not any(_is_number(cell) for cell in first)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _positive_label(values, target: str, given: str | None):
+    classes = sorted(values.unique().tolist(), key=str)
+    if len(classes) != 2:
+        shown = f"{classes[:10]}{'...' if len(classes) > 10 else ''}"
+        raise DataError(f"target {target!r} has {len(classes)} distinct values ({shown}); a binary model needs "
+                        f"exactly 2. Fix: pass --problem regression, or another --target.")
+    if given is not None:
+        match = [c for c in classes if str(c) == given]
+        if not match:
+            raise DataError(f"--positive-label {given!r} is not a value of {target!r} ({classes}). Fix: pass one "
+                            f"of them.")
+        return match[0]
+    truthy = [c for c in classes if str(c).strip().lower().rstrip(".") in TRUTHY]
+    if len(truthy) != 1:
+        raise DataError(f"cannot tell which value of {target!r} is the positive class ({classes}). Fix: pass "
+                        f"--positive-label with one of them.")
+    value = truthy[0]
+    return value.item() if hasattr(value, "item") else value
+
+
+def _portable_source(source: str, folder: Path) -> str:
+    """A URL as given; a local path relative to the model folder when it lies inside the project."""
+    if "://" in source:
+        return source
+    path = Path(source).expanduser().resolve()
+    try:
+        return os.path.relpath(path, folder) if path.is_relative_to(folder.parent) else str(path)
+    except ValueError:
+        return str(path)
