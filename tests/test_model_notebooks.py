@@ -200,3 +200,27 @@ def test_deploy_stage_without_an_approved_package_exits_4(home, tmp_path):
         run_stage(resolve_model_dir(ROOT / "abalone_model"), "deploy", artifacts=artifacts)
     assert failed.value.exit_code == 4
     assert (tmp_path / "artifacts" / "abalone_model" / "deploy.html").is_file()
+
+
+@pytest.mark.notebook
+def test_notebooks_run_top_to_bottom_as_in_jupyter(home, tmp_path):
+    """What `jupyter lab` + "Run All" does: the kernel in the model folder, default parameters, no papermill."""
+    from nbclient import NotebookClient
+
+    repo = make_project(tmp_path / "project", models=("abalone_model",))
+    folder = repo.path / "abalone_model"
+    executed = {}
+    for name in ("gather_data", "train_register", "deploy"):
+        if name == "deploy":
+            registry = get_backend("local").registry
+            [pending] = registry.versions("abalone-model", PENDING)
+            registry.approve("abalone-model", pending.version, by="jupyter-user")
+        notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+        NotebookClient(notebook, timeout=600, kernel_name="modelops",
+                       resources={"metadata": {"path": str(folder)}}).execute()
+        executed[name] = notebook
+    errors = [o for nb in executed.values() for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == []
+    deployed = [o for c in executed["deploy"].cells for o in c.get("outputs", [])
+                if o.get("metadata", {}).get("scrapbook", {}).get("name") == "predictions_identical"]
+    assert deployed and deployed[0]["data"]["application/scrapbook.scrap.json+json"]["data"] is True

@@ -33,6 +33,14 @@ def test_missing_local_path(offline_home, tmp_path):
         fetch_source(str(tmp_path / "nope.csv"))
 
 
+def test_local_path_from_another_machine_is_found_in_the_data_folder(home):
+    # model.yml written elsewhere (`ci new-model --source /their/path/churn.txt`): the data folder has the file
+    got = fetch_source("/somewhere/else/churn.txt", expected_sha256=CHURN_SHA)
+    assert (got.origin, got.sha256) == ("data-dir", CHURN_SHA)
+    with pytest.raises(DataSourceError, match="checksum mismatch"):
+        fetch_source("/somewhere/else/churn.txt", expected_sha256=ABALONE_SHA)
+
+
 def test_unsupported_scheme(offline_home):
     with pytest.raises(DataSourceError, match="scheme 'ftp', which is not supported"):
         fetch_source("ftp://example.org/abalone.data")
