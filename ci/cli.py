@@ -52,8 +52,11 @@ def _artifacts(path: str | None):
               help="A notebook parameter (repeatable); values are read as YAML scalars.")
 @click.option("--timeout", "cell_timeout", default=1800, show_default=True, help="Seconds a single cell may run.")
 @click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
+@click.option("--version-file", type=click.Path(dir_okay=False), default=None,
+              help="After the train stage, write the registered version number to this file (CI passes it to the "
+                   "approve job).")
 @_artifacts_option
-def run(model_dir, stage, backend, parameters, cell_timeout, force, artifacts_dir) -> None:
+def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file, artifacts_dir) -> None:
     """Execute MODEL_DIR's notebooks for STAGE with papermill and store the artifacts."""
     from ci.models import resolve_model_dir
     from ci.runner import parse_parameters, run_stage
@@ -67,6 +70,11 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, artifacts_di
         click.echo(f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
                    f"({notebook_run.duration:.1f}s) {metrics}{reason}")
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+    if version_file:
+        from ci.runner import write_registered_version
+
+        version = write_registered_version(runs, Path(version_file))
+        click.echo(f"registered version {version} written to {version_file}")
 
 
 @main.command()
@@ -103,6 +111,73 @@ def pipeline(backend, auto_approve, approver, no_deploy, force, artifacts_dir) -
     failed = [o for o in outcomes if not o.ok]
     if failed:
         sys.exit(max(o.exit_code for o in failed))
+
+
+@main.command()
+@click.option("--base", default=None, help="The base revision (default: the setup config's, main).")
+@click.option("--branch", default=None, help="The branch being built (default: the one checked out).")
+@click.option("--since", default=None,
+              help="The last commit CI built on this branch (default on the base branch: its @{upstream}).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def changed(base, branch, since, as_json) -> None:
+    """The model folders CircleCI's path filtering selects for HEAD, and the parameters it passes on."""
+    import json
+
+    from ci.changes import project_changes
+
+    changes = project_changes(project_root(), base, branch=branch, since=since)
+    if as_json:
+        click.echo(json.dumps(changes.to_json(), indent=2))
+        return
+    how = {"merge-base": f"merge base with {changes.base}", "first-parent": "HEAD~1, the first parent",
+           "empty-tree": "the empty tree"}[changes.how]
+    click.echo(f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
+               f"{len(changes.files)} file(s) changed")
+    click.echo(f"changed models: {', '.join(changes.models) or 'none'}")
+    if changes.removed:
+        renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]
+        click.echo("removed model folders, not trained: "
+                   + ", ".join(f"{m}/{r}" for m, r in zip(changes.removed, renamed)))
+    click.echo(f"pipeline parameters: {json.dumps(changes.parameters)}")
+    for warning in changes.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+@main.group()
+def circleci() -> None:
+    """Generate and check .circleci/config.yml and .circleci/dynamic_config.yml from the model folders."""
+
+
+@circleci.command("generate")
+def circleci_generate() -> None:
+    """Write both CircleCI files from the model folders found now."""
+    from ci.circleci import generate
+
+    written = generate(project_root())
+    click.echo("\n".join(f"wrote {path}" for path in written) or "both files are up to date")
+
+
+@circleci.command("check")
+def circleci_check() -> None:
+    """Exit 1 when the checked-in CircleCI files differ from what `generate` would write."""
+    from ci.circleci import stale_files
+
+    stale = stale_files(project_root())
+    if stale:
+        click.secho(f"error: {', '.join(map(str, stale))} out of date with the model folders. Fix: python -m ci "
+                    f"circleci generate, then commit the result.", fg="red", err=True)
+        sys.exit(1)
+    click.echo("CircleCI files are up to date")
+
+
+@main.command("fetch-data")
+@click.argument("folder", type=click.Path(file_okay=False))
+def fetch_data(folder) -> None:
+    """Put every model's raw data file, verified by its sha256, under FOLDER (for MODELOPS_DATA_DIR)."""
+    from ci.models import discover_models, fetch_datasets
+
+    for path in fetch_datasets(discover_models(), Path(folder)):
+        click.echo(path)
 
 
 def _model_and_backend(model_dir: str, backend: str | None):
