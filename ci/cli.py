@@ -78,31 +78,46 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
 
 
 @main.command()
+@click.option("--base", default=None,
+              help="Act as CircleCI: run only the models its path filtering selects against this revision (main).")
+@click.option("--branch", default=None,
+              help="Act as CircleCI on this branch: train and approve on any branch but main, deploy on main "
+                   "(default with --base: $CIRCLE_BRANCH or the checked-out branch).")
 @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
 @click.option("--approve", "auto_approve", is_flag=True,
-              help="Approve each new version whose review verdict is APPROVE, then deploy it.")
+              help="Approve each new version whose review verdict is APPROVE (then deploy it, in the whole flow).")
 @click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
 @click.option("--no-deploy", is_flag=True, help="Stop after approval.")
 @click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
 @_artifacts_option
-def pipeline(backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
-    """Run the whole flow for every model: gather, train, review, approve, deploy, smoke request.
+def pipeline(base, branch, backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
+    """Run the flow: with neither --base nor --branch, train, review, approve and deploy every model.
 
-    Without --approve it asks at a terminal, and elsewhere stops after review and prints the approve command.
+    With --base and/or --branch, run what CircleCI would run for this checkout: the changed models; on a branch
+    the train stage and the approval step, on main the deploy stage. Without --approve it asks at a terminal,
+    and elsewhere stops after review and prints the approve command.
     """
     import getpass
     import os
 
-    from ci.models import discover_models
-    from ci.pipeline import run_pipeline, summary_table
+    from ci.pipeline import plan_pipeline, run_pipeline, summary_table
 
+    plan = plan_pipeline(project_root(), base=base, branch=branch, deploy=not no_deploy)
+    for warning in plan.changes.warnings if plan.changes else []:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    if plan.changes and plan.changes.removed:
+        click.echo(f"removed model folders, not run: {', '.join(plan.changes.removed)}", err=True)
+    click.echo(plan.describe(), err=True)
+    if not plan.models:
+        click.echo("no model folder changed: nothing to run (CircleCI would run only the test job)")
+        return
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     approval = "auto" if auto_approve else ("prompt" if interactive else "stop")
     artifacts = _artifacts(artifacts_dir)
-    outcomes = run_pipeline(discover_models(), backend=backend, artifacts=artifacts, approval=approval,
+    outcomes = run_pipeline(plan.models, backend=backend, artifacts=artifacts, approval=approval,
                             approver=approver or os.environ.get("CIRCLE_USERNAME") or getpass.getuser(),
-                            deploy=not no_deploy, confirm=lambda q: click.confirm(q, default=False), force=force,
-                            log=lambda line: click.echo(line, err=True))
+                            deploy=plan.deploy, train=plan.train, confirm=lambda q: click.confirm(q, default=False),
+                            force=force, log=lambda line: click.echo(line, err=True))
     click.echo(summary_table(outcomes))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
     for outcome in outcomes:
