@@ -13,6 +13,7 @@ with whitespace is split into words: reproduced here, so the answer stays the or
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,9 +87,13 @@ def parse_mapping(text: str) -> list[MappingLine]:
 def parameter_value(raw: str) -> Any:
     """A mapping value as the orb passes it: JSON when it parses as JSON (``true``, ``3``), else the string."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)  # NaN/Infinity are Python's extension, not JSON (jq)
     except ValueError:
         return raw
+
+
+def _not_json(constant: str):
+    raise ValueError(constant)
 
 
 def orb_parameters(files: list[str], mapping: list[MappingLine], exclude: list[str] = ()) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         mapping: the orb's mapping lines.
         exclude: the orb's exclude patterns.
         model_parameters: model folder -> the pipeline parameter that selects it.
-        branch: the branch being built (default: the one checked out).
+        branch: the branch being built (default: ``$CIRCLE_BRANCH``, else the one checked out).
         since: the last commit CI built on this branch (CircleCI's ``pipeline.git.base_revision``); default,
             on the base branch, its upstream (``@{upstream}``): the commits after it are the ones being pushed.
 
@@ -197,12 +202,15 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         ChangeDetectionError: a revision does not resolve, or git fails.
     """
     root = Path(root)
-    head, compared, how = compared_revision(root, base)
+    branch = branch or os.environ.get("CIRCLE_BRANCH") or current_branch(root)
+    # Building the base branch itself, CircleCI's base revision is the pushed commit: HEAD. Locally,
+    # origin/main may still lag behind a local main that is about to be pushed.
+    on_base = branch is not None and branch == base.removeprefix("origin/")
+    head, compared, how = compared_revision(root, "HEAD" if on_base else base)
     changes = diff(root, compared, head)
     files = orb_files(changes)
     parameters = orb_parameters(files, mapping, exclude)
     removed, renamed = removed_and_renamed(changes)
-    branch = branch or current_branch(root)
     models = [model for model, parameter in model_parameters.items() if parameters.get(parameter) is True]
     warnings = _mapping_warnings(mapping, model_parameters)
     if how != "merge-base":

@@ -15,7 +15,12 @@ from tests.conftest import ROOT
 from tests.gitrepo import Repo, make_project
 
 MODELS = ("abalone_model", "churn_model")
-BOTH = {"run-abalone_model": True, "run-churn_model": True}
+
+
+@pytest.fixture(autouse=True)
+def not_in_circleci(monkeypatch):
+    """These tests build their own branches: CircleCI's own $CIRCLE_BRANCH (when they run there) must not leak in."""
+    monkeypatch.delenv("CIRCLE_BRANCH", raising=False)
 
 
 def project(tmp_path, models=MODELS) -> Repo:
@@ -176,7 +181,9 @@ def test_several_commits_pushed_to_main_at_once_is_reported(tmp_path):
     repo.write("docs/notes.md", "docs\n")
     repo.commit("then the docs")
     found = project_changes(repo.path, "main")
-    assert found.models == []  # what the orb decides: only the README commit is diffed
+    assert found.models == []  # what the orb decides: only the last commit is diffed
+    # Against origin/main (still behind), CircleCI would still compare HEAD~1 once main is pushed.
+    assert project_changes(repo.path, "origin/main").how == "first-parent"
     assert any("2 commits since" in w and "the changes to abalone_model in the earlier ones are missed" in w
                for w in found.warnings)
     repo.git("push", "-q")
@@ -214,6 +221,7 @@ def test_orb_mapping_semantics():
     assert orb_parameters(files, mapping) == {"run-a": False, "level": "two", "label": "release"}
     assert orb_parameters(["xa_model/y.py", "a_model"], mapping) == {}  # the regex must match the whole path
     assert orb_parameters(files, mapping, exclude=["shared/.*", "docs/guide\\.md"]) == {"run-a": True}
+    assert orb_parameters(["docs/a"], parse_mapping("docs/.* x NaN\ndocs/.* y [1]")) == {"x": "NaN", "y": [1]}
     with pytest.raises(Exception, match="expected 'REGEX PARAM VALUE'"):
         parse_mapping("a_model/.* run-a")
 

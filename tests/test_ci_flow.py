@@ -15,6 +15,12 @@ from modelops import get_backend
 from tests.gitrepo import Repo, make_project
 
 
+@pytest.fixture(autouse=True)
+def not_in_circleci(monkeypatch):
+    """These tests build their own branches: CircleCI's own $CIRCLE_BRANCH (when they run there) must not leak in."""
+    monkeypatch.delenv("CIRCLE_BRANCH", raising=False)
+
+
 def small_project(tmp_path) -> Repo:
     repo = Repo(tmp_path / "repo")
     for model in ("abalone_model", "churn_model"):
@@ -30,8 +36,7 @@ def names(plan) -> list[str]:
     return [m.name for m in plan.models]
 
 
-def test_plan_without_base_or_branch_is_the_whole_flow_for_every_model(tmp_path, monkeypatch):
-    monkeypatch.delenv("CIRCLE_BRANCH", raising=False)
+def test_plan_without_base_or_branch_is_the_whole_flow_for_every_model(tmp_path):
     repo = small_project(tmp_path)
     repo.git("checkout", "-q", "-b", "feature")
     plan = plan_pipeline(repo.path)
@@ -40,7 +45,6 @@ def test_plan_without_base_or_branch_is_the_whole_flow_for_every_model(tmp_path,
 
 
 def test_plan_on_a_branch_trains_the_changed_models_and_on_main_deploys_them(tmp_path, monkeypatch):
-    monkeypatch.delenv("CIRCLE_BRANCH", raising=False)
     repo = small_project(tmp_path)
     repo.git("checkout", "-q", "-b", "feature")
     repo.write("churn_model/notes.md", "x\n")
