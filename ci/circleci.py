@@ -108,7 +108,8 @@ def _aws_step() -> dict[str, Any]:
 
 def _artifacts_step() -> dict[str, Any]:
     # The HTML exports are what reviewers read: CircleCI renders .html artifacts, a raw .ipynb only downloads.
-    return {"store_artifacts": {"path": "artifacts", "destination": "artifacts"}}
+    # Stored even when a notebook failed: its executed copy shows the failing cell.
+    return {"store_artifacts": {"path": "artifacts", "destination": "artifacts", "when": "always"}}
 
 
 def _jobs(root: Path) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def _jobs(root: Path) -> dict[str, Any]:
                                       "paths": [DATA_DIR]}},
                       {"run": {"name": "Tests (the README's test command)",
                                "command": f"{readme_test_command(root)} --junitxml=test-results/pytest/junit.xml"}},
-                      {"store_test_results": {"path": "test-results"}}],
+                      {"store_test_results": {"path": "test-results", "when": "always"}}],
         },
         "train": {
             "executor": "python",

@@ -115,14 +115,15 @@ def test_continuation_gates_release_on_an_approval_and_deploys_on_main_only():
     assert any("-m ci run << parameters.model >> --stage train --backend sagemaker" in c for c in commands["train"])
     assert any("-m ci deploy << parameters.model >> --backend sagemaker" in c for c in commands["deploy"])
     for name in ("train", "deploy"):
-        assert {"store_artifacts": {"path": "artifacts", "destination": "artifacts"}} in definitions[name]["steps"]
+        assert {"store_artifacts": {"path": "artifacts", "destination": "artifacts", "when": "always"}} in (
+            definitions[name]["steps"])
     for name in ("train", "approve", "deploy"):  # AWS through the OIDC role, never keys
         [aws] = [s["aws-cli/setup"] for s in definitions[name]["steps"] if isinstance(s, dict) and "aws-cli/setup" in s]
         assert aws["role_arn"] == "${MODELOPS_AWS_ROLE_ARN}" and not any("KEY" in str(v) for v in aws.values())
     test_steps = definitions["test"]["steps"]
     readme_test = ROOT.joinpath("README.md").read_text().split("```bash\n")[2].split("\n```")[0]
     assert any(readme_test in c and "--junitxml=test-results/" in c for c in commands["test"])
-    assert {"store_test_results": {"path": "test-results"}} in test_steps
+    assert {"store_test_results": {"path": "test-results", "when": "always"}} in test_steps
     assert any("restore_cache" in s for s in test_steps if isinstance(s, dict))
 
 
