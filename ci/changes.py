@@ -246,7 +246,8 @@ def _same_base_warnings(root: Path, base: str, branch: str | None, head: str, ho
     since = since or git("rev-parse", "--verify", "--quiet", "@{upstream}", cwd=root, check=False) or None
     if not since:
         return warnings
-    pending = git("rev-list", "--count", f"{since}..{head}", cwd=root, check=False)
+    # First parents only: a merge commit brings its branch's commits, and HEAD~1..HEAD covers all of them.
+    pending = git("rev-list", "--count", "--first-parent", f"{since}..{head}", cwd=root, check=False)
     if pending and int(pending) > 1:
         missed = orb_parameters(orb_files(diff(root, since, f"{head}~1")), mapping, exclude)
         skipped = sorted(m for m, p in model_parameters.items()

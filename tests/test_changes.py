@@ -188,6 +188,14 @@ def test_several_commits_pushed_to_main_at_once_is_reported(tmp_path):
                for w in found.warnings)
     repo.git("push", "-q")
     assert not any("commits since" in w for w in project_changes(repo.path, "main").warnings)
+    # A merge commit is one commit on main's first-parent line, and HEAD~1..HEAD covers its whole branch.
+    branch(repo, **{"churn_model__a.md": "1\n"})
+    repo.write("churn_model/b.md", "2\n")
+    repo.commit("second commit on the branch")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-m", "merge", "feature")
+    merged = project_changes(repo.path, "main")
+    assert merged.models == ["churn_model"] and not any("commits since" in w for w in merged.warnings)
 
 
 def test_new_branch_without_commits_of_its_own_is_reported(tmp_path):
