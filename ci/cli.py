@@ -52,8 +52,11 @@ def _artifacts(path: str | None):
               help="A notebook parameter (repeatable); values are read as YAML scalars.")
 @click.option("--timeout", "cell_timeout", default=1800, show_default=True, help="Seconds a single cell may run.")
 @click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
+@click.option("--version-file", type=click.Path(dir_okay=False), default=None,
+              help="After the train stage, write the registered version number to this file (CI passes it to the "
+                   "approve job).")
 @_artifacts_option
-def run(model_dir, stage, backend, parameters, cell_timeout, force, artifacts_dir) -> None:
+def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file, artifacts_dir) -> None:
     """Execute MODEL_DIR's notebooks for STAGE with papermill and store the artifacts."""
     from ci.models import resolve_model_dir
     from ci.runner import parse_parameters, run_stage
@@ -67,34 +70,54 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, artifacts_di
         click.echo(f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
                    f"({notebook_run.duration:.1f}s) {metrics}{reason}")
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+    if version_file:
+        from ci.runner import write_registered_version
+
+        version = write_registered_version(runs, Path(version_file))
+        click.echo(f"registered version {version} written to {version_file}")
 
 
 @main.command()
+@click.option("--base", default=None,
+              help="Act as CircleCI: run only the models its path filtering selects against this revision (main).")
+@click.option("--branch", default=None,
+              help="Act as CircleCI on this branch: train and approve on any branch but main, deploy on main "
+                   "(default with --base: $CIRCLE_BRANCH or the checked-out branch).")
 @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
 @click.option("--approve", "auto_approve", is_flag=True,
-              help="Approve each new version whose review verdict is APPROVE, then deploy it.")
+              help="Approve each new version whose review verdict is APPROVE (then deploy it, in the whole flow).")
 @click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
 @click.option("--no-deploy", is_flag=True, help="Stop after approval.")
 @click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
 @_artifacts_option
-def pipeline(backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
-    """Run the whole flow for every model: gather, train, review, approve, deploy, smoke request.
+def pipeline(base, branch, backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
+    """Run the flow: with neither --base nor --branch, train, review, approve and deploy every model.
 
-    Without --approve it asks at a terminal, and elsewhere stops after review and prints the approve command.
+    With --base and/or --branch, run what CircleCI would run for this checkout: the changed models; on a branch
+    the train stage and the approval step, on main the deploy stage. Without --approve it asks at a terminal,
+    and elsewhere stops after review and prints the approve command.
     """
     import getpass
     import os
 
-    from ci.models import discover_models
-    from ci.pipeline import run_pipeline, summary_table
+    from ci.pipeline import plan_pipeline, run_pipeline, summary_table
 
+    plan = plan_pipeline(project_root(), base=base, branch=branch, deploy=not no_deploy)
+    for warning in plan.changes.warnings if plan.changes else []:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    if plan.changes and plan.changes.removed:
+        click.echo(f"removed model folders, not run: {', '.join(plan.changes.removed)}", err=True)
+    click.echo(plan.describe(), err=True)
+    if not plan.models:
+        click.echo("no model folder changed: nothing to run (CircleCI would run only the test job)")
+        return
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     approval = "auto" if auto_approve else ("prompt" if interactive else "stop")
     artifacts = _artifacts(artifacts_dir)
-    outcomes = run_pipeline(discover_models(), backend=backend, artifacts=artifacts, approval=approval,
+    outcomes = run_pipeline(plan.models, backend=backend, artifacts=artifacts, approval=approval,
                             approver=approver or os.environ.get("CIRCLE_USERNAME") or getpass.getuser(),
-                            deploy=not no_deploy, confirm=lambda q: click.confirm(q, default=False), force=force,
-                            log=lambda line: click.echo(line, err=True))
+                            deploy=plan.deploy, train=plan.train, confirm=lambda q: click.confirm(q, default=False),
+                            force=force, log=lambda line: click.echo(line, err=True))
     click.echo(summary_table(outcomes))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
     for outcome in outcomes:
@@ -103,6 +126,73 @@ def pipeline(backend, auto_approve, approver, no_deploy, force, artifacts_dir) -
     failed = [o for o in outcomes if not o.ok]
     if failed:
         sys.exit(max(o.exit_code for o in failed))
+
+
+@main.command()
+@click.option("--base", default=None, help="The base revision (default: the setup config's, main).")
+@click.option("--branch", default=None, help="The branch being built (default: the one checked out).")
+@click.option("--since", default=None,
+              help="The last commit CI built on this branch (default on the base branch: its @{upstream}).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def changed(base, branch, since, as_json) -> None:
+    """The model folders CircleCI's path filtering selects for HEAD, and the parameters it passes on."""
+    import json
+
+    from ci.changes import project_changes
+
+    changes = project_changes(project_root(), base, branch=branch, since=since)
+    if as_json:
+        click.echo(json.dumps(changes.to_json(), indent=2))
+        return
+    how = {"merge-base": f"merge base with {changes.base}", "first-parent": "HEAD~1, the first parent",
+           "empty-tree": "the empty tree"}[changes.how]
+    click.echo(f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
+               f"{len(changes.files)} file(s) changed")
+    click.echo(f"changed models: {', '.join(changes.models) or 'none'}")
+    if changes.removed:
+        renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]
+        click.echo("removed model folders, not trained: "
+                   + ", ".join(f"{m}/{r}" for m, r in zip(changes.removed, renamed)))
+    click.echo(f"pipeline parameters: {json.dumps(changes.parameters)}")
+    for warning in changes.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+@main.group()
+def circleci() -> None:
+    """Generate and check .circleci/config.yml and .circleci/dynamic_config.yml from the model folders."""
+
+
+@circleci.command("generate")
+def circleci_generate() -> None:
+    """Write both CircleCI files from the model folders found now."""
+    from ci.circleci import generate
+
+    written = generate(project_root())
+    click.echo("\n".join(f"wrote {path}" for path in written) or "both files are up to date")
+
+
+@circleci.command("check")
+def circleci_check() -> None:
+    """Exit 1 when the checked-in CircleCI files differ from what `generate` would write."""
+    from ci.circleci import stale_files
+
+    stale = stale_files(project_root())
+    if stale:
+        click.secho(f"error: {', '.join(map(str, stale))} out of date with the model folders. Fix: python -m ci "
+                    f"circleci generate, then commit the result.", fg="red", err=True)
+        sys.exit(1)
+    click.echo("CircleCI files are up to date")
+
+
+@main.command("fetch-data")
+@click.argument("folder", type=click.Path(file_okay=False))
+def fetch_data(folder) -> None:
+    """Put every model's raw data file, verified by its sha256, under FOLDER (for MODELOPS_DATA_DIR)."""
+    from ci.models import discover_models, fetch_datasets
+
+    for path in fetch_datasets(discover_models(), Path(folder)):
+        click.echo(path)
 
 
 def _model_and_backend(model_dir: str, backend: str | None):

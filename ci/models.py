@@ -56,3 +56,28 @@ def resolve_model_dir(argument: str | Path, root: Path | None = None) -> ModelFo
         raise ConfigError(f"{path.name}/ has no {CONFIG_FILE}. Fix: pass a model folder ({known}) or create one with "
                           f"`python -m ci new-model`.")
     return ModelFolder(path)
+
+
+def fetch_datasets(models: list[ModelFolder], folder: Path) -> list[Path]:
+    """Put each model's raw data file in ``folder/<name>/`` (the layout of ``$MODELOPS_DATA_DIR``), verified.
+
+    A file already in ``folder`` is used as it is, and refused when its sha256 is not the one model.yml names.
+
+    Raises:
+        DataSourceError: a source is unreachable or its sha256 is not the one in model.yml.
+    """
+    import shutil
+
+    from modelops.sources import fetch_source, file_name
+
+    paths = []
+    for model in models:
+        data = model.config().data
+        name = file_name(data.source)
+        target = Path(folder) / Path(name).stem / name
+        fetched = fetch_source(data.source, expected_sha256=data.sha256, data_dir=Path(folder), progress=False)
+        if fetched.path.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fetched.path, target)
+        paths.append(target)
+    return paths

@@ -3,6 +3,9 @@
 For each model: the train stage (gather if needed, train_register, review), the approval step, then the
 deploy stage and a smoke request through the endpoint. Approval is ``auto`` (approve a version whose review
 verdict is APPROVE), ``prompt`` (ask), or ``stop`` (print the approve command and go no further).
+
+``plan_pipeline`` decides what CircleCI would run for a checkout: the models its path filtering selects,
+train and approval on a branch, deploy on main.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ci.artifacts import Artifacts, NotebookRun
-from ci.models import ModelFolder
+from ci.changes import ChangeSet
+from ci.models import ModelFolder, discover_models
 from ci.runner import run_stage
 from modelops.errors import ModelOpsError
 from modelops.review import PRIMARY_METRIC
@@ -37,9 +42,55 @@ class ModelOutcome:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class PipelinePlan:
+    """What a pipeline run does: which models, and which of train (with approval) and deploy."""
+
+    models: list[ModelFolder]
+    train: bool
+    deploy: bool
+    branch: str | None = None
+    changes: ChangeSet | None = None
+
+    def describe(self) -> str:
+        names = ", ".join(m.name for m in self.models) or "no model"
+        if self.branch is None:
+            return f"whole flow for {names}: train, approve, deploy"
+        steps = " and ".join(step for step, on in (("train + approval", self.train), ("deploy", self.deploy)) if on)
+        selected = f"changed against {self.changes.base}" if self.changes else "all models"
+        return f"branch {self.branch}: {steps or 'nothing'} for {names} ({selected})"
+
+
+def plan_pipeline(root: Path, *, base: str | None = None, branch: str | None = None,
+                  deploy: bool = True) -> PipelinePlan:
+    """What CircleCI would run for this checkout.
+
+    With neither ``base`` nor ``branch``: the whole flow (train, approve, deploy) for every model, as the
+    README's first command runs it. Otherwise as CircleCI: the models path filtering selects against ``base``
+    (every model without ``base``); on the base branch (main) deploy only, on any other branch train and
+    approval only. ``branch`` defaults to ``$CIRCLE_BRANCH``, then the checked-out branch (a detached HEAD
+    counts as a branch other than main).
+
+    Raises:
+        ChangeDetectionError: ``base`` does not resolve.
+    """
+    from ci.changes import current_branch, project_changes
+    from ci.circleci import BASE_REVISION
+
+    models = discover_models(root)
+    if base is None and branch is None:
+        return PipelinePlan(models, train=True, deploy=deploy)
+    branch = branch or os.environ.get("CIRCLE_BRANCH") or current_branch(root) or "HEAD"
+    changes = project_changes(root, base, branch=branch) if base else None
+    if changes is not None:
+        models = [m for m in models if m.name in changes.models]
+    on_base = branch == (changes.base.removeprefix("origin/") if changes else BASE_REVISION)
+    return PipelinePlan(models, train=not on_base, deploy=on_base and deploy, branch=branch, changes=changes)
+
+
 def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: Artifacts, approval: str = "stop",
                  approver: str = "local-pipeline", deploy: bool = True, confirm=None, force: bool = False,
-                 parallel: int | None = None, log=print) -> list[ModelOutcome]:
+                 parallel: int | None = None, log=print, train: bool = True) -> list[ModelOutcome]:
     """Run the whole flow for each model; a failing model does not stop the others.
 
     Models train in parallel (their notebooks run in separate kernels), approvals are decided one model at
@@ -55,6 +106,7 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         force: rerun notebooks whose inputs did not change.
         parallel: models run at once (default: one per CPU, at most the number of models).
         log: receives progress lines.
+        train: run the train stage and the approval step (False: deploy only, as CI does on main).
 
     Returns:
         One outcome per model, in the order given.
@@ -62,11 +114,17 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
     outcomes = [ModelOutcome(folder.name) for folder in models]
     workers = max(1, min(len(models), parallel or os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
-                      zip(models, outcomes)))
-        approved = [(folder, outcome) for folder, outcome in zip(models, outcomes)
-                    if outcome.ok and _guarded(outcome, _approve, folder, backend, artifacts, approval, approver,
-                                               confirm, log)]
+        if train:
+            list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
+                          zip(models, outcomes)))
+            approved = [(folder, outcome) for folder, outcome in zip(models, outcomes)
+                        if outcome.ok and _guarded(outcome, _approve, folder, backend, artifacts, approval, approver,
+                                                   confirm, log)]
+        else:
+            approved = list(zip(models, outcomes))
+        if not deploy:
+            for _, outcome in approved:
+                outcome.stopped = outcome.stopped or "approved; not deployed in this run"
         if deploy:
             list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
     return outcomes
@@ -128,6 +186,7 @@ def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Arti
     log(f"{folder.name}: deploy stage")
     outcome.runs += run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
     deployed = artifacts.metrics(folder.name)
+    outcome.version = outcome.version or deployed.get("version")
     outcome.endpoint_url = deployed.get("endpoint_url")
     outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config())
     log(f"{folder.name}: v{deployed['version']} serving at {outcome.endpoint_url}; smoke request answered "

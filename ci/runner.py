@@ -334,4 +334,20 @@ def _describe_crash(exc: Exception) -> str:
     return str(exc) or name
 
 
-__all__ = ["check_kernel", "declared_parameters", "execute", "parse_parameters", "run_stage"]
+def write_registered_version(runs: list[NotebookRun], path: Path) -> int:
+    """Write the version the train_register run registered (or found up to date) to ``path``.
+
+    Raises:
+        ConfigError: the runs include no train_register run with a version (the stage was not ``train``/``all``).
+    """
+    versions = [run.scraps["version"] for run in runs if run.notebook == "train_register" and "version" in run.scraps]
+    if not versions:
+        raise ConfigError("--version-file needs a stage that runs train_register (train or all). Fix: pass "
+                          "--stage train.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{versions[-1]}\n")
+    return int(versions[-1])
+
+
+__all__ = ["check_kernel", "declared_parameters", "execute", "parse_parameters", "run_stage",
+           "write_registered_version"]

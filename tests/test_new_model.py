@@ -102,6 +102,29 @@ def test_new_model_is_discovered_and_its_config_validates(tmp_path, monkeypatch)
     assert raw["data"]["sha256"] == "f2bbe2a120317bc0228beec59da1fcbc31d589280b1b674814eaf5174c2ca6cc"
 
 
+def test_new_model_is_picked_up_by_ci_changed_and_the_circleci_config(tmp_path):
+    env = {"MODELOPS_DATA_DIR": str(SHARED_DATA)}
+    repo = make_project(tmp_path / "p", models=("abalone_model",))
+    (repo.path / "README.md").write_text((ROOT / "README.md").read_text())  # the CI test job runs its command
+    assert cli(repo.path, "circleci", "generate", env=env).returncode == 0
+    repo.commit("ci config")
+    repo.git("checkout", "-q", "-b", "add-churn")
+    assert cli(repo.path, "new-model", "churn_again", "--problem", "binary", "--source", str(CHURN), "--target",
+               "Churn?", env=env).returncode == 0
+    stale = cli(repo.path, "circleci", "check", env=env)
+    assert stale.returncode == 1 and "generate" in (stale.stdout + stale.stderr)
+    assert cli(repo.path, "circleci", "generate", env=env).returncode == 0
+    repo.commit("add churn_again")
+    setup = yaml.safe_load((repo.path / ".circleci" / "config.yml").read_text())
+    assert "churn_again/" in json.dumps(setup)
+    continuation = yaml.safe_load((repo.path / ".circleci" / "dynamic_config.yml").read_text())
+    assert "run-churn_again" in continuation["parameters"] and "churn_again" in continuation["workflows"]
+    changed = cli(repo.path, "changed", "--base", "main", "--json", env=env)
+    assert changed.returncode == 0, changed.stderr
+    decision = json.loads(changed.stdout)
+    assert decision["models"] == ["churn_again"] and decision["parameters"]["run-churn_again"] is True
+
+
 def test_headerless_data_needs_column_names(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))
     repo = make_project(tmp_path / "p", models=())

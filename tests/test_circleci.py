@@ -1,0 +1,182 @@
+"""The generated CircleCI files: up to date, valid against CircleCI's schema, following the model folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ci.changes import parse_mapping, project_changes
+from ci.circleci import DYNAMIC_CONFIG, SETUP_CONFIG, generate, stale_files
+from tests.conftest import ROOT, SHARED_DATA
+from tests.gitrepo import make_project
+
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def cli(*args, cwd=ROOT, env=None):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ci", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def load(root: Path, relative: Path) -> dict:
+    return yaml.safe_load((root / relative).read_text())
+
+
+def validate(*paths: Path) -> subprocess.CompletedProcess:
+    # The builtin schema ships inside check-jsonschema: this works offline.
+    return subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.circle-ci", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+def three_model_project(tmp_path):
+    repo = make_project(tmp_path / "project", models=("abalone_model", "churn_model"))
+    shutil.copy(ROOT / "README.md", repo.path / "README.md")
+    generate(repo.path)
+    repo.commit("two models and their CircleCI config")
+    return repo
+
+
+def test_checked_in_files_are_what_generate_writes():
+    result = cli("circleci", "check")
+    assert result.returncode == 0, result.stderr
+    assert stale_files(ROOT) == []
+
+
+def test_check_fails_on_a_hand_edit_and_says_how_to_fix(tmp_path):
+    repo = three_model_project(tmp_path)
+    assert cli("circleci", "check", cwd=repo.path).returncode == 0
+    path = repo.path / DYNAMIC_CONFIG
+    path.write_text(path.read_text().replace("--stage train", "--stage all"))
+    result = cli("circleci", "check", cwd=repo.path)
+    assert result.returncode == 1
+    assert ".circleci/dynamic_config.yml" in result.stderr and "Fix: python -m ci circleci generate" in result.stderr
+    assert cli("circleci", "generate", cwd=repo.path).stdout.strip() == "wrote .circleci/dynamic_config.yml"
+    assert cli("circleci", "check", cwd=repo.path).returncode == 0
+
+
+def test_both_files_validate_against_the_circleci_schema(tmp_path):
+    result = validate(ROOT / SETUP_CONFIG, ROOT / DYNAMIC_CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yml"
+    config = load(ROOT, DYNAMIC_CONFIG)
+    config["jobs"]["train"]["steps"] = "not a list"
+    broken.write_text(yaml.safe_dump(config))
+    assert validate(broken).returncode == 1  # the validation can fail
+
+
+def test_a_third_model_folder_appears_in_the_mapping_and_the_workflows(tmp_path):
+    repo = three_model_project(tmp_path)
+    repo.git("checkout", "-q", "-b", "third")
+    shutil.copytree(ROOT / "abalone_model", repo.path / "third_model")
+    assert stale_files(repo.path) == [SETUP_CONFIG, DYNAMIC_CONFIG]
+    assert generate(repo.path) == [SETUP_CONFIG, DYNAMIC_CONFIG]
+    repo.commit("a third model")
+
+    [job] = load(repo.path, SETUP_CONFIG)["workflows"]["select-changed-models"]["jobs"]
+    mapping = parse_mapping(job["path-filtering/filter"]["mapping"])
+    assert ("third_model/.*", "run-third_model", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
+    assert ("modelops/.*", "run-third_model", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
+    dynamic = load(repo.path, DYNAMIC_CONFIG)
+    # Every parameter the mapping can pass is declared: CircleCI fails the continuation otherwise.
+    assert {m.parameter for m in mapping} == set(dynamic["parameters"]) == {
+        "run-abalone_model", "run-churn_model", "run-third_model"}
+    workflow = dynamic["workflows"]["third_model"]
+    assert workflow["when"] == "<< pipeline.parameters.run-third_model >>"
+    assert [next(iter(job.values())).get("name", next(iter(job))) for job in workflow["jobs"]] == [
+        "train-third_model", "request-deployment", "approve-third_model", "deploy-third_model"]
+    assert validate(repo.path / SETUP_CONFIG, repo.path / DYNAMIC_CONFIG).returncode == 0
+    # The branch adding it selects it, and only it.
+    assert project_changes(repo.path).models == ["third_model"]
+
+
+def test_continuation_gates_release_on_an_approval_and_deploys_on_main_only():
+    dynamic = load(ROOT, DYNAMIC_CONFIG)
+    jobs = {next(iter(j.values())).get("name", next(iter(j))): next(iter(j.values()))
+            for j in dynamic["workflows"]["abalone_model"]["jobs"]}
+    not_main = {"branches": {"ignore": "main"}}
+    assert jobs["train-abalone_model"]["filters"] == not_main
+    assert jobs["request-deployment"] == {"type": "approval", "requires": ["train-abalone_model"],
+                                          "filters": not_main}
+    assert jobs["approve-abalone_model"]["requires"] == ["request-deployment"]
+    assert jobs["deploy-abalone_model"]["filters"] == {"branches": {"only": "main"}}
+    assert "requires" not in jobs["deploy-abalone_model"]
+    assert jobs["approve-abalone_model"]["context"] == jobs["deploy-abalone_model"]["context"] == "modelops-release"
+    assert jobs["train-abalone_model"]["context"] == "modelops-train"
+
+    definitions = dynamic["jobs"]
+    commands = {name: [s["run"]["command"] for s in job["steps"] if isinstance(s, dict) and "run" in s]
+                for name, job in definitions.items()}
+    assert any("-m ci run << parameters.model >> --stage train --backend sagemaker" in c for c in commands["train"])
+    assert any("-m ci deploy << parameters.model >> --backend sagemaker" in c for c in commands["deploy"])
+    for name in ("train", "deploy"):
+        assert {"store_artifacts": {"path": "artifacts", "destination": "artifacts", "when": "always"}} in (
+            definitions[name]["steps"])
+    for name in ("train", "approve", "deploy"):  # AWS through the OIDC role, never keys
+        [aws] = [s["aws-cli/setup"] for s in definitions[name]["steps"] if isinstance(s, dict) and "aws-cli/setup" in s]
+        assert aws["role_arn"] == "${MODELOPS_AWS_ROLE_ARN}" and not any("KEY" in str(v) for v in aws.values())
+    test_steps = definitions["test"]["steps"]
+    readme_test = ROOT.joinpath("README.md").read_text().split("```bash\n")[2].split("\n```")[0]
+    assert any(readme_test in c and "--junitxml=test-results/" in c for c in commands["test"])
+    assert {"store_test_results": {"path": "test-results", "when": "always"}} in test_steps
+    assert any("restore_cache" in s for s in test_steps if isinstance(s, dict))
+
+
+def test_approve_job_approves_exactly_the_version_train_wrote(tmp_path, home):
+    """The approve job's command, run in a shell as CircleCI would (local backend, a seeded registry)."""
+    from ci.artifacts import NotebookRun
+    from ci.runner import write_registered_version
+    from tests.test_cli_registry import seed
+
+    registry = seed(home, ["0" * 40, "1" * 40])
+    workspace = tmp_path / "workspace"
+    runs = [NotebookRun(model="abalone_model", notebook="train_register", status="skipped", scraps={"version": 1}),
+            NotebookRun(model="abalone_model", notebook="review", status="passed", scraps={"verdict": "APPROVE"})]
+    assert write_registered_version(runs, workspace / "versions" / "abalone_model") == 1
+    [command] = [s["run"]["command"] for s in load(ROOT, DYNAMIC_CONFIG)["jobs"]["approve"]["steps"]
+                 if isinstance(s, dict) and "run" in s and "ci approve" in s["run"]["command"]]
+    command = (command.replace("<< parameters.model >>", "abalone_model").replace("/tmp/workspace", str(workspace))
+               .replace("--backend sagemaker", "--backend local").replace(".venv/bin/python", sys.executable))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CIRCLE_BUILD_URL": "https://ci/7"}
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                          env={**env, "CIRCLE_USERNAME": "alice"})
+    assert done.returncode == 0, done.stderr
+    assert (registry.get("abalone-model", 1).status, registry.get("abalone-model", 1).status_by) == ("Approved",
+                                                                                                     "alice")
+    assert registry.get("abalone-model", 1).status_note == "approved in CircleCI: https://ci/7"
+    assert registry.get("abalone-model", 2).status == "PendingManualApproval"
+    anonymous = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                               env={**env, "CIRCLE_USERNAME": ""})
+    assert anonymous.returncode != 0 and "did not say who approved" in anonymous.stderr
+
+
+def test_version_file_needs_a_train_stage(tmp_path):
+    from ci.artifacts import NotebookRun
+    from ci.runner import write_registered_version
+    from modelops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--stage train"):
+        write_registered_version([NotebookRun(model="m", notebook="gather_data", status="passed")], tmp_path / "v")
+    assert not (tmp_path / "v").exists()
+
+
+def test_fetch_data_lays_out_the_data_folder_and_refuses_a_wrong_file(tmp_path, home):
+    from ci.models import discover_models, fetch_datasets
+    from modelops.errors import DataSourceError
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(SHARED_DATA / "abalone" / "abalone.data", folder / "abalone.data")
+    shutil.copy(SHARED_DATA / "churn" / "churn.txt", folder / "churn.txt")
+    paths = fetch_datasets(discover_models(ROOT), folder)
+    assert paths == [folder / "abalone" / "abalone.data", folder / "churn" / "churn.txt"]
+    assert (folder / "abalone" / "abalone.data").read_bytes() == (SHARED_DATA / "abalone" / "abalone.data").read_bytes()
+    (folder / "abalone" / "abalone.data").write_text("1,2,3\n")
+    (folder / "abalone.data").unlink()
+    with pytest.raises(DataSourceError, match="sha256"):
+        fetch_datasets(discover_models(ROOT), folder)
