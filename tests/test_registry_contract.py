@@ -14,7 +14,8 @@ GROUP = "abalone-model"
 
 
 def training(job: str = "job-1", sha: str = "a" * 64) -> TrainingResult:
-    return TrainingResult(job_name=job, artifact_uri=f"s3://modelops-test/{job}/output/model.tar.gz", artifact_sha256=sha,
+    return TrainingResult(job_name=job, artifact_uri=f"s3://modelops-test/{job}/output/model.tar.gz",
+                          artifact_sha256=sha,
                           image="local/sagemaker-xgboost:3.2-0", container_version="3.2-0", xgboost_version="3.2.0",
                           hyperparameters={"num_round": 5, "objective": "reg:squarederror"}, eval_metric="rmse",
                           curves={"validation": [1.0]}, rounds=5, best_iteration=None, duration_seconds=0.1)

@@ -14,14 +14,14 @@ from modelops.errors import ModelOpsError
 
 #: botocore's "standard" retry mode retries throttling (ThrottlingException, SlowDown, 429) and transient
 #: errors with exponential backoff and jitter. SageMaker's control plane throttles Describe* calls at a few
-#: per second per account; CI polls several jobs and endpoints in parallel, hence more attempts than the
-#: default three.
+#: per second per account; CI polls several jobs and endpoints in parallel, hence more attempts (in all,
+#: the first one included) than the default three.
 MAX_ATTEMPTS = 8
 
 
 def client_config(max_attempts: int = MAX_ATTEMPTS) -> Config:
     """The botocore config every client of this backend uses."""
-    return Config(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=10, read_timeout=70,
+    return Config(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=10, read_timeout=70,
                   user_agent_extra="modelops/0.1")
 
 

@@ -144,7 +144,7 @@ class SageMakerEndpoints(Endpoints):
             settled = self._wait(name, timeout, log, nothing_else=True)
             if settled["EndpointStatus"] != IN_SERVICE:
                 raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']}: "
-                                     f"{settled.get('FailureReason') or 'no FailureReason given'}. Nothing is serving "
+                                     f"{failure_reason(settled)}. Nothing is serving "
                                      f"on {name} (logs: CloudWatch /aws/sagemaker/Endpoints/{name}).")
             message = f"{name} serves v{version} (before: nothing)"
             log(message)
@@ -164,7 +164,7 @@ class SageMakerEndpoints(Endpoints):
         log(f"{name}: updating from v{current_version} ({current_config}) to v{version} ({config})")
         settled = self._wait(name, timeout, log, serving=f"v{current_version} ({current_config})")
         if settled["EndpointStatus"] != IN_SERVICE or settled["EndpointConfigName"] != config:
-            reason = settled.get("FailureReason") or "no FailureReason given"
+            reason = failure_reason(settled)
             if settled["EndpointStatus"] == IN_SERVICE and settled["EndpointConfigName"] == current_config:
                 raise EndpointFailed(f"{action} of {name} to v{version} failed: {reason}. v{current_version} keeps "
                                      f"serving (endpoint config {current_config}); logs: CloudWatch "
@@ -234,6 +234,11 @@ class SageMakerEndpoints(Endpoints):
 _CONFIG_NAME = re.compile(r"-v(\d+)-\d{14}-[0-9a-f]{4}$")
 _NAME_KEY = {"model": "ModelName", "endpoint_config": "EndpointConfigName"}
 _ARN_KEY = {"model": "ModelArn", "endpoint_config": "EndpointConfigArn"}
+
+
+def failure_reason(described: dict) -> str:
+    """SageMaker's FailureReason as the middle of a sentence (its trailing period dropped)."""
+    return (described.get("FailureReason") or "no FailureReason given").rstrip(". ")
 
 
 def config_version(config: str) -> int | None:

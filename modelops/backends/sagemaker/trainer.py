@@ -42,8 +42,9 @@ class SageMakerTrainer(Trainer):
         job = self._wait(spec, log)
         status = job["TrainingJobStatus"]
         if status != "Completed":
+            reason = (job.get("FailureReason") or "no FailureReason given").rstrip(". ")
             raise TrainingFailed(
-                f"training job {spec.job_name} {status}: {job.get('FailureReason') or 'no FailureReason given'}. "
+                f"training job {spec.job_name} {status}: {reason}. "
                 f"Logs: CloudWatch {LOG_GROUP}, streams {spec.job_name}/*."
             )
         artifact_uri = job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -109,10 +110,18 @@ class SageMakerTrainer(Trainer):
         """The job's CloudWatch log lines (empty when it wrote none or logs cannot be read)."""
         lines: list[str] = []
         try:
-            pages = self.logs.get_paginator("filter_log_events").paginate(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
-            for page in pages:
-                lines += [event["message"].rstrip("\n") for event in page.get("events", [])]
+            streams = []
+            for page in self.logs.get_paginator("describe_log_streams").paginate(
+                    logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"):
+                streams += [s["logStreamName"] for s in page["logStreams"]]
+            for stream in sorted(streams):  # algo-1, algo-2, ...: one per instance
+                request = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+                while True:
+                    page = self.logs.get_log_events(**request)
+                    lines += [event["message"].rstrip("\n") for event in page["events"]]
+                    if not page["events"] or page.get("nextForwardToken") in (None, request.get("nextToken")):
+                        break
+                    request["nextToken"] = page["nextForwardToken"]
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 lines.append(f"(the training log could not be read: {describe_error(exc)})")
