@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import UTC, datetime
 
@@ -586,3 +587,18 @@ def test_invoke_reaches_the_runtime(sagemaker):
     sagemaker.endpoints.deploy("abalone-model", approved_package(sagemaker), timeout=5, log=lambda line: None)
     # moto answers with a canned body: this checks the wiring, not the model.
     assert sagemaker.endpoints.invoke("abalone-model", b"1,2,3\n")
+
+
+def test_local_backend_imports_neither_boto3_nor_the_sdk(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom modelops.backends import get_backend\nb = get_backend('local')\n"
+            "b.registry, b.trainer, b.endpoints\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'sagemaker')))\n"
+            "import modelops.backends.sagemaker\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('boto3', 'sagemaker')}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "MODELOPS_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "['boto3']"]  # the SDK loads only when an image URI is asked for
