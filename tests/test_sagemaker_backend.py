@@ -297,15 +297,27 @@ def throttle(client, operation: str, times: int) -> list[int]:
     return attempts
 
 
-def test_throttling_is_retried_with_backoff(sagemaker):
+@pytest.fixture
+def backoffs(monkeypatch) -> list[float]:
+    """The delays botocore sleeps between attempts (recorded instead of slept)."""
+    import botocore.endpoint
+
+    slept: list[float] = []
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", slept.append)
+    return slept
+
+
+def test_throttling_is_retried_with_backoff(sagemaker, backoffs):
     registry = sagemaker.registry
-    attempts = throttle(registry.sagemaker, "ListModelPackages", times=1)
+    attempts = throttle(registry.sagemaker, "ListModelPackages", times=2)
     assert registry.versions("abalone-model") == []
-    assert attempts == [1, 2]  # throttled once, then answered
+    assert attempts == [1, 2, 3]  # throttled twice, then answered
+    # exponential backoff with full jitter: attempt n waits a random time in [0, 2**(n-1)] seconds
+    assert len(backoffs) == 2 and 0 <= backoffs[0] <= 1 and 0 <= backoffs[1] <= 2
     assert registry.sagemaker.meta.config.retries == {"mode": "standard", "total_max_attempts": 8}
 
 
-def test_throttling_beyond_the_retries_is_a_clear_error(aws):
+def test_throttling_beyond_the_retries_is_a_clear_error(aws, backoffs):
     from tests.conftest import sagemaker_on_moto
 
     backend = sagemaker_on_moto()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import urllib.request
 
 import boto3
 import pandas as pd
@@ -97,6 +98,8 @@ def moto_server(home, monkeypatch):
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+    # moto's state lives in this process: start from an empty account whatever ran before.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MODELOPS_S3_PREFIX", "MODELOPS_SAGEMAKER_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     for name, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
