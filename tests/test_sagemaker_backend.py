@@ -550,6 +550,21 @@ def test_failed_update_says_the_previous_config_keeps_serving(sagemaker, monkeyp
         stub.assert_no_pending_responses()  # and no AddTags: the record still says v1
 
 
+def test_update_wait_times_out_saying_what_serves_meanwhile(sagemaker, monkeypatch):
+    package = package_v2(sagemaker, monkeypatch)
+    endpoints = sagemaker.endpoints
+    with Stubber(endpoints.sagemaker) as stub:
+        expect_new_model_and_config(stub, package)
+        stub.add_response("describe_endpoint", described_endpoint(CONFIG_V1))
+        stub.add_response("list_tags", endpoint_tags(1))
+        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
+        stub.add_response("describe_endpoint", described_endpoint(CONFIG_V1, "Updating"))
+        with pytest.raises(EndpointFailed, match=rf"still Updating after 0s; SageMaker carries on, and v1 "
+                                                 rf"\({CONFIG_V1}\) keeps serving until it finishes"):
+            endpoints.deploy("abalone-model", package, timeout=0, log=lambda line: None)
+        stub.assert_no_pending_responses()
+
+
 def test_endpoint_that_fails_to_create_says_nothing_serves(sagemaker):
     package = approved_package(sagemaker)
     endpoints = sagemaker.endpoints

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -153,3 +156,26 @@ def test_gather_and_train_register_on_sagemaker(moto_server, tmp_path):
     for key in keys:  # and what the notebooks wrote to S3: manifests, splits, reports, the training log
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert ACCESS_KEY.encode() not in body and SECRET_KEY.encode() not in body, f"a credential leaked: {key}"
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ci", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env or dict(os.environ))
+
+
+def test_registry_commands_on_sagemaker(moto_server):
+    from modelops.backends import get_backend
+    from modelops.lineage import working_tree_hash
+    from tests.test_registry_contract import register
+
+    register(get_backend("sagemaker").registry, tree=working_tree_hash(ROOT / "abalone_model"))
+    approved = cli("approve", "abalone_model", "--by", "alice", "--note", "reviewed", "--backend", "sagemaker")
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.startswith("abalone-model v1: Approved by alice at ")
+    listing = cli("registry", "abalone_model", "--backend", "sagemaker")
+    assert listing.returncode == 0 and " Approved " in listing.stdout and "alice" in listing.stdout
+
+    unset = cli("registry", "abalone_model", "--backend", "sagemaker",
+                env={k: v for k, v in os.environ.items() if k != "SAGEMAKER_EXECUTION_ROLE_ARN"})
+    assert unset.returncode == 2 and "no SageMaker execution role" in unset.stderr
+    assert "Traceback" not in unset.stderr and len(unset.stderr.strip().splitlines()) == 1

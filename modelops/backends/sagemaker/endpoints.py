@@ -141,7 +141,7 @@ class SageMakerEndpoints(Endpoints):
             with translated(EndpointFailed, f"creating endpoint {name}"):
                 self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config, Tags=arn_tags)
             log(f"{name}: creating (v{version}, endpoint config {config})")
-            settled = self._wait(name, timeout, log, nothing_else=True)
+            settled = self._wait(name, timeout, log)
             if settled["EndpointStatus"] != IN_SERVICE:
                 raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']}: "
                                      f"{failure_reason(settled)}. Nothing is serving "
@@ -180,8 +180,7 @@ class SageMakerEndpoints(Endpoints):
         log(message)
         return Deployment(name, version, current_version, self.url(name), IN_SERVICE, True, message)
 
-    def _wait(self, name: str, timeout: float, log, *, serving: str | None = None,
-              nothing_else: bool = False) -> dict:
+    def _wait(self, name: str, timeout: float, log, *, serving: str | None = None) -> dict:
         deadline = time.monotonic() + timeout
         seen = None
         while True:
