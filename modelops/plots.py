@@ -55,8 +55,11 @@ def validation_curve(training) -> Figure:
         ax.axvline(training.best_iteration + 1, color="grey", linestyle="--", label="best round")
     ax.set_xlabel("boosting round")
     ax.set_ylabel(training.eval_metric)
-    ax.set_title(f"{training.eval_metric} per round")
-    ax.legend()
+    if training.curves:
+        ax.set_title(f"{training.eval_metric} per round")
+        ax.legend()
+    else:  # a SageMaker job whose log could not be read
+        ax.set_title("no per-round metrics in the training job's log")
     return figure
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data, an isolated local-backend home, a 127.0.0.1 file server, moto S3."""
+"""Shared fixtures: the real data, an isolated local-backend home, a 127.0.0.1 file server, moto AWS."""
 
 from __future__ import annotations
 
@@ -121,3 +121,27 @@ def aws(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         yield
+
+
+MOTO_BUCKET = "modelops-test"
+MOTO_ROLE = "arn:aws:iam::123456789012:role/modelops-sagemaker"
+
+
+def sagemaker_on_moto(*, poll_seconds: float = 0, **settings):
+    """A sagemaker backend on moto (the ``aws`` fixture must be active), its bucket created."""
+    import boto3
+
+    from modelops.backends.sagemaker import SageMakerBackend
+    from modelops.settings import SageMakerSettings
+
+    values = {"region": "us-east-1", "role_arn": MOTO_ROLE, "bucket": MOTO_BUCKET, "prefix": "modelops",
+              "source": "tests", **settings}
+    if values["bucket"]:
+        boto3.client("s3", region_name=values["region"]).create_bucket(Bucket=values["bucket"])
+    return SageMakerBackend(SageMakerSettings(**values), poll_seconds=poll_seconds)
+
+
+@pytest.fixture
+def sagemaker(aws):
+    """The sagemaker backend on moto's in-process AWS, polling without sleeping."""
+    return sagemaker_on_moto()

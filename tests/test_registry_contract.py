@@ -1,4 +1,4 @@
-"""The registry contract: every backend's registry must pass this suite (local: SQLite in tmp_path)."""
+"""The registry contract: every backend's registry must pass this suite (local: SQLite in tmp_path; SageMaker: moto)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ GROUP = "abalone-model"
 
 
 def training(job: str = "job-1", sha: str = "a" * 64) -> TrainingResult:
-    return TrainingResult(job_name=job, artifact_uri=f"file:///tmp/{job}/model.tar.gz", artifact_sha256=sha,
+    return TrainingResult(job_name=job, artifact_uri=f"s3://modelops-test/{job}/output/model.tar.gz",
+                          artifact_sha256=sha,
                           image="local/sagemaker-xgboost:3.2-0", container_version="3.2-0", xgboost_version="3.2.0",
                           hyperparameters={"num_round": 5, "objective": "reg:squarederror"}, eval_metric="rmse",
                           curves={"validation": [1.0]}, rounds=5, best_iteration=None, duration_seconds=0.1)
@@ -33,11 +34,21 @@ def build_local(tmp_path):
     return LocalRegistry(tmp_path / "registry.db")
 
 
-BUILDERS = {"local": build_local}
+def build_sagemaker(tmp_path):
+    from tests.conftest import sagemaker_on_moto
+
+    return sagemaker_on_moto().registry
+
+
+BUILDERS = {"local": build_local, "sagemaker": build_sagemaker}
+#: Builders that need moto's AWS (the ``aws`` fixture) to be running.
+ON_MOTO = {"sagemaker"}
 
 
 @pytest.fixture(params=sorted(BUILDERS))
 def registry(request, tmp_path):
+    if request.param in ON_MOTO:
+        request.getfixturevalue("aws")
     return BUILDERS[request.param](tmp_path)
 
 

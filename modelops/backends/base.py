@@ -140,9 +140,10 @@ class TrainingResult:
     log_uri: str | None = None
 
     def _repr_markdown_(self) -> str:
-        final = self.curves.get("validation", [None])[-1]
-        return (f"Training job `{self.job_name}`: {self.rounds} rounds in {self.duration_seconds:.1f} s, final "
-                f"validation {self.eval_metric} {final:.4f}; artifact `{self.artifact_uri}` "
+        curve = self.curves.get("validation") or []
+        final = f"final validation {self.eval_metric} {curve[-1]:.4f}" if curve else "no per-round metrics logged"
+        return (f"Training job `{self.job_name}`: {self.rounds} rounds in {self.duration_seconds:.1f} s, {final}; "
+                f"artifact `{self.artifact_uri}` "
                 f"(sha256 `{self.artifact_sha256[:12]}`), image `{self.image}`")
 
 

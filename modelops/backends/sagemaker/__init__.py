@@ -1,0 +1,90 @@
+"""The sagemaker backend: S3, SageMaker training jobs, the SageMaker model registry and hosting endpoints."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from modelops import settings
+from modelops.backends.base import Backend
+from modelops.backends.sagemaker.aws import Aws, is_not_found, translated
+from modelops.backends.sagemaker.store import S3Store
+from modelops.errors import BackendUnavailable, ConfigError, StoreError
+
+
+class SageMakerBackend(Backend):
+    """Everything in one AWS account and region::
+
+        s3://BUCKET/PREFIX/<model>/datasets/      gathered splits and manifests
+        s3://BUCKET/PREFIX/<model>/training/<job> training job outputs (model.tar.gz, log)
+        s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
+        SageMaker model package group <model>     versions and their approval status
+        SageMaker endpoint <model>                with one model + endpoint config per deployed version
+
+    Settings (region, execution role, bucket, prefix) come from ``settings.sagemaker_settings``; credentials
+    from boto3's standard chain. Nothing is created before the settings are checked.
+    """
+
+    name = "sagemaker"
+
+    def __init__(self, config: settings.SageMakerSettings | None = None, *, session=None, poll_seconds: float = 15):
+        self.settings = config or settings.sagemaker_settings()
+        self.aws = Aws(self.settings.region, session)
+        self.poll_seconds = poll_seconds
+        super().__init__(S3Store(self.aws.client("s3"), self._bucket(), self.settings.prefix))
+
+    @cached_property
+    def trainer(self):
+        from modelops.backends.sagemaker.trainer import SageMakerTrainer
+
+        return SageMakerTrainer(self.aws.client("sagemaker"), self.aws.client("logs"), self.store,
+                                self.settings.role_arn, self.image_uri, poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def registry(self):
+        from modelops.backends.sagemaker.registry import SageMakerRegistry
+
+        return SageMakerRegistry(self.aws.client("sagemaker"), self.store)
+
+    @cached_property
+    def endpoints(self):
+        from modelops.backends.sagemaker.endpoints import SageMakerEndpoints
+
+        return SageMakerEndpoints(self.aws.client("sagemaker"), self.aws.client("sagemaker-runtime"), self.store,
+                                  self.settings.role_arn, self.settings.region, poll_seconds=self.poll_seconds)
+
+    def image_uri(self, container_version: str) -> str:
+        """The built-in XGBoost image of ``container_version`` in this region, as the SageMaker SDK knows it."""
+        try:
+            # Imported here: the SDK is an optional extra, and only this backend needs it.
+            from sagemaker.core import image_uris
+        except ModuleNotFoundError as exc:
+            raise BackendUnavailable("the sagemaker backend needs the SageMaker SDK to find the XGBoost image. Fix: "
+                                     "pip install 'modelops[aws]'.") from exc
+        try:
+            return image_uris.retrieve("xgboost", region=self.settings.region, version=container_version)
+        except ValueError as exc:
+            raise ConfigError(f"the SageMaker SDK knows no XGBoost container {container_version!r} in "
+                              f"{self.settings.region}: {exc}. Fix: set training.container_version in model.yml "
+                              f"to a version it lists.") from exc
+
+    def _bucket(self) -> str:
+        """The configured bucket, else SageMaker's default one (``sagemaker-<region>-<account>``, created if absent)."""
+        if self.settings.bucket:
+            return self.settings.bucket
+        bucket = f"sagemaker-{self.settings.region}-{self.aws.account_id()}"
+        s3 = self.aws.client("s3")
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if not is_not_found(exc):
+                message = f"cannot use the default bucket {bucket}: {exc}. Fix: set MODELOPS_S3_BUCKET."
+                raise StoreError(message) from exc
+            location = {} if self.settings.region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": self.settings.region}}
+            with translated(StoreError, f"creating the default bucket {bucket}", "set MODELOPS_S3_BUCKET"):
+                s3.create_bucket(Bucket=bucket, **location)
+        return bucket
+
+
+def build(**options) -> SageMakerBackend:
+    return SageMakerBackend(**options)

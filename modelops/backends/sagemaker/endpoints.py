@@ -1,0 +1,254 @@
+"""SageMaker endpoints: a model and an endpoint config per deployed version, one endpoint per model name.
+
+What an endpoint serves now and served before is kept in the endpoint's own tags (``modelops:version``,
+``modelops:previous-version``, ``modelops:previous-config``), so any machine with the credentials can roll
+back, and ``stop`` deletes exactly the models and endpoint configs tagged ``modelops:endpoint=<name>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import datetime
+
+from modelops.backends.base import IN_SERVICE, Deployment, Endpoints, EndpointStatus, PackageVersion
+from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
+from modelops.backends.sagemaker.store import S3Store
+from modelops.errors import EndpointFailed, StoreError
+
+ENDPOINT_TAG = "modelops:endpoint"
+VERSION_TAG = "modelops:version"
+PREVIOUS_VERSION_TAG = "modelops:previous-version"
+PREVIOUS_CONFIG_TAG = "modelops:previous-config"
+VARIANT = "AllTraffic"
+#: Statuses that end a wait (anything else, such as Creating or Updating, is still moving).
+SETTLED = (IN_SERVICE, "Failed", "OutOfService", "UpdateRollbackFailed")
+
+
+class SageMakerEndpoints(Endpoints):
+    """Real-time endpoints on SageMaker hosting, running the registered package's XGBoost container."""
+
+    def __init__(self, sagemaker_client, runtime_client, store: S3Store, role_arn: str, region: str, *,
+                 poll_seconds: float = 15):
+        self.sagemaker = sagemaker_client
+        self.runtime = runtime_client
+        self.store = store
+        self.role_arn = role_arn
+        self.region = region
+        self.poll_seconds = poll_seconds
+
+    # -- the interface -------------------------------------------------------------------------------------
+
+    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
+               instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
+        self._check_artifact(package)
+        config = self._create_config(name, package, instance_type, instance_count, log)
+        return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
+
+    def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
+        endpoint, tags = self._describe(name)
+        if endpoint is None:
+            raise EndpointFailed(f"there is no endpoint {name!r} to roll back. Fix: deploy it first.")
+        previous = tags.get(PREVIOUS_CONFIG_TAG)
+        if not previous:
+            raise EndpointFailed(f"endpoint {name!r} has no previous version to roll back to (it serves "
+                                 f"v{tags.get(VERSION_TAG)}, its first deployed version).")
+        return self._switch(name, previous, int(tags[PREVIOUS_VERSION_TAG]), timeout=timeout, log=log,
+                            action="rollback")
+
+    def status(self, name: str) -> EndpointStatus | None:
+        endpoint, tags = self._describe(name)
+        if endpoint is None:
+            return None
+        created = endpoint.get("CreationTime")
+        return EndpointStatus(
+            name=name,
+            status=endpoint["EndpointStatus"],
+            version=config_version(endpoint["EndpointConfigName"]) or _int(tags.get(VERSION_TAG)),
+            previous_version=_int(tags.get(PREVIOUS_VERSION_TAG)),
+            url=self.url(name),
+            started_at=created.isoformat(timespec="seconds") if isinstance(created, datetime) else None,
+            detail={"endpoint_config": endpoint.get("EndpointConfigName"),
+                    "previous_endpoint_config": tags.get(PREVIOUS_CONFIG_TAG), "arn": endpoint.get("EndpointArn")},
+            message=endpoint.get("FailureReason") or "",
+        )
+
+    def list(self) -> list[EndpointStatus]:
+        names = []
+        with translated(EndpointFailed, "listing endpoints"):
+            for page in self.sagemaker.get_paginator("list_endpoints").paginate():
+                names += [e["EndpointName"] for e in page["Endpoints"]]
+        return [s for s in (self.status(n) for n in sorted(names)) if s is not None]
+
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+        try:
+            response = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
+                                                    Accept=accept)
+        except Exception as exc:
+            raise EndpointFailed(f"endpoint {name!r} answered with an error: {describe_error(exc)}. Fix: see "
+                                 f"`python -m ci endpoints` and the endpoint's CloudWatch logs "
+                                 f"(/aws/sagemaker/Endpoints/{name}).") from exc
+        return response["Body"].read()
+
+    def stop(self, name: str) -> None:
+        endpoint, _ = self._describe(name)
+        if endpoint is None:
+            raise EndpointFailed(f"there is no endpoint {name!r} created by this project. Fix: see "
+                                 f"`python -m ci endpoints`.")
+        with translated(EndpointFailed, f"deleting endpoint {name}"):
+            self.sagemaker.delete_endpoint(EndpointName=name)
+        # Only what carries our tag for this exact endpoint name: never everything whose name contains it.
+        for kind in ("endpoint_config", "model"):
+            for resource in self._owned(kind, name):
+                with translated(EndpointFailed, f"deleting {kind.replace('_', ' ')} {resource}"):
+                    getattr(self.sagemaker, f"delete_{kind}")(**{_NAME_KEY[kind]: resource})
+
+    def url(self, name: str) -> str:
+        return f"https://runtime.sagemaker.{self.region}.amazonaws.com/endpoints/{name}/invocations"
+
+    # -- how -----------------------------------------------------------------------------------------------
+
+    def _check_artifact(self, package: PackageVersion) -> None:
+        try:
+            actual = hashlib.sha256(self.store.get_bytes(package.artifact_uri)).hexdigest()
+        except StoreError as exc:
+            raise EndpointFailed(f"{package.label}'s artifact cannot be read: {exc}") from exc
+        if actual != package.artifact_sha256:
+            raise EndpointFailed(f"{package.artifact_uri} has sha256 {actual}, but {package.label} recorded "
+                                 f"{package.artifact_sha256}: the artifact changed after training. Nothing was "
+                                 f"deployed. Fix: train and register a new version.")
+
+    def _create_config(self, name: str, package: PackageVersion, instance_type: str, instance_count: int,
+                       log) -> str:
+        resource = timestamped_name(name, f"v{package.version}")
+        tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(package.version)}]
+        with translated(EndpointFailed, f"creating model {resource} from {package.label}",
+                        "the package must be Approved and the execution role able to read its artifact"):
+            self.sagemaker.create_model(ModelName=resource, ExecutionRoleArn=self.role_arn, Tags=tags,
+                                        PrimaryContainer={"ModelPackageName": package.package_id})
+            self.sagemaker.create_endpoint_config(
+                EndpointConfigName=resource, Tags=tags,
+                ProductionVariants=[{"VariantName": VARIANT, "ModelName": resource, "InstanceType": instance_type,
+                                     "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
+        log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type})")
+        return resource
+
+    def _switch(self, name: str, config: str, version: int, *, timeout: float, log, action: str) -> Deployment:
+        endpoint, tags = self._describe(name)
+        arn_tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(version)}]
+        if endpoint is None:
+            with translated(EndpointFailed, f"creating endpoint {name}"):
+                self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config, Tags=arn_tags)
+            log(f"{name}: creating (v{version}, endpoint config {config})")
+            settled = self._wait(name, timeout, log)
+            if settled["EndpointStatus"] != IN_SERVICE:
+                raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']}: "
+                                     f"{failure_reason(settled)}. Nothing is serving "
+                                     f"on {name} (logs: CloudWatch /aws/sagemaker/Endpoints/{name}).")
+            message = f"{name} serves v{version} (before: nothing)"
+            log(message)
+            return Deployment(name, version, None, self.url(name), IN_SERVICE, True, message)
+
+        current_config = endpoint["EndpointConfigName"]
+        current_version = config_version(current_config) or _int(tags.get(VERSION_TAG))
+        if endpoint["EndpointStatus"] != IN_SERVICE:
+            raise EndpointFailed(f"endpoint {name} is {endpoint['EndpointStatus']}, not InService, so it cannot be "
+                                 f"switched to v{version} now"
+                                 + (f" ({endpoint['FailureReason']})" if endpoint.get("FailureReason") else "")
+                                 + ". Fix: wait for it to settle (`python -m ci endpoints`); a Failed endpoint can "
+                                   "only be stopped and deployed again.")
+        with translated(EndpointFailed, f"updating endpoint {name} to {config}",
+                        f"v{current_version} keeps serving ({current_config})"):
+            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config)
+        log(f"{name}: updating from v{current_version} ({current_config}) to v{version} ({config})")
+        settled = self._wait(name, timeout, log, serving=f"v{current_version} ({current_config})")
+        if settled["EndpointStatus"] != IN_SERVICE or settled["EndpointConfigName"] != config:
+            reason = failure_reason(settled)
+            if settled["EndpointStatus"] == IN_SERVICE and settled["EndpointConfigName"] == current_config:
+                raise EndpointFailed(f"{action} of {name} to v{version} failed: {reason}. v{current_version} keeps "
+                                     f"serving (endpoint config {current_config}); logs: CloudWatch "
+                                     f"/aws/sagemaker/Endpoints/{name}.")
+            raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']} with "
+                                 f"config {settled['EndpointConfigName']}: {reason}. Fix: deploy a known good version "
+                                 f"again (`python -m ci deploy <model folder> --version N`).")
+        with translated(EndpointFailed, f"recording what {name} serves in its tags"):
+            self.sagemaker.add_tags(ResourceArn=settled["EndpointArn"], Tags=[
+                *arn_tags, {"Key": PREVIOUS_VERSION_TAG, "Value": str(current_version)},
+                {"Key": PREVIOUS_CONFIG_TAG, "Value": current_config}])
+        message = f"{name} serves v{version} (before: v{current_version})"
+        log(message)
+        return Deployment(name, version, current_version, self.url(name), IN_SERVICE, True, message)
+
+    def _wait(self, name: str, timeout: float, log, *, serving: str | None = None) -> dict:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while True:
+            with translated(EndpointFailed, f"describing endpoint {name}"):
+                endpoint = self.sagemaker.describe_endpoint(EndpointName=name)
+            if endpoint["EndpointStatus"] != seen:
+                seen = endpoint["EndpointStatus"]
+                log(f"{name}: {seen}")
+            if seen in SETTLED:
+                return endpoint
+            if time.monotonic() > deadline:
+                still = f"{serving} keeps serving until it finishes" if serving else "nothing serves yet"
+                raise EndpointFailed(f"endpoint {name} was still {seen} after {timeout:.0f}s; SageMaker carries "
+                                     f"on, and "
+                                     f"{still}. Fix: watch `python -m ci endpoints`, or pass a longer --timeout.")
+            time.sleep(self.poll_seconds)
+
+    def _describe(self, name: str) -> tuple[dict | None, dict[str, str]]:
+        """The endpoint and its tags, or (None, {}) if it does not exist or this project did not create it."""
+        try:
+            endpoint = self.sagemaker.describe_endpoint(EndpointName=name)
+        except Exception as exc:
+            if is_not_found(exc):
+                return None, {}
+            raise EndpointFailed(f"describing endpoint {name} failed: {describe_error(exc)}") from exc
+        tags = self._tags(endpoint["EndpointArn"])
+        if tags.get(ENDPOINT_TAG) != name:
+            return None, {}
+        return endpoint, tags
+
+    def _tags(self, arn: str) -> dict[str, str]:
+        tags = {}
+        with translated(EndpointFailed, f"reading the tags of {arn}"):
+            for page in self.sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
+                tags.update({t["Key"]: t["Value"] for t in page["Tags"]})
+        return tags
+
+    def _owned(self, kind: str, name: str) -> list[str]:
+        """Models or endpoint configs tagged as created for endpoint ``name`` (names are prefixed with it)."""
+        plural = {"model": "Models", "endpoint_config": "EndpointConfigs"}[kind]
+        found = []
+        with translated(EndpointFailed, f"listing {kind.replace('_', ' ')}s of {name}"):
+            for page in self.sagemaker.get_paginator(f"list_{kind}s").paginate(NameContains=name):
+                for item in page[plural]:
+                    if self._tags(item[_ARN_KEY[kind]]).get(ENDPOINT_TAG) == name:
+                        found.append(item[_NAME_KEY[kind]])
+        return found
+
+
+_CONFIG_NAME = re.compile(r"-v(\d+)-\d{14}-[0-9a-f]{4}$")
+_NAME_KEY = {"model": "ModelName", "endpoint_config": "EndpointConfigName"}
+_ARN_KEY = {"model": "ModelArn", "endpoint_config": "EndpointConfigArn"}
+
+
+def failure_reason(described: dict) -> str:
+    """SageMaker's FailureReason as the middle of a sentence (its trailing period dropped)."""
+    return (described.get("FailureReason") or "no FailureReason given").rstrip(". ")
+
+
+def config_version(config: str) -> int | None:
+    """The package version an endpoint config of ours serves, from its name (``<name>-v<N>-<stamp>-<hex>``).
+
+    Read from the config actually in use rather than from a tag, so it stays right even when a wait timed
+    out before the tags were updated.
+    """
+    found = _CONFIG_NAME.search(config or "")
+    return int(found.group(1)) if found else None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None

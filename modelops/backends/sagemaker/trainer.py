@@ -1,0 +1,175 @@
+"""SageMaker trainer: a training job on the built-in XGBoost container, watched until it ends."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+from modelops.backends.base import Trainer, TrainingResult, TrainingSpec
+from modelops.backends.sagemaker.aws import describe_error, error_code, translated
+from modelops.backends.sagemaker.store import S3Store
+from modelops.errors import StoreError, TrainingFailed
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+RUNNING = ("InProgress", "Stopping")
+# The container logs one line per round: "[12]#011train-rmse:2.1#011validation-rmse:2.3" (#011 is a tab).
+_ROUND = re.compile(r"^\[(\d+)\](.*)$")
+_METRIC = re.compile(r"(?:#011|\t|\s)(train|validation)-([\w@.-]+):(-?[\d.eE+-]+|nan|inf)")
+_BEST = re.compile(r"Best iteration:\s*\[(\d+)\]")
+
+
+class SageMakerTrainer(Trainer):
+    """Creates a training job, streams its status, and returns its artifact with the sha256 of its bytes."""
+
+    def __init__(self, sagemaker_client, logs_client, store: S3Store, role_arn: str, image_uri, *,
+                 poll_seconds: float = 15, timeout_seconds: float | None = None):
+        self.sagemaker = sagemaker_client
+        self.logs = logs_client
+        self.store = store
+        self.role_arn = role_arn
+        self.image_uri = image_uri
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds  # None: the job's max runtime plus 30 minutes for provisioning
+
+    def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
+        image = self.image_uri(spec.container_version)
+        started = time.monotonic()
+        with translated(TrainingFailed, f"creating training job {spec.job_name}",
+                        "check the execution role (SAGEMAKER_EXECUTION_ROLE_ARN) and the account's instance quota"):
+            self.sagemaker.create_training_job(**training_job_request(spec, image, self.role_arn))
+        log(f"{spec.job_name}: created ({image}, {spec.instance_count} x {spec.instance_type})")
+        job = self._wait(spec, log)
+        status = job["TrainingJobStatus"]
+        if status != "Completed":
+            reason = (job.get("FailureReason") or "no FailureReason given").rstrip(". ")
+            raise TrainingFailed(
+                f"training job {spec.job_name} {status}: {reason}. "
+                f"Logs: CloudWatch {LOG_GROUP}, streams {spec.job_name}/*."
+            )
+        artifact_uri = job["ModelArtifacts"]["S3ModelArtifacts"]
+        try:
+            artifact = self.store.get_bytes(artifact_uri)
+        except StoreError as exc:
+            raise TrainingFailed(f"training job {spec.job_name} Completed, but its model artifact is unreadable: "
+                                 f"{exc}") from exc
+        lines = self._log_lines(spec.job_name)
+        curves, metric = parse_curves(lines)
+        log_uri = None
+        if lines:
+            log_uri = self.store.put_bytes(f"{spec.output_uri.rstrip('/')}/training-log.txt",
+                                           ("\n".join(lines) + "\n").encode(), content_type="text/plain").uri
+        for line in lines[-3:]:
+            log(line)
+        best = _BEST.search("\n".join(lines))
+        return TrainingResult(
+            job_name=spec.job_name,
+            artifact_uri=artifact_uri,
+            artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+            image=image,
+            container_version=spec.container_version,
+            xgboost_version=spec.container_version.split("-")[0],  # "3.2-0" runs xgboost 3.2.x
+            hyperparameters=dict(spec.hyperparameters),
+            eval_metric=metric or str(spec.hyperparameters.get("eval_metric", "")),
+            curves=curves,
+            rounds=len(curves.get("validation", [])) or int(spec.hyperparameters.get("num_round", 0)),
+            best_iteration=int(best.group(1)) if best else None,
+            duration_seconds=round(time.monotonic() - started, 3),
+            log_uri=log_uri,
+        )
+
+    def _wait(self, spec: TrainingSpec, log) -> dict:
+        timeout = self.timeout_seconds or spec.max_runtime_seconds + 1800
+        deadline = time.monotonic() + timeout
+        seen = None
+        while True:
+            with translated(TrainingFailed, f"describing training job {spec.job_name}"):
+                job = self.sagemaker.describe_training_job(TrainingJobName=spec.job_name)
+            state = (job["TrainingJobStatus"], job.get("SecondaryStatus"))
+            if state != seen:
+                transitions = job.get("SecondaryStatusTransitions") or [{}]
+                message = transitions[-1].get("StatusMessage")
+                log(f"{spec.job_name}: {state[0]} / {state[1]}" + (f" - {message}" if message else ""))
+                seen = state
+            if state[0] not in RUNNING:
+                return job
+            if time.monotonic() > deadline:
+                self._stop(spec.job_name)
+                raise TrainingFailed(f"training job {spec.job_name} was still {state[0]} ({state[1]}) after "
+                                     f"{timeout:.0f}s; it was asked to stop so it costs nothing more. Fix: raise "
+                                     f"training.max_runtime_seconds in model.yml, or look at its CloudWatch logs.")
+            time.sleep(self.poll_seconds)
+
+    def _stop(self, job_name: str) -> None:
+        try:
+            self.sagemaker.stop_training_job(TrainingJobName=job_name)
+        except Exception:  # best effort: the timeout error that follows is what the caller must see
+            pass
+
+    def _log_lines(self, job_name: str) -> list[str]:
+        """The job's CloudWatch log lines (empty when it wrote none or logs cannot be read)."""
+        lines: list[str] = []
+        try:
+            streams = []
+            for page in self.logs.get_paginator("describe_log_streams").paginate(
+                    logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"):
+                streams += [s["logStreamName"] for s in page["logStreams"]]
+            for stream in sorted(streams):  # algo-1, algo-2, ...: one per instance
+                request = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+                while True:
+                    page = self.logs.get_log_events(**request)
+                    lines += [event["message"].rstrip("\n") for event in page["events"]]
+                    if not page["events"] or page.get("nextForwardToken") in (None, request.get("nextToken")):
+                        break
+                    request["nextToken"] = page["nextForwardToken"]
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                lines.append(f"(the training log could not be read: {describe_error(exc)})")
+        return lines
+
+
+def training_job_request(spec: TrainingSpec, image: str, role_arn: str) -> dict:
+    """The CreateTrainingJob request: built-in XGBoost, text/csv train and validation channels.
+
+    SageMaker writes the artifact to ``<S3OutputPath>/<job name>/output/model.tar.gz``; the output path is
+    the parent of ``spec.output_uri`` so that it lands at ``<spec.output_uri>/output/model.tar.gz``, where
+    the local trainer puts it too.
+    """
+    output = spec.output_uri.rstrip("/")
+    head, _, last = output.rpartition("/")
+    output_path = head if last == spec.job_name else output
+
+    def channel(name: str, uri: str) -> dict:
+        return {"ChannelName": name, "ContentType": "text/csv", "CompressionType": "None",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                                "S3DataDistributionType": "FullyReplicated"}}}
+
+    return {
+        "TrainingJobName": spec.job_name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": role_arn,
+        # SageMaker takes hyperparameters as strings; the container parses them.
+        "HyperParameters": {k: str(v) for k, v in spec.hyperparameters.items()},
+        "InputDataConfig": [channel("train", spec.train_uri), channel("validation", spec.validation_uri)],
+        "OutputDataConfig": {"S3OutputPath": output_path},
+        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
+                           "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "Tags": [{"Key": "modelops:model", "Value": spec.model}],
+    }
+
+
+def parse_curves(lines: list[str]) -> tuple[dict[str, list[float]], str | None]:
+    """Per-round train/validation metric values from the container's log, and the metric's name."""
+    curves: dict[str, list[float]] = {}
+    metric = None
+    for line in lines:
+        found = _ROUND.match(line.strip())
+        if not found:
+            continue
+        for channel, name, value in _METRIC.findall(found.group(2)):
+            if metric is None:
+                metric = name
+            if name == metric:
+                curves.setdefault(channel, []).append(float(value))
+    return curves, metric
