@@ -30,6 +30,10 @@ from modelops.backends.base import safe_key
 
 RUN_LOG = "runs.json"
 
+# scrapbook's own output types have no HTML form (their values are in metrics.json). Filtered for the whole
+# process: warnings.catch_warnings() is not thread-safe, and models export their notebooks in parallel threads.
+warnings.filterwarnings("ignore", message="Your element with mimetype.*scrapbook", category=UserWarning)
+
 #: Scraps shown as a notebook's headline metrics, in order of preference.
 HEADLINE_KEYS = ("verdict", "version", "rmse", "r2", "auc", "accuracy", "f1", "endpoint_metric", "p50_latency_ms",
                  "rows_train", "rows_test", "n_features")
@@ -161,10 +165,7 @@ def export_html(ipynb: Path, html: Path) -> Path:
     import nbformat
 
     notebook = nbformat.read(ipynb, as_version=4)
-    with warnings.catch_warnings():
-        # scrapbook's own output type has no HTML form; the value is in metrics.json instead.
-        warnings.filterwarnings("ignore", message="Your element with mimetype")
-        body, _ = _html_exporter().from_notebook_node(notebook)
+    body, _ = _html_exporter().from_notebook_node(notebook)
     return atomic.write_text(html, body)
 
 
