@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from ci.models import discover_models
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted(p for p in ROOT.rglob("*.ipynb") if not {".venv", "artifacts", ".modelops", ".ipynb_checkpoints"}
                    & set(p.relative_to(ROOT).parts))
-MODEL_NOTEBOOKS = [p for p in NOTEBOOKS if p.parent.name.endswith("_model") or p.parent.name == "templates"]
+MODEL_FOLDERS = {m.path for m in discover_models(ROOT)}  # every model folder, however it is named
+MODEL_NOTEBOOKS = [p for p in NOTEBOOKS if p.parent in MODEL_FOLDERS or p.parent.name == "templates"]
 
 
 def test_there_are_notebooks():
@@ -54,8 +56,6 @@ def test_model_notebook_keeps_to_its_template(path):
 
 
 def test_every_model_has_every_template_notebook():
-    from ci.models import discover_models
-
     for model in discover_models(ROOT):
         missing = sorted(t.name for t in TEMPLATES.glob("*.ipynb") if not (model.path / t.name).is_file())
         assert missing == [], f"{model.name}/ lacks {missing}"
