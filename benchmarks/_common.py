@@ -102,7 +102,7 @@ def stop_endpoints(home: Path) -> None:
 def figure(value: float) -> str:
     if value != value:
         return "nan"
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
 class Report:
