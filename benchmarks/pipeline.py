@@ -35,25 +35,30 @@ FLOOR_IMPORTS = ("import numpy, pandas, xgboost, scrapbook, matplotlib.figure\n"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one model, one round (a smoke run, not a figure)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one model, no deploy, one round (a smoke run, not a figure)")
+    parser.add_argument("--no-deploy", action="store_true", help="stop after approval, as `ci pipeline --no-deploy`")
+    parser.add_argument("--until", choices=("gather", "approve", "deploy"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--plain", nargs="+", metavar="MODEL", help=argparse.SUPPRESS)
     parser.add_argument("--floor", nargs=2, type=int, metavar=("NOTEBOOKS", "PARALLEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain:
-        return plain_python(args.plain)
+        return plain_python(args.plain, until=args.until or ("approve" if args.no_deploy else "deploy"))
     if args.floor:
         return papermill_floor(*args.floor)
     models = MODELS[:1] if args.quick else MODELS
     repeats = 1 if args.quick else args.repeats
+    deploy = not (args.no_deploy or args.quick)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        report = measure(Path(tmp), models, repeats)
+        report = measure(Path(tmp), models, repeats, deploy=deploy)
     report.print()
     return 0
 
 
-def measure(tmp: Path, models: tuple[str, ...], repeats: int) -> Report:
+def measure(tmp: Path, models: tuple[str, ...], repeats: int, *, deploy: bool = True) -> Report:
     project = make_project(tmp / "project", models)
-    notebooks = NOTEBOOKS_PER_MODEL * len(models)
+    notebooks = (NOTEBOOKS_PER_MODEL - (not deploy)) * len(models)
+    stages = [] if deploy else ["--no-deploy"]
     counter = iter(range(10_000))
     rerun_samples: list[float] = []
     executed: dict[str, list[int]] = {"cold": [], "rerun": []}
@@ -62,8 +67,7 @@ def measure(tmp: Path, models: tuple[str, ...], repeats: int) -> Report:
     def cold() -> float:
         run = tmp / f"run-{next(counter)}"
         env = environment(MODELOPS_HOME=str(run / "home"))
-        command = [PYTHON, "-m", "ci", "pipeline", "--backend", "local", "--approve", "--artifacts",
-                   str(run / "artifacts")]
+        command = pipeline_command(run / "artifacts", *stages)
         try:
             seconds, _ = timed([*command, "--force"], cwd=project, env=env)
             executed["cold"].append(_executed(run / "artifacts"))
@@ -80,7 +84,7 @@ def measure(tmp: Path, models: tuple[str, ...], repeats: int) -> Report:
         run = tmp / f"run-{next(counter)}"
         env = environment(MODELOPS_HOME=str(run / "home"))
         try:
-            seconds, _ = timed([PYTHON, "-m", "benchmarks.pipeline", "--plain", *models], cwd=project, env=env)
+            seconds, _ = timed(plain_command(models, *stages), cwd=project, env=env)
         finally:
             stop_endpoints(run / "home")
             shutil.rmtree(run, ignore_errors=True)
@@ -97,11 +101,11 @@ def measure(tmp: Path, models: tuple[str, ...], repeats: int) -> Report:
     cold_s = median(samples["ci pipeline cold (+ rerun)"])
     rerun_s = median(rerun_samples)
     plain_s, floor_s = median(samples["(a) plain Python"]), median(samples["(b) papermill floor"])
-    what = "both models" if len(models) == 2 else ", ".join(models)
+    what = ("both models" if len(models) == 2 else ", ".join(models)) + ("" if deploy else ", no deploy")
     n = f"median of {repeats}"
     report = Report(f"pipeline: {what}, {notebooks} notebooks")
     print("\nwhere the cold run's time goes (median seconds inside papermill per notebook, both models summed):")
-    for name in ("gather_data", "train_register", "review", "deploy"):
+    for name in ("gather_data", "train_register", "review", "deploy")[:notebooks // len(models)]:
         print(f"  {name:<15} {median([b.get(name, 0.0) for b in breakdown]):6.2f} s")
     print(f"  notebooks executed: cold {executed['cold']}, rerun {executed['rerun']} (rerun should be 0)")
     report.ours(f"ci pipeline cold, {what} ({n})", cold_s, "s")
@@ -115,6 +119,17 @@ def measure(tmp: Path, models: tuple[str, ...], repeats: int) -> Report:
     report.ratio("cold / (a) plain Python", cold_s / plain_s)
     report.ratio("cold / (b) papermill floor", cold_s / floor_s)
     return report
+
+
+def pipeline_command(artifacts: Path, *options: str) -> list[str]:
+    """The pipeline as a user runs it (cold with --force; a rerun without)."""
+    return [PYTHON, "-m", "ci", "pipeline", "--backend", "local", "--approve", "--artifacts", str(artifacts), *options]
+
+
+def plain_command(models, *options: str) -> list[str]:
+    """Baseline (a) as a command: the same work as plain Python in one process (options: --no-deploy,
+    --until gather)."""
+    return [PYTHON, "-m", "benchmarks.pipeline", "--plain", *models, *options]
 
 
 def _runs(artifacts: Path) -> list[dict]:
@@ -135,15 +150,15 @@ def _durations(artifacts: Path) -> dict[str, float]:
 # -- baseline (a): the same work as plain Python, no notebooks -----------------------------------------------
 
 
-def plain_python(models: list[str]) -> int:
+def plain_python(models: list[str], *, until: str = "deploy") -> int:
     """Gather, train, evaluate, register, review, approve, deploy and smoke-test each model in this process."""
     with ThreadPoolExecutor(len(models)) as pool:
-        for line in pool.map(_plain_model, models):
+        for line in pool.map(lambda model: _plain_model(model, until), models):
             print(line)
     return 0
 
 
-def _plain_model(folder: str) -> str:
+def _plain_model(folder: str, until: str) -> str:
     import modelops
     from ci.pipeline import smoke_invoke
     from modelops import plots, review
@@ -160,6 +175,9 @@ def _plain_model(folder: str) -> str:
     dataset = modelops.write_dataset(ops.store, config, raw, splits, seed=None, output=None)
     figures = [plots.target_distribution(splits, config.problem_type, config.data.target),
                plots.target_correlation(frame)]
+    if until == "gather":
+        _render(figures)
+        return f"{folder}: dataset {dataset.dataset_id}"
     # train_register
     data = modelops.load_dataset(ops.store, config, dataset.manifest_uri)  # as the runner passes it
     training = modelops.train_model(ops, config, data, log=quiet)
@@ -173,18 +191,26 @@ def _plain_model(folder: str) -> str:
     verdict = review.compare(config, evaluation.metrics, best.metrics if best else None,
                              challenger_version=package.version, quality_passed=gates.passed)
     ops.registry.approve(config.name, package.version, by="bench", note=verdict.line)
+    if until == "approve":
+        _render(figures)
+        return f"{folder}: v{package.version} {verdict.verdict}"
     # deploy
     approved = modelops.select_package(ops.registry, config)
     modelops.deploy_package(ops, config, approved, log=quiet)
     check = modelops.verify_endpoint(ops, config, approved)
     latency = modelops.measure_latency(ops, config, approved)
     figures.append(plots.latency(latency))
-    for figure in figures:  # the notebooks render every figure to PNG
-        figure.savefig(_Sink(), format="png", dpi=100)
+    _render(figures)
     prediction = smoke_invoke(ops, config)
     if not check.identical:
         raise SystemExit(f"{folder}: endpoint answers differ from in-process predictions")
     return f"{folder}: v{package.version} {verdict.verdict}, smoke prediction {prediction:.4g}"
+
+
+def _render(figures) -> None:
+    """The notebooks render every figure to PNG; so does the baseline."""
+    for figure in figures:
+        figure.savefig(_Sink(), format="png", dpi=100)
 
 
 class _Sink:
