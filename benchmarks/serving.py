@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.starlette_server:
         return starlette_server(*args.starlette_server)
     if args.quick:
-        args.rounds, args.requests, args.seconds, args.models, args.no_mlflow = 1, 50, 0.2, ["abalone_model"], True
+        args.rounds, args.requests, args.seconds, args.models, args.no_mlflow = 1, 50, 0.1, ["abalone_model"], True
         args.clients = 2
     os.environ.update(environment())  # our endpoint's server process inherits this environment
     report = Report(f"serving: {', '.join(args.models)}; {args.clients} clients, {args.rounds} round(s)")
@@ -143,10 +143,12 @@ def start_mlflow(booster, folder: Path) -> Server:
     port = _free_port()
     mlflow = shutil.which("mlflow", path=str(Path(PYTHON).parent)) or "mlflow"
     log_path = folder / "mlflow.log"
+    env = environment(MLFLOW_TRACKING_URI=str(folder))
+    # mlflow starts its server as `bash -c "exec uvicorn ..."`: the environment's bin folder must be on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(PYTHON).parent), env.get("PATH", "")])
     process = subprocess.Popen([mlflow, "models", "serve", "-m", str(model_dir), "-h", "127.0.0.1", "-p", str(port),
                                 "--env-manager", "local", "-w", "1"], stdout=open(log_path, "wb"),
-                               stderr=subprocess.STDOUT, env={**environment(), "MLFLOW_TRACKING_URI": str(folder)},
-                               start_new_session=True)
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
