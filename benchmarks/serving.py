@@ -374,7 +374,8 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
                                        f"in-process ones for {size} rows")
         ceiling = []
         for round_ in range(1, args.rounds + 1):
-            for server in servers:
+            shift = (round_ - 1) % len(servers)  # rotate who goes first, so no server always follows the same one
+            for server in servers[shift:] + servers[:shift]:
                 samples = server.samples
                 body, headers = bodies[server.name, 1]
                 single = latency_ms(server, body, headers, args.requests)
