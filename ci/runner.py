@@ -187,9 +187,11 @@ def run_stage(
             dataset = _gathered(folder, backend, {**parameters})
             given["dataset"] = dataset.manifest_uri if dataset else None
         passed = {k: v for k, v in given.items() if k in declared[step.name]}
-        inputs = None if force else freshness.inputs(step.name, folder, ops, passed, artifacts)
+        # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
+        # and would run (and register) everything again.
+        inputs = freshness.inputs(step.name, folder, ops, passed, artifacts)
         key = freshness.fingerprint(step.path, passed, inputs) if inputs is not None else None
-        reused = key and freshness.reusable(artifacts, folder.name, step.name, key, folder, ops)
+        reused = key and not force and freshness.reusable(artifacts, folder.name, step.name, key, folder, ops)
         if reused:
             runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since {reused.started_at}",
                               scraps=reused.scraps, previous=reused))

@@ -112,3 +112,13 @@ def test_threshold_passes():
     rmse = next(t for t in config.quality if t.metric == "rmse")
     assert rmse.passes(2.2) and not rmse.passes(3.2) and not rmse.passes(float("nan"))
     assert rmse.describe() == "<= 2.6"
+
+
+def test_xgboost_version_is_read_without_importing_xgboost():
+    import subprocess
+    import sys
+
+    code = ("import sys; from modelops.config import installed_xgboost_version as v; found = v(); "
+            "assert 'xgboost' not in sys.modules, 'xgboost was imported'; "
+            "import xgboost; assert found == xgboost.__version__, (found, xgboost.__version__)")
+    subprocess.run([sys.executable, "-c", code], check=True)

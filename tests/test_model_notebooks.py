@@ -117,6 +117,8 @@ def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, mode
     assert [r.status for r in runs] == ["skipped", "passed", "passed"]
     assert artifacts.metrics(model)["champion_version"] == 1 and artifacts.metrics(model)["version"] == 2
     assert artifacts.metrics(model)["verdict"] == "APPROVE"  # same data, same seed: the same model
+    # A forced run is remembered like any other: the next unchanged run skips it.
+    assert [r.status for r in run_stage(folder, "train", artifacts=artifacts)] == ["skipped"] * 3
 
     # A registered version that disappeared from the registry is not trusted: train_register reruns.
     import sqlite3

@@ -1,0 +1,492 @@
+"""Serving: our local endpoint against mlflow, a stdlib http.server and Starlette, on 127.0.0.1.
+
+    python -m benchmarks.serving [--rounds 3] [--clients 4] [--seconds 1.5] [--quick] [--no-mlflow]
+
+For each model a booster is trained and registered in a throwaway home, deployed as our endpoint
+(``python -m modelops.serving``: uvicorn, httptools, uvloop, the ASGI app of modelops.serving.app), and served
+the same way by each baseline, every server its own process:
+  - stdlib: ``http.server.ThreadingHTTPServer`` parsing CSV with ``np.loadtxt`` and calling ``Booster.inplace_predict``
+    (the minimal reference server);
+  - starlette: the same handler as ours (modelops.serving.protocol) as a Starlette route on the same uvicorn
+    settings, which tells what a framework would cost;
+  - mlflow: ``mlflow models serve --env-manager local`` of the same booster saved with ``mlflow.xgboost``
+    (JSON ``{"inputs": rows}`` bodies: its CSV reader needs a header line); skipped, saying why, if it cannot start;
+  - in-process: ``Booster.inplace_predict`` with no HTTP at all (the ceiling).
+Measured, interleaved by round: single-row latency p50/p99 (one client, sequential requests), rows/s for 1,
+100, 1,000 and 10,000-row bodies with N concurrent keep-alive clients, and the RSS of each server process.
+Each server's answers are checked against in-process predictions before anything is timed.
+Targets: ours ahead of mlflow and stdlib on p50 and rows/s; single-row p50 < 1 ms; batch rows/s within 2x of
+in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._common import PYTHON, ROOT, Report, environment, median
+
+MODELS = ("abalone_model", "churn_model")
+BATCHES = (1, 100, 1000, 10_000)
+MAX_BODY = 6 * 1024 * 1024  # SageMaker's payload limit, which our endpoint enforces too
+THREADS = min(4, os.cpu_count() or 1)  # what our endpoint gives its booster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=1000, help="single-row requests per latency sample")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients for throughput")
+    parser.add_argument("--seconds", type=float, default=1.5, help="duration of each throughput sample")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="one model, few requests, no mlflow (a smoke run)")
+    parser.add_argument("--stdlib-server", nargs=2, metavar=("ARTIFACT", "READY"), help=argparse.SUPPRESS)
+    parser.add_argument("--starlette-server", nargs=2, metavar=("ARTIFACT", "READY"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.stdlib_server:
+        return stdlib_server(*args.stdlib_server)
+    if args.starlette_server:
+        return starlette_server(*args.starlette_server)
+    if args.quick:
+        args.rounds, args.requests, args.seconds, args.models, args.no_mlflow = 1, 50, 0.1, ["abalone_model"], True
+        args.clients = 2
+    os.environ.update(environment())  # our endpoint's server process inherits this environment
+    report = Report(f"serving: {', '.join(args.models)}; {args.clients} clients, {args.rounds} round(s)")
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        for model in args.models:
+            measure_model(Path(tmp) / model, model, args, report)
+    report.print()
+    return 0
+
+
+# -- the servers -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    pid: int
+    json_body: bool = False  # mlflow takes JSON; everyone else CSV
+    stop: object = None
+    samples: dict = field(default_factory=dict)
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        process = psutil.Process(self.pid)
+        tree = [process, *process.children(recursive=True)]
+        return sum(p.memory_info().rss for p in tree) / 2**20
+
+
+def trained_model(home: Path, model: str):
+    """Train, register, approve and deploy ``model`` as our endpoint; return (ops, config, package, test rows)."""
+    import modelops
+    from modelops.backends.local import LocalBackend
+    from modelops.prepare import features_and_target
+
+    quiet = lambda *a, **k: None  # noqa: E731
+    ops = LocalBackend(home)
+    config = modelops.load_model_config(ROOT / model)
+    raw = modelops.fetch_data(config)
+    splits = modelops.split_frame(modelops.prepare_frame(modelops.read_raw(raw.path, config.data), config),
+                                  config.split)
+    dataset = modelops.write_dataset(ops.store, config, raw, splits)
+    training = modelops.train_model(ops, config, dataset, log=quiet)
+    evaluation = modelops.evaluate_model(ops, config, dataset, training)
+    package = modelops.register_model(ops, config, dataset, training, evaluation,
+                                      modelops.check_quality(config, evaluation.metrics))
+    package = ops.registry.approve(config.name, package.version, by="bench")
+    X, _ = features_and_target(modelops.read_split(ops.store, dataset, "test"))
+    return ops, config, package, X
+
+
+def start_ours(ops, config, package) -> Server:
+    ops.endpoints.deploy(config.name, package, log=lambda line: None)
+    status = ops.endpoints.status(config.name)
+    return Server("ours", status.detail["port"], status.detail["pid"],
+                  stop=lambda: ops.endpoints.stop(config.name))
+
+
+def start_script(name: str, flag: str, artifact: Path, folder: Path) -> Server:
+    ready = folder / f"{name}.ready.json"
+    log = open(folder / f"{name}.log", "wb")
+    process = subprocess.Popen([PYTHON, "-m", "benchmarks.serving", flag, str(artifact), str(ready)], stdout=log,
+                               stderr=subprocess.STDOUT, env=environment(), cwd=ROOT)
+    port = _wait_ready(process, ready, folder / f"{name}.log")
+    return Server(name, port, process.pid, stop=lambda: _stop(process))
+
+
+def start_mlflow(booster, folder: Path) -> Server:
+    """``mlflow models serve`` of the booster; raises RuntimeError saying why when it does not come up."""
+    model_dir = folder / "mlflow-model"
+    saved = subprocess.run([PYTHON, "-c", "import sys, xgboost, mlflow.xgboost; b = xgboost.Booster(); "
+                            "b.load_model(sys.argv[1]); mlflow.xgboost.save_model(b, sys.argv[2])",
+                            str(folder / "booster.ubj"), str(model_dir)], capture_output=True, text=True,
+                           env=environment())
+    if saved.returncode:
+        raise RuntimeError(f"mlflow.xgboost.save_model failed: {saved.stderr.strip().splitlines()[-1:]}")
+    port = _free_port()
+    mlflow = shutil.which("mlflow", path=str(Path(PYTHON).parent)) or "mlflow"
+    log_path = folder / "mlflow.log"
+    env = environment(MLFLOW_TRACKING_URI=str(folder))
+    # mlflow starts its server as `bash -c "exec uvicorn ..."`: the environment's bin folder must be on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(PYTHON).parent), env.get("PATH", "")])
+    process = subprocess.Popen([mlflow, "models", "serve", "-m", str(model_dir), "-h", "127.0.0.1", "-p", str(port),
+                                "--env-manager", "local", "-w", "1"], stdout=open(log_path, "wb"),
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow models serve exited {process.returncode}: {_tail(log_path)}")
+        try:
+            if _request(port, "GET", "/ping", None, {})[0] == 200:
+                return Server("mlflow", port, process.pid, json_body=True, stop=lambda: _stop(process, group=True))
+        except OSError:
+            time.sleep(0.2)
+    _stop(process, group=True)
+    raise RuntimeError(f"mlflow models serve did not answer /ping within 120 s: {_tail(log_path)}")
+
+
+def stdlib_server(artifact: str, ready: str) -> int:
+    """The minimal reference: ThreadingHTTPServer, np.loadtxt, Booster.inplace_predict, one prediction a line."""
+    import io
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from modelops.serving.__main__ import hide_scikit_learn
+
+    hide_scikit_learn()  # the same start as ours, so the RSS compares the servers, not scikit-learn
+    booster = _load(artifact)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as every other server here
+        # Headers and body go out in two writes: without TCP_NODELAY every answer waits ~40 ms for the
+        # client's delayed ACK, which would measure a famous pitfall rather than the server.
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self._answer(200 if self.path == "/ping" else 404, b"")
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            rows = np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2)
+            predictions = booster.inplace_predict(rows)
+            self._answer(200, ("\n".join(f"{v:.9g}" for v in predictions.tolist()) + "\n").encode())
+
+        def _answer(self, status, body):
+            self.send_response(status)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    Path(ready).write_text(json.dumps({"port": server.server_address[1]}))
+    server.serve_forever()
+    return 0
+
+
+def starlette_server(artifact: str, ready: str) -> int:
+    """Our handler (modelops.serving.protocol) as a Starlette route, on the uvicorn settings ours uses."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from modelops.serving import protocol
+    from modelops.serving.__main__ import bind, hide_scikit_learn
+
+    hide_scikit_learn()
+    booster = _load(artifact)
+    n_features = booster.num_features()
+
+    async def invocations(request):
+        kind = protocol.content_type(request.headers.get("content-type"))
+        answer = protocol.accept_type(request.headers.get("accept"))
+        features = protocol.parse(await request.body(), kind, n_features)
+        return Response(protocol.render(booster.inplace_predict(features), answer), media_type=answer)
+
+    async def ping(request):
+        return Response(b"")
+
+    app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+    sock = bind("127.0.0.1", 0)
+    Path(ready).write_text(json.dumps({"port": sock.getsockname()[1]}))
+    config = uvicorn.Config(app, http="httptools", loop="uvloop", access_log=False, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _load(artifact: str):
+    from modelops.training import unpack_model
+
+    booster = unpack_model(Path(artifact).read_bytes(), source=artifact)
+    booster.set_param({"nthread": THREADS})
+    return booster
+
+
+# -- the load generator ---------------------------------------------------------------------------------------
+
+
+def body_for(server: Server, rows: np.ndarray) -> tuple[bytes, dict]:
+    from modelops.serving.protocol import to_csv
+
+    if server.json_body:
+        return json.dumps({"inputs": rows.tolist()}).encode(), {"Content-Type": "application/json"}
+    return to_csv(rows), {"Content-Type": "text/csv", "Accept": "text/csv"}
+
+
+def predictions_from(server: Server, answer: bytes) -> np.ndarray:
+    from modelops.serving.protocol import read_predictions
+
+    if server.json_body:
+        found = json.loads(answer)
+        found = found["predictions"] if isinstance(found, dict) else found
+        return np.asarray(found, dtype=np.float64).ravel()
+    return read_predictions(answer)
+
+
+def latency_ms(server: Server, body: bytes, headers: dict, requests: int) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise RuntimeError(f"{server.name} answered {response.status}")
+    connection.close()
+    return samples
+
+
+def rows_per_second(server: Server, body: bytes, headers: dict, rows: int, clients: int, seconds: float) -> float:
+    """N keep-alive clients posting the same body for ``seconds``; rows answered per second."""
+    done = [0] * clients
+    failures: list[str] = []
+    start = threading.Barrier(clients + 1)
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        start.wait()
+        while time.perf_counter() < deadline:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(str(response.status))
+                return
+            done[index] += 1
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    deadline = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"{server.name} answered {failures[0]}")
+    return sum(done) * rows / elapsed
+
+
+def in_process(booster, batches: dict[int, np.ndarray], requests: int, seconds: float) -> dict:
+    """The ceiling: inplace_predict with no HTTP, single-row latency and rows/s per batch size."""
+    single = batches[1]
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        booster.inplace_predict(single)
+        samples.append((time.perf_counter() - started) * 1000)
+    result = {"p50": median(samples), "p99": float(np.percentile(samples, 99))}
+    for size, rows in batches.items():
+        count, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            booster.inplace_predict(rows)
+            count += 1
+        result[size] = count * size / (time.perf_counter() - began)
+    return result
+
+
+# -- one model, every server ------------------------------------------------------------------------------------
+
+
+def measure_model(folder: Path, model: str, args, report: Report) -> None:
+    from modelops.training import load_artifact
+
+    folder.mkdir(parents=True)
+    print(f"{model}: training and registering a booster", flush=True)
+    ops, config, package, X = trained_model(folder / "home", model)
+    booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
+    booster.set_param({"nthread": THREADS})
+    booster.save_model(str(folder / "booster.ubj"))
+    artifact = Path(package.artifact_uri.removeprefix("file://"))
+    batches = {size: np.resize(X, (size, X.shape[1])) for size in BATCHES}
+    expected = {size: booster.inplace_predict(rows) for size, rows in batches.items()}
+
+    servers: list[Server] = []
+    skipped: dict[str, str] = {}
+    try:
+        servers.append(start_ours(ops, config, package))
+        servers.append(start_script("stdlib", "--stdlib-server", artifact, folder))
+        servers.append(start_script("starlette", "--starlette-server", artifact, folder))
+        if args.no_mlflow:
+            skipped["mlflow"] = "--no-mlflow" if not args.quick else "--quick"
+        else:
+            try:
+                servers.append(start_mlflow(booster, folder))
+            except (RuntimeError, OSError) as exc:
+                skipped["mlflow"] = str(exc)[:300]
+                print(f"{model}: mlflow skipped: {exc}", flush=True)
+        bodies = {}
+        for server in servers:
+            for size, rows in batches.items():
+                body, headers = body_for(server, rows)
+                if len(body) > MAX_BODY:
+                    continue  # over SageMaker's payload limit: not a request a client could send
+                bodies[server.name, size] = body, headers
+                status, answer = _request(server.port, "POST", "/invocations", body, headers)
+                got = predictions_from(server, answer) if status == 200 else None
+                if got is None or not np.allclose(got, expected[size], rtol=1e-5, atol=1e-6):
+                    raise RuntimeError(f"{server.name} answered {status} with predictions that differ from "
+                                       f"in-process ones for {size} rows")
+        ceiling = []
+        for round_ in range(1, args.rounds + 1):
+            shift = (round_ - 1) % len(servers)  # rotate who goes first, so no server always follows the same one
+            for server in servers[shift:] + servers[:shift]:
+                samples = server.samples
+                body, headers = bodies[server.name, 1]
+                single = latency_ms(server, body, headers, args.requests)
+                samples.setdefault("p50", []).append(median(single))
+                samples.setdefault("p99", []).append(float(np.percentile(single, 99)))
+                for size in BATCHES:
+                    if (server.name, size) in bodies:
+                        body, headers = bodies[server.name, size]
+                        samples.setdefault(size, []).append(
+                            rows_per_second(server, body, headers, size, args.clients, args.seconds))
+                samples.setdefault("rss", []).append(server.rss_mb())
+                print(f"  {model} round {round_}: {server.name:<9} p50 {samples['p50'][-1]:.3f} ms, "
+                      + ", ".join(f"{s:,} rows {samples[s][-1]:,.0f}/s" for s in BATCHES if s in samples),
+                      flush=True)
+            ceiling.append(in_process(booster, batches, args.requests, args.seconds))
+    finally:
+        for server in servers:
+            server.stop()
+    _report(report, model, servers, skipped, ceiling, args)
+
+
+def _report(report: Report, model: str, servers: list[Server], skipped: dict, ceiling: list[dict], args) -> None:
+    by_name = {s.name: {k: median(v) for k, v in s.samples.items()} for s in servers}
+    ours = by_name["ours"]
+    inproc = {k: median([c[k] for c in ceiling]) for k in ceiling[0]}
+    clients = f"{args.clients} clients"
+    for name, figures in by_name.items():
+        add = report.ours if name == "ours" else report.baseline
+        add(f"{model} {name} single-row p50", figures["p50"], "ms")
+        add(f"{model} {name} single-row p99", figures["p99"], "ms")
+        for size in BATCHES:
+            if size in figures:
+                add(f"{model} {name} rows/s, {size:,}-row bodies, {clients}", figures[size], "rows/s")
+        add(f"{model} {name} server RSS", figures["rss"], "MB")
+    for name, why in skipped.items():
+        report.skipped("baseline", f"{model} {name}", why)
+    report.baseline(f"{model} in-process inplace_predict single-row p50", inproc["p50"], "ms")
+    for size in BATCHES:
+        report.baseline(f"{model} in-process inplace_predict rows/s, {size:,}-row batches", inproc[size], "rows/s")
+    report.ratio(f"{model} ours single-row p50 / 1 ms", ours["p50"], "< 1", ours["p50"] < 1)
+    for name, figures in by_name.items():
+        if name == "ours":
+            continue
+        beat = name in ("stdlib", "mlflow")  # the targets; starlette is there to price a framework
+        target = "> 1" if beat else ""
+        report.ratio(f"{model} p50 latency, {name} / ours", figures["p50"] / ours["p50"], target,
+                     figures["p50"] > ours["p50"])
+        for size in BATCHES:
+            if size in figures and size in ours:
+                report.ratio(f"{model} rows/s at {size:,} rows, ours / {name}", ours[size] / figures[size], target,
+                             ours[size] > figures[size])
+        report.ratio(f"{model} server RSS, ours / {name}", ours["rss"] / figures["rss"])
+    for size in BATCHES[1:]:
+        if size in ours:
+            report.ratio(f"{model} rows/s at {size:,} rows, in-process / ours", inproc[size] / ours[size], "<= 2",
+                         inproc[size] / ours[size] <= 2)
+
+
+# -- plumbing -------------------------------------------------------------------------------------------------
+
+
+def _request(port: int, method: str, path: str, body, headers: dict) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _wait_ready(process: subprocess.Popen, ready: Path, log: Path, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}: {_tail(log)}")
+        if ready.exists():
+            try:
+                return json.loads(ready.read_text())["port"]
+            except ValueError:
+                pass
+        time.sleep(0.02)
+    _stop(process)
+    raise RuntimeError(f"server did not start within {timeout:.0f} s: {_tail(log)}")
+
+
+def _stop(process: subprocess.Popen, group: bool = False) -> None:
+    import signal
+
+    try:
+        if group:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        process.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Each benchmark runs on a tiny size and reports ours, its baselines and the ratios: no timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA
+
+RESULT = re.compile(r"^(ours|baseline|ratio): (.+?) = (skipped \(.+\)|nan|-?[0-9][0-9.,]*(?:e[-+]?\d+)?)(?: (.*))?$")
+
+
+def run_benchmark(name: str, *args: str) -> list[tuple[str, str, float | None]]:
+    """Run ``python -m benchmarks.<name> --quick``; its result lines as (side, label, number or None if skipped)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODELOPS_DATA_DIR": str(SHARED_DATA)}
+    env.pop("MODELOPS_HOME", None)
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    head, title, tail = done.stdout.rpartition(f"\n== {name}")
+    assert title, f"no report titled '== {name}' in:\n{done.stdout[-2000:]}"
+    lines = tail.splitlines()[1:]
+    assert lines[0].startswith("machine: ") and "cores" in lines[0] and "Python" in lines[0]
+    results = []
+    for line in lines[1:]:
+        match = RESULT.match(line)
+        assert match, f"not a result line: {line!r}"
+        side, label, value = match.group(1), match.group(2), match.group(3)
+        number = None if value.startswith("skipped") else float(value.replace(",", ""))
+        results.append((side, label, number))
+    sides = [side for side, _, _ in results]
+    assert "ratio" in sides and sides.index("ratio") > max(i for i, s in enumerate(sides) if s != "ratio"), \
+        "the ratios must come last"
+    assert "ours" in sides, "no figure (or skip notice) for ours"
+    for side in ("baseline", "ratio"):  # ours may be skipped, saying why; each test says when it may
+        assert [n for s, _, n in results if s == side and n is not None], (side, results)
+    assert all(n == n and n >= 0 for _, _, n in results if n is not None), results
+    return results
+
+
+def figures(results, side: str, contains: str) -> list[float]:
+    return [n for s, label, n in results if s == side and contains in label and n is not None]
+
+
+@pytest.mark.notebook
+def test_pipeline_benchmark_measures_the_pipeline_and_both_baselines():
+    results = run_benchmark("pipeline")
+    assert figures(results, "ours", "cold") and figures(results, "ours", "rerun")
+    assert figures(results, "baseline", "(a) plain Python") and figures(results, "baseline", "(b) papermill floor")
+    assert figures(results, "ratio", "cold / (1.5 * (b) + (a))")
+
+
+def test_changes_benchmark_measures_the_orb_approach_and_ours_when_it_exists():
+    results = run_benchmark("changes")
+    assert figures(results, "baseline", "orb approach") and len(figures(results, "baseline", "orb approach")) == 2
+    has_command = subprocess.run([sys.executable, "-m", "ci", "changed", "--help"], cwd=ROOT, capture_output=True,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode == 0
+    ours = [(label, n) for s, label, n in results if s == "ours"]
+    if has_command:
+        assert ours and all(n is not None for _, n in ours) and figures(results, "ratio", "ours / orb approach")
+    else:
+        assert ours and all(n is None for _, n in ours)  # said skipped, with the reason
+
+
+def test_serving_benchmark_measures_ours_and_the_reference_servers():
+    results = run_benchmark("serving")
+    for side, name in (("ours", "ours"), ("baseline", "stdlib"), ("baseline", "starlette")):
+        assert figures(results, side, f"{name} single-row p50"), name
+        assert len(figures(results, side, f"{name} rows/s")) == 4, name  # 1, 100, 1,000 and 10,000 rows
+        assert figures(results, side, f"{name} server RSS"), name
+    assert figures(results, "baseline", "in-process inplace_predict")
+    assert figures(results, "ratio", "stdlib / ours") and figures(results, "ratio", "in-process / ours")
+
+
+@pytest.mark.notebook
+def test_memory_benchmark_measures_the_cli_kernels_and_endpoint():
+    results = run_benchmark("memory")
+    assert figures(results, "ours", "CLI process peak") and figures(results, "ours", "largest kernel peak")
+    assert figures(results, "ours", "server RSS") and figures(results, "baseline", "plain Python")
+    assert figures(results, "baseline", "floor") and figures(results, "ratio", "endpoint servers")
