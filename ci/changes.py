@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelops.config import CONFIG_FILE
 from modelops.errors import ChangeDetectionError
 from modelops.lineage import git
+from modelops.settings import MODEL_CONFIG_FILE as CONFIG_FILE
 
 #: What ``git hash-object -t tree /dev/null`` prints: the orb diffs a first commit against it.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -101,14 +101,29 @@ def orb_parameters(files: list[str], mapping: list[MappingLine], exclude: list[s
     # The orb builds "^$PATTERN$" by plain concatenation and greps with -P: no grouping is added, so
     # "a|b" means "^a" or "b$" there too. Python's re agrees with PCRE on the patterns used here.
     excluded = [re.compile(f"^{pattern}$") for pattern in exclude if pattern.strip()]
+    counted = [path for path in files if not any(ex.search(path) for ex in excluded)]
+    matched: dict[str, bool] = {}  # a generated mapping repeats each shared pattern once per model
     parameters: dict[str, Any] = {}
     for line in mapping:
-        regex = re.compile(f"^{line.pattern}$")
-        for path in files:
-            if regex.search(path) and not any(ex.search(path) for ex in excluded):
-                parameters[line.parameter] = parameter_value(line.value)
-                break
+        if line.pattern not in matched:
+            matched[line.pattern] = _matches_any(line.pattern, counted)
+        if matched[line.pattern]:
+            parameters[line.parameter] = parameter_value(line.value)
     return parameters
+
+
+#: A pattern ``FOLDER/.*`` whose folder part has no regex syntax: decided by a prefix test, with no regex
+#: compiled (a mapping for 1,000 models has over 1,000 such lines, and compiling them cost more than the diff).
+_LITERAL_FOLDER = re.compile(r"^([A-Za-z0-9_/-]+/)\.\*$")
+
+
+def _matches_any(pattern: str, paths: list[str]) -> bool:
+    literal = _LITERAL_FOLDER.match(pattern)
+    if literal:  # "^prefix.*$": the prefix, then anything but a newline ('.' does not match one)
+        prefix = literal.group(1)
+        return any(path.startswith(prefix) and "\n" not in path for path in paths)
+    regex = re.compile(f"^{pattern}$")
+    return any(regex.search(path) for path in paths)
 
 
 def compared_revision(root: Path, base: str) -> tuple[str, str, str]:
@@ -269,6 +284,7 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     from ci.circleci import filter_settings, model_parameters
     from ci.models import discover_models
 
-    settings = filter_settings(root)
+    models = discover_models(root)
+    settings = filter_settings(root, models)
     return detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
-                          model_parameters=model_parameters(discover_models(root)), branch=branch, since=since)
+                          model_parameters=model_parameters(models), branch=branch, since=since)

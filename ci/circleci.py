@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ci.changes import MappingLine, parse_mapping
 from ci.models import ModelFolder, discover_models
 from modelops.errors import ConfigError
@@ -191,19 +189,26 @@ def dynamic_config(models: list[ModelFolder], root: Path) -> dict[str, Any]:
     }
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for multi-line strings (the mapping) and no anchors, so the file reads like a hand-written one."""
+def _dumper():
+    """Block style for multi-line strings (the mapping) and no anchors, so the file reads like a hand-written one.
 
-    def ignore_aliases(self, data) -> bool:
-        return True
+    Built on first use: `ci changed` reads the config without importing a YAML writer.
+    """
+    import yaml
 
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data) -> bool:
+            return True
 
-_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+    Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+    return Dumper
 
 
 def render(config: dict[str, Any]) -> str:
-    return HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
+    import yaml
+
+    return HEADER + yaml.dump(config, Dumper=_dumper(), sort_keys=False, width=1000, allow_unicode=True)
 
 
 def generated_files(root: Path) -> dict[Path, str]:
@@ -230,14 +235,19 @@ def stale_files(root: Path) -> list[Path]:
             if not (root / relative).is_file() or (root / relative).read_text() != text]
 
 
-def filter_settings(root: Path) -> FilterSettings:
+def filter_settings(root: Path, models: list[ModelFolder] | None = None) -> FilterSettings:
     """The orb's settings as CircleCI will read them: the checked-in setup config, else the generated one.
 
     Raises:
         ConfigError: the setup config has no path-filtering/filter job.
     """
     path = root / SETUP_CONFIG
-    config = yaml.safe_load(path.read_text()) if path.is_file() else setup_config(discover_models(root))
+    # libyaml's loader when present: the setup config of a large monorepo holds thousands of mapping lines.
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    config = (yaml.load(path.read_text(), Loader=loader) if path.is_file()
+              else setup_config(models if models is not None else discover_models(root)))
     for workflow in (config.get("workflows") or {}).values():
         for job in workflow.get("jobs", []) if isinstance(workflow, dict) else []:
             if isinstance(job, dict) and "path-filtering/filter" in job:

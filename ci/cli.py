@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 
-from ci.artifacts import fmt
 from modelops.errors import ModelOpsError
 from modelops.settings import project_root
 
@@ -31,6 +30,12 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 def main() -> None:
     """Notebook-first ML delivery: run, review, approve and deploy the models of this repository."""
+
+
+def _fmt(value) -> str:
+    from ci.artifacts import fmt  # imported when used: `ci changed` should not pay for the artifacts stack
+
+    return fmt(value)
 
 
 def _artifacts_option(function):
@@ -65,7 +70,7 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
     runs = run_stage(resolve_model_dir(model_dir), stage, backend=backend, parameters=parse_parameters(parameters),
                      artifacts=artifacts, cell_timeout=cell_timeout, force=force)
     for notebook_run in runs:
-        metrics = ", ".join(f"{k}={fmt(v)}" for k, v in notebook_run.headline.items())
+        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in notebook_run.headline.items())
         reason = f" [{notebook_run.reason}]" if notebook_run.reason else ""
         click.echo(f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
                    f"({notebook_run.duration:.1f}s) {metrics}{reason}")
@@ -249,7 +254,7 @@ def registry(model_dir, as_json, backend) -> None:
     click.echo(f"{'version':>7}  {'status':<21} {'created':<20} {'branch':<16} {'tree':<8}  "
                + "  ".join(f"{m:>8}" for m in gated) + "  decided by")
     for p in versions:
-        metrics = "  ".join(f"{fmt(p.metrics.get(m, '-')):>8}" for m in gated)
+        metrics = "  ".join(f"{_fmt(p.metrics.get(m, '-')):>8}" for m in gated)
         click.echo(f"{p.version:>7}  {p.status:<21} {p.created_at[:19]:<20} {(p.lineage.branch or '-')[:16]:<16} "
                    f"{(p.lineage.tree_hash or '-')[:8]:<8}  {metrics}  {p.status_by or ''}")
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 
-from modelops.config import ModelConfig, load_model_config
 from modelops.errors import ModelOpsError
 
 __version__ = "0.1.0"
 
-# Heavier parts (pandas, xgboost, matplotlib) load on first use, so `python -m ci --help` stays fast.
+# Everything but the errors loads on first use (pandas, xgboost, matplotlib; yaml and jsonschema for the
+# config), so `python -m ci --help` and `ci changed` stay fast.
 _LAZY = {
+    "ModelConfig": "modelops.config",
+    "load_model_config": "modelops.config",
     "get_backend": "modelops.backends",
     "fetch_source": "modelops.sources",
     "fetch_data": "modelops.datasets",

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelops.errors import ConfigError
+from modelops.settings import MODEL_CONFIG_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CONFIG_FILE = "model.yml"
+CONFIG_FILE = MODEL_CONFIG_FILE
 
 PROBLEM_TYPES = ("regression", "binary")
 

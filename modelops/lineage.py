@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,6 +69,8 @@ def working_tree_hash(folder: Path) -> str | None:
     if root is None:
         return None
     relative = Path(folder).resolve().relative_to(root.resolve()).as_posix()
+    import tempfile  # only tree hashes of a dirty folder need it
+
     with tempfile.TemporaryDirectory() as scratch:
         env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git("add", "--all", "--", relative, cwd=root, env=env)

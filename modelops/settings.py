@@ -53,6 +53,10 @@ BUCKET_ENV = "MODELOPS_S3_BUCKET"
 PREFIX_ENV = "MODELOPS_S3_PREFIX"
 SAGEMAKER_CONFIG_ENV = "MODELOPS_SAGEMAKER_CONFIG"
 SAGEMAKER_CONFIG_FILE = "sagemaker.yml"
+
+#: The file that makes a folder a model folder (defined here, not in modelops.config, so that finding model
+#: folders does not import the config machinery).
+MODEL_CONFIG_FILE = "model.yml"
 DEFAULT_PREFIX = "modelops"
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
