@@ -308,10 +308,20 @@ def _kernel_manager_class():
     import zmq
     from jupyter_client.manager import AsyncKernelManager
 
-    if not zmq.has("curve") or "transport_encryption" not in AsyncKernelManager.class_trait_names():
-        return AsyncKernelManager
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        """jupyter_client sends SIGINT before every shutdown request. A finished notebook's kernel is idle, and
+        the signal only makes it log "ERROR | KeyboardInterrupt caught in kernel" into a successful run's output.
+        A kernel still busy (a timed-out cell) does not answer the shutdown request and is killed after
+        ``shutdown_wait_time`` instead."""
 
-    class EncryptedKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    if not zmq.has("curve") or "transport_encryption" not in AsyncKernelManager.class_trait_names():
+        return QuietShutdownKernelManager
+
+    class EncryptedKernelManager(QuietShutdownKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.transport_encryption = "auto"
