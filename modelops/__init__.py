@@ -35,7 +35,7 @@ _LAZY = {
     "measure_latency": "modelops.deploy",
 }
 
-__all__ = ["ModelConfig", "ModelOpsError", "load_model_config", *_LAZY]
+__all__ = ["ModelOpsError", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -12,6 +12,9 @@ from modelops.errors import ConfigError
 HOME_ENV = "MODELOPS_HOME"
 DATA_DIR_ENV = "MODELOPS_DATA_DIR"
 BACKEND_ENV = "MODELOPS_BACKEND"
+#: The file that makes a folder a model folder (defined here, not in modelops.config, so that finding model
+#: folders does not import the config machinery).
+MODEL_CONFIG_FILE = "model.yml"
 DEFAULT_BACKEND = "local"
 
 
@@ -54,9 +57,6 @@ PREFIX_ENV = "MODELOPS_S3_PREFIX"
 SAGEMAKER_CONFIG_ENV = "MODELOPS_SAGEMAKER_CONFIG"
 SAGEMAKER_CONFIG_FILE = "sagemaker.yml"
 
-#: The file that makes a folder a model folder (defined here, not in modelops.config, so that finding model
-#: folders does not import the config machinery).
-MODEL_CONFIG_FILE = "model.yml"
 DEFAULT_PREFIX = "modelops"
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
