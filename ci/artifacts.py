@@ -83,8 +83,7 @@ class Artifacts:
         with self._locked():
             runs = [r for r in self.runs() if (r.model, r.notebook) != (run.model, run.notebook)]
             runs.append(run)
-            atomic.write_json(self.root / RUN_LOG, {"runs": [asdict(r) for r in runs]})
-            self._render(runs)
+            self._save(runs)
         self._write_metrics(run.model, runs)
 
     def update_scraps(self, model: str, notebook: str, values: dict) -> None:
@@ -94,9 +93,12 @@ class Artifacts:
             for run in runs:
                 if (run.model, run.notebook) == (model, notebook):
                     run.scraps.update(values)
-            atomic.write_json(self.root / RUN_LOG, {"runs": [asdict(r) for r in runs]})
-            self._render(runs)
+            self._save(runs)
         self._write_metrics(model, runs)
+
+    def _save(self, runs: list[NotebookRun]) -> None:
+        atomic.write_json(self.root / RUN_LOG, {"runs": [asdict(r) for r in runs]})
+        self._render(runs)
 
     def runs(self) -> list[NotebookRun]:
         try:
@@ -226,7 +228,7 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
     reviews = []
     for model in sorted({r.model for r in runs}):
         mine = sorted((r for r in runs if r.model == model), key=_order)
-        scraps = {name: run.scraps for name, run in ((r.notebook, r) for r in mine)}
+        scraps = {r.notebook: r.scraps for r in mine}
         trained, review = scraps.get("train_register", {}), scraps.get("review", {})
         failed = [r for r in mine if r.status == "failed"]
         if failed:
@@ -275,9 +277,7 @@ def render_index(runs: list[NotebookRun]) -> str:
     environment.filters["fmt"] = fmt
     environment.filters["signed"] = lambda v: "" if v is None else f"{v:+.4g}"
     return environment.get_template("index.html.j2").render(
-        reviews=model_reviews(runs), runs=sorted(runs, key=_order),
-        generated=datetime.now(UTC).isoformat(timespec="seconds"), failed=[r for r in runs if r.status == "failed"],
-    )
+        reviews=model_reviews(runs), generated=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def _order(run: NotebookRun) -> tuple:
