@@ -104,7 +104,7 @@ def test_protocol_over_http(live):
 @pytest.mark.parametrize(("body", "headers", "status", "message"), [
     (b"1,2,3\n", {"Content-Type": "text/csv"}, 400, b"row 1 has 3 values but the model expects 10 features"),
     (b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 400, b"row 1, column 10: 'x' is not a number"),
-    # A batch (over protocol.SMALL_REQUEST_ROWS) takes the pandas path: its errors still name the row and column.
+    # A batch: its errors name the row and column too.
     (b"0.4," * 9 + b"1\n" + (b"0.4," * 9 + b"1\n") * 98 + b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 400,
      b"row 100, column 10: 'x' is not a number"),
     (b"1\n", {"Content-Type": "application/x-parquet"}, 415, b"unsupported Content-Type"),

@@ -16,7 +16,7 @@ def test_csv_single_and_batch_with_missing_values():
     batch = protocol.parse_csv(b"1,,3\r\n4,5,nan\n", 3)
     assert batch.shape == (2, 3) and np.isnan(batch[0, 1]) and np.isnan(batch[1, 2])
     many = np.arange(300.0).reshape(100, 3)
-    assert np.array_equal(protocol.parse_csv(protocol.to_csv(many), 3), many)  # the pandas path
+    assert np.array_equal(protocol.parse_csv(protocol.to_csv(many), 3), many)
 
 
 @pytest.mark.parametrize("rows", [1, 100])
@@ -77,3 +77,30 @@ def test_rendering_round_trips_float32_exactly():
 
 def test_to_csv_writes_missing_values_as_empty_cells():
     assert protocol.to_csv(np.array([[1.0, np.nan, 0.1]])) == b"1.0,,0.1\n"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"1,2,3\n\n4,5,6\n", "row 2 has 0 values"),  # numpy would skip the blank line and shift every row after it
+    (b"1,2\n3,4\n", "row 1 has 2 values"),  # consistent, but not the model's width
+    (b"1,2,3\n4,5\n", "row 2 has 2 values"),
+    (b"1,2,3\n4,5,6,\n", "row 2 has 4 values"),
+    (b'1,"2",3\n', "row 1, column 2: '\"2\"' is not a number"),
+    (b"1,2,3#4\n", "row 1, column 3: '3#4' is not a number"),  # no comment syntax in a request
+])
+def test_csv_batches_are_read_whole_or_refused(body, message):
+    with pytest.raises(RequestError, match=message):
+        protocol.parse_csv(body, 3)
+
+
+def test_csv_fast_and_careful_paths_agree():
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(500, 4)) * 10.0 ** rng.integers(-8, 8, size=(500, 4))
+    rows[rng.random(rows.shape) < 0.05] = np.nan  # empty cells take the careful path
+    body = protocol.to_csv(rows)
+    assert b",," in body or b"\n," in body
+    parsed = protocol.parse_csv(body, 4)
+    assert np.array_equal(parsed, rows, equal_nan=True)
+    dense = np.nan_to_num(rows)  # no empty cell: numpy reads it in one call
+    assert np.array_equal(protocol.parse_csv(protocol.to_csv(dense).replace(b"\n", b"\r\n"), 4), dense)
+    assert np.array_equal(protocol.parse_csv(b" 1 , nan,inf\r\n-2e3,+4,.5", 3),
+                          np.array([[1, np.nan, np.inf], [-2000, 4, 0.5]]), equal_nan=True)

@@ -13,9 +13,6 @@ import json
 
 import numpy as np
 
-#: Requests with at most this many rows are parsed without pandas (lower latency for single rows).
-SMALL_REQUEST_ROWS = 64
-
 CSV = "text/csv"
 LIBSVM = "text/libsvm"
 JSON = "application/json"
@@ -81,7 +78,15 @@ def parse(body: bytes, kind: str, n_features: int) -> np.ndarray:
 
 
 def parse_csv(body: bytes, n_features: int) -> np.ndarray:
-    text = body.replace(b"\r\n", b"\n").strip(b"\n")
+    text = (body.replace(b"\r\n", b"\n") if b"\r" in body else body).strip(b"\n")  # replace copies: 3.5 ms at 4.5 MB
+    rows = text.count(b"\n") + 1
+    try:
+        values = np.loadtxt(io.BytesIO(text), dtype=np.float64, delimiter=",", comments=None, ndmin=2)
+    except ValueError:
+        values = None  # a bad cell, a ragged row or an empty cell (a missing value): the careful path decides
+    if values is not None and values.shape == (rows, n_features):
+        return values
+    # Slower, but names the row and column of what is wrong, and reads empty cells as missing values.
     lines = text.split(b"\n")
     expected_commas = n_features - 1
     for row, line in enumerate(lines, 1):
@@ -89,25 +94,7 @@ def parse_csv(body: bytes, n_features: int) -> np.ndarray:
             got = line.count(b",") + 1 if line.strip() else 0
             raise RequestError(400, f"row {row} has {got} values but the model expects {n_features} features "
                                     f"(CSV without header or label column)")
-    try:
-        values = _parse_fast(lines, text)
-    except ValueError:
-        values = _parse_cells(lines)  # slower, but names the row and column of the bad cell
-    return values.reshape(len(lines), n_features)
-
-
-def _parse_fast(lines: list[bytes], text: bytes) -> np.ndarray:
-    """Small requests with float() (least overhead per call); batches with pandas' C parser (6x numpy's)."""
-    if len(lines) <= SMALL_REQUEST_ROWS:
-        return np.array([float(cell) for cell in b",".join(lines).split(b",")], dtype=np.float64)
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.BytesIO(text), header=None, dtype=np.float64, engine="c", keep_default_na=False,
-                            na_values=[""], skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(str(exc)) from exc
-    return frame.to_numpy().ravel()
+    return _parse_cells(lines).reshape(len(lines), n_features)
 
 
 def _parse_cells(lines: list[bytes]) -> np.ndarray:
