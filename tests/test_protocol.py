@@ -104,3 +104,23 @@ def test_csv_fast_and_careful_paths_agree():
     assert np.array_equal(protocol.parse_csv(protocol.to_csv(dense).replace(b"\n", b"\r\n"), 4), dense)
     assert np.array_equal(protocol.parse_csv(b" 1 , nan,inf\r\n-2e3,+4,.5", 3),
                           np.array([[1, np.nan, np.inf], [-2000, 4, 0.5]]), equal_nan=True)
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["pyarrow", "numpy"])
+def test_large_csv_bodies_read_alike_by_either_parser(monkeypatch, arrow):
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(20_000, 5)) * 10.0 ** rng.integers(-6, 6, size=(20_000, 5))
+    body = protocol.to_csv(rows)
+    assert len(body) > protocol.ARROW_MIN_BYTES
+    if arrow:  # a large body never reaches numpy's parser
+        monkeypatch.setattr(np, "loadtxt", lambda *a, **k: pytest.fail("np.loadtxt read a large body"))
+    else:
+        monkeypatch.setattr(protocol, "ARROW_MIN_BYTES", float("inf"))
+    assert np.array_equal(protocol.parse_csv(body, 5), rows)
+    rows[rng.random(rows.shape) < 0.01] = np.nan  # empty cells
+    assert np.array_equal(protocol.parse_csv(protocol.to_csv(rows), 5), rows, equal_nan=True)
+    for bad, message in [(b"1,2,3,4,NULL\n", "row 20001, column 5: 'NULL' is not a number"),
+                         (b'1,2,3,4,"5"\n', "row 20001, column 5: '\"5\"' is not a number"),
+                         (b"1,2,3,4\n", "row 20001 has 4 values"), (b"\n1,2,3,4,5\n", "row 20001 has 0 values")]:
+        with pytest.raises(RequestError, match=message):
+            protocol.parse_csv(protocol.to_csv(rows) + bad, 5)
