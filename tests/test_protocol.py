@@ -70,7 +70,17 @@ def test_rendering_round_trips_float32_exactly():
     for kind in (protocol.CSV, protocol.JSON, protocol.JSONLINES):
         body = protocol.render(scores, kind)
         assert np.array_equal(protocol.read_predictions(body, kind).astype(np.float32), scores), kind
-    assert protocol.render(np.array([0.5, 2.0]), protocol.CSV) == b"0.5\n2\n"
+    assert protocol.render(np.array([0.5, 2.0, 1 / 3]), protocol.CSV) == b"0.5\n2.0\n0.33333334\n"
+
+
+def test_csv_responses_give_the_same_numbers_whatever_their_size():
+    rng = np.random.default_rng(5)
+    scores = (rng.normal(size=5000) * 10.0 ** rng.integers(-30, 30, size=5000)).astype(np.float32)
+    whole = protocol.render(scores, protocol.CSV)  # pyarrow writes it
+    assert len(scores) >= protocol.ARROW_MIN_PREDICTIONS and whole.count(b"\n") == len(scores)
+    one_by_one = b"".join(protocol.render(scores[i:i + 1], protocol.CSV) for i in range(len(scores)))
+    assert np.array_equal(protocol.read_predictions(whole), protocol.read_predictions(one_by_one))
+    assert np.array_equal(protocol.read_predictions(whole).astype(np.float32), scores)
     assert json.loads(protocol.render(np.array([0.5]), protocol.JSON)) == {"predictions": [{"score": 0.5}]}
     assert protocol.render(np.array([0.5]), protocol.JSONLINES) == b'{"score": 0.5}\n'
 
