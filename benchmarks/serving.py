@@ -11,7 +11,8 @@ the same way by each baseline, every server its own process:
     settings, which tells what a framework would cost;
   - mlflow: ``mlflow models serve --env-manager local`` of the same booster saved with ``mlflow.xgboost``
     (JSON ``{"inputs": rows}`` bodies: its CSV reader needs a header line); skipped, saying why, if it cannot start;
-  - in-process: ``Booster.inplace_predict`` with no HTTP at all (the ceiling).
+  - in-process: ``Booster.inplace_predict`` with no HTTP at all (the ceiling), and the same batches as CSV bodies
+    parsed, predicted and rendered by modelops.serving.protocol with no HTTP (the ceiling for CSV).
 Measured, interleaved by round: single-row latency p50/p99 (one client, sequential requests), rows/s for 1,
 100, 1,000 and 10,000-row bodies with N concurrent keep-alive clients, and the RSS of each server process.
 Each server's answers are checked against in-process predictions before anything is timed.
@@ -313,7 +314,12 @@ def rows_per_second(server: Server, body: bytes, headers: dict, rows: int, clien
 
 
 def in_process(booster, batches: dict[int, np.ndarray], requests: int, seconds: float) -> dict:
-    """The ceiling: inplace_predict with no HTTP, single-row latency and rows/s per batch size."""
+    """The ceiling: inplace_predict with no HTTP, single-row latency and rows/s per batch size.
+
+    Also ("csv", size): the same rows as a CSV body parsed, predicted and answered by our protocol
+    module in this process, one call after another: what a request costs with no HTTP and no client.
+    """
+    from modelops.serving import protocol
     single = batches[1]
     samples = []
     for _ in range(requests):
@@ -327,6 +333,13 @@ def in_process(booster, batches: dict[int, np.ndarray], requests: int, seconds: 
             booster.inplace_predict(rows)
             count += 1
         result[size] = count * size / (time.perf_counter() - began)
+    for size, rows in batches.items():
+        body, n_features = protocol.to_csv(rows), rows.shape[1]
+        count, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            protocol.render(booster.inplace_predict(protocol.parse_csv(body, n_features)), protocol.CSV)
+            count += 1
+        result["csv", size] = count * size / (time.perf_counter() - began)
     return result
 
 
@@ -415,6 +428,9 @@ def _report(report: Report, model: str, servers: list[Server], skipped: dict, ce
     report.baseline(f"{model} in-process inplace_predict single-row p50", inproc["p50"], "ms")
     for size in BATCHES:
         report.baseline(f"{model} in-process inplace_predict rows/s, {size:,}-row batches", inproc[size], "rows/s")
+    for size in BATCHES:
+        report.baseline(f"{model} in-process CSV parse + predict + render rows/s, {size:,}-row bodies",
+                        inproc["csv", size], "rows/s")
     report.ratio(f"{model} ours single-row p50 / 1 ms", ours["p50"], "< 1", ours["p50"] < 1)
     for name, figures in by_name.items():
         if name == "ours":
@@ -432,6 +448,9 @@ def _report(report: Report, model: str, servers: list[Server], skipped: dict, ce
         if size in ours:
             report.ratio(f"{model} rows/s at {size:,} rows, in-process / ours", inproc[size] / ours[size], "<= 2",
                          inproc[size] / ours[size] <= 2)
+    for size in BATCHES:
+        if size in ours:  # what HTTP and the server add to handling the same CSV body in-process
+            report.ratio(f"{model} rows/s at {size:,} rows, in-process CSV / ours", inproc["csv", size] / ours[size])
 
 
 # -- plumbing -------------------------------------------------------------------------------------------------

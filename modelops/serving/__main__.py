@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     hide_scikit_learn()
+    # pyarrow parses large CSV bodies (protocol.ARROW_MIN_BYTES). Its default pool, mimalloc, kept ~90 MB
+    # after 10,000-row churn bodies; the system allocator keeps ~35 MB at the same speed (benchmarks/README.md).
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from modelops.serving.app import DEFAULT_MAX_BODY, InferenceApp
 
     app = InferenceApp(args.name, token, max_body=args.max_body or DEFAULT_MAX_BODY)
