@@ -96,6 +96,7 @@ def test_to_csv_writes_missing_values_as_empty_cells():
     (b"1,2,3\n4,5,6,\n", "row 2 has 4 values"),
     (b'1,"2",3\n', "row 1, column 2: '\"2\"' is not a number"),
     (b"1,2,3#4\n", "row 1, column 3: '3#4' is not a number"),  # no comment syntax in a request
+    (b"\r" * 200_000, "row 1 has 0 values"),  # large enough for pyarrow, which reads no row at all
 ])
 def test_csv_batches_are_read_whole_or_refused(body, message):
     with pytest.raises(RequestError, match=message):

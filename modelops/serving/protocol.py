@@ -105,24 +105,20 @@ def parse_csv(body: bytes, n_features: int) -> np.ndarray:
 
 def _read_csv(text: bytes, n_features: int) -> np.ndarray:
     """The whole body in one call to a C parser. Raises ValueError on anything it cannot read."""
-    if len(text) >= ARROW_MIN_BYTES:
-        try:
-            import pyarrow as pa
-            import pyarrow.csv as pa_csv
-        except ImportError:
-            pass
-        else:
-            names = [str(i) for i in range(n_features)]
-            table = pa_csv.read_csv(
-                io.BytesIO(text), read_options=pa_csv.ReadOptions(column_names=names),
-                parse_options=pa_csv.ParseOptions(quote_char=False, escape_char=False),
-                convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
-                                                      null_values=[""], quoted_strings_can_be_null=False))
-            if not table.num_rows:
-                raise ValueError("no rows")
-            batch = table.combine_chunks().to_batches()[0]
-            return batch.to_tensor(null_to_nan=True, row_major=True).to_numpy()  # ArrowInvalid is a ValueError
-    return np.loadtxt(io.BytesIO(text), dtype=np.float64, delimiter=",", comments=None, ndmin=2)
+    if len(text) < ARROW_MIN_BYTES:
+        return np.loadtxt(io.BytesIO(text), dtype=np.float64, delimiter=",", comments=None, ndmin=2)
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    names = [str(i) for i in range(n_features)]
+    table = pa_csv.read_csv(  # its errors (ArrowInvalid) are ValueErrors
+        io.BytesIO(text), read_options=pa_csv.ReadOptions(column_names=names),
+        parse_options=pa_csv.ParseOptions(quote_char=False, escape_char=False),
+        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[""],
+                                              quoted_strings_can_be_null=False))
+    if not table.num_rows:  # nothing but line breaks (pyarrow also breaks lines at a lone \r)
+        raise ValueError("no rows")
+    return table.combine_chunks().to_batches()[0].to_tensor(null_to_nan=True, row_major=True).to_numpy()
 
 
 def _parse_cells(lines: list[bytes]) -> np.ndarray:
@@ -175,17 +171,14 @@ def render(predictions: np.ndarray, kind: str) -> bytes:
             return json.dumps({"predictions": [{"score": s} for s in scores]}).encode()
         return "".join(json.dumps({"score": s}) + "\n" for s in scores).encode()
     scores = np.asarray(predictions, dtype=np.float32).ravel()
-    if len(scores) >= ARROW_MIN_PREDICTIONS:
-        try:
-            import pyarrow as pa
-            import pyarrow.csv as pa_csv
-        except ImportError:
-            pass
-        else:
-            out = io.BytesIO()
-            pa_csv.write_csv(pa.table({"score": scores}), out, pa_csv.WriteOptions(include_header=False))
-            return out.getvalue()
-    return ("\n".join([str(score) for score in scores]) + "\n").encode()  # numpy's float32 str is the shortest
+    if len(scores) < ARROW_MIN_PREDICTIONS:
+        return ("\n".join([str(score) for score in scores]) + "\n").encode()  # numpy's float32 str is the shortest
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    out = io.BytesIO()
+    pa_csv.write_csv(pa.table({"score": scores}), out, pa_csv.WriteOptions(include_header=False))
+    return out.getvalue()
 
 
 def read_predictions(body: bytes, kind: str = CSV) -> np.ndarray:
