@@ -8,8 +8,9 @@ models; then a branch ``feature`` whose three commits touch three models. Checke
   - ours: ``python -m ci changed --base main --json`` (a subprocess, run in the generated repository);
     skipped with a message when this checkout has no ``ci changed`` command yet;
   - baseline: what the CircleCI path-filtering orb does, written plainly: ``git merge-base``, then
-    ``git diff --name-only``, then for each mapping line (one per model) a regex ``^model_0001/.*$`` matched
-    against every changed path. Timed as a subprocess (like ours) and in-process.
+    ``git diff --name-only``, then for each line of the mapping ``ci circleci generate`` writes (one per model,
+    ``model_0001/.* run-model_0001 true``, and one per shared path, ``ci/.* run-all-models true``) a regex
+    ``^model_0001/.*$`` matched against every changed path. Timed as a subprocess (like ours) and in-process.
 Both answers must be exactly the three models the branch touched. Target: ours < 1 s and never slower than
 the baseline.
 """
@@ -29,6 +30,9 @@ from pathlib import Path
 from benchmarks._common import PYTHON, ROOT, Report, environment, interleaved, median, timed
 
 TOUCHED = 3
+#: ci.circleci.SHARED_PATHS, written out: the baseline is a plain script and imports nothing of ours (a test
+#: checks they agree, so both sides read the same mapping).
+SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environment\.yml", r"pyproject\.toml")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +86,8 @@ def measure(repo: Path, expected: list[str], args) -> Report:
         report.skipped("ours", "python -m ci changed --base main --json",
                        "this checkout has no `ci changed` command yet; run again after the change-detection branch "
                        "is merged")
-    report.baseline(f"orb approach (merge-base, diff --name-only, {args.models:,} regexes) as a subprocess",
+    report.baseline(f"orb approach (merge-base, diff --name-only, {args.models + len(SHARED_PATHS):,} regexes) as a "
+                    f"subprocess",
                     orb_sub, "s")
     report.baseline("orb approach in-process (no interpreter start)", orb_in, "s")
     if available:
@@ -123,15 +128,16 @@ def orb_changed(repo: Path, base: str) -> list[str]:
     head = git("rev-parse", "HEAD").strip()
     merge_base = git("merge-base", base, head).strip()
     changes = git("diff", "--name-only", merge_base, head).splitlines()
-    mapping = [f"{folder.name}/.* run-{folder.name} true" for folder in sorted(repo.iterdir())
-               if (folder / "model.yml").is_file()]
-    selected = []
+    models = [folder.name for folder in sorted(repo.iterdir()) if (folder / "model.yml").is_file()]
+    mapping = [f"{model}/.* run-{model} true" for model in models]
+    mapping += [f"{path} run-all-models true" for path in SHARED_PATHS]
+    parameters = set()
     for line in mapping:
         path_regex, parameter, _value = line.split()
         regex = re.compile(r"^" + path_regex + r"$")
         if any(regex.match(change) for change in changes):
-            selected.append(parameter.removeprefix("run-"))
-    return selected
+            parameters.add(parameter)
+    return [model for model in models if "run-all-models" in parameters or f"run-{model}" in parameters]
 
 
 def generate(repo: Path, models: int, commits: int, seed: int = 0) -> list[str]:

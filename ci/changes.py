@@ -196,8 +196,8 @@ def current_branch(root: Path) -> str | None:
 
 
 def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude: list[str] = (),
-                   model_parameters: dict[str, str], branch: str | None = None,
-                   since: str | None = None) -> ChangeSet:
+                   model_parameters: dict[str, str], all_models_parameter: str | None = None,
+                   branch: str | None = None, since: str | None = None) -> ChangeSet:
     """What the orb decides for HEAD against ``base``, and the traps it falls into here.
 
     Args:
@@ -206,6 +206,7 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         mapping: the orb's mapping lines.
         exclude: the orb's exclude patterns.
         model_parameters: model folder -> the pipeline parameter that selects it.
+        all_models_parameter: the pipeline parameter that selects every model (set by shared paths).
         branch: the branch being built (default: ``$CIRCLE_BRANCH``, else the one checked out).
         since: the last commit CI built on this branch (CircleCI's ``pipeline.git.base_revision``); default,
             on the base branch, its upstream (``@{upstream}``): the commits after it are the ones being pushed.
@@ -226,20 +227,29 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
     files = orb_files(changes)
     parameters = orb_parameters(files, mapping, exclude)
     removed, renamed = removed_and_renamed(changes)
-    models = [model for model, parameter in model_parameters.items() if parameters.get(parameter) is True]
-    warnings = _mapping_warnings(mapping, model_parameters)
+    models = selected_models(parameters, model_parameters, all_models_parameter)
+    warnings = _mapping_warnings(mapping, model_parameters, all_models_parameter)
     if how != "merge-base":
-        warnings += _same_base_warnings(root, base, branch, head, how, since, parameters, mapping, exclude,
-                                        model_parameters)
+        warnings += _same_base_warnings(root, base, branch, head, how, since, models, mapping, exclude,
+                                        model_parameters, all_models_parameter)
     return ChangeSet(base=base, head=head, compared=compared, how=how, files=files, parameters=parameters,
-                     models=sorted(models), removed=removed, renamed=renamed, warnings=warnings)
+                     models=models, removed=removed, renamed=renamed, warnings=warnings)
 
 
-def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, str]) -> list[str]:
+def selected_models(parameters: dict[str, Any], model_parameters: dict[str, str],
+                    all_models_parameter: str | None = None) -> list[str]:
+    """The model folders whose workflow runs: its own parameter or the all-models one is ``true``."""
+    every = all_models_parameter is not None and parameters.get(all_models_parameter) is True
+    return sorted(model for model, parameter in model_parameters.items()
+                  if every or parameters.get(parameter) is True)
+
+
+def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, str],
+                      all_models_parameter: str | None) -> list[str]:
     named = {line.parameter for line in mapping}
     warnings = [f"model folder {model}/ has no line in the mapping, so CircleCI never selects it. Fix: python -m ci "
                 f"circleci generate" for model, parameter in model_parameters.items() if parameter not in named]
-    stale = sorted(named - set(model_parameters.values()))
+    stale = sorted(named - set(model_parameters.values()) - {all_models_parameter})
     warnings += [f"the mapping still names {parameter}, but no model folder uses it (was it deleted or renamed?); "
                  f"CircleCI fails a continuation given an undeclared parameter. Fix: python -m ci circleci generate"
                  for parameter in stale]
@@ -247,7 +257,7 @@ def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, st
 
 
 def _same_base_warnings(root: Path, base: str, branch: str | None, head: str, how: str, since: str | None,
-                        selected: dict[str, Any], mapping, exclude, model_parameters) -> list[str]:
+                        selected: list[str], mapping, exclude, model_parameters, all_models_parameter) -> list[str]:
     """The orb's traps when HEAD is already on the base revision (merge base == HEAD)."""
     short_base = base.removeprefix("origin/")
     if how == "empty-tree":
@@ -265,8 +275,7 @@ def _same_base_warnings(root: Path, base: str, branch: str | None, head: str, ho
     pending = git("rev-list", "--count", "--first-parent", f"{since}..{head}", cwd=root, check=False)
     if pending and int(pending) > 1:
         missed = orb_parameters(orb_files(diff(root, since, f"{head}~1")), mapping, exclude)
-        skipped = sorted(m for m, p in model_parameters.items()
-                         if missed.get(p) is True and selected.get(p) is not True)
+        skipped = [m for m in selected_models(missed, model_parameters, all_models_parameter) if m not in selected]
         warnings.append(
             f"{pending} commits since {since[:12]} are built at once, but only the last is compared"
             + (f": the changes to {', '.join(skipped)} in the earlier ones are missed. Fix: push them one at a time, "
@@ -281,10 +290,11 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     The mapping comes from the checked-in ``.circleci/config.yml`` (what CircleCI runs), or, without one, from
     what ``python -m ci circleci generate`` would write; ``base`` defaults to its base-revision.
     """
-    from ci.circleci import filter_settings, model_parameters
+    from ci.circleci import ALL_MODELS_PARAMETER, filter_settings, model_parameters
     from ci.models import discover_models
 
     models = discover_models(root)
     settings = filter_settings(root, models)
     return detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
-                          model_parameters=model_parameters(models), branch=branch, since=since)
+                          model_parameters=model_parameters(models), all_models_parameter=ALL_MODELS_PARAMETER,
+                          branch=branch, since=since)
