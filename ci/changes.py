@@ -126,26 +126,35 @@ def _matches_any(pattern: str, paths: list[str]) -> bool:
     return any(regex.search(path) for path in paths)
 
 
-def compared_revision(root: Path, base: str) -> tuple[str, str, str]:
-    """(HEAD, the revision the orb diffs HEAD against, how it was chosen).
+def compared_revision(root: Path, base: str, head: str) -> tuple[str, str]:
+    """The revision the orb diffs HEAD against, and how it was chosen.
 
     Raises:
-        ChangeDetectionError: HEAD or BASE does not resolve, or they share no history.
+        ChangeDetectionError: BASE does not resolve, or it shares no history with HEAD.
     """
-    head = git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False)
-    if not head:
-        raise ChangeDetectionError(f"{root} has no commit yet. Fix: commit first; CI builds commits.")
-    if not git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", cwd=root, check=False):
-        raise ChangeDetectionError(
-            f"base revision {base!r} does not exist in {root}. Fix: fetch it (`git fetch origin {base}:{base}`) "
-            f"or pass --base origin/{base}.")
     merge_base = git("merge-base", base, head, cwd=root, check=False)
-    if not merge_base:
+    if not merge_base:  # said why only now: checking BASE up front would cost every run a git call
+        if not git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", cwd=root, check=False):
+            raise ChangeDetectionError(
+                f"base revision {base!r} does not exist in {root}. Fix: fetch it (`git fetch origin {base}:{base}`) "
+                f"or pass --base origin/{base}.")
         raise ChangeDetectionError(f"{base} and HEAD share no history, so there is no merge base to compare with.")
     if merge_base != head:
-        return head, merge_base, "merge-base"
+        return merge_base, "merge-base"
     parent = git("rev-parse", "--verify", "--quiet", "HEAD~1", cwd=root, check=False)
-    return (head, parent, "first-parent") if parent else (head, EMPTY_TREE, "empty-tree")
+    return (parent, "first-parent") if parent else (EMPTY_TREE, "empty-tree")
+
+
+def head_and_branch(root: Path) -> tuple[str, str | None]:
+    """HEAD's commit and the branch checked out (None when HEAD is detached), in one git call.
+
+    Raises:
+        ChangeDetectionError: the repository has no commit yet.
+    """
+    lines = git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", cwd=root, check=False).splitlines()
+    if len(lines) != 2:
+        raise ChangeDetectionError(f"{root} has no commit yet. Fix: commit first; CI builds commits.")
+    return lines[0], None if lines[1] == "HEAD" else lines[1]
 
 
 def diff(root: Path, old: str, new: str) -> list[FileChange]:
@@ -218,11 +227,12 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         ChangeDetectionError: a revision does not resolve, or git fails.
     """
     root = Path(root)
-    branch = branch or os.environ.get("CIRCLE_BRANCH") or current_branch(root)
+    head, checked_out = head_and_branch(root)
+    branch = branch or os.environ.get("CIRCLE_BRANCH") or checked_out
     # Building the base branch itself, CircleCI's base revision is the pushed commit: HEAD. Locally,
     # origin/main may still lag behind a local main that is about to be pushed.
     on_base = branch is not None and branch == base.removeprefix("origin/")
-    head, compared, how = compared_revision(root, "HEAD" if on_base else base)
+    compared, how = compared_revision(root, head if on_base else base, head)
     changes = diff(root, compared, head)
     files = orb_files(changes)
     parameters = orb_parameters(files, mapping, exclude)

@@ -236,6 +236,20 @@ def test_unknown_base_revision_says_how_to_fix(tmp_path):
     repo = project(tmp_path)
     with pytest.raises(ChangeDetectionError, match=r"base revision 'develop' does not exist.*git fetch origin"):
         project_changes(repo.path, "develop")
+    with pytest.raises(ChangeDetectionError, match=r"base revision 'HEAD:README.md' does not exist"):
+        project_changes(repo.path, "HEAD:README.md")  # a blob, not a commit
+    repo.git("checkout", "-q", "--orphan", "unrelated")
+    repo.commit("no shared history")
+    with pytest.raises(ChangeDetectionError, match=r"main and HEAD share no history"):
+        project_changes(repo.path, "main")
+
+
+def test_a_repository_without_commits_says_commit_first(tmp_path):
+    from modelops.errors import ChangeDetectionError
+
+    repo = Repo(tmp_path / "empty")
+    with pytest.raises(ChangeDetectionError, match=r"has no commit yet. Fix: commit first"):
+        project_changes(repo.path, "main")
 
 
 def test_orb_mapping_semantics():
