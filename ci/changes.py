@@ -301,10 +301,10 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     what ``python -m ci circleci generate`` would write; ``base`` defaults to its base-revision.
     """
     from ci.circleci import ALL_MODELS_PARAMETER, filter_settings, model_parameters
-    from ci.models import discover_models
+    from ci.models import model_names
 
-    models = discover_models(root)
-    settings = filter_settings(root, models)
+    names = model_names(Path(root))
+    settings = filter_settings(root, names)
     return detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
-                          model_parameters=model_parameters(models), all_models_parameter=ALL_MODELS_PARAMETER,
+                          model_parameters=model_parameters(names), all_models_parameter=ALL_MODELS_PARAMETER,
                           branch=branch, since=since)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.changes import MappingLine, parse_mapping
-from ci.models import ModelFolder, discover_models
+from ci.models import ModelFolder, discover_models, model_names
 from modelops.errors import ConfigError
 
 SETUP_CONFIG = Path(".circleci/config.yml")
@@ -56,28 +56,28 @@ def parameter_name(model: str) -> str:
 ALL_MODELS_PARAMETER = parameter_name(ALL_MODELS)
 
 
-def model_parameters(models: list[ModelFolder]) -> dict[str, str]:
-    """Model folder -> the parameter that selects it (``run-all-models`` selects them all besides)."""
-    return {model.name: parameter_name(model.name) for model in models}
+def model_parameters(names: list[str]) -> dict[str, str]:
+    """Model folder name -> the parameter that selects it (``run-all-models`` selects them all besides)."""
+    return {name: parameter_name(name) for name in names}
 
 
-def mapping_text(models: list[ModelFolder]) -> str:
+def mapping_text(names: list[str]) -> str:
     """The orb's mapping: each model folder selects itself; shared code selects every model.
 
     Raises:
         ConfigError: a model folder is named ``all-models``, whose parameter would be the shared one.
     """
-    if any(m.name == ALL_MODELS for m in models):
+    if ALL_MODELS in names:
         raise ConfigError(f"a model folder may not be named {ALL_MODELS}/: its parameter {ALL_MODELS_PARAMETER} is "
                           f"the one shared code sets to run every model. Fix: rename the folder.")
     lines = ["# A model folder selects its own model."]
-    lines += [f"{re.escape(m.name)}/.* {parameter_name(m.name)} true" for m in models]
+    lines += [f"{re.escape(name)}/.* {parameter_name(name)} true" for name in names]
     lines.append("# Shared code that every model's notebooks run selects every model.")
     lines += [f"{path} {ALL_MODELS_PARAMETER} true" for path in SHARED_PATHS]
     return "\n".join(lines) + "\n"
 
 
-def setup_config(models: list[ModelFolder]) -> dict[str, Any]:
+def setup_config(names: list[str]) -> dict[str, Any]:
     return {
         "version": 2.1,
         "setup": True,
@@ -86,7 +86,7 @@ def setup_config(models: list[ModelFolder]) -> dict[str, Any]:
             "name": "select-changed-models",
             "base-revision": BASE_REVISION,
             "config-path": DYNAMIC_CONFIG.as_posix(),
-            "mapping": mapping_text(models),
+            "mapping": mapping_text(names),
         }}]}},
     }
 
@@ -238,7 +238,8 @@ def render(config: dict[str, Any]) -> str:
 def generated_files(root: Path) -> dict[Path, str]:
     """Relative path -> content of both files, from the model folders found under ``root``."""
     models = discover_models(root)
-    return {SETUP_CONFIG: render(setup_config(models)), DYNAMIC_CONFIG: render(dynamic_config(models, root))}
+    return {SETUP_CONFIG: render(setup_config([m.name for m in models])),
+            DYNAMIC_CONFIG: render(dynamic_config(models, root))}
 
 
 def generate(root: Path) -> list[Path]:
@@ -259,7 +260,7 @@ def stale_files(root: Path) -> list[Path]:
             if not (root / relative).is_file() or (root / relative).read_text() != text]
 
 
-def filter_settings(root: Path, models: list[ModelFolder] | None = None) -> FilterSettings:
+def filter_settings(root: Path, names: list[str] | None = None) -> FilterSettings:
     """The orb's settings as CircleCI will read them: the checked-in setup config, else the generated one.
 
     Raises:
@@ -272,7 +273,7 @@ def filter_settings(root: Path, models: list[ModelFolder] | None = None) -> Filt
         # libyaml's loader when present: the setup config of a large monorepo holds a thousand mapping lines.
         config = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     else:
-        config = setup_config(models if models is not None else discover_models(root))
+        config = setup_config(names if names is not None else model_names(root))
     for workflow in (config.get("workflows") or {}).values():
         for job in workflow.get("jobs", []) if isinstance(workflow, dict) else []:
             if isinstance(job, dict) and "path-filtering/filter" in job:

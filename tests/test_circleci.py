@@ -22,7 +22,6 @@ from ci.circleci import (
     model_parameters,
     stale_files,
 )
-from ci.models import ModelFolder
 from modelops.errors import ConfigError
 from tests.conftest import ROOT, SHARED_DATA
 from tests.gitrepo import make_project
@@ -198,11 +197,11 @@ def test_fetch_data_lays_out_the_data_folder_and_refuses_a_wrong_file(tmp_path, 
 
 
 def test_the_mapping_selects_what_one_line_per_model_per_shared_path_selected(tmp_path):
-    models = [ModelFolder(tmp_path / name) for name in ("abalone_model", "churn_model", "m-1")]
+    models = ["abalone_model", "churn_model", "m-1"]
     mapping = parse_mapping(mapping_text(models))
     # The mapping before run-all-models: each shared path repeated once per model, with the model's parameter.
-    per_model = parse_mapping("\n".join([f"{m.name}/.* run-{m.name} true" for m in models]
-                                        + [f"{path} run-{m.name} true" for path in SHARED_PATHS for m in models]))
+    per_model = parse_mapping("\n".join([f"{m}/.* run-{m} true" for m in models]
+                                        + [f"{path} run-{m} true" for path in SHARED_PATHS for m in models]))
     parameters = model_parameters(models)
     for files in (["abalone_model/model.yml"], ["m-1/x", "README.md"], ["docs/a.md", "tests/t.py"],
                   ["modelops/config.py"], ["ci/cli.py", "m-1/x"], ["environment.yml"], ["environmentXyml"],
