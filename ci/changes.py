@@ -102,7 +102,7 @@ def orb_parameters(files: list[str], mapping: list[MappingLine], exclude: list[s
     # "a|b" means "^a" or "b$" there too. Python's re agrees with PCRE on the patterns used here.
     excluded = [re.compile(f"^{pattern}$") for pattern in exclude if pattern.strip()]
     counted = [path for path in files if not any(ex.search(path) for ex in excluded)]
-    matched: dict[str, bool] = {}  # a generated mapping repeats each shared pattern once per model
+    matched: dict[str, bool] = {}  # a pattern may set several parameters: decided once
     parameters: dict[str, Any] = {}
     for line in mapping:
         if line.pattern not in matched:
