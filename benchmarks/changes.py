@@ -7,9 +7,13 @@ folders, each with a ``model.yml`` and a notes file, and M commits on ``main`` e
 models; then a branch ``feature`` whose three commits touch three models. Checked out on ``feature``:
   - ours: ``python -m ci changed --base main --json`` (a subprocess, run in the generated repository);
     skipped with a message when this checkout has no ``ci changed`` command yet;
-  - baseline: what the CircleCI path-filtering orb does, written plainly: ``git merge-base``, then
-    ``git diff --name-only``, then for each mapping line (one per model) a regex ``^model_0001/.*$`` matched
-    against every changed path. Timed as a subprocess (like ours) and in-process.
+  - baseline: what the CircleCI path-filtering orb does, written plainly (``benchmarks/orb.py``, a script that
+    imports only what it needs): ``git merge-base``, then ``git diff --name-only``, then for each line of the
+    mapping ``ci circleci generate`` writes (one per model, ``model_0001/.* run-model_0001 true``, and one per
+    shared path, ``ci/.* run-all-models true``) a regex ``^model_0001/.*$`` matched against every changed path.
+    Timed as a subprocess (like ours) and in-process.
+Both subprocesses run with Python's bytecode cache on (in the temporary folder), as on a user's machine, even
+where ``PYTHONDONTWRITEBYTECODE`` is set: otherwise each run compiles every module of ours from source.
 Both answers must be exactly the three models the branch touched. Target: ours < 1 s and never slower than
 the baseline.
 """
@@ -17,7 +21,6 @@ the baseline.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import subprocess
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import PYTHON, ROOT, Report, environment, interleaved, median, timed
+from benchmarks.orb import SHARED_PATHS, orb_changed
 
 TOUCHED = 3
 
@@ -37,11 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="20 folders, 100 commits, 2 rounds (a smoke run)")
-    parser.add_argument("--orb", metavar="BASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.orb:
-        print(json.dumps(orb_changed(Path.cwd(), args.orb)))
-        return 0
     if args.quick:
         args.models, args.commits, args.rounds = 20, 100, 2
     with tempfile.TemporaryDirectory(prefix="bench-changes-") as tmp:
@@ -50,15 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         expected = generate(repo, args.models, args.commits)
         print(f"generated {args.models:,} model folders and {args.commits:,} commits in "
               f"{time.perf_counter() - started:.1f} s; feature touches {', '.join(expected)}", flush=True)
-        report = measure(repo, expected, args)
+        report = measure(repo, expected, args, pycache=Path(tmp) / "pycache")
     report.print()
     return 0
 
 
-def measure(repo: Path, expected: list[str], args) -> Report:
-    env = environment()
+def measure(repo: Path, expected: list[str], args, pycache: Path) -> Report:
+    env = environment(PYTHONPYCACHEPREFIX=str(pycache))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the first (untimed) run of each side fills the cache
     ours_command = [PYTHON, "-m", "ci", "changed", "--base", "main", "--json"]
-    orb_command = [PYTHON, "-m", "benchmarks.changes", "--orb", "main"]
+    orb_command = [PYTHON, "-m", "benchmarks.orb", "main"]
     runs = {}
     available = ours_available(repo, env)
     if available:
@@ -67,9 +68,9 @@ def measure(repo: Path, expected: list[str], args) -> Report:
         check(expected, ours_in_process(repo), "ours, in-process")
         runs["ours, in-process"] = lambda: _seconds(lambda: ours_in_process(repo))
     check(expected, _models_in(timed(orb_command, cwd=repo, env=env)[1]), "the orb's approach")
-    check(expected, orb_changed(repo, "main"), "the orb's approach, in-process")
+    check(expected, orb_changed(str(repo), "main"), "the orb's approach, in-process")
     runs["orb approach, subprocess"] = lambda: timed(orb_command, cwd=repo, env=env)[0]
-    runs["orb approach, in-process"] = lambda: _seconds(lambda: orb_changed(repo, "main"))
+    runs["orb approach, in-process"] = lambda: _seconds(lambda: orb_changed(str(repo), "main"))
     samples = interleaved(runs, args.rounds, log=lambda line: print(line, flush=True))
     size = f"{args.models:,} models, {args.commits:,} commits, median of {args.rounds}"
     report = Report(f"changes: {size}")
@@ -82,7 +83,8 @@ def measure(repo: Path, expected: list[str], args) -> Report:
         report.skipped("ours", "python -m ci changed --base main --json",
                        "this checkout has no `ci changed` command yet; run again after the change-detection branch "
                        "is merged")
-    report.baseline(f"orb approach (merge-base, diff --name-only, {args.models:,} regexes) as a subprocess",
+    report.baseline(f"orb approach as a plain script (merge-base, diff --name-only, "
+                    f"{args.models + len(SHARED_PATHS):,} regexes), a subprocess",
                     orb_sub, "s")
     report.baseline("orb approach in-process (no interpreter start)", orb_in, "s")
     if available:
@@ -113,25 +115,6 @@ def ours_available(repo: Path, env: dict) -> bool:
 def check(expected: list[str], found: list[str], who: str) -> None:
     if sorted(found) != sorted(expected):
         raise SystemExit(f"{who} found {sorted(found)}, but the feature branch touched {sorted(expected)}")
-
-
-def orb_changed(repo: Path, base: str) -> list[str]:
-    """The path-filtering orb's algorithm: one anchored regex per mapping line over ``git diff --name-only``."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-    head = git("rev-parse", "HEAD").strip()
-    merge_base = git("merge-base", base, head).strip()
-    changes = git("diff", "--name-only", merge_base, head).splitlines()
-    mapping = [f"{folder.name}/.* run-{folder.name} true" for folder in sorted(repo.iterdir())
-               if (folder / "model.yml").is_file()]
-    selected = []
-    for line in mapping:
-        path_regex, parameter, _value = line.split()
-        regex = re.compile(r"^" + path_regex + r"$")
-        if any(regex.match(change) for change in changes):
-            selected.append(parameter.removeprefix("run-"))
-    return selected
 
 
 def generate(repo: Path, models: int, commits: int, seed: int = 0) -> list[str]:

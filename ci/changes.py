@@ -102,7 +102,7 @@ def orb_parameters(files: list[str], mapping: list[MappingLine], exclude: list[s
     # "a|b" means "^a" or "b$" there too. Python's re agrees with PCRE on the patterns used here.
     excluded = [re.compile(f"^{pattern}$") for pattern in exclude if pattern.strip()]
     counted = [path for path in files if not any(ex.search(path) for ex in excluded)]
-    matched: dict[str, bool] = {}  # a generated mapping repeats each shared pattern once per model
+    matched: dict[str, bool] = {}  # a pattern may set several parameters: decided once
     parameters: dict[str, Any] = {}
     for line in mapping:
         if line.pattern not in matched:
@@ -126,26 +126,35 @@ def _matches_any(pattern: str, paths: list[str]) -> bool:
     return any(regex.search(path) for path in paths)
 
 
-def compared_revision(root: Path, base: str) -> tuple[str, str, str]:
-    """(HEAD, the revision the orb diffs HEAD against, how it was chosen).
+def compared_revision(root: Path, base: str, head: str) -> tuple[str, str]:
+    """The revision the orb diffs HEAD against, and how it was chosen.
 
     Raises:
-        ChangeDetectionError: HEAD or BASE does not resolve, or they share no history.
+        ChangeDetectionError: BASE does not resolve, or it shares no history with HEAD.
     """
-    head = git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False)
-    if not head:
-        raise ChangeDetectionError(f"{root} has no commit yet. Fix: commit first; CI builds commits.")
-    if not git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", cwd=root, check=False):
-        raise ChangeDetectionError(
-            f"base revision {base!r} does not exist in {root}. Fix: fetch it (`git fetch origin {base}:{base}`) "
-            f"or pass --base origin/{base}.")
     merge_base = git("merge-base", base, head, cwd=root, check=False)
-    if not merge_base:
+    if not merge_base:  # said why only now: checking BASE up front would cost every run a git call
+        if not git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", cwd=root, check=False):
+            raise ChangeDetectionError(
+                f"base revision {base!r} does not exist in {root}. Fix: fetch it (`git fetch origin {base}:{base}`) "
+                f"or pass --base origin/{base}.")
         raise ChangeDetectionError(f"{base} and HEAD share no history, so there is no merge base to compare with.")
     if merge_base != head:
-        return head, merge_base, "merge-base"
+        return merge_base, "merge-base"
     parent = git("rev-parse", "--verify", "--quiet", "HEAD~1", cwd=root, check=False)
-    return (head, parent, "first-parent") if parent else (head, EMPTY_TREE, "empty-tree")
+    return (parent, "first-parent") if parent else (EMPTY_TREE, "empty-tree")
+
+
+def head_and_branch(root: Path) -> tuple[str, str | None]:
+    """HEAD's commit and the branch checked out (None when HEAD is detached), in one git call.
+
+    Raises:
+        ChangeDetectionError: the repository has no commit yet.
+    """
+    lines = git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", cwd=root, check=False).splitlines()
+    if len(lines) != 2:
+        raise ChangeDetectionError(f"{root} has no commit yet. Fix: commit first; CI builds commits.")
+    return lines[0], None if lines[1] == "HEAD" else lines[1]
 
 
 def diff(root: Path, old: str, new: str) -> list[FileChange]:
@@ -196,8 +205,8 @@ def current_branch(root: Path) -> str | None:
 
 
 def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude: list[str] = (),
-                   model_parameters: dict[str, str], branch: str | None = None,
-                   since: str | None = None) -> ChangeSet:
+                   model_parameters: dict[str, str], all_models_parameter: str | None = None,
+                   branch: str | None = None, since: str | None = None) -> ChangeSet:
     """What the orb decides for HEAD against ``base``, and the traps it falls into here.
 
     Args:
@@ -206,6 +215,7 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         mapping: the orb's mapping lines.
         exclude: the orb's exclude patterns.
         model_parameters: model folder -> the pipeline parameter that selects it.
+        all_models_parameter: the pipeline parameter that selects every model (set by shared paths).
         branch: the branch being built (default: ``$CIRCLE_BRANCH``, else the one checked out).
         since: the last commit CI built on this branch (CircleCI's ``pipeline.git.base_revision``); default,
             on the base branch, its upstream (``@{upstream}``): the commits after it are the ones being pushed.
@@ -217,29 +227,39 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         ChangeDetectionError: a revision does not resolve, or git fails.
     """
     root = Path(root)
-    branch = branch or os.environ.get("CIRCLE_BRANCH") or current_branch(root)
+    head, checked_out = head_and_branch(root)
+    branch = branch or os.environ.get("CIRCLE_BRANCH") or checked_out
     # Building the base branch itself, CircleCI's base revision is the pushed commit: HEAD. Locally,
     # origin/main may still lag behind a local main that is about to be pushed.
     on_base = branch is not None and branch == base.removeprefix("origin/")
-    head, compared, how = compared_revision(root, "HEAD" if on_base else base)
+    compared, how = compared_revision(root, head if on_base else base, head)
     changes = diff(root, compared, head)
     files = orb_files(changes)
     parameters = orb_parameters(files, mapping, exclude)
     removed, renamed = removed_and_renamed(changes)
-    models = [model for model, parameter in model_parameters.items() if parameters.get(parameter) is True]
-    warnings = _mapping_warnings(mapping, model_parameters)
+    models = selected_models(parameters, model_parameters, all_models_parameter)
+    warnings = _mapping_warnings(mapping, model_parameters, all_models_parameter)
     if how != "merge-base":
-        warnings += _same_base_warnings(root, base, branch, head, how, since, parameters, mapping, exclude,
-                                        model_parameters)
+        warnings += _same_base_warnings(root, base, branch, head, how, since, models, mapping, exclude,
+                                        model_parameters, all_models_parameter)
     return ChangeSet(base=base, head=head, compared=compared, how=how, files=files, parameters=parameters,
-                     models=sorted(models), removed=removed, renamed=renamed, warnings=warnings)
+                     models=models, removed=removed, renamed=renamed, warnings=warnings)
 
 
-def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, str]) -> list[str]:
+def selected_models(parameters: dict[str, Any], model_parameters: dict[str, str],
+                    all_models_parameter: str | None = None) -> list[str]:
+    """The model folders whose workflow runs: its own parameter or the all-models one is ``true``."""
+    every = all_models_parameter is not None and parameters.get(all_models_parameter) is True
+    return sorted(model for model, parameter in model_parameters.items()
+                  if every or parameters.get(parameter) is True)
+
+
+def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, str],
+                      all_models_parameter: str | None) -> list[str]:
     named = {line.parameter for line in mapping}
     warnings = [f"model folder {model}/ has no line in the mapping, so CircleCI never selects it. Fix: python -m ci "
                 f"circleci generate" for model, parameter in model_parameters.items() if parameter not in named]
-    stale = sorted(named - set(model_parameters.values()))
+    stale = sorted(named - set(model_parameters.values()) - {all_models_parameter})
     warnings += [f"the mapping still names {parameter}, but no model folder uses it (was it deleted or renamed?); "
                  f"CircleCI fails a continuation given an undeclared parameter. Fix: python -m ci circleci generate"
                  for parameter in stale]
@@ -247,7 +267,7 @@ def _mapping_warnings(mapping: list[MappingLine], model_parameters: dict[str, st
 
 
 def _same_base_warnings(root: Path, base: str, branch: str | None, head: str, how: str, since: str | None,
-                        selected: dict[str, Any], mapping, exclude, model_parameters) -> list[str]:
+                        selected: list[str], mapping, exclude, model_parameters, all_models_parameter) -> list[str]:
     """The orb's traps when HEAD is already on the base revision (merge base == HEAD)."""
     short_base = base.removeprefix("origin/")
     if how == "empty-tree":
@@ -265,8 +285,7 @@ def _same_base_warnings(root: Path, base: str, branch: str | None, head: str, ho
     pending = git("rev-list", "--count", "--first-parent", f"{since}..{head}", cwd=root, check=False)
     if pending and int(pending) > 1:
         missed = orb_parameters(orb_files(diff(root, since, f"{head}~1")), mapping, exclude)
-        skipped = sorted(m for m, p in model_parameters.items()
-                         if missed.get(p) is True and selected.get(p) is not True)
+        skipped = [m for m in selected_models(missed, model_parameters, all_models_parameter) if m not in selected]
         warnings.append(
             f"{pending} commits since {since[:12]} are built at once, but only the last is compared"
             + (f": the changes to {', '.join(skipped)} in the earlier ones are missed. Fix: push them one at a time, "
@@ -281,10 +300,11 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     The mapping comes from the checked-in ``.circleci/config.yml`` (what CircleCI runs), or, without one, from
     what ``python -m ci circleci generate`` would write; ``base`` defaults to its base-revision.
     """
-    from ci.circleci import filter_settings, model_parameters
-    from ci.models import discover_models
+    from ci.circleci import ALL_MODELS_PARAMETER, filter_settings, model_parameters
+    from ci.models import model_names
 
-    models = discover_models(root)
-    settings = filter_settings(root, models)
+    names = model_names(Path(root))
+    settings = filter_settings(root, names)
     return detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
-                          model_parameters=model_parameters(models), branch=branch, since=since)
+                          model_parameters=model_parameters(names), all_models_parameter=ALL_MODELS_PARAMETER,
+                          branch=branch, since=since)

@@ -1,9 +1,10 @@
 """The CircleCI configuration, generated from the model folders: a path-filtered setup and its continuation.
 
 ``.circleci/config.yml`` is a setup config: the path-filtering orb diffs the push against ``main`` and sets
-one boolean pipeline parameter per model folder (``run-<folder>``); shared code sets them all.
-``.circleci/dynamic_config.yml`` is the continuation: a ``test`` workflow always, and one workflow per
-selected model (train -> request-deployment -> approve on branches, deploy on main).
+one boolean pipeline parameter per model folder (``run-<folder>``), and shared code sets ``run-all-models``.
+``.circleci/dynamic_config.yml`` is the continuation: a ``test`` workflow always, and one workflow per model
+that runs when its parameter or ``run-all-models`` is set (train -> request-deployment -> approve on
+branches, deploy on main).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.changes import MappingLine, parse_mapping
-from ci.models import ModelFolder, discover_models
+from ci.models import ModelFolder, discover_models, model_names
 from modelops.errors import ConfigError
 
 SETUP_CONFIG = Path(".circleci/config.yml")
@@ -25,6 +26,9 @@ AWS_CLI_ORB = "circleci/aws-cli@5.4.1"
 BASE_REVISION = "main"
 #: Paths every model's training reads: a change there retrains (and, on main, redeploys) every model.
 SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environment\.yml", r"pyproject\.toml")
+#: The parameter shared paths set: one mapping line per shared path, not one per shared path per model (7,006
+#: lines for 1,000 models, against CircleCI's config size limits). No model folder may be named ``all-models``.
+ALL_MODELS = "all-models"
 #: Contexts hold no keys: each names the IAM role (MODELOPS_AWS_ROLE_ARN) the job's OIDC token is exchanged for.
 TRAIN_CONTEXT = "modelops-train"
 RELEASE_CONTEXT = "modelops-release"  # restricted to the people who may release (a security group)
@@ -49,20 +53,31 @@ def parameter_name(model: str) -> str:
     return f"run-{model}"
 
 
-def model_parameters(models: list[ModelFolder]) -> dict[str, str]:
-    return {model.name: parameter_name(model.name) for model in models}
+ALL_MODELS_PARAMETER = parameter_name(ALL_MODELS)
 
 
-def mapping_text(models: list[ModelFolder]) -> str:
-    """The orb's mapping: each model folder selects itself; shared code selects every model."""
+def model_parameters(names: list[str]) -> dict[str, str]:
+    """Model folder name -> the parameter that selects it (``run-all-models`` selects them all besides)."""
+    return {name: parameter_name(name) for name in names}
+
+
+def mapping_text(names: list[str]) -> str:
+    """The orb's mapping: each model folder selects itself; shared code selects every model.
+
+    Raises:
+        ConfigError: a model folder is named ``all-models``, whose parameter would be the shared one.
+    """
+    if ALL_MODELS in names:
+        raise ConfigError(f"a model folder may not be named {ALL_MODELS}/: its parameter {ALL_MODELS_PARAMETER} is "
+                          f"the one shared code sets to run every model. Fix: rename the folder.")
     lines = ["# A model folder selects its own model."]
-    lines += [f"{re.escape(m.name)}/.* {parameter_name(m.name)} true" for m in models]
+    lines += [f"{re.escape(name)}/.* {parameter_name(name)} true" for name in names]
     lines.append("# Shared code that every model's notebooks run selects every model.")
-    lines += [f"{path} {parameter_name(m.name)} true" for path in SHARED_PATHS for m in models]
+    lines += [f"{path} {ALL_MODELS_PARAMETER} true" for path in SHARED_PATHS]
     return "\n".join(lines) + "\n"
 
 
-def setup_config(models: list[ModelFolder]) -> dict[str, Any]:
+def setup_config(names: list[str]) -> dict[str, Any]:
     return {
         "version": 2.1,
         "setup": True,
@@ -71,7 +86,7 @@ def setup_config(models: list[ModelFolder]) -> dict[str, Any]:
             "name": "select-changed-models",
             "base-revision": BASE_REVISION,
             "config-path": DYNAMIC_CONFIG.as_posix(),
-            "mapping": mapping_text(models),
+            "mapping": mapping_text(names),
         }}]}},
     }
 
@@ -172,7 +187,8 @@ def _jobs(root: Path) -> dict[str, Any]:
 def _model_workflow(model: str) -> dict[str, Any]:
     branches = {"branches": {"ignore": BASE_REVISION}}
     return {
-        "when": f"<< pipeline.parameters.{parameter_name(model)} >>",
+        "when": {"or": [f"<< pipeline.parameters.{parameter_name(model)} >>",
+                        f"<< pipeline.parameters.{ALL_MODELS_PARAMETER} >>"]},
         "jobs": [
             {"train": {"name": f"train-{model}", "model": model, "context": TRAIN_CONTEXT, "filters": branches}},
             {"request-deployment": {"type": "approval", "requires": [f"train-{model}"], "filters": branches}},
@@ -189,7 +205,8 @@ def dynamic_config(models: list[ModelFolder], root: Path) -> dict[str, Any]:
         "version": 2.1,
         "orbs": {"aws-cli": AWS_CLI_ORB},
         # Every parameter the mapping can pass must be declared here, or CircleCI fails the continuation.
-        "parameters": {parameter_name(m.name): {"type": "boolean", "default": False} for m in models},
+        "parameters": {parameter_name(name): {"type": "boolean", "default": False}
+                       for name in [*(m.name for m in models), ALL_MODELS]},
         "executors": {"python": {"docker": [{"image": PYTHON_IMAGE}], "resource_class": "medium"}},
         "jobs": _jobs(root),
         "workflows": {"test": {"jobs": ["test"]}, **{m.name: _model_workflow(m.name) for m in models}},
@@ -221,7 +238,8 @@ def render(config: dict[str, Any]) -> str:
 def generated_files(root: Path) -> dict[Path, str]:
     """Relative path -> content of both files, from the model folders found under ``root``."""
     models = discover_models(root)
-    return {SETUP_CONFIG: render(setup_config(models)), DYNAMIC_CONFIG: render(dynamic_config(models, root))}
+    return {SETUP_CONFIG: render(setup_config([m.name for m in models])),
+            DYNAMIC_CONFIG: render(dynamic_config(models, root))}
 
 
 def generate(root: Path) -> list[Path]:
@@ -242,19 +260,20 @@ def stale_files(root: Path) -> list[Path]:
             if not (root / relative).is_file() or (root / relative).read_text() != text]
 
 
-def filter_settings(root: Path, models: list[ModelFolder] | None = None) -> FilterSettings:
+def filter_settings(root: Path, names: list[str] | None = None) -> FilterSettings:
     """The orb's settings as CircleCI will read them: the checked-in setup config, else the generated one.
 
     Raises:
         ConfigError: the setup config has no path-filtering/filter job.
     """
     path = root / SETUP_CONFIG
-    # libyaml's loader when present: the setup config of a large monorepo holds thousands of mapping lines.
-    import yaml
+    if path.is_file():
+        import yaml  # only to read one: the generated config needs no YAML, and the import costs ~10 ms
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    config = (yaml.load(path.read_text(), Loader=loader) if path.is_file()
-              else setup_config(models if models is not None else discover_models(root)))
+        # libyaml's loader when present: the setup config of a large monorepo holds a thousand mapping lines.
+        config = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    else:
+        config = setup_config(names if names is not None else model_names(root))
     for workflow in (config.get("workflows") or {}).values():
         for job in workflow.get("jobs", []) if isinstance(workflow, dict) else []:
             if isinstance(job, dict) and "path-filtering/filter" in job:

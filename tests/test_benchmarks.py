@@ -66,6 +66,13 @@ def test_changes_benchmark_measures_the_orb_approach_and_ours_when_it_exists():
         assert ours and all(n is None for _, n in ours)  # said skipped, with the reason
 
 
+def test_changes_baseline_reads_the_mapping_ci_generates():
+    from benchmarks.orb import SHARED_PATHS
+    from ci.circleci import SHARED_PATHS as GENERATED
+
+    assert SHARED_PATHS == GENERATED  # both sides decide over the same mapping lines
+
+
 def test_serving_benchmark_measures_ours_and_the_reference_servers():
     results = run_benchmark("serving")
     for side, name in (("ours", "ours"), ("baseline", "stdlib"), ("baseline", "starlette")):

@@ -46,22 +46,29 @@ def branch(repo: Repo, name: str = "feature", **files: str) -> None:
     repo.commit(f"work on {name}")
 
 
-@pytest.mark.parametrize(("touched", "models"), [
-    ({"abalone_model__model.yml": "name: changed\n"}, ["abalone_model"]),
-    ({"abalone_model__notes.md": "x\n", "churn_model__model.yml": "name: changed\n"}, ["abalone_model", "churn_model"]),
-    ({"README.md": "new\n", "tests__test_y.py": "\n", "docs__notes.md": "\n"}, []),
-    ({"modelops__config.py": "X = 2\n"}, list(MODELS)),
-    ({"environment.yml": "name: other\n"}, list(MODELS)),
-    ({"notebooks__templates__deploy.ipynb": "{}\n"}, list(MODELS)),
-], ids=["one-model", "both-models", "readme-and-tests-only", "shared-library", "environment", "templates"])
-def test_feature_branch_selects_the_models_it_touches(tmp_path, touched, models):
+EVERY_MODEL = {"run-all-models": True}  # shared code sets one parameter that every model's workflow runs on
+
+
+@pytest.mark.parametrize(("touched", "models", "parameters"), [
+    ({"abalone_model__model.yml": "name: changed\n"}, ["abalone_model"], {"run-abalone_model": True}),
+    ({"abalone_model__notes.md": "x\n", "churn_model__model.yml": "name: changed\n"}, ["abalone_model", "churn_model"],
+     {"run-abalone_model": True, "run-churn_model": True}),
+    ({"README.md": "new\n", "tests__test_y.py": "\n", "docs__notes.md": "\n"}, [], {}),
+    ({"modelops__config.py": "X = 2\n"}, list(MODELS), EVERY_MODEL),
+    ({"environment.yml": "name: other\n"}, list(MODELS), EVERY_MODEL),
+    ({"notebooks__templates__deploy.ipynb": "{}\n"}, list(MODELS), EVERY_MODEL),
+    ({"abalone_model__model.yml": "name: changed\n", "modelops__config.py": "X = 2\n"}, list(MODELS),
+     {"run-abalone_model": True, **EVERY_MODEL}),
+], ids=["one-model", "both-models", "readme-and-tests-only", "shared-library", "environment", "templates",
+        "model-and-shared"])
+def test_feature_branch_selects_the_models_it_touches(tmp_path, touched, models, parameters):
     repo = project(tmp_path)
     merge_base = repo.git("rev-parse", "HEAD")
     branch(repo, **touched)
     found = project_changes(repo.path, "main")
     assert (found.how, found.compared, found.head) == ("merge-base", merge_base, repo.git("rev-parse", "HEAD"))
     assert found.models == models
-    assert found.parameters == {f"run-{m}": True for m in models}
+    assert found.parameters == parameters
     assert sorted(found.files) == sorted(path.replace("__", "/") for path in touched)
     assert found.warnings == []
 
@@ -170,6 +177,21 @@ def test_renamed_model_folder_trains_under_the_new_name(tmp_path):
     assert sorted(found.files) == ["telco_churn_model/model.yml", "telco_churn_model/train_register.ipynb"]
 
 
+def test_a_shared_change_in_an_earlier_commit_names_the_models_it_misses(tmp_path):
+    repo = project(tmp_path)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("push", "-q", "-u", "origin", "main")
+    repo.write("modelops/config.py", "X = 2\n")
+    repo.commit("shared code: every model")
+    repo.write("abalone_model/model.yml", "name: changed\n")
+    repo.commit("then one model")
+    found = project_changes(repo.path, "main")
+    assert found.models == ["abalone_model"] and found.parameters == {"run-abalone_model": True}
+    assert any("the changes to churn_model in the earlier ones are missed" in w for w in found.warnings)
+
+
 def test_several_commits_pushed_to_main_at_once_is_reported(tmp_path):
     repo = project(tmp_path)
     remote = tmp_path / "remote.git"
@@ -214,6 +236,20 @@ def test_unknown_base_revision_says_how_to_fix(tmp_path):
     repo = project(tmp_path)
     with pytest.raises(ChangeDetectionError, match=r"base revision 'develop' does not exist.*git fetch origin"):
         project_changes(repo.path, "develop")
+    with pytest.raises(ChangeDetectionError, match=r"base revision 'HEAD:README.md' does not exist"):
+        project_changes(repo.path, "HEAD:README.md")  # a blob, not a commit
+    repo.git("checkout", "-q", "--orphan", "unrelated")
+    repo.commit("no shared history")
+    with pytest.raises(ChangeDetectionError, match=r"main and HEAD share no history"):
+        project_changes(repo.path, "main")
+
+
+def test_a_repository_without_commits_says_commit_first(tmp_path):
+    from modelops.errors import ChangeDetectionError
+
+    repo = Repo(tmp_path / "empty")
+    with pytest.raises(ChangeDetectionError, match=r"has no commit yet. Fix: commit first"):
+        project_changes(repo.path, "main")
 
 
 def test_orb_mapping_semantics():

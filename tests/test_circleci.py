@@ -11,8 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.changes import parse_mapping, project_changes
-from ci.circleci import DYNAMIC_CONFIG, SETUP_CONFIG, generate, stale_files
+from ci.changes import orb_parameters, parse_mapping, project_changes, selected_models
+from ci.circleci import (
+    ALL_MODELS_PARAMETER,
+    DYNAMIC_CONFIG,
+    SETUP_CONFIG,
+    SHARED_PATHS,
+    generate,
+    mapping_text,
+    model_parameters,
+    stale_files,
+)
+from modelops.errors import ConfigError
 from tests.conftest import ROOT, SHARED_DATA
 from tests.gitrepo import make_project
 
@@ -81,13 +91,17 @@ def test_a_third_model_folder_appears_in_the_mapping_and_the_workflows(tmp_path)
     [job] = load(repo.path, SETUP_CONFIG)["workflows"]["select-changed-models"]["jobs"]
     mapping = parse_mapping(job["path-filtering/filter"]["mapping"])
     assert ("third_model/.*", "run-third_model", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
-    assert ("modelops/.*", "run-third_model", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
+    # Shared paths set one parameter, not one per model: a line per model folder and a line per shared path.
+    assert [m.parameter for m in mapping] == ["run-abalone_model", "run-churn_model", "run-third_model",
+                                              *["run-all-models"] * len(SHARED_PATHS)]
+    assert ("modelops/.*", "run-all-models", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
     dynamic = load(repo.path, DYNAMIC_CONFIG)
     # Every parameter the mapping can pass is declared: CircleCI fails the continuation otherwise.
     assert {m.parameter for m in mapping} == set(dynamic["parameters"]) == {
-        "run-abalone_model", "run-churn_model", "run-third_model"}
+        "run-abalone_model", "run-churn_model", "run-third_model", "run-all-models"}
     workflow = dynamic["workflows"]["third_model"]
-    assert workflow["when"] == "<< pipeline.parameters.run-third_model >>"
+    assert workflow["when"] == {"or": ["<< pipeline.parameters.run-third_model >>",
+                                       "<< pipeline.parameters.run-all-models >>"]}
     assert [next(iter(job.values())).get("name", next(iter(job))) for job in workflow["jobs"]] == [
         "train-third_model", "request-deployment", "approve-third_model", "deploy-third_model"]
     assert validate(repo.path / SETUP_CONFIG, repo.path / DYNAMIC_CONFIG).returncode == 0
@@ -180,3 +194,27 @@ def test_fetch_data_lays_out_the_data_folder_and_refuses_a_wrong_file(tmp_path, 
     (folder / "abalone.data").unlink()
     with pytest.raises(DataSourceError, match="sha256"):
         fetch_datasets(discover_models(ROOT), folder)
+
+
+def test_the_mapping_selects_what_one_line_per_model_per_shared_path_selected(tmp_path):
+    models = ["abalone_model", "churn_model", "m-1"]
+    mapping = parse_mapping(mapping_text(models))
+    # The mapping before run-all-models: each shared path repeated once per model, with the model's parameter.
+    per_model = parse_mapping("\n".join([f"{m}/.* run-{m} true" for m in models]
+                                        + [f"{path} run-{m} true" for path in SHARED_PATHS for m in models]))
+    parameters = model_parameters(models)
+    for files in (["abalone_model/model.yml"], ["m-1/x", "README.md"], ["docs/a.md", "tests/t.py"],
+                  ["modelops/config.py"], ["ci/cli.py", "m-1/x"], ["environment.yml"], ["environmentXyml"],
+                  ["pyproject.toml"], ["share/x/y"], ["notebooks/templates/deploy.ipynb"], ["abalone_model"],
+                  ["sub/modelops/config.py"], []):
+        now = selected_models(orb_parameters(files, mapping), parameters, ALL_MODELS_PARAMETER)
+        assert now == selected_models(orb_parameters(files, per_model), parameters), files
+    assert selected_models(orb_parameters(["ci/cli.py"], mapping), parameters, ALL_MODELS_PARAMETER) == [
+        "abalone_model", "churn_model", "m-1"]
+
+
+def test_a_model_folder_may_not_take_the_shared_parameter_s_name(tmp_path):
+    repo = three_model_project(tmp_path)
+    shutil.copytree(ROOT / "abalone_model", repo.path / "all-models")
+    with pytest.raises(ConfigError, match="may not be named all-models/.*Fix: rename the folder"):
+        generate(repo.path)

@@ -150,6 +150,7 @@ def test_headerless_data_needs_column_names(tmp_path, monkeypatch):
     ("trailing_", "cannot name a model"),
     ("x" * 41, "cannot name a model"),
     ("has space", "cannot name a model"),
+    ("all-models", "run-all-models parameter"),
 ])
 def test_refuses_names_that_cannot_be_a_model_folder(tmp_path, name, message):
     repo = make_project(tmp_path / "p", models=("abalone_model",))
