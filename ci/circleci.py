@@ -27,8 +27,13 @@ BASE_REVISION = "main"
 #: Paths every model's training reads: a change there retrains (and, on main, redeploys) every model.
 SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environment\.yml", r"pyproject\.toml")
 #: The parameter shared paths set: one mapping line per shared path, not one per shared path per model (7,006
-#: lines for 1,000 models, against CircleCI's config size limits). No model folder may be named ``all-models``.
+#: lines for 1,000 models, against CircleCI's config size limits). No model folder may take it (RESERVED_NAMES).
 ALL_MODELS = "all-models"
+#: The workflow that runs the test suite, beside one workflow per model folder.
+TEST_WORKFLOW = "test"
+#: Names the generated config cannot give a model folder, and why.
+RESERVED_NAMES = {ALL_MODELS: f"its parameter run-{ALL_MODELS} is the one shared code sets to run every model",
+                  TEST_WORKFLOW: f"its workflow would replace the {TEST_WORKFLOW!r} workflow that runs the test suite"}
 #: Contexts hold no keys: each names the IAM role (MODELOPS_AWS_ROLE_ARN) the job's OIDC token is exchanged for.
 TRAIN_CONTEXT = "modelops-train"
 RELEASE_CONTEXT = "modelops-release"  # restricted to the people who may release (a security group)
@@ -65,16 +70,22 @@ def mapping_text(names: list[str]) -> str:
     """The orb's mapping: each model folder selects itself; shared code selects every model.
 
     Raises:
-        ConfigError: a model folder is named ``all-models``, whose parameter would be the shared one.
+        ConfigError: a model folder has a name in RESERVED_NAMES.
     """
-    if ALL_MODELS in names:
-        raise ConfigError(f"a model folder may not be named {ALL_MODELS}/: its parameter {ALL_MODELS_PARAMETER} is "
-                          f"the one shared code sets to run every model. Fix: rename the folder.")
+    check_names(names)
     lines = ["# A model folder selects its own model."]
     lines += [f"{re.escape(name)}/.* {parameter_name(name)} true" for name in names]
     lines.append("# Shared code that every model's notebooks run selects every model.")
     lines += [f"{path} {ALL_MODELS_PARAMETER} true" for path in SHARED_PATHS]
     return "\n".join(lines) + "\n"
+
+
+def check_names(names: list[str]) -> None:
+    """Raises ConfigError naming the first model folder the generated config cannot hold."""
+    for name in names:
+        if name in RESERVED_NAMES:
+            raise ConfigError(f"a model folder may not be named {name}/: {RESERVED_NAMES[name]}. "
+                              f"Fix: rename the folder.")
 
 
 def setup_config(names: list[str]) -> dict[str, Any]:
@@ -201,6 +212,7 @@ def _model_workflow(model: str) -> dict[str, Any]:
 
 
 def dynamic_config(models: list[ModelFolder], root: Path) -> dict[str, Any]:
+    check_names([m.name for m in models])
     return {
         "version": 2.1,
         "orbs": {"aws-cli": AWS_CLI_ORB},
@@ -209,7 +221,7 @@ def dynamic_config(models: list[ModelFolder], root: Path) -> dict[str, Any]:
                        for name in [*(m.name for m in models), ALL_MODELS]},
         "executors": {"python": {"docker": [{"image": PYTHON_IMAGE}], "resource_class": "medium"}},
         "jobs": _jobs(root),
-        "workflows": {"test": {"jobs": ["test"]}, **{m.name: _model_workflow(m.name) for m in models}},
+        "workflows": {TEST_WORKFLOW: {"jobs": ["test"]}, **{m.name: _model_workflow(m.name) for m in models}},
     }
 
 

@@ -68,11 +68,11 @@ def check_new_folder(root: Path, folder: str) -> None:
             f"{folder!r} cannot name a model: a model folder is a top-level folder named with letters, digits, '_' "
             f"and '-' (starting with a letter or digit), and its name with '_' as '-' must be a valid SageMaker "
             f"name (at most 40 characters, no leading or trailing '-'). Fix: try {suggestion[:40] or 'my_model'!r}.")
-    from ci.circleci import ALL_MODELS
+    from ci.circleci import RESERVED_NAMES
 
-    if folder.lower() == ALL_MODELS:
-        raise ConfigError(f"{folder!r} cannot name a model: CircleCI's run-{ALL_MODELS} parameter is the one shared "
-                          f"code sets to run every model. Fix: choose a name that says what the model predicts.")
+    if folder.lower() in RESERVED_NAMES:
+        raise ConfigError(f"{folder!r} cannot name a model: in the CircleCI config, {RESERVED_NAMES[folder.lower()]}. "
+                          f"Fix: choose a name that says what the model predicts.")
     models = discover_models(root)
     if (root / folder).exists() or any(m.name.lower() == folder.lower() for m in models):
         raise ConfigError(f"{folder}/ already exists at {root}. Fix: choose another name, or edit {folder}/ directly.")

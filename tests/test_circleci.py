@@ -213,8 +213,12 @@ def test_the_mapping_selects_what_one_line_per_model_per_shared_path_selected(tm
         "abalone_model", "churn_model", "m-1"]
 
 
-def test_a_model_folder_may_not_take_the_shared_parameter_s_name(tmp_path):
+@pytest.mark.parametrize(("folder", "why"), [("all-models", "shared code sets to run every model"),
+                                             ("test", "would replace the 'test' workflow")])
+def test_a_model_folder_may_not_take_a_name_the_config_uses(tmp_path, folder, why):
     repo = three_model_project(tmp_path)
-    shutil.copytree(ROOT / "abalone_model", repo.path / "all-models")
-    with pytest.raises(ConfigError, match="may not be named all-models/.*Fix: rename the folder"):
+    shutil.copytree(ROOT / "abalone_model", repo.path / folder)
+    before = {p: p.read_bytes() for p in (repo.path / ".circleci").glob("*.yml")}
+    with pytest.raises(ConfigError, match=f"may not be named {folder}/: .*{why}.*Fix: rename the folder"):
         generate(repo.path)
+    assert {p: p.read_bytes() for p in (repo.path / ".circleci").glob("*.yml")} == before

@@ -150,7 +150,8 @@ def test_headerless_data_needs_column_names(tmp_path, monkeypatch):
     ("trailing_", "cannot name a model"),
     ("x" * 41, "cannot name a model"),
     ("has space", "cannot name a model"),
-    ("all-models", "run-all-models parameter"),
+    ("all-models", "run-all-models is the one shared code sets"),
+    ("test", "would replace the 'test' workflow"),
 ])
 def test_refuses_names_that_cannot_be_a_model_folder(tmp_path, name, message):
     repo = make_project(tmp_path / "p", models=("abalone_model",))
