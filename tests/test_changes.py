@@ -177,12 +177,18 @@ def test_renamed_model_folder_trains_under_the_new_name(tmp_path):
     assert sorted(found.files) == ["telco_churn_model/model.yml", "telco_churn_model/train_register.ipynb"]
 
 
-def test_a_shared_change_in_an_earlier_commit_names_the_models_it_misses(tmp_path):
+def pushed_project(tmp_path):
+    """A project whose main is pushed to a bare origin: commits after it are the ones a push would build."""
     repo = project(tmp_path)
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     repo.git("remote", "add", "origin", str(remote))
     repo.git("push", "-q", "-u", "origin", "main")
+    return repo
+
+
+def test_a_shared_change_in_an_earlier_commit_names_the_models_it_misses(tmp_path):
+    repo = pushed_project(tmp_path)
     repo.write("modelops/config.py", "X = 2\n")
     repo.commit("shared code: every model")
     repo.write("abalone_model/model.yml", "name: changed\n")
@@ -193,11 +199,7 @@ def test_a_shared_change_in_an_earlier_commit_names_the_models_it_misses(tmp_pat
 
 
 def test_several_commits_pushed_to_main_at_once_is_reported(tmp_path):
-    repo = project(tmp_path)
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    repo.git("remote", "add", "origin", str(remote))
-    repo.git("push", "-q", "-u", "origin", "main")
+    repo = pushed_project(tmp_path)
     repo.write("abalone_model/model.yml", "name: changed\n")
     repo.commit("change the model")
     repo.write("docs/notes.md", "docs\n")
