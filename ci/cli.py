@@ -319,13 +319,30 @@ def rollback(model_dir, timeout, backend) -> None:
 
 
 @main.command()
-@click.argument("model_dir")
+@click.argument("model_dirs", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Stop every running endpoint `ci endpoints` lists.")
 @_backend_option
-def stop(model_dir, backend) -> None:
-    """Stop MODEL_DIR's endpoint (the record of its versions is kept for the next deploy)."""
-    config, ops = _model_and_backend(model_dir, backend)
-    ops.endpoints.stop(config.name)
-    click.echo(f"{config.name}: stopped")
+def stop(model_dirs, every, backend) -> None:
+    """Stop the endpoints of MODEL_DIRS (the record of their versions is kept for the next deploy)."""
+    from ci.runner import pin_environment
+    from modelops.backends import get_backend
+
+    if bool(model_dirs) == every:
+        raise click.UsageError("name the model folders whose endpoints to stop, or pass --all (not both).")
+    if every:
+        pin_environment()
+        ops = get_backend(backend)
+        names = [e.name for e in ops.endpoints.list() if e.status != "Stopped"]
+    else:
+        names, ops = [], None
+        for model_dir in model_dirs:  # every folder is checked before anything is stopped
+            config, ops = _model_and_backend(model_dir, backend)
+            names.append(config.name)
+    for name in names:
+        ops.endpoints.stop(name)
+        click.echo(f"{name}: stopped")
+    if not names:
+        click.echo("no endpoint is running")
 
 
 @main.command()

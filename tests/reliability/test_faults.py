@@ -118,3 +118,20 @@ def test_a_runner_killed_mid_notebook_leaves_nothing_trusted_and_a_rerun_recover
     assert "abalone_model/train_register: passed" in rerun.stdout
     after = json.loads(cli(repo.path, "registry", "abalone_model", "--json", env=env).stdout)
     assert [p["version"] for p in after] == list(range(len(after), 0, -1))  # numbered without gaps
+
+
+def test_stop_takes_several_models_or_all(deployed):
+    _, repo, env = deployed
+    neither = cli(repo.path, "stop", env=env)
+    assert neither.returncode == 2 and "or pass --all" in neither.stderr
+    unknown = cli(repo.path, "stop", "abalone_model", "no_such_model", env=env)
+    assert unknown.returncode != 0 and "no_such_model" in unknown.stderr
+    assert all(e["status"] == "InService" for e in json.loads(cli(repo.path, "endpoints", "--json", env=env).stdout))
+    stopped = cli(repo.path, "stop", "--all", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    listed = json.loads(cli(repo.path, "endpoints", "--json", env=env).stdout)
+    assert listed and all(e["status"] == "Stopped" for e in listed)
+    assert stopped.stdout.splitlines() == [f"{e['name']}: stopped" for e in listed]
+    assert cli(repo.path, "stop", "--all", env=env).stdout.strip() == "no endpoint is running"
+    again = cli(repo.path, "stop", "abalone_model", env=env)  # stopping a stopped endpoint is not an error
+    assert again.returncode == 0 and again.stdout.strip() == "abalone-model: stopped"
