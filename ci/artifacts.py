@@ -222,9 +222,7 @@ class ModelReview:
 
 def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
     """One ModelReview per model in the run log, in model order."""
-    from modelops.config import HIGHER_IS_BETTER, METRICS
-
-    known = {m for metrics in METRICS.values() for m in metrics}
+    from modelops.metrics import is_metric, metric
     reviews = []
     for model in sorted({r.model for r in runs}):
         mine = sorted((r for r in runs if r.model == model), key=_order)
@@ -241,14 +239,13 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
             verdict, line = "PENDING", "not reviewed yet: run the train stage"
         rows = review.get("comparison") or [{"metric": m, "challenger": trained[m], "champion": None, "delta": None,
                                               "change": "-", "gated": m in trained.get("quality_gates", {})}
-                                             for m in trained if m in known]
+                                             for m in trained if is_metric(m)]
         metrics = []
         for row in rows:
             baseline = trained.get(f"baseline_{row['metric']}")
-            lift = None if baseline is None else row["challenger"] - baseline
-            better = None if not lift else (lift > 0) == (row["metric"] in HIGHER_IS_BETTER)
+            lift = metric(row["metric"]).improvement(row["challenger"], baseline)
             metrics.append({**row, "value": row["challenger"], "baseline": baseline, "lift": lift,
-                            "lift_change": {True: "better", False: "worse", None: "-"}[better]})
+                            "lift_change": metric(row["metric"]).change(row["challenger"], baseline)})
         thresholds = trained.get("quality_thresholds", {})
         gates = [{"metric": m, "value": trained.get(m), "threshold": thresholds.get(m, ""), "passed": ok}
                  for m, ok in trained.get("quality_gates", {}).items()]

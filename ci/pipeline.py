@@ -20,7 +20,7 @@ from ci.changes import ChangeSet
 from ci.models import ModelFolder, discover_models
 from ci.runner import run_stage
 from modelops.errors import ModelOpsError
-from modelops.review import PRIMARY_METRIC
+from modelops.metrics import PRIMARY_METRIC
 
 
 @dataclass

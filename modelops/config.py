@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelops.errors import ConfigError
+from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import MODEL_CONFIG_FILE
 
 if TYPE_CHECKING:
@@ -21,14 +22,8 @@ CONFIG_FILE = MODEL_CONFIG_FILE
 
 PROBLEM_TYPES = ("regression", "binary")
 
-#: Test-split metrics each problem type reports; quality thresholds may name only these.
-METRICS = {
-    "regression": ("rmse", "mae", "r2", "mse"),
-    "binary": ("auc", "accuracy", "precision", "recall", "f1", "logloss"),
-}
-
-#: Metrics where larger is better (used for champion/challenger comparison and threshold hints).
-HIGHER_IS_BETTER = {"r2", "auc", "accuracy", "precision", "recall", "f1"}
+#: Test-split metrics each problem type reports; quality thresholds may name only these (see modelops.metrics).
+METRICS = {problem: PROBLEM_METRICS[problem] for problem in PROBLEM_TYPES}
 
 #: Hyperparameters the SageMaker built-in XGBoost algorithm accepts (its documented list).
 SAGEMAKER_XGBOOST_HYPERPARAMETERS = frozenset(

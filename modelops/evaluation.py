@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from modelops.config import HIGHER_IS_BETTER, ModelConfig, Threshold
+from modelops.config import ModelConfig, Threshold
 from modelops.errors import QualityGateFailed
+from modelops.metrics import improvement
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -170,8 +171,7 @@ class Evaluation:
         rows = []
         for name, value in self.metrics.items():
             base = self.baseline.get(name)
-            better = name in HIGHER_IS_BETTER
-            lift = (value - base if better else base - value) if base is not None else None
+            lift = improvement(name, value, base)
             rows.append({"metric": name, "model": value, "baseline": base, "improvement over baseline": lift})
         return pd.DataFrame(rows).set_index("metric")
 

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelops.config import HIGHER_IS_BETTER, ModelConfig
-
-#: The metric that decides a tie, per problem type.
-PRIMARY_METRIC = {"regression": "rmse", "binary": "auc"}
-
-#: A challenger may be this much worse (relative) than the champion on a metric and still count as equal:
-#: retraining on the same data moves metrics by about this much.
-TOLERANCE = 0.01
+from modelops.config import ModelConfig
+from modelops.metrics import PRIMARY_METRIC, TOLERANCE
+from modelops.metrics import metric as metric_named
 
 
 @dataclass(frozen=True)
@@ -106,9 +101,5 @@ def show_figures(notebook: str | Path, names: list[str] | None = None) -> list[s
     return shown
 
 
-def _change(metric: str, new: float, old: float) -> str:
-    better = new > old if metric in HIGHER_IS_BETTER else new < old
-    scale = max(abs(old), 1e-12)
-    if abs(new - old) / scale <= TOLERANCE:
-        return "same"
-    return "better" if better else "worse"
+def _change(name: str, new: float, old: float) -> str:
+    return metric_named(name).change(new, old, TOLERANCE)
