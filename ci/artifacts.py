@@ -25,19 +25,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from ci.stages import notebook_order, record_type
 from modelops import atomic
 from modelops.backends.base import safe_key
+from modelops.records import DeployRecord, Record, ReviewRecord, TrainRecord
 
 RUN_LOG = "runs.json"
 
 # scrapbook's own output types have no HTML form (their values are in metrics.json). Filtered for the whole
 # process: warnings.catch_warnings() is not thread-safe, and models export their notebooks in parallel threads.
 warnings.filterwarnings("ignore", message="Your element with mimetype.*scrapbook", category=UserWarning)
-
-#: Scraps shown as a notebook's headline metrics, in order of preference.
-HEADLINE_KEYS = ("verdict", "version", "rmse", "r2", "auc", "accuracy", "f1", "endpoint_metric", "p50_latency_ms",
-                 "rows_train", "rows_test", "n_features")
-
 
 @dataclass
 class NotebookRun:
@@ -58,9 +55,20 @@ class NotebookRun:
     figures: list = field(default_factory=list)  # [scrap name, PNG path relative to the artifacts folder], in order
 
     @property
+    def record(self) -> Record | None:
+        """What the notebook handed on, as its record type (None: not in the stages table, or nothing glued)."""
+        kind = record_type(self.notebook)
+        if kind is None or not self.scraps:
+            return None
+        try:
+            return kind.from_scraps(self.scraps)
+        except (KeyError, TypeError, ValueError):
+            return None  # a run logged by an older version, or a notebook that failed before gluing
+
+    @property
     def headline(self) -> dict:
-        picked = {k: self.scraps[k] for k in HEADLINE_KEYS if k in self.scraps}
-        return dict(list(picked.items())[:3])
+        record = self.record
+        return record.headline() if record is not None else {}
 
 
 class Artifacts:
@@ -204,7 +212,7 @@ class ModelReview:
     version: int | None
     status: str | None
     gates: list[dict]  # metric, value, threshold, passed
-    metrics: list[dict]  # metric, value, champion, delta, change, baseline, lift, gated
+    metrics: list[dict]  # metric, value, champion, improvement, change, baseline, lift, lift_change, gated
     champion_version: int | None
     figures: list[tuple[str, str]]  # (title, PNG path) of train_register's and review's figures
     other_figures: list[tuple[str, str]]  # gather_data's and deploy's
@@ -212,6 +220,8 @@ class ModelReview:
     deployed: dict | None
     lineage: dict
     approved_by: str | None = None
+    notes: list[str] = field(default_factory=list)  # the review's notes (library changed, dataset changed, ...)
+    decided_by: str = ""  # the rule that decided the verdict
 
     @property
     def approve_command(self) -> str | None:
@@ -222,45 +232,64 @@ class ModelReview:
 
 def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
     """One ModelReview per model in the run log, in model order."""
-    from modelops.metrics import is_metric, metric
+    from modelops.metrics import metric
+
     reviews = []
     for model in sorted({r.model for r in runs}):
         mine = sorted((r for r in runs if r.model == model), key=_order)
-        scraps = {r.notebook: r.scraps for r in mine}
-        trained, review = scraps.get("train_register", {}), scraps.get("review", {})
+        trained: TrainRecord | None = _latest(mine, TrainRecord)
+        review: ReviewRecord | None = _latest(mine, ReviewRecord)
+        deployed: DeployRecord | None = _latest(mine, DeployRecord)
         failed = [r for r in mine if r.status == "failed"]
-        if failed:
+        if review is not None and (not failed or review.verdict == "REJECT"):
+            verdict, line = review.verdict, review.verdict_line
+        elif failed:
             error = failed[0].error or {}
-            verdict, line = "FAILED", (f"{failed[0].notebook} failed: {error.get('ename', '')}: "
-                                       f"{error.get('evalue', '')}")
-        elif review.get("verdict"):
-            verdict, line = review["verdict"], review.get("verdict_line", "")
+            verdict = "FAILED"
+            line = f"{failed[0].notebook} failed: {error.get('ename', '')}: {error.get('evalue', '')}"
         else:
             verdict, line = "PENDING", "not reviewed yet: run the train stage"
-        rows = review.get("comparison") or [{"metric": m, "challenger": trained[m], "champion": None, "delta": None,
-                                              "change": "-", "gated": m in trained.get("quality_gates", {})}
-                                             for m in trained if is_metric(m)]
         metrics = []
+        if review is not None:
+            rows = review.comparison
+        elif trained is not None:
+            rows = [_uncompared(name, value, trained) for name, value in trained.metrics.items()]
+        else:
+            rows = []
         for row in rows:
-            baseline = trained.get(f"baseline_{row['metric']}")
-            lift = metric(row["metric"]).improvement(row["challenger"], baseline)
-            metrics.append({**row, "value": row["challenger"], "baseline": baseline, "lift": lift,
-                            "lift_change": metric(row["metric"]).change(row["challenger"], baseline)})
-        thresholds = trained.get("quality_thresholds", {})
-        gates = [{"metric": m, "value": trained.get(m), "threshold": thresholds.get(m, ""), "passed": ok}
-                 for m, ok in trained.get("quality_gates", {}).items()]
-        shown: dict[str, str] = {}  # the review notebook shows the challenger's figures again: once is enough
-        for run in (r for r in mine if r.notebook in ("train_register", "review")):
-            shown.update({name: path for name, path in run.figures if name not in shown})
+            baseline = trained.baseline.get(row.metric) if trained else None
+            measure = metric(row.metric)
+            metrics.append({**asdict(row), "value": row.challenger, "baseline": baseline,
+                            "lift": measure.improvement(row.challenger, baseline),
+                            "lift_change": measure.change(row.challenger, baseline)})
+        gates = [asdict(g) for g in trained.gates] if trained else []
+        shown: dict[str, str] = {}
+        for run in mine:
+            if isinstance(run.record, (TrainRecord, ReviewRecord)):
+                shown.update({name: path for name, path in run.figures if name not in shown})
         figures = [(_title(name), path) for name, path in shown.items()]
-        other = [(f"{r.notebook}: {_title(name)}", path) for r in mine if r.notebook in ("gather_data", "deploy")
-                 for name, path in r.figures]
-        deployed = scraps.get("deploy") or None
-        lineage = {k: trained[k] for k in ("package_id", "tree_hash", "artifact_sha256") if k in trained}
-        reviews.append(ModelReview(model, verdict, line, trained.get("version"), trained.get("status"), gates,
-                                   metrics, review.get("champion_version"), figures, other, mine, deployed, lineage,
-                                   trained.get("approved_by")))
+        other = [(f"{r.notebook}: {_title(name)}", path) for r in mine
+                 if not isinstance(r.record, (TrainRecord, ReviewRecord)) for name, path in r.figures]
+        lineage = {k: getattr(trained, k) for k in ("package_id", "tree_hash", "artifact_sha256", "library_hash")
+                   if trained and getattr(trained, k)}
+        reviews.append(ModelReview(
+            model, verdict, line, trained.version if trained else None, trained.status if trained else None, gates,
+            metrics, review.champion_version if review else None, figures, other, mine,
+            deployed.to_scraps() if deployed else None, lineage, trained.approved_by if trained else None,
+            list(review.notes) if review else [], review.decided_by if review else ""))
     return reviews
+
+
+def _latest(runs: list[NotebookRun], kind: type):
+    """The record of ``kind`` among a model's runs (None if no run handed one on)."""
+    found = [r.record for r in runs if isinstance(r.record, kind)]
+    return found[-1] if found else None
+
+
+def _uncompared(name: str, value: float, trained: TrainRecord):
+    from modelops.records import MetricComparison
+
+    return MetricComparison(name, value, gated=any(g.metric == name for g in trained.gates))
 
 
 def _title(scrap_name: str) -> str:
@@ -278,10 +307,7 @@ def render_index(runs: list[NotebookRun]) -> str:
 
 
 def _order(run: NotebookRun) -> tuple:
-    from ci.runner import STAGES
-
-    order = {name: i for i, name in enumerate(STAGES["all"])}
-    return run.model, order.get(run.notebook, 99), run.notebook
+    return run.model, notebook_order(run.notebook), run.notebook
 
 
 def fmt(value) -> str:

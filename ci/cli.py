@@ -190,6 +190,41 @@ def circleci_check() -> None:
     click.echo("CircleCI files are up to date")
 
 
+@main.group()
+def notebooks() -> None:
+    """Generate and check each model folder's notebooks from notebooks/templates/."""
+
+
+@notebooks.command("sync")
+def notebooks_sync() -> None:
+    """Write every model folder's notebooks from the templates, keeping each model's parameter values and cells
+    tagged model-specific."""
+    from ci.models import discover_models
+    from ci.notebooks import sync
+
+    root = project_root()
+    written = sync(root, discover_models(root))
+    click.echo("\n".join(f"wrote {path.relative_to(root)}" for path in written) or "every model notebook is in step")
+
+
+@notebooks.command("check")
+def notebooks_check() -> None:
+    """Exit 1 when a model folder's notebook differs from what `sync` would write (with the diff)."""
+    from ci.models import discover_models
+    from ci.notebooks import check
+
+    root = project_root()
+    drifts = check(root, discover_models(root))
+    for drift in drifts:
+        click.echo(drift.describe(root), err=True)
+    if drifts:
+        click.secho(f"error: {len(drifts)} model notebook(s) out of step with notebooks/templates/. Fix: python -m ci "
+                    f"notebooks sync (change the template, not the copy; a model's own cells are tagged "
+                    f"model-specific), then commit the result.", fg="red", err=True)
+        sys.exit(1)
+    click.echo("every model notebook is in step with its template")
+
+
 @main.command("fetch-data")
 @click.argument("folder", type=click.Path(file_okay=False))
 def fetch_data(folder) -> None:
@@ -285,10 +320,10 @@ def deploy(model_dir, version, latest_approved, timeout, backend, artifacts_dir)
     artifacts = _artifacts(artifacts_dir)
     [run] = run_stage(resolve_model_dir(model_dir), "deploy", backend=backend, parameters=parameters,
                       artifacts=artifacts)
-    scraps = run.scraps
-    state = "deployed" if scraps.get("deployed") else "already live"
-    click.echo(f"{run.model}: v{scraps.get('version')} {state} at {scraps.get('endpoint_url')} (previous: "
-               f"v{scraps.get('previous_version', '-')}); p50 {scraps.get('p50_latency_ms')} ms")
+    deployed = run.record
+    state = "deployed" if deployed.deployed else "already live"
+    click.echo(f"{run.model}: v{deployed.version} {state} at {deployed.endpoint_url} (previous: "
+               f"v{deployed.previous_version or '-'}); p50 {deployed.p50_latency_ms} ms")
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
 
 

@@ -1,96 +1,180 @@
-"""Incremental runs: skip a notebook whose inputs did not change and whose result still holds.
+"""Incremental runs: reuse a previous run when it would produce the same result.
 
-A run's fingerprint hashes the notebook, its parameters, the ``modelops`` code it imports, the model's
-``model.yml`` and what the notebook reads: the dataset (train_register), the challenger and champion
-(review), the package chosen for deployment (deploy). A previous passed run with the same fingerprint is
-reused only while its result still holds: the version it registered is still in the registry with the same
-artifact, the endpoint still serves the version it deployed.
+Two kinds of reuse, chosen per notebook in the stages table (``ci/stages.py``):
+
+- ``dataset``: the dataset the notebook would write from the current data is already complete.
+- ``fingerprint``: a previous passed run had the same fingerprint (the notebook, its parameters, the
+  ``modelops`` library's source hash, and the inputs the table lists: the model folder's files, the dataset,
+  the challenger and champion, the package chosen for deployment) and what it produced still holds (the
+  version it registered is still in the registry with the same artifact; the endpoint still serves what it
+  deployed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import modelops
 from ci.artifacts import Artifacts, NotebookRun
+from ci.models import ModelFolder
+from ci.stages import Notebook
+from modelops.lineage import library_hash
+from modelops.records import DeployRecord, TrainRecord
 
-#: Notebooks that are worth skipping (gather_data has its own check: is this data's dataset complete?).
-INCREMENTAL = ("train_register", "review", "deploy")
 
+@dataclass
+class StageContext:
+    """What a stage run knows so far: the model, the backend, and the runs of this stage before this one."""
 
-@lru_cache(maxsize=1)
-def code_hash() -> str:
-    """sha256 of the modelops package's sources: a library change reruns every notebook."""
-    root = Path(modelops.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    folder: ModelFolder
+    stage: str
+    backend: str
+    ops: Any
+    artifacts: Artifacts
+    parameters: dict[str, Any]
+    runs: list[NotebookRun]
+
+    def record(self, kind: type):
+        """The newest record of ``kind`` that a run of this stage handed on (None if none did)."""
+        for run in reversed(self.runs):
+            record = run.record
+            if isinstance(record, kind):
+                return record
+        return None
 
 
 def fingerprint(notebook: Path, parameters: dict[str, Any], inputs: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     digest.update(Path(notebook).read_bytes())
-    digest.update(json.dumps({"parameters": parameters, "inputs": inputs, "code": code_hash()}, sort_keys=True,
+    digest.update(json.dumps({"parameters": parameters, "inputs": inputs, "code": library_hash()}, sort_keys=True,
                              default=str).encode())
     return digest.hexdigest()
 
 
-def inputs(name: str, folder, ops, parameters: dict[str, Any], artifacts: Artifacts) -> dict[str, Any] | None:
-    """What a notebook reads besides its parameters, or None when it should always run."""
-    if name not in INCREMENTAL:
+def folder_hash(folder: Path) -> str:
+    """sha256 of a model folder's files other than its notebooks (model.yml, features.py, ...).
+
+    The notebooks are left out: each run's fingerprint hashes its own notebook already, and a change to one
+    notebook should not rerun the others.
+    """
+    digest = hashlib.sha256()
+    for base, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".ipynb") or name.startswith("."):
+                continue
+            path = Path(base) / name
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _model_folder(ctx: StageContext, parameters: dict) -> Any:
+    return folder_hash(ctx.folder.path)
+
+
+def _dataset(ctx: StageContext, parameters: dict) -> Any:
+    return parameters.get("dataset")
+
+
+def _challenger(ctx: StageContext, parameters: dict) -> Any:
+    trained = ctx.record(TrainRecord)
+    if trained is None:
         return None
-    config = folder.config()
-    found: dict[str, Any] = {"model.yml": hashlib.sha256((folder.path / "model.yml").read_bytes()).hexdigest()}
-    if name == "train_register":
-        found["dataset"] = parameters.get("dataset")
-    elif name == "review":
-        from modelops.packages import champion
-
-        trained = artifacts.previous(folder.name, "train_register")
-        challenger = trained.scraps.get("version") if trained else None
-        best = champion(ops.registry, config.name, excluding=challenger)
-        found.update(challenger=trained.fingerprint if trained else None, champion=best.version if best else None)
-    elif name == "deploy":
-        from modelops.deploy import select_package
-        from modelops.errors import ModelOpsError
-
-        try:
-            package = select_package(ops.registry, config, version=parameters.get("version"),
-                                     latest_approved=bool(parameters.get("latest_approved")))
-        except ModelOpsError:
-            return None  # let the notebook run and show why
-        found["package"] = package.package_id
-    return found
+    return {"version": trained.version, "artifact_sha256": trained.artifact_sha256,
+            "evaluation": trained.evaluation_uri}
 
 
-def still_holds(run: NotebookRun, folder, ops) -> bool:
-    """Whether what a previous run produced is still there (registered version, live endpoint)."""
+def _champion(ctx: StageContext, parameters: dict) -> Any:
+    from modelops.packages import champion
+
+    trained = ctx.record(TrainRecord)
+    best = champion(ctx.ops.registry, ctx.folder.config().name, excluding=trained.version if trained else None)
+    return best.version if best else None
+
+
+def _package(ctx: StageContext, parameters: dict) -> Any:
+    from modelops.deploy import select_package
     from modelops.errors import ModelOpsError
 
-    version = run.scraps.get("version")
-    config = folder.config()
     try:
-        if run.notebook == "train_register":
-            return ops.registry.get(config.name, version).artifact_sha256 == run.scraps.get("artifact_sha256")
-        if run.notebook == "deploy":
-            status = ops.endpoints.status(config.name)
-            return status is not None and status.status == "InService" and status.version == version
+        package = select_package(ctx.ops.registry, ctx.folder.config(), version=parameters.get("version"),
+                                 latest_approved=bool(parameters.get("latest_approved")))
     except ModelOpsError:
+        return _ALWAYS  # let the notebook run and show why
+    return package.package_id
+
+
+_ALWAYS = object()
+
+#: What a notebook reads besides its parameters, by the names the stages table uses.
+INPUTS: dict[str, Callable[[StageContext, dict], Any]] = {
+    "model_folder": _model_folder,
+    "dataset": _dataset,
+    "challenger": _challenger,
+    "champion": _champion,
+    "package": _package,
+}
+
+
+def _registered(run: NotebookRun, ctx: StageContext) -> bool:
+    record = run.record
+    if not isinstance(record, TrainRecord) or record.version is None:
         return False
-    return True
+    return ctx.ops.registry.get(ctx.folder.config().name, record.version).artifact_sha256 == record.artifact_sha256
 
 
-def reusable(artifacts: Artifacts, model: str, notebook: str, key: str, folder, ops) -> NotebookRun | None:
-    """The previous run to reuse for this fingerprint, if any."""
-    previous = artifacts.previous(model, notebook)
-    if previous is None or previous.fingerprint != key or previous.status not in ("passed", "skipped"):
+def _serving(run: NotebookRun, ctx: StageContext) -> bool:
+    record = run.record
+    status = ctx.ops.endpoints.status(ctx.folder.config().name)
+    return (isinstance(record, DeployRecord) and status is not None and status.status == "InService"
+            and status.version == record.version)
+
+
+#: What must still be true for a previous run's result to be reused.
+HOLDS: dict[str, Callable[[NotebookRun, StageContext], bool]] = {
+    "registered": _registered,
+    "serving": _serving,
+}
+
+
+def run_fingerprint(notebook: Notebook, path: Path, parameters: dict[str, Any], ctx: StageContext) -> str | None:
+    """The fingerprint of running ``notebook`` with ``parameters`` now, or None when it must always run."""
+    if notebook.reuse != "fingerprint":
         return None
-    if not previous.ipynb or not (artifacts.root / previous.ipynb).exists():
+    inputs = {name: INPUTS[name](ctx, parameters) for name in notebook.inputs}
+    if any(value is _ALWAYS for value in inputs.values()):
         return None
-    return previous if still_holds(previous, folder, ops) else None
+    return fingerprint(path, parameters, inputs)
+
+
+def reusable(notebook: Notebook, key: str | None, ctx: StageContext) -> NotebookRun | None:
+    """The previous run of ``notebook`` that can stand in for running it with fingerprint ``key``, if any."""
+    from modelops.errors import ModelOpsError
+
+    previous = ctx.artifacts.previous(ctx.folder.name, notebook.name)
+    if key is None or previous is None or previous.fingerprint != key or previous.status not in ("passed", "skipped"):
+        return None
+    if not previous.ipynb or not (ctx.artifacts.root / previous.ipynb).exists():
+        return None
+    try:
+        holds = notebook.holds is None or HOLDS[notebook.holds](previous, ctx)
+    except ModelOpsError:
+        return None
+    return previous if holds else None
+
+
+def gathered(ctx: StageContext, parameters: dict[str, Any]):
+    """The dataset gathering would write with these parameters, if it is already complete (else None)."""
+    from modelops.datasets import gathered_dataset
+    from modelops.errors import ModelOpsError
+
+    try:
+        return gathered_dataset(ctx.ops.store, ctx.folder.config(), source=parameters.get("source"),
+                                seed=parameters.get("split_seed"), output=parameters.get("output"))
+    except ModelOpsError:
+        return None  # let the gather notebook run and show what is wrong

@@ -19,8 +19,10 @@ from ci.artifacts import Artifacts, NotebookRun
 from ci.changes import ChangeSet
 from ci.models import ModelFolder, discover_models
 from ci.runner import run_stage
+from ci.stages import notebook_for
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
+from modelops.records import DeployRecord, ReviewRecord, TrainRecord
 
 
 @dataclass
@@ -143,13 +145,20 @@ def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artif
     config = folder.config()
     log(f"{folder.name}: train stage")
     outcome.runs += run_stage(folder, "train", backend=backend, artifacts=artifacts, force=force)
-    metrics = artifacts.metrics(folder.name)
-    outcome.version = metrics["version"]
+    [trained_run] = [r for r in outcome.runs if isinstance(r.record, TrainRecord)]
+    trained, review = trained_run.record, _record(outcome.runs, ReviewRecord)
+    outcome.version = trained.version
     primary = PRIMARY_METRIC[config.problem_type]
-    outcome.metric = (primary, metrics[primary])
-    skipped = " (unchanged, not retrained)" if outcome.runs[-2].status == "skipped" else ""
-    log(f"{folder.name}: v{outcome.version}{skipped} ({primary} {metrics[primary]:.4g}); review: "
-        f"{metrics.get('verdict_line', '')}")
+    outcome.metric = (primary, trained.metrics[primary])
+    skipped = " (unchanged, not retrained)" if trained_run.status == "skipped" else ""
+    log(f"{folder.name}: v{outcome.version}{skipped} ({primary} {trained.metrics[primary]:.4g}); review: "
+        f"{review.verdict_line if review else ''}")
+
+
+def _record(runs: list[NotebookRun], kind: type):
+    """The record of ``kind`` the runs handed on (None if none did)."""
+    found = [r.record for r in runs if isinstance(r.record, kind)]
+    return found[-1] if found else None
 
 
 def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approval: str, approver: str,
@@ -158,13 +167,13 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
     from modelops.backends.base import APPROVED
 
     config = folder.config()
-    metrics = artifacts.metrics(folder.name)
-    verdict = metrics.get("verdict_line", "")
+    review = _record(outcome.runs, ReviewRecord)
+    verdict = review.verdict_line if review else "not reviewed"
     registry = get_backend(backend).registry
     if registry.get(config.name, outcome.version).status == APPROVED:
         return True
     command = f"python -m ci approve {folder.name} --version {outcome.version} --by NAME"
-    if approval == "auto" and metrics.get("verdict") != "APPROVE":
+    if approval == "auto" and (review is None or review.verdict != "APPROVE"):
         outcome.stopped = f"not approved automatically (review: {verdict}); to approve anyway: {command}"
         return False
     if approval == "prompt" and not confirm(f"Approve {config.name} v{outcome.version}? ({verdict})"):
@@ -175,7 +184,8 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
         return False
     approved = registry.approve(config.name, outcome.version, by=approver,
                                 note=f"local pipeline ({approval}): {verdict}")
-    artifacts.update_scraps(folder.name, "train_register", {"status": approved.status, "approved_by": approver})
+    artifacts.update_scraps(folder.name, notebook_for(TrainRecord),
+                            {"status": approved.status, "approved_by": approver})
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
     return True
 
@@ -184,12 +194,13 @@ def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Arti
     from modelops.backends import get_backend
 
     log(f"{folder.name}: deploy stage")
-    outcome.runs += run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
-    deployed = artifacts.metrics(folder.name)
-    outcome.version = outcome.version or deployed.get("version")
-    outcome.endpoint_url = deployed.get("endpoint_url")
+    runs = run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
+    outcome.runs += runs
+    deployed = _record(runs, DeployRecord)
+    outcome.version = outcome.version or deployed.version
+    outcome.endpoint_url = deployed.endpoint_url
     outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config())
-    log(f"{folder.name}: v{deployed['version']} serving at {outcome.endpoint_url}; smoke request answered "
+    log(f"{folder.name}: v{deployed.version} serving at {outcome.endpoint_url}; smoke request answered "
         f"{outcome.smoke_prediction:.4g}")
 
 

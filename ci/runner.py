@@ -12,11 +12,15 @@ from typing import Any
 
 from ci import freshness
 from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures
+from ci.freshness import StageContext
 from ci.models import ModelFolder
+from ci.stages import MODEL, NOTEBOOKS, SHARED, STAGES, Notebook
+from ci.supplies import supplied
 from modelops import settings
 from modelops.backends import get_backend
 from modelops.errors import ConfigError, NotebookFailed
 from modelops.notebook import read_scraps
+from modelops.records import TrainRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +36,15 @@ DEFAULT_CELL_TIMEOUT = 1800
 
 @dataclass(frozen=True)
 class Step:
-    """One notebook of a stage: which notebook, and where it lives."""
+    """One notebook of a stage: its row of the stages table, and where its file and working folder are."""
 
-    name: str
+    notebook: Notebook
     path: Path
     cwd: Path
 
-
-#: The notebooks each stage runs, in order ("review" is the shared notebooks/review.ipynb).
-STAGES = {
-    "gather": ("gather_data",),
-    "train": ("gather_data", "train_register", "review"),
-    "deploy": ("deploy",),
-    "all": ("gather_data", "train_register", "review", "deploy"),
-}
+    @property
+    def name(self) -> str:
+        return self.notebook.name
 
 
 def stage_steps(folder: ModelFolder, stage: str) -> list[Step]:
@@ -57,16 +56,17 @@ def stage_steps(folder: ModelFolder, stage: str) -> list[Step]:
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}. Fix: use one of {sorted(STAGES)}.")
     steps = []
-    for name in STAGES[stage]:
-        if name == "review":
-            path = folder.path.parent / "notebooks" / "review.ipynb"
-            cwd = path.parent
+    for name in STAGES[stage].notebooks:
+        notebook = NOTEBOOKS[name]
+        if notebook.home == SHARED:
+            path = folder.path.parent / "notebooks" / f"{name}.ipynb"
+            hint = "it is a shared notebook of the project"
         else:
-            path, cwd = folder.notebook(name), folder.path
+            path = folder.notebook(name)
+            hint = f"model notebooks are generated from notebooks/templates/{name}.ipynb: python -m ci notebooks sync"
         if not path.is_file():
-            raise ConfigError(f"{path} is missing, and stage {stage!r} runs it. Fix: restore it (model notebooks are "
-                              f"copies of notebooks/templates/{name}.ipynb).")
-        steps.append(Step(name, path, cwd))
+            raise ConfigError(f"{path} is missing, and stage {stage!r} runs it. Fix: restore it ({hint}).")
+        steps.append(Step(notebook, path, folder.path if notebook.home == MODEL else path.parent))
     return steps
 
 
@@ -173,54 +173,37 @@ def run_stage(
                           f"({listing}). Fix: correct the name.")
     backend = settings.backend_name(backend)
     pin_environment()
-    ops = get_backend(backend)
-    runs = []
+    ctx = StageContext(folder, stage, backend, get_backend(backend), artifacts, parameters, runs=[])
+    failure: NotebookFailed | None = None
     for step in steps:
-        given = {**_runner_parameters(folder, step, backend, artifacts), **parameters}
-        if step.name == "gather_data" and stage != "gather":
-            dataset = _gathered(folder, backend, given)
-            if dataset is not None:
-                runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already gathered for "
-                                  f"data sha256 {dataset.raw_sha256[:12]}", scraps=dataset.scraps()))
-                continue
-        if step.name == "train_register" and "dataset" not in parameters:
-            dataset = _gathered(folder, backend, {**parameters})
-            given["dataset"] = dataset.manifest_uri if dataset else None
+        if failure is not None and failure.cause not in step.notebook.runs_after:
+            break
+        given = {**supplied(step.notebook.supplies, ctx, step.name), **parameters}
         passed = {k: v for k, v in given.items() if k in declared[step.name]}
+        always = force or step.name in STAGES[stage].always_runs
+        if step.notebook.reuse == "dataset" and step.name not in STAGES[stage].always_runs:
+            dataset = freshness.gathered(ctx, passed)
+            if dataset is not None:
+                ctx.runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already gathered "
+                                      f"for data sha256 {dataset.raw_sha256[:12]}",
+                                      scraps=dataset.record().to_scraps()))
+                continue
         # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
         # and would run (and register) everything again.
-        inputs = freshness.inputs(step.name, folder, ops, passed, artifacts)
-        key = freshness.fingerprint(step.path, passed, inputs) if inputs is not None else None
-        reused = key and not force and freshness.reusable(artifacts, folder.name, step.name, key, folder, ops)
+        key = freshness.run_fingerprint(step.notebook, step.path, passed, ctx)
+        reused = None if always else freshness.reusable(step.notebook, key, ctx)
         if reused:
-            runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since {reused.started_at}",
-                              scraps=reused.scraps, previous=reused))
+            ctx.runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since "
+                                  f"{reused.started_at}", scraps=reused.scraps, previous=reused))
             continue
-        runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key))
-    return runs
-
-
-def _runner_parameters(folder: ModelFolder, step: Step, backend: str, artifacts: Artifacts) -> dict[str, Any]:
-    """What the runner itself tells each notebook: the backend, and where things are."""
-    values: dict[str, Any] = {"backend": backend}
-    if step.name == "train_register":
-        values["notebook_artifact"] = f"{folder.name}/{step.name}.html"
-    if step.name == "review":
-        values.update(model_dir=str(folder.path), artifacts_dir=str(artifacts.root))
-    return values
-
-
-def _gathered(folder: ModelFolder, backend: str, parameters: dict[str, Any]):
-    """The dataset the gather notebook would write with these parameters, if it is already complete."""
-    from modelops.datasets import gathered_dataset
-    from modelops.errors import ModelOpsError
-
-    pin_environment()
-    try:
-        return gathered_dataset(get_backend(backend).store, folder.config(), source=parameters.get("source"),
-                                seed=parameters.get("split_seed"), output=parameters.get("output"))
-    except ModelOpsError:
-        return None  # let the gather notebook run and show what is wrong
+        try:
+            ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key))
+        except NotebookFailed as exc:
+            ctx.runs.append(artifacts.previous(folder.name, step.name))
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return ctx.runs
 
 
 def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dict | None = None,
@@ -288,8 +271,9 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
         run.html = artifacts.relative(export_html(output, html))
         figures = extract_figures(output, artifacts.model_dir(model) / "figures", step.name)
         run.figures = [[name, artifacts.relative(path)] for name, path in figures.items()]
-        if error is None:
-            run.scraps = read_scraps(output)
+        # A failed notebook's scraps are kept too: what it handed on before failing (e.g. train_register's
+        # evaluation before a failed quality gate) is what the review of that run reads.
+        run.scraps = read_scraps(output)
     run.status = "failed" if error else "passed"
     run.error = error
     artifacts.record(run)
@@ -347,12 +331,13 @@ def _describe_crash(exc: Exception) -> str:
 
 
 def write_registered_version(runs: list[NotebookRun], path: Path) -> int:
-    """Write the version the train_register run registered (or found up to date) to ``path``.
+    """Write the version the stage's training registered (or found up to date) to ``path``.
 
     Raises:
-        ConfigError: the runs include no train_register run with a version (the stage was not ``train``/``all``).
+        ConfigError: no run registered a version (the stage was not ``train``/``all``).
     """
-    versions = [run.scraps["version"] for run in runs if run.notebook == "train_register" and "version" in run.scraps]
+    versions = [run.record.version for run in runs
+                if isinstance(run.record, TrainRecord) and run.record.version is not None]
     if not versions:
         raise ConfigError("--version-file needs a stage that runs train_register (train or all). Fix: pass "
                           "--stage train.")

@@ -13,11 +13,10 @@ from pathlib import Path
 import yaml
 
 from ci.models import FOLDER_NAME, discover_models
+from ci.notebooks import templates_dir, write_new
+from ci.stages import model_notebooks
 from modelops.config import CONFIG_FILE, MODEL_NAME_PATTERN, PROBLEM_TYPES, load_model_config
 from modelops.errors import ConfigError, DataError
-
-#: The notebooks every model folder holds, copied from notebooks/templates/.
-NOTEBOOKS = ("gather_data", "train_register", "deploy")
 
 #: XGBoost starting points per problem type (the SageMaker built-in algorithm's hyperparameter names).
 DEFAULT_HYPERPARAMETERS = {
@@ -152,8 +151,8 @@ def new_model(root: Path, folder: str, *, problem: str, source: str, target: str
     if problem not in PROBLEM_TYPES:
         raise ConfigError(f"problem type {problem!r} is not supported. Fix: use one of {', '.join(PROBLEM_TYPES)}.")
     check_new_folder(root, folder)
-    templates = root / "notebooks" / "templates"
-    missing = [n for n in NOTEBOOKS if not (templates / f"{n}.ipynb").is_file()]
+    templates = templates_dir(root)
+    missing = [n for n in model_notebooks() if not (templates / f"{n}.ipynb").is_file()]
     if missing:
         raise ConfigError(f"{templates} lacks {', '.join(missing)}.ipynb; is {root} this project's root?")
     fetched = fetch_source(source, progress=False)
@@ -163,8 +162,7 @@ def new_model(root: Path, folder: str, *, problem: str, source: str, target: str
                          sha256=fetched.sha256, target=target, profile=profile, description=description)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
     try:
-        for name in NOTEBOOKS:
-            shutil.copyfile(templates / f"{name}.ipynb", staging / f"{name}.ipynb")
+        write_new(root, staging)
         (staging / CONFIG_FILE).write_text(text)
         load_model_config(staging)  # the scaffold must hand over a config the pipeline accepts as it stands
         os.rename(staging, root / folder)

@@ -25,14 +25,18 @@ _LAZY = {
     "glue_figure": "modelops.notebook",
     "glue_values": "modelops.notebook",
     "glue_figures": "modelops.notebook",
+    "glue_record": "modelops.notebook",
     "train_model": "modelops.training",
     "evaluate_model": "modelops.evaluation",
     "check_quality": "modelops.evaluation",
+    "record_evaluation": "modelops.packages",
     "register_model": "modelops.packages",
+    "review_model": "modelops.review",
     "select_package": "modelops.deploy",
     "deploy_package": "modelops.deploy",
     "verify_endpoint": "modelops.deploy",
     "measure_latency": "modelops.deploy",
+    "deploy_record": "modelops.deploy",
 }
 
 __all__ = ["ModelOpsError", *_LAZY]

@@ -20,6 +20,7 @@ from modelops.backends.base import Store
 from modelops.config import ModelConfig
 from modelops.errors import DataError, StoreError
 from modelops.prepare import SPLITS
+from modelops.records import GatherRecord
 from modelops.sources import FetchedSource
 
 #: Bump when preparation changes in a way that changes the written files for the same inputs.
@@ -68,14 +69,11 @@ class Dataset:
         )
         return table.set_index("split")
 
-    def scraps(self) -> dict[str, object]:
-        """The values a gather notebook records for reviewers and the runner (rows, hashes, balance)."""
-        values: dict[str, object] = {f"rows_{name}": rows for name, rows in self.rows.items()}
-        values.update(dataset_id=self.dataset_id, data_sha256=self.raw_sha256, n_features=len(self.feature_names),
-                      data_source=self.source)
-        for name, summary in self.target_summary.items():
-            values.update({f"{key}_{name}": value for key, value in summary.items()})
-        return values
+    def record(self) -> GatherRecord:
+        """What the gather notebook hands on: where the dataset is, its rows, hashes and target balance."""
+        return GatherRecord(dataset_id=self.dataset_id, data_sha256=self.raw_sha256, manifest_uri=self.manifest_uri,
+                            data_source=self.source, n_features=len(self.feature_names), rows=self.rows,
+                            target_summary=self.target_summary)
 
     def to_json(self) -> dict:
         record = asdict(self)

@@ -12,6 +12,7 @@ from modelops.backends.base import APPROVED, IN_SERVICE, Deployment, PackageVers
 from modelops.config import ModelConfig
 from modelops.errors import EndpointFailed, NoApprovedPackage
 from modelops.lineage import model_lineage
+from modelops.records import DeployRecord
 
 
 def select_package(registry: Registry, config: ModelConfig, *, version: int | None = None,
@@ -150,6 +151,14 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
     elapsed = time.perf_counter() - started
     return Latency(calls, float(np.percentile(samples, 50)), float(np.percentile(samples, 99)), batch_rows,
                    batch_rows / elapsed, tuple(samples))
+
+
+def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck,
+                  latency: Latency) -> DeployRecord:
+    """What the deploy notebook hands on: the version served, the answers check and the latency."""
+    return DeployRecord(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
+                        predictions_identical=check.identical, previous_version=deployment.previous_version,
+                        endpoint_metrics=dict(check.metrics), **latency.scraps())
 
 
 def _test_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:

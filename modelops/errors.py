@@ -61,6 +61,7 @@ class NotebookFailed(ModelOpsError):
 
     def __init__(self, message: str, *, cause: str | None = None):
         super().__init__(message)
+        self.cause = cause  # the name of the error the notebook raised (e.g. "QualityGateFailed"), if any
         # When the notebook raised one of our own errors, exit with that error's code (e.g. 3 for a failed
         # quality gate), so CI can tell a bad model from a broken notebook.
         known = globals().get(cause or "")

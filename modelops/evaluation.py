@@ -133,10 +133,6 @@ class QualityReport:
     def _repr_markdown_(self) -> str:
         return f"**{self.statement()}**"
 
-    def scraps(self) -> dict[str, object]:
-        return {"quality_passed": self.passed, "quality_gates": {r.metric: r.passed for r in self.results},
-                "quality_thresholds": {r.metric: r.threshold for r in self.results}}
-
     def raise_if_failed(self) -> None:
         """Raise QualityGateFailed naming each failing metric, its value and threshold (nothing registered)."""
         if not self.passed:
@@ -174,16 +170,6 @@ class Evaluation:
             lift = improvement(name, value, base)
             rows.append({"metric": name, "model": value, "baseline": base, "improvement over baseline": lift})
         return pd.DataFrame(rows).set_index("metric")
-
-    def scraps(self) -> dict[str, object]:
-        """Test metrics under plain names, the baseline's as ``baseline_<name>``, the test row count."""
-        values: dict[str, object] = dict(self.metrics)
-        values.update({f"baseline_{k}": v for k, v in self.baseline.items()})
-        values["test_rows"] = int(len(self.y_true))
-        if self.problem_type == "binary":
-            values["decision_threshold"] = self.threshold
-        values["top_features"] = list(self.feature_importance.index[:5])
-        return values
 
 
 def evaluate(config: ModelConfig, booster, test: pd.DataFrame, train: pd.DataFrame) -> Evaluation:

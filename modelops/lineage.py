@@ -1,14 +1,19 @@
-"""Lineage: which code a model came from — git commit, branch and the git tree hash of its model folder.
+"""Lineage: which code a model came from — git commit, branch, the git tree hash of its model folder, and the
+version and source hash of the ``modelops`` library that trained it.
 
 The tree hash identifies the model folder's content, not the commit: a squash or rebase merge to main
-creates new commits but the same folder tree, so deploy still finds the package that was reviewed.
+creates new commits but the same folder tree, so deploy still finds the package that was reviewed (deploy
+matches on the tree hash only). The library hash is recorded beside it so a review can say when the code that
+prepared, trained and evaluated a model changed since the champion, even though its model folder did not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from modelops.errors import ChangeDetectionError
@@ -25,6 +30,8 @@ class Lineage:
     model_folder: str | None = None
     notebook_artifact: str | None = None  # the executed train_register notebook, relative to the artifacts root
     ci_build_url: str | None = None
+    library_version: str | None = None  # modelops.__version__ when trained
+    library_hash: str | None = None  # sha256 of the modelops package's sources when trained (see library_hash())
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,13 +84,32 @@ def working_tree_hash(folder: Path) -> str | None:
         return git("write-tree", f"--prefix={relative}/", cwd=root, env=env)
 
 
+@lru_cache(maxsize=1)
+def library_hash() -> str:
+    """sha256 over the ``modelops`` package's Python sources (paths and bytes), as installed and running now."""
+    import modelops
+
+    root = Path(modelops.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _library() -> dict[str, str]:
+    import modelops
+
+    return {"library_version": modelops.__version__, "library_hash": library_hash()}
+
+
 def model_lineage(folder: Path, *, notebook_artifact: str | None = None) -> Lineage:
-    """The lineage of a model trained from ``folder`` now (empty fields outside a git repository)."""
+    """The lineage of a model trained from ``folder`` now (empty git fields outside a git repository)."""
     folder = Path(folder).resolve()
     root = repository_root(folder)
     if root is None:
         return Lineage(model_folder=folder.name, notebook_artifact=notebook_artifact,
-                       ci_build_url=os.environ.get("CIRCLE_BUILD_URL"))
+                       ci_build_url=os.environ.get("CIRCLE_BUILD_URL"), **_library())
     commit = git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False) or None
     # CircleCI checks out a detached HEAD: its branch comes from the environment.
     branch = os.environ.get("CIRCLE_BRANCH") or git("rev-parse", "--abbrev-ref", "HEAD", cwd=root, check=False)
@@ -96,4 +122,5 @@ def model_lineage(folder: Path, *, notebook_artifact: str | None = None) -> Line
         model_folder=folder.relative_to(root.resolve()).as_posix(),
         notebook_artifact=notebook_artifact,
         ci_build_url=os.environ.get("CIRCLE_BUILD_URL"),
+        **_library(),
     )

@@ -52,6 +52,21 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def glue_record(record):
+    """Record what this notebook hands on (a ``modelops.records`` record) as scraps; returns the record."""
+    glue_values(record.to_scraps())
+    return record
+
+
+def read_record(notebook, record_type):
+    """The record of ``record_type`` an executed notebook glued.
+
+    Raises:
+        KeyError: the notebook glued no such record (a required scrap is missing).
+    """
+    return record_type.from_scraps(read_scraps(notebook))
+
+
 def glue_figures(figures: dict) -> None:
     """Show and record several figures (``{scrap name: figure}``), in order."""
     for name, figure in figures.items():

@@ -1,31 +1,92 @@
-"""Model packages above any backend: registering an evaluated model, and finding the champion."""
+"""Model packages above any backend: an evaluated model's record and report, registering it, finding the champion."""
 
 from __future__ import annotations
 
-from modelops.backends.base import APPROVED, PackageVersion, Registry
+import json
+
+from modelops.backends.base import APPROVED, PackageVersion, Registry, Store
 from modelops.config import ModelConfig
+from modelops.errors import StoreError
 from modelops.evaluation import Evaluation, QualityReport, confusion_matrix
-from modelops.lineage import model_lineage
+from modelops.lineage import library_hash, model_lineage
+from modelops.records import Gate, TrainRecord
+
+
+def evaluation_uri(store: Store, group: str, job_name: str) -> str:
+    """Where a training job's evaluation report lives in the store (the SageMaker package's ModelMetrics)."""
+    return store.uri(group, "evaluation", job_name, "report.json")
+
+
+def evaluation_report(config: ModelConfig, evaluation: Evaluation, gates: QualityReport, record: TrainRecord) -> dict:
+    """The evaluation report stored beside the artifact: the record, plus what a reviewer digs into."""
+    report = {
+        "metrics": evaluation.metrics,
+        "baseline": evaluation.baseline,
+        "quality_gates": {r.metric: r.passed for r in gates.results},
+        "test_rows": int(len(evaluation.y_true)),
+        "feature_importance": evaluation.feature_importance.head(20).to_dict(),
+        "record": record.to_scraps(),
+    }
+    if config.problem_type == "binary":
+        report["confusion_matrix"] = confusion_matrix(evaluation.y_true, evaluation.prediction,
+                                                      evaluation.threshold).to_dict()
+    return report
+
+
+def record_evaluation(backend, config: ModelConfig, dataset, training, evaluation: Evaluation,
+                      gates: QualityReport) -> TrainRecord:
+    """Store the evaluation report and return the train record before registration (``version`` None).
+
+    Written whether or not the gates passed: it is what the review reads for a model that failed a gate and
+    was not registered.
+
+    Raises:
+        StoreError: the report could not be written.
+    """
+    record = TrainRecord(
+        problem_type=config.problem_type,
+        metrics=dict(evaluation.metrics),
+        baseline=dict(evaluation.baseline),
+        gates=tuple(Gate(r.metric, r.value, r.threshold, r.passed) for r in gates.results),
+        job_name=training.job_name,
+        artifact_uri=training.artifact_uri,
+        artifact_sha256=training.artifact_sha256,
+        dataset_id=dataset.dataset_id,
+        evaluation_uri=evaluation_uri(backend.store, config.name, training.job_name),
+        test_rows=int(len(evaluation.y_true)),
+        decision_threshold=evaluation.threshold if config.problem_type == "binary" else None,
+        top_features=tuple(evaluation.feature_importance.index[:5]),
+        library_hash=library_hash(),
+    )
+    report = evaluation_report(config, evaluation, gates, record)
+    backend.store.put_bytes(record.evaluation_uri, _dumps(report), content_type="application/json")
+    return record
+
+
+def read_evaluation(store: Store, uri: str) -> dict:
+    """An evaluation report written by ``record_evaluation``.
+
+    Raises:
+        StoreError: missing or unreadable.
+    """
+    try:
+        return json.loads(store.get_bytes(uri))
+    except ValueError as exc:
+        raise StoreError(f"the evaluation report {uri} is not JSON ({exc}). Fix: train the model again.") from exc
 
 
 def register_model(backend, config: ModelConfig, dataset, training, evaluation: Evaluation, gates: QualityReport,
-                   *, notebook_artifact: str | None = None) -> PackageVersion:
+                   *, notebook_artifact: str | None = None, record: TrainRecord | None = None) -> PackageVersion:
     """Register an evaluated model as a new PendingManualApproval version with its metrics and lineage.
+
+    Args:
+        record: the record ``record_evaluation`` returned (its report is registered); built here when None.
 
     Raises:
         QualityGateFailed: the gates did not pass (nothing is registered).
     """
     gates.raise_if_failed()
-    report = {
-        "metrics": evaluation.metrics,
-        "baseline": evaluation.baseline,
-        "quality_gates": gates.scraps()["quality_gates"],
-        "test_rows": int(len(evaluation.y_true)),
-        "feature_importance": evaluation.feature_importance.head(20).to_dict(),
-    }
-    if config.problem_type == "binary":
-        report["confusion_matrix"] = confusion_matrix(evaluation.y_true, evaluation.prediction,
-                                                      evaluation.threshold).to_dict()
+    record = record or record_evaluation(backend, config, dataset, training, evaluation, gates)
     metrics = {**evaluation.metrics, **{f"baseline_{k}": v for k, v in evaluation.baseline.items()}}
     return backend.registry.register(
         config.name,
@@ -35,7 +96,7 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
         dataset_id=dataset.dataset_id,
         lineage=model_lineage(config.folder, notebook_artifact=notebook_artifact),
         description=config.description,
-        report=report,
+        report=evaluation_report(config, evaluation, gates, record),
     )
 
 
@@ -66,3 +127,7 @@ def pending_for_folder(registry: Registry, config: ModelConfig) -> PackageVersio
             f"(`python -m ci run {config.folder.name} --stage train`)."
         )
     return match
+
+
+def _dumps(value: dict) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode()

@@ -176,3 +176,26 @@ def latency(measured) -> Figure:
     ax.set_title(f"{measured.calls} single-row calls; batch of {measured.batch_rows:,} rows at "
                  f"{measured.rows_per_second:,.0f} rows/s")
     return figure
+
+
+def review_metrics(review) -> Figure:
+    """Each metric of the challenger beside the champion's and the baseline's (``review``: a modelops Review)."""
+    rows = list(review.record.comparison)
+    figure = Figure(figsize=(7, 0.9 * max(1, len(rows)) + 1.2), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(len(rows) or 1, 1, squeeze=False)[:, 0])
+    for ax, row in zip(axes, rows):
+        bars = {f"challenger{f' v{review.challenger.version}' if review.challenger.version else ''}": row.challenger}
+        if row.champion is not None:
+            bars[f"champion v{review.champion.version}"] = row.champion
+        if review.challenger.baseline.get(row.metric) is not None:
+            bars["baseline"] = review.challenger.baseline[row.metric]
+        colors = ["#4c72b0", "#8c8c8c", "#dddddd"][: len(bars)]
+        ax.barh(list(bars)[::-1], list(bars.values())[::-1], color=colors[::-1])
+        for y, value in enumerate(list(bars.values())[::-1]):
+            ax.annotate(f"{value:.4g}", (value, y), xytext=(3, 0), textcoords="offset points", va="center")
+        reading = "" if row.improvement is None else f" (challenger {row.change}: {row.improvement:+.4g})"
+        ax.set_title(f"{row.metric}{' *' if row.gated else ''}{reading}", loc="left", fontsize=10)
+    if not rows:
+        axes[0].set_title("no metrics to compare")
+    figure.suptitle(f"Verdict {review.verdict}: test metrics (* watched)")
+    return figure

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 import yaml
 
-from ci.artifacts import Artifacts
+from ci.artifacts import Artifacts, model_reviews
 from ci.models import ModelFolder, resolve_model_dir
 from ci.runner import run_stage
 from modelops import get_backend
@@ -100,7 +100,7 @@ def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, mode
     assert "quality gates passed" in train_html.read_text()
     figures = 4 if model == "abalone_model" else 5  # curve + evaluation figures + feature importance
     assert images(tmp_path / "artifacts" / model / "train_register.ipynb") == figures
-    assert images(tmp_path / "artifacts" / model / "review.ipynb") == figures
+    assert images(tmp_path / "artifacts" / model / "review.ipynb") == 1  # the metrics against champion and baseline
 
     # Again with nothing changed: nothing runs, and the summary says why.
     runs = run_stage(folder, "train", backend="local", artifacts=artifacts)
@@ -137,11 +137,22 @@ def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path)
     config_path.write_text(yaml.safe_dump(raw))
     artifacts = Artifacts(tmp_path / "artifacts")
     expected = r"QualityGateFailed: abalone-model: quality gate failed \(rmse = 2\.17\d*, threshold <= 1\)"
-    with pytest.raises(NotebookFailed, match=expected):
+    with pytest.raises(NotebookFailed, match=expected) as failed:
         run_stage(ModelFolder(repo.path / "abalone_model"), "train", artifacts=artifacts)
+    assert failed.value.exit_code == 3
     assert get_backend("local").registry.versions("abalone-model") == []
     html = (tmp_path / "artifacts" / "abalone_model" / "train_register.html").read_text()
     assert "1 of 1 quality gates FAILED" in html
+    # The review still ran, on the evaluation the training stored, so the reviewer has a page for this run.
+    runs = {r.notebook: r for r in artifacts.runs()}
+    assert runs["train_register"].status == "failed" and runs["review"].status == "passed"
+    review = runs["review"].record
+    assert review.verdict == "REJECT" and "rmse = 2.17" in review.verdict_line and "required <= 1" in review.verdict_line
+    assert review.challenger_version is None
+    [page] = [r for r in model_reviews(artifacts.runs())]
+    assert page.verdict == "REJECT" and page.gates == [
+        {"metric": "rmse", "value": pytest.approx(2.171, abs=1e-3), "threshold": "<= 1", "passed": False}]
+    assert "REJECT" in (tmp_path / "artifacts" / "index.html").read_text()
 
 
 @pytest.mark.notebook

@@ -29,49 +29,84 @@ def test_committed_without_outputs_and_with_the_modelops_kernel(path):
         assert "parameters" in code[0]["metadata"].get("tags", []), "the first code cell must be tagged parameters"
 
 
-def _shared_cells(path) -> list[tuple[str, str]]:
-    """The cells a model notebook shares with its template: all but `parameters` and `model-specific` ones."""
-    cells = json.loads(path.read_text())["cells"]
-    return [(c["cell_type"], "".join(c["source"])) for c in cells
-            if not {"parameters", "model-specific"} & set(c.get("metadata", {}).get("tags", []))]
-
-
 TEMPLATES = ROOT / "notebooks" / "templates"
-MODEL_COPIES = [p for p in MODEL_NOTEBOOKS if p.parent.name != "templates"]
 
 
-@pytest.mark.parametrize("path", MODEL_COPIES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_model_notebook_keeps_to_its_template(path):
-    """Beyond its parameters cell and cells tagged `model-specific`, a model notebook is its template."""
-    import difflib
+def test_model_notebooks_are_what_the_templates_generate():
+    """`python -m ci notebooks check` passes on the repository: no model notebook drifted from its template."""
+    from ci.notebooks import check
 
-    template = TEMPLATES / path.name
-    assert template.is_file(), f"{path.relative_to(ROOT)} has no template {template.relative_to(ROOT)}"
-    mine, theirs = _shared_cells(path), _shared_cells(template)
-    if mine != theirs:
-        diff = difflib.unified_diff([f"[{t}] {s}" for t, s in theirs], [f"[{t}] {s}" for t, s in mine],
-                                    str(template.relative_to(ROOT)), str(path.relative_to(ROOT)), lineterm="")
-        pytest.fail("model notebook drifted from its template; change the template (and every model), or tag "
-                    "the model's own cells `model-specific`:\n" + "\n".join(diff))
+    drifts = check(ROOT, discover_models(ROOT))
+    assert not drifts, "\n".join(d.describe(ROOT) for d in drifts) + "\nFix: python -m ci notebooks sync"
 
 
-def test_every_model_has_every_template_notebook():
-    for model in discover_models(ROOT):
-        missing = sorted(t.name for t in TEMPLATES.glob("*.ipynb") if not (model.path / t.name).is_file())
-        assert missing == [], f"{model.name}/ lacks {missing}"
+def _cell(source, *tags, id):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id, cell.metadata["tags"] = id, list(tags)
+    return cell
 
 
-def test_drift_check_catches_an_edited_cell_and_allows_tagged_ones(tmp_path):
-    notebook = json.loads((TEMPLATES / "train_register.ipynb").read_text())
-    extra = {"cell_type": "code", "metadata": {"tags": ["model-specific"]}, "source": "print('mine')",
-             "outputs": [], "execution_count": None, "id": "mine"}
-    notebook["cells"].insert(3, extra)
-    copy = tmp_path / "train_register.ipynb"
-    copy.write_text(json.dumps(notebook))
-    assert _shared_cells(copy) == _shared_cells(TEMPLATES / "train_register.ipynb")
-    notebook["cells"][4]["source"] = "changed = True"
-    copy.write_text(json.dumps(notebook))
-    assert _shared_cells(copy) != _shared_cells(TEMPLATES / "train_register.ipynb")
+def test_sync_keeps_a_models_parameter_values_and_own_cells_and_takes_the_rest_from_the_template(tmp_path):
+    import nbformat
+
+    from ci.models import ModelFolder
+    from ci.notebooks import check, sync
+
+    root = tmp_path
+    (root / "notebooks" / "templates").mkdir(parents=True)
+    for name in ("gather_data", "train_register", "deploy"):
+        template = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "modelops", "display_name": "m"}})
+        template.cells = [_cell('backend = "local"  # which backend\nseed = None', "parameters", id="p"),
+                          _cell("x = 1", id="a"), _cell("y = 2", id="b")]
+        nbformat.write(template, root / "notebooks" / "templates" / f"{name}.ipynb")
+    folder = root / "demo_model"
+    folder.mkdir()
+    (folder / "model.yml").write_text("name: demo\n")
+    model = ModelFolder(folder)
+    assert [d.missing for d in check(root, [model])] == [True, True, True]
+    assert len(sync(root, [model])) == 3 and check(root, [model]) == [] and sync(root, [model]) == []
+
+    # The model sets its own seed and adds a parameter and a cell of its own; someone also edits a shared cell.
+    mine = nbformat.read(folder / "train_register.ipynb", as_version=4)
+    mine.cells[0].source = 'backend = "local"  # which backend\nseed = 7  # ours\nextra = 3'
+    mine.cells.insert(2, _cell("print(extra)", "model-specific", id="own"))
+    mine.cells[3].source = "y = 'edited in the copy'"
+    nbformat.write(mine, folder / "train_register.ipynb")
+    [drift] = check(root, [model])
+    assert "edited in the copy" in drift.diff and drift.path.name == "train_register.ipynb"
+
+    # The template changes: a new parameter, a changed cell.
+    template_path = root / "notebooks" / "templates" / "train_register.ipynb"
+    template = nbformat.read(template_path, as_version=4)
+    template.cells[0].source += "\nthreads = 2  # new"
+    template.cells[1].source = "x = 'from the template'"
+    nbformat.write(template, template_path)
+    assert sync(root, [model]) == [folder / "train_register.ipynb"]
+    synced = nbformat.read(folder / "train_register.ipynb", as_version=4)
+    assert [c.source for c in synced.cells] == [
+        'backend = "local"  # which backend\nseed = 7  # ours\nthreads = 2  # new\nextra = 3',
+        "x = 'from the template'", "print(extra)", "y = 2"]
+    assert check(root, [model]) == []
+
+
+def test_ci_notebooks_check_exits_1_with_the_diff_and_sync_fixes_it(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.gitrepo import make_project
+
+    repo = make_project(tmp_path / "project", models=("abalone_model",))
+    notebook = repo.path / "abalone_model" / "deploy.ipynb"
+    notebook.write_text(notebook.read_text().replace("# Deploy", "# Deploy (edited)"))
+    command = [sys.executable, "-m", "ci", "notebooks"]
+    failed = subprocess.run([*command, "check"], cwd=repo.path, capture_output=True, text=True)
+    assert failed.returncode == 1 and "abalone_model/deploy.ipynb differs" in failed.stderr
+    assert "+# Deploy" in failed.stderr and "notebooks sync" in failed.stderr
+    fixed = subprocess.run([*command, "sync"], cwd=repo.path, capture_output=True, text=True)
+    assert fixed.returncode == 0 and "wrote abalone_model/deploy.ipynb" in fixed.stdout
+    assert subprocess.run([*command, "check"], cwd=repo.path, capture_output=True).returncode == 0
 
 
 def test_pre_commit_strips_notebooks_as_they_are_committed():

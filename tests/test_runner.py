@@ -11,12 +11,14 @@ import pytest
 
 from ci.artifacts import Artifacts
 from ci.runner import Step, check_no_secrets, declared_parameters, execute, parse_parameters
+from ci.stages import MODEL, Notebook
 from modelops.errors import ConfigError, NotebookFailed
+from modelops.records import Record
 from tests.conftest import ROOT, fixture_notebook
 
 
 def step(name, tmp_path):
-    return Step(name, fixture_notebook(name), tmp_path)
+    return Step(Notebook(name, MODEL, Record, "a test fixture"), fixture_notebook(name), tmp_path)
 
 
 def test_success_writes_notebook_html_metrics_and_index(home, tmp_path):

@@ -1,0 +1,98 @@
+"""The stages table: which notebooks each stage runs, what the runner hands them, and when a run is reused.
+
+Everything the runner (``ci/runner.py``) knows about a notebook is a row of ``NOTEBOOKS``; it has no notebook
+names in its code. A new stage (tuning, promotion, monitoring) is a record in ``modelops/records.py``, a row
+here, its template in ``notebooks/templates/`` (or a shared notebook in ``notebooks/``), and a line in
+``STAGES``; the parameters it needs from the runner are providers in ``ci/supplies.py``, the inputs that
+decide its freshness providers in ``ci/freshness.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelops.records import DeployRecord, GatherRecord, Record, ReviewRecord, TrainRecord
+
+#: Where a notebook lives: ``MODEL`` in each model folder (generated from ``notebooks/templates/<name>.ipynb``
+#: by ``python -m ci notebooks sync``), ``SHARED`` once in ``notebooks/<name>.ipynb``, run for each model.
+MODEL = "model"
+SHARED = "shared"
+
+#: How a previous run can stand in for a new one: ``dataset`` (the dataset it would write is already complete),
+#: ``fingerprint`` (its inputs are unchanged and what it produced still holds), or None (it always runs).
+REUSE = ("dataset", "fingerprint", None)
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One notebook the runner can execute for a model."""
+
+    name: str
+    home: str  # MODEL | SHARED
+    record: type[Record]  # what it hands on (glued as scraps, read back by ci)
+    title: str
+    supplies: tuple[str, ...] = ("backend",)  # parameters the runner fills in when the notebook declares them
+    reuse: str | None = None  # see REUSE
+    inputs: tuple[str, ...] = ()  # fingerprint reuse: what it reads besides its parameters (ci.freshness.INPUTS)
+    holds: str | None = None  # fingerprint reuse: what must still be true of the reused run (ci.freshness.HOLDS)
+    runs_after: tuple[str, ...] = ()  # errors of an earlier notebook of the stage after which it still runs
+
+    def __post_init__(self):
+        assert self.home in (MODEL, SHARED) and self.reuse in REUSE, self
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named sequence of notebooks (``python -m ci run MODEL --stage NAME``)."""
+
+    name: str
+    notebooks: tuple[str, ...]
+    description: str
+    always_runs: tuple[str, ...] = ()  # notebooks this stage runs even when a previous run could be reused
+
+
+NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
+    Notebook("gather_data", MODEL, GatherRecord, "gather the data, split it, write the dataset",
+             reuse="dataset"),
+    Notebook("train_register", MODEL, TrainRecord, "train, evaluate, check the gates, register",
+             supplies=("backend", "dataset", "notebook_artifact"), reuse="fingerprint",
+             inputs=("model_folder", "dataset"), holds="registered"),
+    Notebook("review", SHARED, ReviewRecord, "the challenger against the champion: the verdict",
+             supplies=("backend", "model_dir", "challenger", "evaluation"), reuse="fingerprint",
+             inputs=("model_folder", "challenger", "champion"), runs_after=("QualityGateFailed",)),
+    Notebook("deploy", MODEL, DeployRecord, "deploy the approved package, check the endpoint's answers",
+             reuse="fingerprint", inputs=("model_folder", "package"), holds="serving"),
+)}
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("gather", ("gather_data",), "gather the data again", always_runs=("gather_data",)),
+    Stage("train", ("gather_data", "train_register", "review"),
+          "gather if the data changed, train and register, review against the champion"),
+    Stage("deploy", ("deploy",), "deploy the approved package that matches the folder"),
+    Stage("all", ("gather_data", "train_register", "review", "deploy"), "train, review and deploy"),
+)}
+
+
+def model_notebooks() -> list[str]:
+    """The notebooks every model folder holds, in run order (generated from notebooks/templates/)."""
+    return [n.name for n in NOTEBOOKS.values() if n.home == MODEL]
+
+
+def notebook_order(name: str) -> int:
+    """A notebook's place in the flow (for ordering pages); unknown notebooks come last."""
+    return list(NOTEBOOKS).index(name) if name in NOTEBOOKS else len(NOTEBOOKS)
+
+
+def record_type(notebook: str) -> type[Record] | None:
+    """The record a notebook hands on (None for a notebook outside the table, e.g. a test fixture)."""
+    entry = NOTEBOOKS.get(notebook)
+    return entry.record if entry else None
+
+
+def notebook_for(record: type[Record]) -> str:
+    """The notebook that hands on ``record``."""
+    return next(n.name for n in NOTEBOOKS.values() if n.record is record)
+
+
+__all__ = ["MODEL", "NOTEBOOKS", "SHARED", "STAGES", "Notebook", "Stage", "model_notebooks", "notebook_order",
+           "record_type"]

@@ -1,0 +1,83 @@
+"""The notebook records: each reads back from its own scraps, and the scraps keep their plain names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ci.stages import NOTEBOOKS, STAGES, model_notebooks, record_type
+from modelops.metrics import METRICS, PROBLEM_METRICS, metric
+from modelops.records import DeployRecord, Gate, GatherRecord, MetricComparison, ReviewRecord, TrainRecord
+
+GATHER = GatherRecord(dataset_id="1afe59bb05ca285c", data_sha256="de37" * 16, manifest_uri="file:///m.json",
+                      data_source="/data/abalone.data", n_features=10,
+                      rows={"train": 2924, "validation": 835, "test": 418},
+                      target_summary={"train": {"target_mean": 9.9, "target_std": 3.2},
+                                      "test": {"target_mean": 9.8, "target_std": 3.1}})
+TRAIN = TrainRecord(problem_type="regression", metrics={"rmse": 2.171, "mae": 1.57, "r2": 0.562, "mse": 4.71},
+                    baseline={"rmse": 3.279, "mae": 2.3, "r2": -0.001, "mse": 10.75},
+                    gates=(Gate("rmse", 2.171, "<= 2.6", True), Gate("r2", 0.562, ">= 0.4", True)),
+                    job_name="abalone-model-20261130-1", artifact_uri="file:///model.tar.gz",
+                    artifact_sha256="ab" * 32, dataset_id="1afe59bb05ca285c", evaluation_uri="file:///report.json",
+                    test_rows=418, top_features=("shell_weight", "sex_I"), version=3, status="PendingManualApproval",
+                    package_id="local:abalone-model/3", tree_hash="c0ffee", library_hash="11" * 32)
+REVIEW = ReviewRecord(verdict="APPROVE", verdict_line="APPROVE: v3 beats v2", challenger_version=3,
+                      champion_version=2,
+                      comparison=(MetricComparison("rmse", 2.171, 2.2, 0.029, "better", True, (0.01, 0.05)),
+                                  MetricComparison("mae", 1.57, None)),
+                      decided_by="gates passed", notes=("the dataset changed",))
+DEPLOY = DeployRecord(version=3, endpoint_url="http://127.0.0.1:9/invocations", deployed=True,
+                      predictions_identical=True, previous_version=2, p50_latency_ms=0.5, p99_latency_ms=1.2,
+                      rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562})
+
+
+@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, DEPLOY], ids=lambda r: type(r).__name__)
+def test_every_record_reads_back_from_its_scraps_as_they_travel_through_json(record):
+    scraps = json.loads(json.dumps(record.to_scraps()))  # what scrapbook and runs.json do to them
+    assert type(record).from_scraps(scraps) == record
+
+
+def test_scraps_keep_the_plain_names_metrics_json_and_reviewers_rely_on():
+    scraps = TRAIN.to_scraps()
+    assert scraps["rmse"] == 2.171 and scraps["baseline_rmse"] == 3.279 and scraps["version"] == 3
+    assert scraps["quality_passed"] is True and scraps["quality_gates"] == {"rmse": True, "r2": True}
+    assert GATHER.to_scraps()["rows_test"] == 418 and GATHER.to_scraps()["target_mean_train"] == 9.9
+    assert DEPLOY.to_scraps()["endpoint_rmse"] == 2.171 and "endpoint_metrics" not in DEPLOY.to_scraps()
+
+
+def test_a_failed_gate_is_part_of_the_record():
+    failed = TrainRecord.from_scraps({**TRAIN.to_scraps(), "rmse": 3.0, "quality_gates": {"rmse": False, "r2": True},
+                                      "version": None})
+    assert not failed.quality_passed and not failed.registered
+    assert [g.metric for g in failed.failed_gates] == ["rmse"] and failed.failed_gates[0].value == 3.0
+
+
+def test_headlines_pick_what_sums_a_notebook_up():
+    assert TRAIN.headline() == {"version": 3, "rmse": 2.171, "r2": 0.562}
+    assert REVIEW.headline() == {"verdict": "APPROVE", "challenger_version": 3, "champion_version": 2}
+
+
+def test_records_render_as_a_table_where_a_notebook_glues_them():
+    text = TRAIN._repr_markdown_()
+    assert "**TrainRecord**" in text and "| `rmse` | 2.171 |" in text
+
+
+def test_every_metric_has_one_direction_and_belongs_to_a_problem_type():
+    assert {m for names in PROBLEM_METRICS.values() for m in names} == set(METRICS)
+    assert metric("rmse").improvement(2.171, 3.279) == pytest.approx(1.108)  # what the front page and notebook show
+    assert metric("auc").improvement(0.98, 0.5) == pytest.approx(0.48)
+    assert metric("logloss").change(0.2, 0.3) == "better" and metric("f1").change(0.5, 0.6) == "worse"
+
+
+def test_the_stages_table_names_only_notebooks_it_declares():
+    for stage in STAGES.values():
+        assert set(stage.notebooks) <= set(NOTEBOOKS) and set(stage.always_runs) <= set(stage.notebooks)
+    assert model_notebooks() == ["gather_data", "train_register", "deploy"]
+    assert record_type("train_register") is TrainRecord and record_type("works") is None
+    from ci.freshness import HOLDS, INPUTS
+    from ci.supplies import SUPPLIES
+
+    for notebook in NOTEBOOKS.values():
+        assert set(notebook.supplies) <= set(SUPPLIES) and set(notebook.inputs) <= set(INPUTS)
+        assert notebook.holds is None or notebook.holds in HOLDS
