@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from ci.stages import notebook_order, record_type
+from ci.stages import notebook_for, notebook_order, record_type
 from modelops import atomic
 from modelops.backends.base import safe_key
 from modelops.records import DeployRecord, Record, ReviewRecord, TrainRecord
@@ -94,13 +94,14 @@ class Artifacts:
             self._save(runs)
         self._write_metrics(run.model, runs)
 
-    def update_scraps(self, model: str, notebook: str, values: dict) -> None:
-        """Add values to a recorded run's scraps (e.g. the registry status after an approval) and re-render."""
+    def update_record(self, model: str, record: Record) -> None:
+        """Replace what a recorded run handed on (e.g. its registry status after an approval) and re-render."""
+        notebook = notebook_for(type(record))
         with self._locked():
             runs = self.runs()
             for run in runs:
                 if (run.model, run.notebook) == (model, notebook):
-                    run.scraps.update(values)
+                    run.scraps.update(record.to_scraps())
             self._save(runs)
         self._write_metrics(model, runs)
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ci.artifacts import Artifacts, NotebookRun
 from ci.changes import ChangeSet
 from ci.models import ModelFolder, discover_models
 from ci.runner import run_stage
-from ci.stages import notebook_for
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
 from modelops.records import DeployRecord, ReviewRecord, TrainRecord
@@ -184,8 +183,8 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
         return False
     approved = registry.approve(config.name, outcome.version, by=approver,
                                 note=f"local pipeline ({approval}): {verdict}")
-    artifacts.update_scraps(folder.name, notebook_for(TrainRecord),
-                            {"status": approved.status, "approved_by": approver})
+    trained = _record(outcome.runs, TrainRecord)
+    artifacts.update_record(folder.name, replace(trained, status=approved.status, approved_by=approver))
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
     return True
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ci.artifacts import Artifacts, NotebookRun, model_reviews, render_index
+from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord
 
-TRAINED = {"version": 4, "status": "PendingManualApproval", "rmse": 2.0, "r2": 0.6, "mae": 1.5,
-           "baseline_rmse": 3.2, "baseline_r2": 0.0, "quality_gates": {"rmse": True, "r2": True},
-           "quality_thresholds": {"rmse": "<= 2.6", "r2": ">= 0.4"}, "package_id": "local:m/4", "tree_hash": "ab" * 20}
-REVIEWED = {"verdict": "HOLD", "verdict_line": "HOLD: v4 is worse than champion v3 on r2 0.6 vs 0.7",
-            "champion_version": 3, "challenger_version": 4,
-            "comparison": [{"metric": "rmse", "challenger": 2.0, "champion": 2.1, "delta": -0.1, "change": "better",
-                            "gated": True},
-                           {"metric": "r2", "challenger": 0.6, "champion": 0.7, "delta": -0.1, "change": "worse",
-                            "gated": True}]}
+TRAINED = TrainRecord(problem_type="regression", metrics={"rmse": 2.0, "r2": 0.6, "mae": 1.5},
+                      baseline={"rmse": 3.2, "r2": 0.0},
+                      gates=(Gate("rmse", 2.0, "<= 2.6", True), Gate("r2", 0.6, ">= 0.4", True)),
+                      job_name="m-1", artifact_uri="file:///m.tar.gz", artifact_sha256="cd" * 32, dataset_id="d",
+                      version=4, status="PendingManualApproval", package_id="local:m/4",
+                      tree_hash="ab" * 20).to_scraps()
+REVIEWED = ReviewRecord(verdict="HOLD", verdict_line="HOLD: v4 is worse than champion v3 on r2 0.6 vs 0.7",
+                        champion_version=3, challenger_version=4,
+                        comparison=(MetricComparison("rmse", 2.0, 2.1, 0.1, "better", True),
+                                    MetricComparison("r2", 0.6, 0.7, -0.1, "worse", True))).to_scraps()
 
 
 def runs(trained=TRAINED, reviewed=REVIEWED, failed=False) -> list[NotebookRun]:
@@ -32,12 +36,15 @@ def test_review_carries_verdict_deltas_against_champion_and_baseline_and_the_app
     assert review.verdict == "HOLD" and review.champion_version == 3 and review.version == 4
     rows = {m["metric"]: m for m in review.metrics}
     assert rows["r2"]["change"] == "worse" and rows["rmse"]["change"] == "better"
-    assert rows["rmse"]["lift"] == pytest.approx(-1.2)
+    assert rows["rmse"]["improvement"] == pytest.approx(0.1) and rows["r2"]["improvement"] == pytest.approx(-0.1)
+    assert rows["rmse"]["lift"] == pytest.approx(1.2)  # 3.2 -> 2.0: positive, as the notebook's table shows it
     assert rows["rmse"]["lift_change"] == "better"  # a lower rmse than the mean's
     assert rows["r2"]["lift_change"] == "better"
     assert review.gates == [{"metric": "rmse", "value": 2.0, "threshold": "<= 2.6", "passed": True},
                             {"metric": "r2", "value": 0.6, "threshold": ">= 0.4", "passed": True}]
     assert review.figures == [("residuals", "m_model/figures/train_register-residuals.png")]  # shown once
+    page = render_index(runs())
+    assert "+1.2" in page and "+0.1" in page and "-0.1" in page and "improvement vs baseline" in page
     assert review.approve_command == "python -m ci approve m_model --version 4 --by YOUR_NAME"
 
 
@@ -59,7 +66,8 @@ def test_approval_in_the_pipeline_updates_the_page(tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     for run in runs():
         artifacts.record(run)
-    artifacts.update_scraps("m_model", "train_register", {"status": "Approved", "approved_by": "bob"})
+    approved = replace(TrainRecord.from_scraps(TRAINED), status="Approved", approved_by="bob")
+    artifacts.update_record("m_model", approved)
     page = (artifacts.root / "index.html").read_text()
     assert "Approved by bob" in page and "To approve v4" not in page
     assert artifacts.metrics("m_model")["approved_by"] == "bob"
