@@ -27,6 +27,13 @@ def _shared_data() -> Path:
 SHARED_DATA = _shared_data()
 
 
+def pytest_collection_modifyitems(items):
+    """Notebook runs are slow by nature: the quick tier (`pytest -m "not slow"`) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("notebook") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 def fixture_notebook(name: str) -> Path:
     """One of the tiny notebooks under tests/notebooks (works, fails, no_parameters, dies)."""
     path = FIXTURE_NOTEBOOKS / f"{name}.ipynb"

@@ -216,25 +216,29 @@ def test_deploy_stage_without_an_approved_package_exits_4(home, tmp_path):
     assert (tmp_path / "artifacts" / "abalone_model" / "deploy.html").is_file()
 
 
-@pytest.mark.notebook
-def test_notebooks_run_top_to_bottom_as_in_jupyter(home, tmp_path):
-    """What `jupyter lab` + "Run All" does: the kernel in the model folder, default parameters, no papermill."""
-    from nbclient import NotebookClient
+def _nbval(folder, *notebooks: str):
+    """Run notebooks as Jupyter would (kernel in the notebook's folder, default parameters) under nbval."""
+    import subprocess
+    import sys
 
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                             "-o", "addopts=", "--rootdir", str(folder), *notebooks],
+                            cwd=folder, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_notebooks_run_under_nbval_in_the_order_of_the_flow(home, tmp_path):
+    """What `jupyter lab` + "Run All" does, checked with nbval: gather, train, the shared review, approve, deploy."""
     repo = make_project(tmp_path / "project", models=("abalone_model",))
     folder = repo.path / "abalone_model"
-    executed = {}
-    for name in ("gather_data", "train_register", "deploy"):
-        if name == "deploy":
-            registry = get_backend("local").registry
-            [pending] = registry.versions("abalone-model", PENDING)
-            registry.approve("abalone-model", pending.version, by="jupyter-user")
-        notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
-        NotebookClient(notebook, timeout=600, kernel_name="modelops",
-                       resources={"metadata": {"path": str(folder)}}).execute()
-        executed[name] = notebook
-    errors = [o for nb in executed.values() for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert errors == []
-    deployed = [o for c in executed["deploy"].cells for o in c.get("outputs", [])
-                if o.get("metadata", {}).get("scrapbook", {}).get("name") == "predictions_identical"]
-    assert deployed and deployed[0]["data"]["application/scrapbook.scrap.json+json"]["data"] is True
+    output = _nbval(folder, "gather_data.ipynb", "train_register.ipynb", "../notebooks/review.ipynb")
+    assert " passed" in output and "failed" not in output
+    registry = get_backend("local").registry
+    [pending] = registry.versions("abalone-model", PENDING)
+    registry.approve("abalone-model", pending.version, by="jupyter-user")
+    assert " passed" in _nbval(folder, "deploy.ipynb")
+    status = get_backend("local").endpoints.status("abalone-model")
+    assert status.status == "InService" and status.version == pending.version
