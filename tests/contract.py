@@ -21,6 +21,11 @@ def _moto_session():
     return boto3.session.Session(region_name=REGION)
 
 
+def moto_client(service: str):
+    """A client of moto's AWS from the shared session (the ``aws`` fixture must be active)."""
+    return _moto_session().client(service)
+
+
 def sagemaker_on_moto(*, poll_seconds: float = 0):
     """The sagemaker backend on moto's AWS (the ``aws`` fixture must be active), its bucket created."""
     from modelops.backends.sagemaker import SageMakerBackend
