@@ -56,10 +56,10 @@ def test_uri_names_a_key_under_the_store_root(backend):
     assert uri.startswith(DIFFERENCES["scheme"][backend.name] + "://")
 
 
-@pytest.mark.parametrize("part", ["..", ".", "", "a/b", "../etc", "a\\b", ".hidden", "x y", "~root"])
-def test_unsafe_key_parts_are_refused(store, part):
-    with pytest.raises(StoreError, match=r"unsafe store key part .*Fix: use names made of letters, digits"):
-        store.uri("abalone-model", part, "x.csv")
+def test_unsafe_key_parts_are_refused(store):
+    for part in ("..", ".", "", "a/b", "../etc", "a\\b", ".hidden", "x y", "~root"):
+        with pytest.raises(StoreError, match=r"unsafe store key part .*Fix: use names made of letters, digits"):
+            store.uri("abalone-model", part, "x.csv")
 
 
 def test_put_and_get_round_trip_with_the_sha256_of_the_bytes(store):
