@@ -9,13 +9,14 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import tarfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from modelops.errors import ConfigError, StoreError
+from modelops.errors import ConfigError, StoreError, TrainingFailed
 
 MODEL_FILE = "xgboost-model"
 
@@ -54,7 +55,23 @@ def xgboost_params(hyperparameters: dict) -> tuple[dict, int, int | None]:
     params.setdefault("nthread", int(os.environ.get(THREADS_ENV, "1")))
     params.setdefault("seed", 0)  # the container's default
     params.setdefault("verbosity", 1)
-    return params, int(hyperparameters["num_round"]), hyperparameters.get("early_stopping_rounds")
+    return params, _rounds(hyperparameters, "num_round"), _rounds(hyperparameters, "early_stopping_rounds")
+
+
+def _rounds(hyperparameters: dict, name: str) -> int | None:
+    """A round count as the container validates it: an integer >= 1; num_round is required."""
+    value = hyperparameters.get(name)
+    if value is None and name != "num_round":
+        return None
+    try:
+        rounds = int(value) if float(value) == int(float(value)) else None
+    except (TypeError, ValueError):
+        rounds = None
+    if rounds is None or rounds < 1:
+        found = "missing" if value is None else f"{value!r}"
+        raise ConfigError(f"hyperparameter {name} is {found}; the SageMaker XGBoost container requires an integer "
+                          f">= 1. Fix: set training.hyperparameters.{name} in model.yml.")
+    return rounds
 
 
 def fit(X_train: np.ndarray, y_train: np.ndarray, X_validation: np.ndarray, y_validation: np.ndarray,
@@ -64,20 +81,31 @@ def fit(X_train: np.ndarray, y_train: np.ndarray, X_validation: np.ndarray, y_va
 
     Raises:
         ConfigError: xgboost rejects a hyperparameter (its message is kept).
+        TrainingFailed: the hyperparameters are valid but xgboost cannot train on this data (e.g. labels
+            outside [0, 1] for binary:logistic), as the container fails the job.
     """
     import xgboost
 
     params, num_round, early_stopping = xgboost_params(hyperparameters)
     train = xgboost.DMatrix(X_train, label=y_train, nthread=params["nthread"])
     validation = xgboost.DMatrix(X_validation, label=y_validation, nthread=params["nthread"])
+    try:
+        # Configuring a booster checks the parameters without looking at the labels: an error here is the
+        # hyperparameters' fault, one during training the data's.
+        xgboost.Booster(params, [train]).save_config()
+    except xgboost.core.XGBoostError as exc:
+        raise ConfigError(f"xgboost rejected the hyperparameters in model.yml: {_xgboost_reason(exc)}. Fix: correct "
+                          f"training.hyperparameters (see the SageMaker XGBoost hyperparameter reference).") from exc
     history: dict = {}
     try:
         booster = xgboost.train(params, train, num_boost_round=num_round,
                                 evals=[(train, "train"), (validation, "validation")], evals_result=history,
                                 early_stopping_rounds=early_stopping, verbose_eval=False)
     except xgboost.core.XGBoostError as exc:
-        raise ConfigError(f"xgboost rejected the hyperparameters in model.yml: {_first_line(exc)}. Fix: correct "
-                          f"training.hyperparameters (see the SageMaker XGBoost hyperparameter reference).") from exc
+        raise TrainingFailed(f"xgboost could not train on this data with objective "
+                             f"{params.get('objective', 'reg:squarederror')}: {_xgboost_reason(exc)}. Fix: check the "
+                             f"target column against the objective (model.yml problem_type and "
+                             f"training.hyperparameters).") from exc
     metric = next(iter(history["validation"]))
     curves = {name: [float(v) for v in values[metric]] for name, values in history.items()}
     lines = tuple(f"[{i}]#011train-{metric}:{curves['train'][i]:.5f}#011validation-{metric}:"
@@ -96,7 +124,11 @@ def check_hyperparameters(hyperparameters: dict, n_features: int = 3) -> None:
     X = rng.random((8, n_features))
     y = (X[:, 0] > 0.5).astype(float)
     trial = {k: v for k, v in hyperparameters.items() if k != "early_stopping_rounds"}
-    fit(X, y, X, y, {**trial, "num_round": 1})
+    xgboost_params(hyperparameters)  # num_round and early_stopping_rounds themselves
+    try:
+        fit(X, y, X, y, {**trial, "num_round": 1})
+    except TrainingFailed as exc:  # the random labels do not suit these hyperparameters (e.g. num_class)
+        raise ConfigError(f"the hyperparameters cannot train even a tiny random sample: {exc}") from exc
 
 
 def pack_model(booster) -> bytes:
@@ -147,6 +179,11 @@ def job_name(model: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _xgboost_reason(exc: BaseException) -> str:
+    """xgboost's message without its time and source location ("[02:43:59] /workspace/src/...cu:83: ")."""
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: (?:Check failed: \w+: )?", "", _first_line(exc)).rstrip(". ")
 
 
 def train_model(backend, config, dataset, *, log=print):

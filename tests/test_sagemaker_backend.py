@@ -233,7 +233,9 @@ def test_failed_or_stopped_job_raises_with_its_failure_reason(sagemaker, status)
     # Stubber for CreateTrainingJob/DescribeTrainingJob: moto's jobs are Completed the moment they are
     # created, and a job that fails is exactly what this test is about.
     spec = spec_for(sagemaker.store)
-    reason = "AlgorithmError: framework error: XGBoostError: value 0 for Parameter num_class should be greater than 1"
+    # A failure of the data, not of the hyperparameters (those are a ConfigError: tests/test_trainer_contract.py).
+    reason = ("AlgorithmError: framework error: \nsagemaker_algorithm_toolkit.exceptions.UserError: label must be in "
+              "[0,1] for logistic regression")
     client = sagemaker.trainer.sagemaker
     lines = []
     with Stubber(client) as stub:

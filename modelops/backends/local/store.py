@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -43,9 +44,16 @@ class LocalStore(Store):
     def put_file(self, uri: str, path: Path, *, content_type: str | None = None) -> StoredObject:
         target = self.path(uri)
         try:
-            atomic.copy_file(path, target)
+            source = open(path, "rb")
         except OSError as exc:
-            raise StoreError(f"could not copy {path} to {target}: {exc}. Fix: check the disk.") from exc
+            raise StoreError(f"cannot read {path} to store it at {uri}: {exc.strerror or exc}. Fix: check that the "
+                             f"file exists and is readable.") from exc
+        try:
+            with source, atomic.atomic_open(target, "wb") as handle:
+                shutil.copyfileobj(source, handle, 1024 * 1024)
+        except OSError as exc:
+            raise StoreError(f"could not copy {path} to {target}: {exc}. Fix: check the disk space and the "
+                             f"permissions of {target.parent}.") from exc
         from modelops.sources import sha256_file
 
         return StoredObject(target.as_uri(), sha256_file(target), target.stat().st_size)

@@ -42,7 +42,7 @@ class SageMakerEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
-        self._check_artifact(package)
+        self._check_artifact(name, package)
         config = self._create_config(name, package, instance_type, instance_count, log)
         return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
 
@@ -109,15 +109,26 @@ class SageMakerEndpoints(Endpoints):
 
     # -- how -----------------------------------------------------------------------------------------------
 
-    def _check_artifact(self, package: PackageVersion) -> None:
+    def _check_artifact(self, name: str, package: PackageVersion) -> None:
+        """Refuse, before anything is created, an artifact that is not the one registered; say what still serves."""
         try:
             actual = hashlib.sha256(self.store.get_bytes(package.artifact_uri)).hexdigest()
         except StoreError as exc:
-            raise EndpointFailed(f"{package.label}'s artifact cannot be read: {exc}") from exc
+            raise EndpointFailed(f"{package.label}'s artifact cannot be read: {exc} Nothing was deployed; "
+                                 f"{self._serving_now(name)}.") from exc
         if actual != package.artifact_sha256:
             raise EndpointFailed(f"{package.artifact_uri} has sha256 {actual}, but {package.label} recorded "
                                  f"{package.artifact_sha256}: the artifact changed after training. Nothing was "
-                                 f"deployed. Fix: train and register a new version.")
+                                 f"deployed; {self._serving_now(name)}. Fix: train and register a new version.")
+
+    def _serving_now(self, name: str) -> str:
+        try:
+            status = self.status(name)
+        except EndpointFailed:
+            return f"what serves on {name} is unchanged"
+        if status is None:
+            return f"nothing serves on {name}"
+        return f"v{status.version} keeps serving on {name}" if status.version else f"{name} is {status.status}"
 
     def _create_config(self, name: str, package: PackageVersion, instance_type: str, instance_count: int,
                        log) -> str:

@@ -50,7 +50,11 @@ class S3Store(Store):
         from modelops.sources import sha256_file
 
         path = Path(path)
-        digest = sha256_file(path)
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path} to upload it to {uri}: {exc.strerror or exc}. Fix: check that the "
+                             f"file exists and is readable.") from exc
         self._upload(uri, lambda bucket, key, extra: self.s3.upload_file(
             str(path), bucket, key, ExtraArgs=extra, Config=self.transfer), digest, content_type)
         return StoredObject(uri, digest, path.stat().st_size)

@@ -6,10 +6,13 @@ import hashlib
 import re
 import time
 
+import botocore.exceptions
+
 from modelops.backends.base import Trainer, TrainingResult, TrainingSpec
 from modelops.backends.sagemaker.aws import describe_error, error_code, translated
 from modelops.backends.sagemaker.store import S3Store
-from modelops.errors import StoreError, TrainingFailed
+from modelops.errors import ConfigError, StoreError, TrainingFailed
+from modelops.training import unpack_model
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 RUNNING = ("InProgress", "Stopping")
@@ -17,6 +20,15 @@ RUNNING = ("InProgress", "Stopping")
 _ROUND = re.compile(r"^\[(\d+)\](.*)$")
 _METRIC = re.compile(r"(?:#011|\t|\s)(train|validation)-([\w@.-]+):(-?[\d.eE+-]+|nan|inf)")
 _BEST = re.compile(r"Best iteration:\s*\[(\d+)\]")
+#: A FailureReason in which the container says it refused the hyperparameters. Its toolkit validates them
+#: in sagemaker_algorithm_toolkit/hyperparameter_validation.py and raises UserError("Hyperparameter eta: ...",
+#: "Missing required hyperparameter: ...", "Extraneous hyperparameter found: ..."); the training toolkit
+#: reports any error as "framework error:" and its traceback; xgboost's own parameter errors come through
+#: as "XGB train call failed with exception". SageMaker cuts FailureReason at 1024 characters, so a long
+#: traceback may lose the line that says so: that job stays a TrainingFailed, with its reason.
+_HYPERPARAMETERS_REFUSED = re.compile(
+    r"hyperparameter_validation\.py|UserError: (?:Hyperparameter |Missing required hyperparameter|Extraneous "
+    r"hyperparameter)|Invalid Parameter format for|for Parameter \w+ should|Unknown (?:objective|metric) function")
 
 
 class SageMakerTrainer(Trainer):
@@ -35,18 +47,18 @@ class SageMakerTrainer(Trainer):
     def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
         image = self.image_uri(spec.container_version)
         started = time.monotonic()
-        with translated(TrainingFailed, f"creating training job {spec.job_name}",
-                        "check the execution role (SAGEMAKER_EXECUTION_ROLE_ARN) and the account's instance quota"):
-            self.sagemaker.create_training_job(**training_job_request(spec, image, self.role_arn))
+        self._create(spec, image)
         log(f"{spec.job_name}: created ({image}, {spec.instance_count} x {spec.instance_type})")
         job = self._wait(spec, log)
         status = job["TrainingJobStatus"]
         if status != "Completed":
             reason = (job.get("FailureReason") or "no FailureReason given").rstrip(". ")
-            raise TrainingFailed(
-                f"training job {spec.job_name} {status}: {reason}. "
-                f"Logs: CloudWatch {LOG_GROUP}, streams {spec.job_name}/*."
-            )
+            where = f"Logs: CloudWatch {LOG_GROUP}, streams {spec.job_name}/*."
+            if status == "Failed" and _HYPERPARAMETERS_REFUSED.search(reason):
+                raise ConfigError(f"training job {spec.job_name} Failed: the XGBoost container refused the "
+                                  f"hyperparameters: {reason}. Fix: correct training.hyperparameters in model.yml "
+                                  f"(see the SageMaker XGBoost hyperparameter reference). {where}")
+            raise TrainingFailed(f"training job {spec.job_name} {status}: {reason}. {where}")
         artifact_uri = job["ModelArtifacts"]["S3ModelArtifacts"]
         try:
             artifact = self.store.get_bytes(artifact_uri)
@@ -62,6 +74,14 @@ class SageMakerTrainer(Trainer):
         for line in lines[-3:]:
             log(line)
         best = _BEST.search("\n".join(lines))
+        best_iteration = int(best.group(1)) if best else None
+        if best is None and spec.hyperparameters.get("early_stopping_rounds"):
+            # The container's log does not say it; xgboost keeps it in the model's attributes.
+            try:
+                best_iteration = _int(unpack_model(artifact, source=artifact_uri).attr("best_iteration"))
+            except StoreError as exc:
+                raise TrainingFailed(f"training job {spec.job_name} Completed, but its model artifact is unreadable: "
+                                     f"{exc}") from exc
         return TrainingResult(
             job_name=spec.job_name,
             artifact_uri=artifact_uri,
@@ -73,10 +93,22 @@ class SageMakerTrainer(Trainer):
             eval_metric=metric or str(spec.hyperparameters.get("eval_metric", "")),
             curves=curves,
             rounds=len(curves.get("validation", [])) or int(spec.hyperparameters.get("num_round", 0)),
-            best_iteration=int(best.group(1)) if best else None,
+            best_iteration=best_iteration,
             duration_seconds=round(time.monotonic() - started, 3),
             log_uri=log_uri,
         )
+
+    def _create(self, spec: TrainingSpec, image: str) -> None:
+        try:
+            self.sagemaker.create_training_job(**training_job_request(spec, image, self.role_arn))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            reason = describe_error(exc)
+            if error_code(exc) == "ValidationException" and "hyperParameters" in reason:
+                raise ConfigError(f"SageMaker refused training job {spec.job_name}'s hyperparameters: {reason}. Fix: "
+                                  f"correct training.hyperparameters in model.yml.") from exc
+            raise TrainingFailed(f"creating training job {spec.job_name} failed: {reason}. Fix: check the execution "
+                                 f"role (SAGEMAKER_EXECUTION_ROLE_ARN), that the data channels hold objects, and the "
+                                 f"account's instance quota.") from exc
 
     def _wait(self, spec: TrainingSpec, log) -> dict:
         timeout = self.timeout_seconds or spec.max_runtime_seconds + 1800
@@ -157,6 +189,10 @@ def training_job_request(spec: TrainingSpec, image: str, role_arn: str) -> dict:
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
         "Tags": [{"Key": "modelops:model", "Value": spec.model}],
     }
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
 
 
 def parse_curves(lines: list[str]) -> tuple[dict[str, list[float]], str | None]:

@@ -1,0 +1,295 @@
+"""The Endpoints contract: deploy, status, list, invoke, rollback, stop and their errors, on both backends.
+
+Local: real inference server processes on 127.0.0.1 under tmp_path (slow: a server start imports XGBoost).
+SageMaker: moto, plus ``SageMakerHosting`` for the two things moto 5.2.5 does not do, as botocore event
+handlers on the backend's own clients (every other call reaches moto):
+
+- UpdateEndpoint: moto does not implement it. A Stubber cannot stand in for one operation: it answers every
+  call of the client, and a deploy makes a dozen (models, endpoint configs, tags) that moto should keep and
+  check. The handler does to moto's state what UpdateEndpoint does to what can be observed (the endpoint
+  serves the new endpoint config and keeps its tags), through moto's own DeleteEndpoint and CreateEndpoint.
+  tests/test_sagemaker_backend.py covers the Updating phase and failed updates with a Stubber.
+- InvokeEndpoint: moto answers every request with a canned body, for endpoints that do not exist too. The
+  handler answers as SageMaker and the built-in XGBoost container do (aws/sagemaker-xgboost-container,
+  algorithm_mode/serve.py): it follows the endpoint to its endpoint config, model and model package, loads
+  that package's model.tar.gz from S3 and predicts the CSV rows; an unknown endpoint is a ValidationError;
+  a payload the container refuses is a ModelError carrying the container's status (400 "Unable to evaluate
+  payload provided: ...", 415 for an unreadable body) and message.
+
+The contract speaks of behaviour (predictions for CSV rows; errors as EndpointFailed with the status and the
+message), not of the transport, which may change (local invoke going through a SageMaker Runtime router).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+
+from modelops.backends.base import IN_SERVICE, PackageVersion, TrainingResult
+from modelops.errors import EndpointFailed
+from modelops.lineage import Lineage
+from modelops.training import fit, pack_model
+from tests.contract import REGION, backend_for, moto_client
+
+#: The only place where the suite asks which endpoints it has.
+DIFFERENCES = {
+    # What status() says of an endpoint that serves nothing (never served, or stopped): the local backend keeps
+    # the endpoint's record (its folder, port and versions) and says Stopped, and list() still shows it;
+    # SageMaker deletes the endpoint, so there is nothing to describe (None) or list. Following from it, not
+    # tested here: a rollback after stop restarts the local endpoint on its previous version, while on
+    # SageMaker there is nothing left to roll back.
+    "not_serving": {"local": "Stopped", "sagemaker": None},
+}
+NAME = "contract-model"
+ACCOUNT = "123456789012"
+FEATURES = 4
+ROWS = np.round(np.random.default_rng(7).random((5, FEATURES)) * 10, 3)
+SAGEMAKER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
+
+
+def build(request, tmp_path):
+    backend = backend_for(request, tmp_path)
+    if backend.name == "sagemaker":
+        SageMakerHosting(backend.endpoints)
+    return backend
+
+
+@pytest.fixture(params=[pytest.param("local", marks=pytest.mark.slow), "sagemaker"])
+def backend(request, tmp_path):
+    """A backend whose endpoints will serve (local: server processes, stopped afterwards)."""
+    backend = build(request, tmp_path)
+    yield backend
+    if backend.name == "local":
+        from tests.conftest import stop_endpoints
+
+        stop_endpoints(backend.home)
+
+
+@pytest.fixture(params=["local", "sagemaker"])
+def idle_backend(request, tmp_path):
+    """A backend that never starts an endpoint."""
+    return build(request, tmp_path)
+
+
+def approved(backend, rounds: int) -> tuple[PackageVersion, np.ndarray]:
+    """A registered, approved package of a tiny model trained with ``rounds`` rounds, and its predictions."""
+    rng = np.random.default_rng(0)
+    X = rng.random((80, FEATURES)) * 10
+    y = X @ np.array([0.5, -0.2, 0.1, 0.05])
+    booster = fit(X, y, X, y, {"objective": "reg:squarederror", "num_round": rounds, "max_depth": 3}).booster
+    job = f"{NAME}-r{rounds}"
+    artifact = backend.store.put_bytes(backend.store.uri(NAME, "training", job, "output", "model.tar.gz"),
+                                       pack_model(booster))
+    training = TrainingResult(job_name=job, artifact_uri=artifact.uri, artifact_sha256=artifact.sha256,
+                              image=SAGEMAKER_IMAGE, container_version="3.2-0", xgboost_version="3.2",
+                              hyperparameters={"num_round": rounds}, eval_metric="rmse", curves={}, rounds=rounds,
+                              best_iteration=None, duration_seconds=0.1)
+    package = backend.registry.register(NAME, training=training, metrics={"rmse": 1.0}, data_sha256="d" * 64,
+                                        dataset_id="d1", lineage=Lineage(tree_hash=f"{rounds:040d}"))
+    return backend.registry.approve(NAME, package.version, by="contract"), booster.inplace_predict(ROWS)
+
+
+def csv(rows: np.ndarray) -> bytes:
+    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
+
+
+def predictions(body: bytes) -> np.ndarray:
+    """Scores from a text/csv answer: one per line (or comma-separated, as some containers answer)."""
+    return np.array(body.decode().replace(",", "\n").split(), dtype=np.float64).astype(np.float32)
+
+
+def serves(backend, expected: np.ndarray) -> bool:
+    return np.array_equal(predictions(backend.endpoints.invoke(NAME, csv(ROWS))), expected.astype(np.float32))
+
+
+def quiet(line: str) -> None:
+    pass
+
+
+@pytest.mark.slow
+def test_deploy_serve_switch_roll_back_and_stop(backend):
+    endpoints = backend.endpoints
+    (v1, answers_v1), (v2, answers_v2) = approved(backend, 3), approved(backend, 12)
+    assert not np.array_equal(answers_v1, answers_v2)
+
+    first = endpoints.deploy(NAME, v1, timeout=120, log=quiet)
+    assert (first.endpoint, first.version, first.previous_version, first.status, first.changed) == (
+        NAME, 1, None, IN_SERVICE, True)
+    assert re.match(r"https?://.+/invocations$", first.url)
+    status = endpoints.status(NAME)
+    assert (status.name, status.status, status.version, status.previous_version) == (NAME, IN_SERVICE, 1, None)
+    assert status.url == first.url and status.started_at
+    assert [(s.name, s.status, s.version) for s in endpoints.list()] == [(NAME, IN_SERVICE, 1)]
+    assert serves(backend, answers_v1)
+
+    with pytest.raises(EndpointFailed, match=rf"{NAME}.*no previous version to roll back to \(it serves v1"):
+        endpoints.rollback(NAME, timeout=120, log=quiet)
+    assert endpoints.status(NAME).version == 1 and serves(backend, answers_v1)
+
+    second = endpoints.deploy(NAME, v2, timeout=120, log=quiet)
+    assert (second.version, second.previous_version, second.status) == (2, 1, IN_SERVICE)
+    assert (endpoints.status(NAME).version, endpoints.status(NAME).previous_version) == (2, 1)
+    assert serves(backend, answers_v2)
+
+    back = endpoints.rollback(NAME, timeout=120, log=quiet)
+    assert (back.version, back.previous_version, back.status) == (1, 2, IN_SERVICE)
+    assert (endpoints.status(NAME).version, endpoints.status(NAME).previous_version) == (1, 2)
+    assert serves(backend, answers_v1)
+
+    endpoints.stop(NAME)
+    after = endpoints.status(NAME)
+    not_serving = DIFFERENCES["not_serving"][backend.name]
+    assert (after.status if after else None) == not_serving
+    assert [s.name for s in endpoints.list()] == ([NAME] if not_serving else [])
+    with pytest.raises(EndpointFailed, match=NAME):
+        endpoints.invoke(NAME, csv(ROWS))
+
+
+def test_a_request_the_model_cannot_answer_is_an_endpoint_failed_with_status_and_message(backend):
+    package, answers = approved(backend, 3)
+    backend.endpoints.deploy(NAME, package, timeout=120, log=quiet)
+    too_wide = np.hstack([ROWS, ROWS[:, :1]])  # one feature more than the model has
+    with pytest.raises(EndpointFailed, match=rf"(?is){NAME}.*\b400\b.*feature"):
+        backend.endpoints.invoke(NAME, csv(too_wide))
+    with pytest.raises(EndpointFailed, match=rf"(?is){NAME}.*\b4\d\d\b"):
+        backend.endpoints.invoke(NAME, b"1,2,three,4\n")
+    assert serves(backend, answers)  # a bad request harms nothing
+
+
+def test_a_changed_artifact_is_never_served(backend):
+    endpoints = backend.endpoints
+    (v1, answers_v1), (v2, _) = approved(backend, 3), approved(backend, 12)
+    other = fit(ROWS, ROWS[:, 0], ROWS, ROWS[:, 0], {"num_round": 2}).booster
+    backend.store.put_bytes(v2.artifact_uri, pack_model(other))  # replaced after it was registered
+
+    with pytest.raises(EndpointFailed, match=r"(?s)sha256.*(Nothing was deployed|Nothing is serving)"):
+        endpoints.deploy(NAME, v2, timeout=120, log=quiet)
+    never = endpoints.status(NAME)
+    assert (never.status if never else None) == DIFFERENCES["not_serving"][backend.name]
+    with pytest.raises(EndpointFailed, match=NAME):
+        endpoints.invoke(NAME, csv(ROWS))
+
+    endpoints.deploy(NAME, v1, timeout=120, log=quiet)
+    with pytest.raises(EndpointFailed, match=r"(?s)sha256.*v1 keeps serving"):  # what serves now, as promised
+        endpoints.deploy(NAME, v2, timeout=120, log=quiet)
+    assert (endpoints.status(NAME).status, endpoints.status(NAME).version) == (IN_SERVICE, 1)
+    assert serves(backend, answers_v1)  # the version before keeps serving
+
+
+def test_an_endpoint_that_does_not_exist(idle_backend):
+    endpoints = idle_backend.endpoints
+    assert endpoints.status("nothing-here") is None
+    assert endpoints.list() == []
+    with pytest.raises(EndpointFailed, match=r"no endpoint 'nothing-here' to roll back\. Fix: deploy it first"):
+        endpoints.rollback("nothing-here", timeout=5, log=quiet)
+    with pytest.raises(EndpointFailed, match=r"no endpoint 'nothing-here'.*Fix: see `python -m ci endpoints`"):
+        endpoints.stop("nothing-here")
+    with pytest.raises(EndpointFailed, match=r"(?s)'nothing-here'.*Fix:"):
+        endpoints.invoke("nothing-here", csv(ROWS))
+
+
+# -- what moto's SageMaker lacks for endpoints ---------------------------------------------------------------
+
+
+class SageMakerHosting:
+    """UpdateEndpoint and InvokeEndpoint for moto (see the module docstring)."""
+
+    def __init__(self, endpoints):
+        self.control = moto_client("sagemaker")  # clients of their own: these handlers are not on them
+        self.s3 = moto_client("s3")
+        self.models: dict[str, object] = {}
+        for client, operation, handler in ((endpoints.sagemaker, "sagemaker.UpdateEndpoint", self._update),
+                                           (endpoints.runtime, "sagemaker-runtime.InvokeEndpoint", self._invoke)):
+            client.meta.events.register(f"before-parameter-build.{operation}", _remember_params)
+            client.meta.events.register(f"before-call.{operation}", handler)
+
+    def _update(self, context, **kwargs):
+        request = context["contract_params"]
+        name = request["EndpointName"]
+        try:
+            arn = self.control.describe_endpoint(EndpointName=name)["EndpointArn"]
+        except self.control.exceptions.ClientError:
+            return _error(400, "ValidationException", f'Could not find endpoint "{name}".')
+        tags = self.control.list_tags(ResourceArn=arn)["Tags"]
+        self.control.delete_endpoint(EndpointName=name)
+        self.control.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"], Tags=tags)
+        return _answer({"EndpointArn": arn})
+
+    def _invoke(self, context, **kwargs):
+        request = context["contract_params"]
+        name = request["EndpointName"]
+        try:
+            endpoint = self.control.describe_endpoint(EndpointName=name)
+        except self.control.exceptions.ClientError:
+            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+        status, body = self._container(self._booster(endpoint), request["Body"])
+        if status != 200:
+            return _error(424, "ModelError",
+                          f'Received client error ({status}) from primary with message "{body}". See '
+                          f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
+                          f"group=/aws/sagemaker/Endpoints/{name} in account {ACCOUNT} for more information.",
+                          OriginalStatusCode=status, OriginalMessage=body,
+                          LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}")
+        from botocore.response import StreamingBody
+
+        data = body.encode()
+        return _answer({"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": "text/csv",
+                        "InvokedProductionVariant": "AllTraffic"})
+
+    def _booster(self, endpoint: dict):
+        """The model the endpoint's config serves: config -> model -> model package -> model.tar.gz."""
+        from modelops.training import unpack_model
+
+        config = self.control.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        model = self.control.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        package = self.control.describe_model_package(ModelPackageName=model["PrimaryContainer"]["ModelPackageName"])
+        uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        if uri not in self.models:
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            self.models[uri] = unpack_model(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return self.models[uri]
+
+    @staticmethod
+    def _container(booster, payload: bytes) -> tuple[int, str]:
+        """What the container's /invocations answers for a text/csv payload: (status, body)."""
+        import xgboost
+
+        try:
+            rows = np.loadtxt(io.BytesIO(payload), delimiter=",", ndmin=2)
+        except ValueError as exc:
+            return 415, str(exc)
+        try:
+            scores = booster.predict(xgboost.DMatrix(rows), validate_features=False)
+        except xgboost.core.XGBoostError as exc:
+            return 400, f"Unable to evaluate payload provided: {str(exc).splitlines()[0]}"
+        return 200, "".join(f"{score}\n" for score in scores.tolist())  # one per line, as numpy's savetxt writes
+
+
+def _remember_params(params, context, **kwargs):
+    context["contract_params"] = dict(params)
+
+
+def _answer(parsed: dict, status: int = 200):
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse(None, status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+def _error(status: int, code: str, message: str, **fields):
+    return _answer({"Error": {"Code": code, "Message": message}, **fields}, status)
+
+
+def test_the_sagemaker_hosting_stand_in_is_faithful_where_it_matters(aws):
+    """The stand-in keeps moto's answers for what moto does: an unknown endpoint's UpdateEndpoint is refused."""
+    from tests.contract import sagemaker_on_moto
+
+    backend = sagemaker_on_moto()
+    SageMakerHosting(backend.endpoints)
+    with pytest.raises(backend.endpoints.sagemaker.exceptions.ClientError, match="Could not find endpoint"):
+        backend.endpoints.sagemaker.update_endpoint(EndpointName="nope", EndpointConfigName="c")
+    # An unknown endpoint's runtime answers AWS's ValidationError, not moto's canned body.
+    with pytest.raises(backend.endpoints.runtime.exceptions.ClientError, match="Endpoint nope of account"):
+        backend.endpoints.runtime.invoke_endpoint(EndpointName="nope", Body=b"1,2,3,4\n", ContentType="text/csv")
