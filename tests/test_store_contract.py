@@ -28,6 +28,11 @@ DIFFERENCES = {
     # reads as it now is. Artifacts are still safe there: the sha256 the registry recorded is checked before
     # an artifact is served or evaluated (modelops.training.load_artifact, the inference server's load).
     "refuses_replaced_objects": {"local": False, "sagemaker": True},
+    # A read racing an overwrite sees the old object or the new one: rename(2) locally, and on S3 a GetObject is
+    # one object version. moto cannot show the S3 side: its in-process store closes the old object's buffer when
+    # the key is overwritten, so a read in flight fails with "I/O operation on closed file" (moto 5.2.5), which
+    # AWS never does. So only the local store is raced here; the S3 reads themselves are covered above.
+    "overwrite_race_testable": {"local": True, "sagemaker": False},
 }
 
 
@@ -145,6 +150,8 @@ def test_the_other_backends_uris_are_refused_with_the_fix(store):
 
 
 def test_readers_see_the_old_object_or_the_new_one_never_a_mix(store):
+    if not differs(store, "overwrite_race_testable"):
+        pytest.skip("moto's in-process S3 fails reads racing an overwrite, which AWS does not: see DIFFERENCES")
     uri = store.uri("m", "swapped.bin")
     old, new = b"o" * 300_000, b"n" * 200_000
     store.put_bytes(uri, old)

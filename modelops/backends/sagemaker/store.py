@@ -78,8 +78,14 @@ class S3Store(Store):
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         os.close(handle)
         try:
-            metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+            metadata = head.get("Metadata", {})
             self.s3.download_file(bucket, key, temporary, Config=self.transfer)
+            # The bytes must be those of the object whose metadata was read: an overwrite between the two calls
+            # would check new bytes against the old sha256 (s3transfer takes no IfMatch for downloads).
+            if self.s3.head_object(Bucket=bucket, Key=key)["ETag"] != head["ETag"]:
+                raise StoreError(f"{uri} was replaced while it was being downloaded. Fix: retry once the writer "
+                                 f"is done.")
             _check(uri, sha256_file(Path(temporary)), metadata)
             os.replace(temporary, path)
         except StoreError:
