@@ -19,22 +19,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.models import model_names
+from ci.pathfilter import (
+    ALL_MODELS_PARAMETER,
+    SETUP_CONFIG,
+    FilterSettings,
+    MappingLine,
+    generated_settings,
+    model_parameters,
+    settings_from_config,
+)
 from modelops.errors import ChangeDetectionError
 from modelops.lineage import git
 from modelops.settings import MODEL_CONFIG_FILE as CONFIG_FILE
 
 #: What ``git hash-object -t tree /dev/null`` prints: the orb diffs a first commit against it.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-@dataclass(frozen=True)
-class MappingLine:
-    """One line of the orb's ``mapping``: ``REGEX PARAM VALUE [CONFIG_FILE]``."""
-
-    pattern: str
-    parameter: str
-    value: str
-    config_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,6 @@ class ChangeSet:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def parse_mapping(text: str) -> list[MappingLine]:
-    """The orb's mapping text as lines; blank lines and ``#`` comments are skipped, as the orb does.
-
-    Raises:
-        ChangeDetectionError: a line that is not ``REGEX PARAM VALUE [CONFIG_FILE]``.
-    """
-    lines = []
-    for number, line in enumerate(text.splitlines(), 1):
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#"):
-            continue
-        if len(tokens) not in (3, 4):
-            raise ChangeDetectionError(
-                f"mapping line {number} {line.strip()!r} has {len(tokens)} fields; expected 'REGEX PARAM VALUE' "
-                f"(optionally a config file). Fix: regenerate it with `python -m ci circleci generate`.")
-        lines.append(MappingLine(*tokens))
-    return lines
 
 
 def parameter_value(raw: str) -> Any:
@@ -300,11 +281,24 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     The mapping comes from the checked-in ``.circleci/config.yml`` (what CircleCI runs), or, without one, from
     what ``python -m ci circleci generate`` would write; ``base`` defaults to its base-revision.
     """
-    from ci.circleci import ALL_MODELS_PARAMETER, filter_settings, model_parameters
-    from ci.models import model_names
-
     names = model_names(Path(root))
     settings = filter_settings(root, names)
     return detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
                           model_parameters=model_parameters(names), all_models_parameter=ALL_MODELS_PARAMETER,
                           branch=branch, since=since)
+
+
+def filter_settings(root: Path, names: list[str]) -> FilterSettings:
+    """The orb's settings from the checked-in setup config, else the generated one.
+
+    Raises:
+        ConfigError: the setup config has no path-filtering/filter job.
+    """
+    path = Path(root) / SETUP_CONFIG
+    if not path.is_file():
+        return generated_settings(names)
+    import yaml  # only to read one: the generated config needs no YAML, and the import costs ~10 ms
+
+    # libyaml's loader when present: the setup config of a large monorepo holds a thousand mapping lines.
+    return settings_from_config(yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)),
+                                str(path))

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from ci import changes as changes_module
-from ci.changes import EMPTY_TREE, FileChange, orb_files, orb_parameters, parse_mapping, project_changes
+from ci.changes import EMPTY_TREE, FileChange, orb_files, orb_parameters, project_changes
+from ci.pathfilter import parse_mapping
 from tests.conftest import ROOT
 from tests.gitrepo import Repo, make_project
 
