@@ -149,10 +149,10 @@ def changed(base, branch, since, as_json) -> None:
     if as_json:
         click.echo(json.dumps(changes.to_json(), indent=2))
         return
-    how = {"merge-base": f"merge base with {changes.base}", "first-parent": "HEAD~1, the first parent",
+    how = {"merge-base": f"merge base with {changes.base_ref}", "first-parent": "HEAD~1, the first parent",
            "empty-tree": "the empty tree"}[changes.how]
     click.echo(f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
-               f"{len(changes.files)} file(s) changed")
+               f"{len(changes.paths)} file(s) changed")
     click.echo(f"changed models: {', '.join(changes.models) or 'none'}")
     if changes.removed:
         renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]

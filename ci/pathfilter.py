@@ -65,9 +65,9 @@ def parameter_name(model: str) -> str:
     return f"{PARAMETER_PREFIX}{model}"
 
 
-def folder_of(parameter: str) -> str:
-    """The model folder a parameter selects: the inverse of ``parameter_name``."""
-    return parameter.removeprefix(PARAMETER_PREFIX)
+def folder_of(parameter: str) -> str | None:
+    """The model folder a parameter selects (the inverse of ``parameter_name``); None for another parameter."""
+    return parameter.removeprefix(PARAMETER_PREFIX) if parameter.startswith(PARAMETER_PREFIX) else None
 
 
 ALL_MODELS_PARAMETER = parameter_name(ALL_MODELS)
