@@ -1,4 +1,4 @@
-"""The path-filtering orb's decision, written plainly: the baseline of ``benchmarks/changes.py``.
+"""The path-filtering orb's decision for plain file names, written plainly: the baseline of ``benchmarks/changes.py``.
 
     python -m benchmarks.orb BASE    # in a repository; prints the selected model folders as JSON
 
