@@ -42,6 +42,7 @@ from ci.models import model_names
 from ci.orbwords import FileChange, grep_lines, not_utf8, orb_words, unquote
 from ci.pathfilter import (
     ALL_MODELS_PARAMETER,
+    BASE_REVISION,
     DYNAMIC_CONFIG,
     SETUP_CONFIG,
     FilterSettings,
@@ -101,6 +102,27 @@ def _git(root: Path, *args: str, check: bool = True) -> str | None:
                                        f"{done.stderr.decode(errors='replace').strip()}")
         return None
     return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def _objects(root: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
+    """Several objects in one git call (``git cat-file --batch``): each one's id and content, None when missing."""
+    try:
+        done = subprocess.run(["git", "cat-file", "--batch"], cwd=root, capture_output=True,
+                              input="".join(f"{name}\n" for name in names).encode("utf-8", "surrogateescape"))
+    except FileNotFoundError as exc:
+        raise ChangeDetectionError("git is not installed. Fix: install git.") from exc
+    found, out, at = [], done.stdout, 0
+    for _ in names:
+        end = out.find(b"\n", at)
+        header = out[at:end].split(b" ") if end >= 0 else []
+        if len(header) != 3 or not header[2].isdigit():  # "<name> missing" (or ambiguous)
+            found.append(None)
+            at = end + 1
+            continue
+        size = int(header[2])
+        found.append((header[0].decode(), out[end + 1:end + 1 + size]))
+        at = end + 2 + size
+    return found
 
 
 def parameter_value(raw: str) -> Any:
@@ -204,15 +226,26 @@ def current_branch(root: Path) -> str | None:
     return None if branch in ("", "HEAD") else branch
 
 
-def ci_base(root: Path, base: str) -> tuple[str, list[str]]:
+def base_refs(base: str) -> tuple[str, str]:
+    """The local branch and the remote's copy of it that may stand for ``base``."""
+    return f"refs/heads/{base}", f"refs/remotes/{REMOTE}/{base}"
+
+
+def ci_base(root: Path, base: str, refs: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """What stands here for the base branch of CircleCI's checkout: ``origin/BASE`` when this clone has it.
+
+    Args:
+        root: the repository.
+        base: the base revision asked for.
+        refs: ``base_refs(base)`` that exist -> their commit, when the caller has read them already.
 
     Returns:
         The revision to compare with, and a warning when the local branch differs from the remote's.
     """
-    local, remote = f"refs/heads/{base}", f"refs/remotes/{REMOTE}/{base}"
-    out = _git(root, "for-each-ref", "--format=%(refname) %(objectname)", local, remote, check=False) or ""
-    refs = dict(line.split(" ", 1) for line in out.splitlines())
+    local, remote = base_refs(base)
+    if refs is None:
+        out = _git(root, "for-each-ref", "--format=%(refname) %(objectname)", local, remote, check=False) or ""
+        refs = dict(line.split(" ", 1) for line in out.splitlines())
     if remote not in refs:
         return base, []  # no remote, or BASE is not a branch name: as given
     if refs.get(local, refs[remote]) == refs[remote]:
@@ -283,7 +316,8 @@ def removed_and_renamed(changes: list[FileChange]) -> tuple[list[str], dict[str,
 
 def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude: list[str] = ("",),
                    model_parameters: dict[str, str], all_models_parameter: str | None = None,
-                   branch: str | None = None, since: str | None = None) -> ChangeSet:
+                   branch: str | None = None, since: str | None = None,
+                   refs: dict[str, str] | None = None) -> ChangeSet:
     """What the orb decides for HEAD against ``base``, and the traps it falls into here.
 
     Args:
@@ -296,6 +330,7 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
         branch: the branch being built (default: ``$CIRCLE_BRANCH``, else the one checked out).
         since: the last commit CI built on this branch (CircleCI's ``pipeline.git.base_revision``); default,
             on the base branch, its upstream (``@{upstream}``): the commits after it are the ones being pushed.
+        refs: ``base_refs(base)`` that exist -> their commit, when the caller has read them already.
 
     Returns:
         The change set; ``warnings`` say when the orb's answer misses changes or cannot be reproduced.
@@ -309,7 +344,7 @@ def detect_changes(root: Path, base: str, mapping: list[MappingLine], *, exclude
     # Building the base branch itself, CircleCI's checkout of it is the pushed commit: HEAD. Locally,
     # origin/main may still lag behind a local main that is about to be pushed.
     on_base = branch is not None and branch == base.removeprefix(f"{REMOTE}/")
-    base_ref, warnings = (base, []) if on_base else ci_base(root, base)
+    base_ref, warnings = (base, []) if on_base else ci_base(root, base, refs)
     compared, how = compared_revision(root, head if on_base else base_ref, head)
     changes = diff(root, compared, head)
     files, notes, unknown = orb_words(changes, functools.cache(lambda: checkout_tree(root, head)))
@@ -457,8 +492,14 @@ def _yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source} is not valid YAML ({exc}). {FIX_CONFIG}") from exc
 
 
-def setup_settings(root: Path, names: list[str]) -> tuple[FilterSettings, FilterSettings | None, list[str]]:
+def setup_settings(root: Path, names: list[str], committed: str | None) -> tuple[
+        FilterSettings, FilterSettings | None, list[str]]:
     """The orb's settings as CircleCI reads them: from the setup config committed at HEAD.
+
+    Args:
+        root: the repository.
+        names: its model folders.
+        committed: the text of the setup config committed at HEAD (None: there is none).
 
     Returns:
         The committed settings (without a committed config, what ``ci circleci generate`` would write), the
@@ -467,7 +508,6 @@ def setup_settings(root: Path, names: list[str]) -> tuple[FilterSettings, Filter
     Raises:
         ConfigError: the committed config is not YAML or has no path-filtering job.
     """
-    committed = _git(root, "cat-file", "blob", f"HEAD:{SETUP_CONFIG.as_posix()}", check=False)
     path = root / SETUP_CONFIG
     working = path.read_bytes().decode("utf-8", "surrogateescape") if path.is_file() else None
     if committed is None:
@@ -501,11 +541,19 @@ def project_changes(root: Path, base: str | None = None, *, branch: str | None =
     """
     root = Path(root)
     names = model_names(root)
-    settings, working, warnings = setup_settings(root, names)
+    # One git call for the committed config and the branches that may stand for the base: the config's own
+    # base-revision is known only once it is read, and is BASE_REVISION unless the config was edited by hand.
+    asked = base or BASE_REVISION
+    wanted = base_refs(asked) if not re.search(r"\s", asked) else ()
+    config, *refs = _objects(root, [f"HEAD:{SETUP_CONFIG.as_posix()}", *wanted])
+    committed = config[1].decode("utf-8", "surrogateescape") if config else None
+    settings, working, warnings = setup_settings(root, names, committed)
     parameters = model_parameters(names)
-    found = detect_changes(root, base or settings.base_revision, settings.mapping, exclude=settings.exclude,
-                           model_parameters=parameters, all_models_parameter=ALL_MODELS_PARAMETER,
-                           branch=branch, since=since)
+    base = base or settings.base_revision
+    found = detect_changes(root, base, settings.mapping, exclude=settings.exclude, model_parameters=parameters,
+                           all_models_parameter=ALL_MODELS_PARAMETER, branch=branch, since=since,
+                           refs={ref: obj[0] for ref, obj in zip(wanted, refs) if obj}
+                           if wanted and base == asked else None)
     if working is not None:
         named = {line.parameter for line in working.mapping}
         other = orb_parameters(found.files, working.mapping, working.exclude)

@@ -566,6 +566,20 @@ def test_the_local_main_is_what_counts_without_a_remote_and_origin_main_with_one
     assert project_changes(pushed.repo.path).base_ref == "main"
 
 
+def test_a_config_naming_another_base_branch_is_followed_to_the_remote(tmp_path):
+    repo = pushed_project(tmp_path)
+    repo.git("push", "-q", "origin", "main:trunk")
+    repo.git("fetch", "-q")
+    repo.git("checkout", "-q", "-b", "feature")
+    config = repo.path / SETUP_CONFIG
+    config.write_text(config.read_text().replace("base-revision: main", "base-revision: trunk"))
+    repo.write("abalone_model/model.yml", "name: changed\n")
+    repo.commit("compare with trunk")
+    found = project_changes(repo.path)
+    assert (found.base, found.base_ref, found.models) == ("trunk", "origin/trunk", ["abalone_model"])
+    assert found.compared == repo.git("rev-parse", "origin/trunk")
+
+
 def test_names_the_orb_cannot_read_do_not_crash_the_command(tmp_path):
     pushed = named(b"churn_model/\xff \"x\".md")(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
