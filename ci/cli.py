@@ -134,7 +134,9 @@ def pipeline(base, branch, backend, auto_approve, approver, no_deploy, force, ar
 
 
 @main.command()
-@click.option("--base", default=None, help="The base revision (default: the setup config's, main).")
+@click.option("--base", default=None,
+              help="The base revision (default: the committed setup config's, main); origin/BASE stands for a branch "
+                   "when this clone has it, as in CircleCI's checkout.")
 @click.option("--branch", default=None, help="The branch being built (default: the one checked out).")
 @click.option("--since", default=None,
               help="The last commit CI built on this branch (default on the base branch: its @{upstream}).")
