@@ -1,4 +1,4 @@
-"""The path-filtering orb's decision, written plainly: the baseline of ``benchmarks/changes.py``.
+"""The path-filtering orb's decision for plain file names, written plainly: the baseline of ``benchmarks/changes.py``.
 
     python -m benchmarks.orb BASE    # in a repository; prints the selected model folders as JSON
 
@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 
-#: ci.circleci.SHARED_PATHS, written out: the baseline imports nothing of ours (a test checks they agree, so both
+#: ci.pathfilter.SHARED_PATHS, written out: the baseline imports nothing of ours (a test checks they agree, so both
 #: sides decide over the same mapping lines).
 SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environment\.yml", r"pyproject\.toml")
 

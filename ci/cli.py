@@ -134,7 +134,9 @@ def pipeline(base, branch, backend, auto_approve, approver, no_deploy, force, ar
 
 
 @main.command()
-@click.option("--base", default=None, help="The base revision (default: the setup config's, main).")
+@click.option("--base", default=None,
+              help="The base revision (default: the committed setup config's, main); origin/BASE stands for a branch "
+                   "when this clone has it, as in CircleCI's checkout.")
 @click.option("--branch", default=None, help="The branch being built (default: the one checked out).")
 @click.option("--since", default=None,
               help="The last commit CI built on this branch (default on the base branch: its @{upstream}).")
@@ -149,10 +151,10 @@ def changed(base, branch, since, as_json) -> None:
     if as_json:
         click.echo(json.dumps(changes.to_json(), indent=2))
         return
-    how = {"merge-base": f"merge base with {changes.base}", "first-parent": "HEAD~1, the first parent",
+    how = {"merge-base": f"merge base with {changes.base_ref}", "first-parent": "HEAD~1, the first parent",
            "empty-tree": "the empty tree"}[changes.how]
     click.echo(f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
-               f"{len(changes.files)} file(s) changed")
+               f"{len(changes.paths)} file(s) changed")
     click.echo(f"changed models: {', '.join(changes.models) or 'none'}")
     if changes.removed:
         renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]

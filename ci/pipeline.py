@@ -76,7 +76,7 @@ def plan_pipeline(root: Path, *, base: str | None = None, branch: str | None = N
         ChangeDetectionError: ``base`` does not resolve.
     """
     from ci.changes import current_branch, project_changes
-    from ci.circleci import BASE_REVISION
+    from ci.pathfilter import BASE_REVISION
 
     models = discover_models(root)
     if base is None and branch is None:

@@ -67,7 +67,7 @@ def check_new_folder(root: Path, folder: str) -> None:
             f"{folder!r} cannot name a model: a model folder is a top-level folder named with letters, digits, '_' "
             f"and '-' (starting with a letter or digit), and its name with '_' as '-' must be a valid SageMaker "
             f"name (at most 40 characters, no leading or trailing '-'). Fix: try {suggestion[:40] or 'my_model'!r}.")
-    from ci.circleci import RESERVED_NAMES
+    from ci.pathfilter import RESERVED_NAMES
 
     if folder.lower() in RESERVED_NAMES:
         raise ConfigError(f"{folder!r} cannot name a model: in the CircleCI config, {RESERVED_NAMES[folder.lower()]}. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -11,16 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.changes import orb_parameters, parse_mapping, project_changes, selected_models
-from ci.circleci import (
+from ci.changes import orb_parameters, project_changes, selected_models
+from ci.circleci import generate, stale_files
+from ci.pathfilter import (
     ALL_MODELS_PARAMETER,
     DYNAMIC_CONFIG,
     SETUP_CONFIG,
     SHARED_PATHS,
-    generate,
     mapping_text,
     model_parameters,
-    stale_files,
+    parse_mapping,
 )
 from modelops.errors import ConfigError
 from tests.conftest import ROOT, SHARED_DATA
@@ -222,3 +223,31 @@ def test_a_model_folder_may_not_take_a_name_the_config_uses(tmp_path, folder, wh
     with pytest.raises(ConfigError, match=f"may not be named {folder}/: .*{why}.*Fix: rename the folder"):
         generate(repo.path)
     assert {p: p.read_bytes() for p in (repo.path / ".circleci").glob("*.yml")} == before
+
+
+def ci_imports() -> dict[str, set[str]]:
+    """Module -> the ci modules it imports anywhere, at the top or inside a function."""
+    graph = {}
+    for path in (ROOT / "ci").glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ci."):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name.startswith("ci.")}
+        graph[f"ci.{path.stem}"] = imported
+    return graph
+
+
+def test_change_detection_and_config_generation_share_a_lower_module_and_import_no_cycle():
+    graph = ci_imports()
+    # The mapping's format and names live below both; neither imports the other, not even lazily.
+    assert graph["ci.pathfilter"] == set() and graph["ci.orbwords"] == set()
+    assert "ci.circleci" not in graph["ci.changes"] and "ci.changes" not in graph["ci.circleci"]
+    assert {"ci.pathfilter", "ci.orbwords"} <= graph["ci.changes"] and "ci.pathfilter" in graph["ci.circleci"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    for module in ("ci.changes", "ci.circleci", "ci.pathfilter", "ci.orbwords"):
+        assert not reaches(module, module, {module}), f"{module} imports itself through a cycle"
