@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ci.artifacts import Artifacts, NotebookRun
-from ci.changes import ChangeSet
+from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
+from ci.pathfilter import BASE_REVISION
 from ci.runner import run_stage
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
@@ -75,9 +76,6 @@ def plan_pipeline(root: Path, *, base: str | None = None, branch: str | None = N
     Raises:
         ChangeDetectionError: ``base`` does not resolve.
     """
-    from ci.changes import current_branch, project_changes
-    from ci.pathfilter import BASE_REVISION
-
     models = discover_models(root)
     if base is None and branch is None:
         return PipelinePlan(models, train=True, deploy=deploy)
