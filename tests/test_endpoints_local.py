@@ -225,6 +225,23 @@ def test_package_selection_and_the_already_live_no_op(served):
     assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
 
 
+def test_verify_endpoint_under_inference_output(served):
+    from dataclasses import replace
+
+    from modelops.config import ServingConfig
+
+    config = replace(CONFIG, serving=ServingConfig(("predicted_score",), "application/json"))
+    package = served.packages[0]
+    served.ops.endpoints.deploy(NAME, package, environment=config.serving.environment, log=lambda line: None)
+    try:
+        answer = served.ops.endpoints.invoke(NAME, to_csv(served.X[:2]))
+        assert not answer.endswith(b"\n")  # the container's selectable CSV: no final line break
+        check = verify_endpoint(served.ops, config, package)
+        assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
+    finally:
+        served.ops.endpoints.deploy(NAME, package, log=lambda line: None)
+
+
 def test_no_approved_package_for_this_revision(home, tmp_path):
     from modelops.backends.local.registry import LocalRegistry
     from modelops.lineage import Lineage
