@@ -288,6 +288,7 @@ def test_execution_parameters(regression):
     assert json.loads(body) == {"MaxConcurrentTransforms": os.cpu_count(), "BatchStrategy": "MULTI_RECORD",
                                 "MaxPayloadInMB": 6}
     assert regression.request("HEAD", "/ping")[0] == 200
+    assert regression.request("HEAD", "/execution-parameters")[:2] == (200, "application/json")
     assert regression.request("POST", "/execution-parameters")[0] == 405
 
 

@@ -106,7 +106,7 @@ class InferenceApp:
             elif route in (("GET", "/ping"), ("HEAD", "/ping")):
                 ok = self.model is not None
                 await _respond(send, 200 if ok else 503, b"" if ok else b"no model loaded\n")
-            elif route == ("GET", "/execution-parameters"):
+            elif route in (("GET", "/execution-parameters"), ("HEAD", "/execution-parameters")):
                 await _respond(send, 200, json.dumps(execution_parameters(self.max_body)).encode(), protocol.JSON)
             elif route == ("GET", "/-/status"):
                 await _respond(send, 200, json.dumps(self.status()).encode(), "application/json")
