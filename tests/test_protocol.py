@@ -177,7 +177,7 @@ def test_infinite_values_are_refused_as_xgboost_refuses_them():
             protocol.parse(body, protocol.CSV)
         assert error.value.status == 415
     assert np.isnan(protocol.parse(b"1,nan,3", protocol.CSV)[0, 1])
-    edge = np.nextafter(protocol.FLOAT32_OVERFLOW, 0)  # the largest float64 that still casts to a finite float32
+    edge = float(np.nextafter(protocol.FLOAT32_OVERFLOW, 0))  # the largest float64 that still casts to a finite float32
     with np.errstate(over="ignore"):
         assert np.isfinite(np.float32(edge)) and np.isinf(np.float32(protocol.FLOAT32_OVERFLOW))
     assert protocol.parse(f"{edge!r},-{edge!r}".encode(), protocol.CSV).shape == (1, 2)

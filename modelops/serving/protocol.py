@@ -54,7 +54,7 @@ ARROW_MIN_PREDICTIONS = 64
 _FAST_DELIMITERS = {",": b",", ";": b";", "\t": b"\t"}
 _SNIFF_CHARS = 512  # encoder.csv_to_dmatrix sniffs the first line's first 512 characters
 #: The smallest magnitude a float32 cast rounds to infinity (half an ulp above the largest float32).
-FLOAT32_OVERFLOW = float(2**128 - 2**103)
+FLOAT32_OVERFLOW = np.float64(2**128 - 2**103)  # a float64 scalar: float32 values are compared as float64
 
 #: Warnings given so far, by kind (shown by GET /-/status).
 WARNINGS: Counter = Counter()
@@ -167,11 +167,11 @@ def parse(body: bytes, kind: str):
 def _refuse_infinities(rows, kind: str) -> None:
     """The container's DMatrix refuses a value that is infinite as a float32 (``missing`` is NaN): a 415.
 
-    Compared with the float32 rounding threshold rather than cast, and first through min and max alone (a NaN
-    among the values sends it to the full check): 5 us instead of 18 us on a single row on a busy machine.
+    Compared with the float32 rounding threshold rather than cast, first through the largest magnitude alone (a
+    NaN among the values makes it NaN and sends it to the full check): ~4 us on a single row, not 18 us.
     """
     values = rows if isinstance(rows, np.ndarray) else rows.data
-    if not values.size or (values.max() < FLOAT32_OVERFLOW and values.min() > -FLOAT32_OVERFLOW):
+    if not values.size or np.abs(values).max() < FLOAT32_OVERFLOW:
         return
     infinite = np.abs(values) >= FLOAT32_OVERFLOW
     if infinite.any():
