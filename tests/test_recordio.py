@@ -6,11 +6,10 @@ import struct
 
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2  # a dev dependency (pyproject.toml): the reference here
 
 from modelops.serving import protocol, recordio
 from modelops.serving.protocol import RequestError
-
-descriptor_pb2 = pytest.importorskip("google.protobuf.descriptor_pb2")
 
 
 def record_class():
