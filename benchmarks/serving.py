@@ -221,9 +221,10 @@ def starlette_server(artifact: str, ready: str) -> int:
 
     async def invocations(request):
         kind = protocol.content_type(request.headers.get("content-type"))
+        rows = protocol.fit(protocol.parse(await request.body(), kind), n_features)
         answer = protocol.accept_type(request.headers.get("accept"))
-        features = protocol.parse(await request.body(), kind, n_features)
-        return Response(protocol.render(booster.inplace_predict(features), answer), media_type=answer)
+        return Response(protocol.render(booster.inplace_predict(rows), answer),
+                        media_type=protocol.response_content_type(answer))
 
     async def ping(request):
         return Response(b"")
@@ -337,7 +338,7 @@ def in_process(booster, batches: dict[int, np.ndarray], requests: int, seconds: 
         body, n_features = protocol.to_csv(rows), rows.shape[1]
         count, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
-            protocol.render(booster.inplace_predict(protocol.parse_csv(body, n_features)), protocol.CSV)
+            protocol.render(booster.inplace_predict(protocol.fit(protocol.parse_csv(body), n_features)), protocol.CSV)
             count += 1
         result["csv", size] = count * size / (time.perf_counter() - began)
     return result

@@ -13,6 +13,7 @@ import yaml
 
 from modelops.errors import ConfigError
 from modelops.metrics import PROBLEM_METRICS
+from modelops.serving import container
 from modelops.settings import MODEL_CONFIG_FILE
 
 if TYPE_CHECKING:
@@ -130,6 +131,15 @@ SCHEMA: dict[str, Any] = {
             "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         },
         "quality": {"type": "object", "additionalProperties": _THRESHOLD},
+        "serving": {  # the SageMaker XGBoost container's environment switches (modelops/serving/container.py)
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "inference_output": {"type": "array", "items": {"enum": list(container.ALL_OUTPUT_KEYS)},
+                                     "minItems": 1, "uniqueItems": True},
+                "default_accept": {"enum": list(container.ACCEPTS)},
+            },
+        },
     },
 }
 
@@ -178,6 +188,19 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """What the endpoint's container answers: SAGEMAKER_INFERENCE_OUTPUT keys and the default Accept."""
+
+    inference_output: tuple[str, ...] = ()  # e.g. ("predicted_label", "probability"); empty: scores only
+    default_accept: str | None = None  # the answer format of requests without Accept (the container's: text/csv)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The container environment these settings mean (CreateModel's Environment, the local server's)."""
+        return container.environment(self.inference_output, self.default_accept)
+
+
+@dataclass(frozen=True)
 class Threshold:
     """A quality gate on one test metric: the value must lie within [min, max]."""
 
@@ -210,6 +233,7 @@ class ModelConfig:
     training: TrainingConfig
     quality: tuple[Threshold, ...]
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     decision_threshold: float = 0.5
     description: str = ""
     folder: Path | None = None
@@ -229,6 +253,8 @@ class ModelConfig:
             "XGBoost container": self.training.container_version,
             "hyperparameters": ", ".join(f"{k}={v}" for k, v in self.training.hyperparameters.items()),
             "quality gates": ", ".join(f"{t.metric} {t.describe()}" for t in self.quality),
+            "endpoint container environment": ", ".join(f"{k}={v}" for k, v in self.serving.environment.items())
+                                              or "(defaults: scores, text/csv)",
         }
         return pd.DataFrame({"value": rows}).rename_axis("setting")
 
@@ -306,6 +332,8 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
             max_runtime_seconds=training.get("max_runtime_seconds", 3600),
         ),
         endpoint=EndpointConfig(**(raw.get("endpoint") or {})),
+        serving=ServingConfig(tuple((raw.get("serving") or {}).get("inference_output", ())),
+                              (raw.get("serving") or {}).get("default_accept")),
         decision_threshold=evaluation.get("threshold", 0.5),
         quality=tuple(Threshold(metric, **bounds) for metric, bounds in raw["quality"].items()),
     )
@@ -457,8 +485,31 @@ def _check_semantics(raw: dict, source: str) -> None:
         elif "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
             problems.append(f"key 'quality.{metric}' has min {bounds['min']} above max {bounds['max']}, so it always "
                             f"fails. Fix: swap or correct them")
+    problems += _serving_problems(raw.get("serving") or {}, objective)
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _serving_problems(serving: dict, objective: str) -> list[str]:
+    """Settings the container would take but answer badly: NaN for a key, a 500 for every request or answer."""
+    keys = serving.get("inference_output", [])
+    problems = []
+    if keys and objective not in container.OUTPUT_KEYS:
+        problems.append(f"key 'serving.inference_output' is set, but the SageMaker XGBoost container has no selectable "
+                        f"output for objective {objective!r} (it answers every request with a 500). Fix: remove it; "
+                        f"objectives that have one: {list(container.OUTPUT_KEYS)}")
+    elif keys:
+        unanswered = [k for k in keys if k not in container.OUTPUT_KEYS[objective]]
+        if unanswered:
+            problems.append(f"key 'serving.inference_output' asks for {unanswered}, which objective {objective} does "
+                            f"not answer (the container writes NaN for them). Fix: choose from "
+                            f"{list(container.OUTPUT_KEYS[objective])}")
+    accept = serving.get("default_accept")
+    if accept in container.SELECTABLE_ONLY_ACCEPTS and not keys:
+        problems.append(f"key 'serving.default_accept' is {accept!r}, which the container can only answer with "
+                        f"serving.inference_output set (every request without Accept would get a 500). Fix: set "
+                        f"inference_output too, or use text/csv or application/json")
+    return problems
 
 
 def _replace_folder(config: ModelConfig, folder: Path) -> ModelConfig:

@@ -69,7 +69,8 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, tim
         return Deployment(config.name, package.version, current.previous_version, current.url, IN_SERVICE, False,
                           message)
     return backend.endpoints.deploy(config.name, package, instance_type=config.endpoint.instance_type,
-                                    instance_count=config.endpoint.instance_count, timeout=timeout, log=log)
+                                    instance_count=config.endpoint.instance_count, timeout=timeout,
+                                    environment=config.serving.environment, log=log)
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,25 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
     """
     from modelops.evaluation import metrics_for
     from modelops.prepare import features_and_target
+    from modelops.serving import protocol
     from modelops.serving.protocol import read_predictions, to_csv
     from modelops.training import load_artifact
 
     X, y = features_and_target(_test_split(backend, config, package))
-    answered = read_predictions(backend.endpoints.invoke(config.name, to_csv(X)))
-    expected = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256).inplace_predict(X)
+    answer = backend.endpoints.invoke(config.name, to_csv(X))
+    booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
+    expected = booster.inplace_predict(X)
+    output = protocol.Output.of(booster, config.serving.environment)
+    if output.inference_output is not None:
+        # The answer holds the selected keys (serving.inference_output), not the scores: it must be, byte for
+        # byte, what the container writes for the artifact's predictions; the metrics then come from those.
+        if answer != protocol.render(expected, protocol.CSV, output):
+            raise EndpointFailed(f"{config.name}'s answers differ from {package.label}'s artifact in-process under "
+                                 f"serving.inference_output {list(output.inference_output)}: the endpoint does not "
+                                 f"serve the reviewed model with its model.yml settings.")
+        return EndpointCheck(len(X), True, 0.0, metrics_for(config.problem_type, y, expected,
+                                                            config.decision_threshold))
+    answered = read_predictions(answer)
     if answered.shape != expected.shape:
         raise EndpointFailed(f"{config.name} answered {answered.shape[0]} predictions for {len(X)} rows.")
     difference = float(np.max(np.abs(answered - expected))) if len(X) else 0.0

@@ -122,3 +122,40 @@ def test_xgboost_version_is_read_without_importing_xgboost():
             "assert 'xgboost' not in sys.modules, 'xgboost was imported'; "
             "import xgboost; assert found == xgboost.__version__, (found, xgboost.__version__)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_serving_sets_the_containers_environment():
+    raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
+    assert parse_model_config(raw).serving.environment == {}  # the container's defaults: scores, text/csv
+    raw["serving"] = {"inference_output": ["predicted_label", "probability"], "default_accept": "application/json"}
+    config = parse_model_config(raw)
+    assert config.serving.inference_output == ("predicted_label", "probability")
+    assert config.serving.environment == {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability",
+                                          "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"}
+    assert "SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability" in config.summary().to_string()
+
+
+@pytest.mark.parametrize(("serving", "message"), [
+    ({"inference_output": ["probabilty"]}, r"'serving\.inference_output\.0' is 'probabilty', which is not one of"),
+    ({"inference_output": []}, r"serving\.inference_output"),
+    ({"inference_output": ["predicted_score", "predicted_score"]}, r"non-unique"),
+    ({"default_accept": "text/html"}, r"'serving\.default_accept' is 'text/html', which is not one of"),
+    ({"outputs": ["predicted_score"]}, r"unknown key 'serving\.outputs'"),
+    # Values the container takes but answers badly:
+    ({"inference_output": ["predicted_label"]}, r"asks for \['predicted_label'\], which objective reg:squarederror "
+                                                 r"does not answer \(the container writes NaN"),
+    ({"default_accept": "application/jsonlines"}, r"only answer with serving\.inference_output set"),
+])
+def test_serving_values_the_container_would_answer_badly_are_refused(tmp_path, abalone_raw, serving, message):
+    abalone_raw["serving"] = serving
+    with pytest.raises(ConfigError, match=message) as error:
+        load_model_config(write(tmp_path, abalone_raw))
+    assert "Fix:" in str(error.value)
+
+
+def test_selectable_output_needs_an_objective_that_has_one(abalone_raw):
+    abalone_raw["training"]["hyperparameters"]["objective"] = "count:poisson"
+    abalone_raw["serving"] = {"inference_output": ["predicted_score"]}
+    with pytest.raises(ConfigError, match=r"no selectable output for objective 'count:poisson' \(it answers every "
+                                          r"request with a 500\)"):
+        parse_model_config(abalone_raw)

@@ -86,7 +86,7 @@ def test_protocol_over_http(live):
     X = live.X
     assert request(live, "GET", "/ping")[0] == 200
     status, kind, body = request(live, "POST", "/invocations", to_csv(X[:1]), {"Content-Type": "text/csv"})
-    assert (status, kind) == (200, "text/csv") and len(read_predictions(body)) == 1
+    assert (status, kind) == (200, "text/csv; charset=utf-8") and len(read_predictions(body)) == 1
     status, _, body = request(live, "POST", "/invocations", to_csv(X), {"Content-Type": "text/csv"})
     expected = live.packages[0]
     assert status == 200 and len(read_predictions(body)) == len(X)
@@ -96,19 +96,22 @@ def test_protocol_over_http(live):
     status, kind, body = request(live, "POST", "/invocations", to_csv(X[:2]),
                                  {"Content-Type": "text/csv", "Accept": "application/json"})
     assert kind == "application/json" and len(json.loads(body)["predictions"]) == 2
-    status, kind, body = request(live, "POST", "/invocations", to_csv(X[:2]), {"Accept": "application/jsonlines"})
-    assert [set(json.loads(line)) for line in body.splitlines()] == [{"score"}, {"score"}]
+    # As the container does: JSON lines only with SAGEMAKER_INFERENCE_OUTPUT (tests/test_container_parity.py)
+    status, kind, body = request(live, "POST", "/invocations", to_csv(X[:2]),
+                                 {"Content-Type": "text/csv", "Accept": "application/jsonlines"})
+    assert status == 500 and b"SAGEMAKER_INFERENCE_OUTPUT" in body
     assert expected.version == 1
 
 
 @pytest.mark.parametrize(("body", "headers", "status", "message"), [
-    (b"1,2,3\n", {"Content-Type": "text/csv"}, 400, b"row 1 has 3 values but the model expects 10 features"),
-    (b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 400, b"row 1, column 10: 'x' is not a number"),
+    (b"1," * 10 + b"1\n", {"Content-Type": "text/csv"}, 400, b"the rows have 11 columns but the model has 10 features"),
+    (b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 415, b"row 1, column 10: 'x' is not a number"),
     # A batch: its errors name the row and column too.
-    (b"0.4," * 9 + b"1\n" + (b"0.4," * 9 + b"1\n") * 98 + b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 400,
+    (b"0.4," * 9 + b"1\n" + (b"0.4," * 9 + b"1\n") * 98 + b"0.4," * 9 + b"x\n", {"Content-Type": "text/csv"}, 415,
      b"row 100, column 10: 'x' is not a number"),
     (b"1\n", {"Content-Type": "application/x-parquet"}, 415, b"unsupported Content-Type"),
-    (b"1\n", {"Accept": "text/html"}, 406, b"cannot answer in 'text/html'"),
+    (b"0.4," * 9 + b"1\n", {"Content-Type": "text/csv", "Accept": "text/html"}, 406,
+     b"Accept type text/html is not supported"),
     (b"", {"Content-Type": "text/csv"}, 204, b""),
     (b"0," * (7 * 1024 * 1024 // 2), {"Content-Type": "text/csv"}, 413, b"over the 6,291,456-byte limit"),
 ])
@@ -220,6 +223,23 @@ def test_package_selection_and_the_already_live_no_op(served):
     assert deployed.version == again.version and not again.changed and "already live" in again.message
     check = verify_endpoint(served.ops, CONFIG, newest)
     assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
+
+
+def test_verify_endpoint_under_inference_output(served):
+    from dataclasses import replace
+
+    from modelops.config import ServingConfig
+
+    config = replace(CONFIG, serving=ServingConfig(("predicted_score",), "application/json"))
+    package = served.packages[0]
+    served.ops.endpoints.deploy(NAME, package, environment=config.serving.environment, log=lambda line: None)
+    try:
+        answer = served.ops.endpoints.invoke(NAME, to_csv(served.X[:2]))
+        assert not answer.endswith(b"\n")  # the container's selectable CSV: no final line break
+        check = verify_endpoint(served.ops, config, package)
+        assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
+    finally:
+        served.ops.endpoints.deploy(NAME, package, log=lambda line: None)
 
 
 def test_no_approved_package_for_this_revision(home, tmp_path):

@@ -440,6 +440,31 @@ def test_first_deploy_creates_model_config_and_endpoint(sagemaker):
         sagemaker.endpoints.stop("abalone-model-theirs")
 
 
+def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
+    import yaml
+
+    from modelops.config import parse_model_config
+    from modelops.deploy import deploy_package
+    from tests.conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
+    raw["serving"] = {"inference_output": ["predicted_label", "probability"], "default_accept": "application/json"}
+    config = parse_model_config(raw)
+    deploy_package(sagemaker, config, approved_package(sagemaker), timeout=5, log=lambda line: None)
+    client = boto3.client("sagemaker")
+    endpoint = client.describe_endpoint(EndpointName=config.name)
+    [variant] = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"]
+    container = client.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    assert container["Environment"] == {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability",
+                                        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"}
+    assert container["ModelPackageName"].startswith("arn:aws:sagemaker:")
+    sagemaker.endpoints.deploy("plain", approved_package(sagemaker, "plain-20261126-163000-beef"), timeout=5,
+                               log=lambda line: None)
+    [variant] = client.describe_endpoint_config(EndpointConfigName=client.describe_endpoint(
+        EndpointName="plain")["EndpointConfigName"])["ProductionVariants"]
+    assert "Environment" not in client.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+
+
 def test_deploy_refuses_an_artifact_changed_after_training(sagemaker):
     package = approved_package(sagemaker)
     sagemaker.store.put_bytes(package.artifact_uri, b"tampered")

@@ -298,10 +298,12 @@ class ServedPackage:
     package_id: str
     artifact_uri: str
     artifact_sha256: str
+    environment: dict[str, str] = field(default_factory=dict)  # the container's switches (model.yml serving)
 
     @classmethod
-    def of(cls, package: PackageVersion) -> ServedPackage:
-        return cls(package.version, package.package_id, package.artifact_uri, package.artifact_sha256)
+    def of(cls, package: PackageVersion, environment: dict[str, str] | None = None) -> ServedPackage:
+        return cls(package.version, package.package_id, package.artifact_uri, package.artifact_sha256,
+                   dict(environment or {}))
 
 
 @dataclass(frozen=True)
@@ -340,11 +342,14 @@ class Endpoints(abc.ABC):
 
     @abc.abstractmethod
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
+               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+               log=print) -> Deployment:
         """Create the endpoint serving ``package``, or switch an existing one to it, and wait until in service.
 
         The caller has already checked that ``package`` is approved. The artifact's sha256 is checked
-        against ``package.artifact_sha256`` before it is served.
+        against ``package.artifact_sha256`` before it is served. ``environment`` is the container's
+        (SAGEMAKER_INFERENCE_OUTPUT, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ``ServingConfig.environment``);
+        it belongs to this version, so a rollback brings back the previous version's.
 
         Returns:
             The deployment; its ``previous_version`` is what served before.

@@ -1,9 +1,11 @@
 """The inference server: an ASGI app serving one model with the SageMaker container's routes.
 
-Routes: ``GET /ping`` (200 once a model is loaded), ``POST /invocations`` (predictions), ``GET /-/status``
-(name, version, counters) and ``POST /-/load`` (swap in another model; needs the admin token). A swap loads,
-checks (sha256) and warms the new model before switching one reference, so requests in flight finish on
-the model they started with and none fails.
+Routes: the container's ``GET /ping`` (200 once a model is loaded), ``POST /invocations`` (predictions, with
+the request handling of modelops.serving.protocol) and ``GET /execution-parameters`` (what batch transform
+asks); ours: ``GET /-/status`` (name, version, counters, warnings) and ``POST /-/load`` (swap in another model
+with its container environment; needs the admin token). A swap loads, checks (sha256) and warms the new
+model before switching one reference, so requests in flight finish on the model they started with and none
+fails.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -43,6 +45,7 @@ class LoadedModel:
     sha256: str
     n_features: int
     loaded_at: str
+    output: protocol.Output = protocol.SCORES  # the container's switches for this model (its environment)
 
 
 def load_model(artifact_uri: str, sha256: str, version: int, package_id: str) -> LoadedModel:
@@ -100,14 +103,16 @@ class InferenceApp:
         try:
             if route == ("POST", "/invocations"):
                 await self._invocations(scope, receive, send)
-            elif route == ("GET", "/ping"):
+            elif route in (("GET", "/ping"), ("HEAD", "/ping")):
                 ok = self.model is not None
                 await _respond(send, 200 if ok else 503, b"" if ok else b"no model loaded\n")
+            elif route in (("GET", "/execution-parameters"), ("HEAD", "/execution-parameters")):
+                await _respond(send, 200, json.dumps(execution_parameters(self.max_body)).encode(), protocol.JSON)
             elif route == ("GET", "/-/status"):
                 await _respond(send, 200, json.dumps(self.status()).encode(), "application/json")
             elif route == ("POST", "/-/load"):
                 await self._load(scope, receive, send)
-            elif scope["path"] in ("/invocations", "/ping", "/-/status", "/-/load"):
+            elif scope["path"] in ("/invocations", "/ping", "/execution-parameters", "/-/status", "/-/load"):
                 await _respond(send, 405, f"method {scope['method']} not allowed on {scope['path']}\n".encode())
             else:
                 await _respond(send, 404, f"no route {scope['path']}; use POST /invocations or GET /ping\n".encode())
@@ -120,21 +125,25 @@ class InferenceApp:
             await _respond(send, 500, b"internal error; see the endpoint's log\n")
 
     async def _invocations(self, scope, receive, send):
+        """serve.invocations' order: an empty body is a 204, then the body (415), the prediction (400), Accept (406)."""
         model = self.model  # one read: a swap during this request does not affect it
         if model is None:
             raise RequestError(503, "no model loaded yet")
         headers = _headers(scope)
-        kind = protocol.content_type(headers.get("content-type"))
-        answer = protocol.accept_type(headers.get("accept"))
         body = await _read_body(receive, headers, self.max_body)
-        if not body or body.isspace():  # not strip(): that copies a body of megabytes only to test it
+        if not body:
             self.counts[204] += 1
             await _respond(send, 204, b"")
             return
-        features = protocol.parse(body, kind, model.n_features)
-        predictions = model.booster.inplace_predict(features)
+        rows = protocol.fit(protocol.parse(body, protocol.content_type(headers.get("content-type"))), model.n_features)
+        try:
+            predictions = model.booster.inplace_predict(rows)
+        except Exception as exc:  # the container answers 400 to whatever prediction raises
+            raise RequestError(400, f"Unable to evaluate payload provided: {exc}") from None
+        accept = protocol.accept_type(headers.get("accept"), model.output.default_accept)
+        answer = protocol.render(predictions, accept, model.output)
         self.counts[200] += 1
-        await _respond(send, 200, protocol.render(predictions, answer), answer)
+        await _respond(send, 200, answer, protocol.response_content_type(accept))
 
     async def _load(self, scope, receive, send):
         headers = _headers(scope)
@@ -143,13 +152,15 @@ class InferenceApp:
         try:
             request = json.loads(await _read_body(receive, headers, 64 * 1024))
             fields = [request[k] for k in ("artifact_uri", "artifact_sha256", "version", "package_id")]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RequestError(400, f"load needs JSON with artifact_uri, artifact_sha256, version, package_id "
-                                    f"({exc})") from exc
+            environment = _container_environment(request.get("environment"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RequestError(400, f"load needs JSON with artifact_uri, artifact_sha256, version, package_id and "
+                                    f"optionally environment, a mapping of strings ({exc})") from exc
         async with self._swap:
             started = time.monotonic()
             # Loading happens off the event loop, so requests keep being served by the current model.
             model = await _in_own_thread(load_model, *fields)
+            model = replace(model, output=protocol.Output.of(model.booster, environment))
             previous, self.model = self.model, model
         log.info("serving %s v%s (was %s) after %.3fs", self.name, model.version,
                  previous.version if previous else None, time.monotonic() - started)
@@ -161,7 +172,25 @@ class InferenceApp:
                 "version": model.version if model else None, "package_id": model.package_id if model else None,
                 "sha256": model.sha256 if model else None, "n_features": model.n_features if model else None,
                 "loaded_at": model.loaded_at if model else None,
-                "responses": {str(k): v for k, v in sorted(self.counts.items())}}
+                "inference_output": list(model.output.inference_output or ()) if model else None,
+                "default_accept": model.output.default_accept if model else None,
+                "responses": {str(k): v for k, v in sorted(self.counts.items())},
+                "warnings": dict(protocol.WARNINGS)}
+
+
+def execution_parameters(max_body: int) -> dict:
+    """GET /execution-parameters as the container answers it: one worker per CPU, the payload limit in MB."""
+    return {"MaxConcurrentTransforms": os.cpu_count() or 1, "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": int(max_body / 1024 ** 2)}
+
+
+def _container_environment(environment) -> dict[str, str]:
+    """The container switches a load brings (SageMaker sets them per model); without any, this process's own."""
+    if environment is None:
+        return dict(os.environ)
+    if not isinstance(environment, dict) or not all(isinstance(v, str) for v in environment.values()):
+        raise TypeError(f"environment must map names to strings, not {environment!r}")
+    return environment
 
 
 async def _in_own_thread(function, *args):
@@ -196,7 +225,10 @@ def _settle(future, result, error) -> None:
 
 
 def _headers(scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:  # the first of repeated headers, as Flask's request.headers.get gives
+        headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
 
 
 async def _read_body(receive, headers: dict[str, str], limit: int) -> bytes:

@@ -28,12 +28,12 @@ def test_nan_and_empty_cells_are_missing_values(live):
 def test_a_very_long_line_is_a_400_not_a_crash(live):
     status, _, body = request(live, "POST", "/invocations", b"0.1," * 300_000 + b"0.1\n",
                               {"Content-Type": "text/csv"})
-    assert status == 400 and b"row 1 has 300001 values but the model expects 10 features" in body
+    assert status == 400 and b"the rows have 300001 columns but the model has 10 features" in body
 
 
 def test_binary_garbage_and_a_lying_content_length(live):
     status, _, body = request(live, "POST", "/invocations", bytes(range(256)) * 10, {"Content-Type": "text/csv"})
-    assert status == 400
+    assert status == 415 and b"not UTF-8" in body
     record = live.record()
     connection = http.client.HTTPConnection(record["host"], record["port"], timeout=10)
     connection.putrequest("POST", "/invocations")
@@ -45,7 +45,7 @@ def test_binary_garbage_and_a_lying_content_length(live):
 
 
 def test_concurrent_bad_and_good_clients_all_get_answers(live):
-    bodies = [(b"1,2\n", 400), (b"x," * 9 + b"x\n", 400), (b"", 204), (b"0.5," * 9 + b"1\n", 200)]
+    bodies = [(b"1," * 11 + b"1\n", 400), (b"x," * 9 + b"x\n", 415), (b"", 204), (b"0.5," * 9 + b"1\n", 200)]
     results, errors = [], []
 
     def client(body, expected):

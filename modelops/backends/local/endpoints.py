@@ -2,7 +2,9 @@
 
 Each endpoint has a folder ``<home>/endpoints/<name>/`` with ``endpoint.json`` (pid, port, url, the package
 served now and the one before, written atomically, readable only by its owner because it holds the admin
-token) and ``server.log``. Deploys and rollbacks of one endpoint are serialised by a lock file.
+token) and ``server.log``. Deploys and rollbacks of one endpoint are serialised by a lock file. The container's
+environment switches (model.yml ``serving``) travel with each load, as on SageMaker they belong to the model, so a
+rollback brings back the previous version's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from modelops.backends.base import (
     safe_key,
 )
 from modelops.errors import EndpointFailed
+from modelops.serving.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
 
 DOWN = "Down"
 STOPPED = "Stopped"
@@ -49,9 +52,11 @@ class LocalEndpoints(Endpoints):
     # -- the interface -------------------------------------------------------------------------------------
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
+               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+               log=print) -> Deployment:
         with self._locked(name):
-            return self._switch(name, ServedPackage.of(package), timeout=timeout, log=log, action="deploy")
+            return self._switch(name, ServedPackage.of(package, environment), timeout=timeout, log=log,
+                                action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
         with self._locked(name):
@@ -170,7 +175,7 @@ class LocalEndpoints(Endpoints):
                 [sys.executable, "-m", "modelops.serving", "--name", name, "--host", self.host,
                  "--port", str(record.get("port") or 0), "--ready-file", str(ready)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
-                env={**os.environ, "MODELOPS_ADMIN_TOKEN": token}, start_new_session=True,
+                env=_server_environment(token), start_new_session=True,
             )
         deadline = time.monotonic() + min(timeout, 120)
         while not ready.exists():
@@ -253,6 +258,12 @@ class LocalEndpoints(Endpoints):
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _server_environment(token: str) -> dict[str, str]:
+    """The server's environment: ours, less the container switches (each load brings the model's own)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in (INFERENCE_OUTPUT_ENV, DEFAULT_ACCEPT_ENV)}
+    return {**inherited, "MODELOPS_ADMIN_TOKEN": token}
 
 
 def _pid_exists(pid: int) -> bool:

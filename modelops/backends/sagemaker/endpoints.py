@@ -41,9 +41,10 @@ class SageMakerEndpoints(Endpoints):
     # -- the interface -------------------------------------------------------------------------------------
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, log=print) -> Deployment:
+               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+               log=print) -> Deployment:
         self._check_artifact(name, package)
-        config = self._create_config(name, package, instance_type, instance_count, log)
+        config = self._create_config(name, package, instance_type, instance_count, environment or {}, log)
         return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
@@ -131,13 +132,15 @@ class SageMakerEndpoints(Endpoints):
         return f"v{status.version} keeps serving on {name}" if status.version else f"{name} is {status.status}"
 
     def _create_config(self, name: str, package: PackageVersion, instance_type: str, instance_count: int,
-                       log) -> str:
+                       environment: dict[str, str], log) -> str:
         resource = timestamped_name(name, f"v{package.version}")
         tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(package.version)}]
+        # The container's switches (model.yml serving) belong to this model, so a rollback restores the previous.
+        container = {"ModelPackageName": package.package_id, **({"Environment": environment} if environment else {})}
         with translated(EndpointFailed, f"creating model {resource} from {package.label}",
                         "the package must be Approved and the execution role able to read its artifact"):
             self.sagemaker.create_model(ModelName=resource, ExecutionRoleArn=self.role_arn, Tags=tags,
-                                        PrimaryContainer={"ModelPackageName": package.package_id})
+                                        PrimaryContainer=container)
             self.sagemaker.create_endpoint_config(
                 EndpointConfigName=resource, Tags=tags,
                 ProductionVariants=[{"VariantName": VARIANT, "ModelName": resource, "InstanceType": instance_type,
