@@ -98,7 +98,7 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
     from modelops.training import load_artifact
 
     X, y = features_and_target(_test_split(backend, config, package))
-    answered = read_predictions(backend.endpoints.invoke(config.name, to_csv(X)))
+    answered = read_predictions(backend.endpoints.invoke(config.name, to_csv(X)), rows=len(X))
     expected = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256).inplace_predict(X)
     if answered.shape != expected.shape:
         raise EndpointFailed(f"{config.name} answered {answered.shape[0]} predictions for {len(X)} rows.")
@@ -109,6 +109,30 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
                              f"difference {difference:.3g}): the endpoint does not serve the reviewed model.")
     return EndpointCheck(len(X), identical, difference,
                          metrics_for(config.problem_type, y, answered, config.decision_threshold))
+
+
+def served_encoding(backend, config: ModelConfig):
+    """The feature encoding of the version the model's endpoint serves (recorded with its training dataset).
+
+    Raises:
+        EndpointFailed: the endpoint was never deployed.
+        StoreError: that dataset records no encoding (gathered by an older version).
+    """
+    from modelops.datasets import package_dataset
+
+    status = backend.endpoints.status(config.name)
+    if status is None or status.version is None:
+        raise EndpointFailed(f"endpoint {config.name!r} serves no version. Fix: deploy it (`python -m ci deploy "
+                             f"{_folder(config)}`).")
+    return package_dataset(backend.store, config, backend.registry.get(config.name, status.version)).feature_encoding
+
+
+def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error") -> bytes:
+    """Raw records as the CSV request body the endpoint's version expects (modelops.encode_rows, then to_csv)."""
+    from modelops.prepare import encode_rows
+    from modelops.serving.protocol import to_csv
+
+    return to_csv(encode_rows(config, raw_frame, served_encoding(backend, config), unseen=unseen).to_numpy())
 
 
 @dataclass(frozen=True)
@@ -153,11 +177,9 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
 
 
 def _test_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
-    from modelops.datasets import dataset_root, load_dataset, read_split
+    from modelops.datasets import package_dataset, read_split
 
-    manifest = f"{dataset_root(backend.store, config, package.dataset_id)}/manifest.json"
-    dataset = load_dataset(backend.store, config, manifest if backend.store.exists(manifest) else None)
-    return read_split(backend.store, dataset, "test")
+    return read_split(backend.store, package_dataset(backend.store, config, package), "test")
 
 
 def _folder(config: ModelConfig) -> str:

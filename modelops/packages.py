@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelops.backends.base import APPROVED, PackageVersion, Registry
 from modelops.config import ModelConfig
-from modelops.evaluation import Evaluation, QualityReport, confusion_matrix
+from modelops.evaluation import Evaluation, QualityReport
 from modelops.lineage import model_lineage
 
 
@@ -23,9 +23,11 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
         "test_rows": int(len(evaluation.y_true)),
         "feature_importance": evaluation.feature_importance.head(20).to_dict(),
     }
-    if config.problem_type == "binary":
-        report["confusion_matrix"] = confusion_matrix(evaluation.y_true, evaluation.prediction,
-                                                      evaluation.threshold).to_dict()
+    confusion = evaluation.confusion_matrix()
+    if confusion is not None:
+        report["confusion_matrix"] = confusion.to_dict()
+    if config.problem_type == "multiclass":
+        report["classes"] = list(config.data.classes)
     metrics = {**evaluation.metrics, **{f"baseline_{k}": v for k, v in evaluation.baseline.items()}}
     return backend.registry.register(
         config.name,

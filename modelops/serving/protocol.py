@@ -165,6 +165,8 @@ def render(predictions: np.ndarray, kind: str) -> bytes:
     CSV gives each prediction as the shortest decimal that reads back as the same float32 (what XGBoost
     predicts), written by pyarrow from ARROW_MIN_PREDICTIONS on (2.7x Python's formatting at 10,000 rows).
     """
+    if np.ndim(predictions) == 2:  # multi:softprob: a row of class probabilities per record
+        return _render_rows(np.asarray(predictions, dtype=np.float32), kind)
     if kind in (JSON, JSONLINES):
         scores = np.asarray(predictions, dtype=np.float64).ravel().tolist()
         if kind == JSON:
@@ -181,12 +183,29 @@ def render(predictions: np.ndarray, kind: str) -> bytes:
     return out.getvalue()
 
 
-def read_predictions(body: bytes, kind: str = CSV) -> np.ndarray:
-    """Client side: parse a response body back into an array of scores."""
+def _render_rows(rows: np.ndarray, kind: str) -> bytes:
+    # Stopgap for 2-D answers so multiclass models serve (i14-data); the container's exact shapes are i15-parity's.
+    if kind == JSON:
+        return json.dumps({"predictions": [{"score": row} for row in rows.astype(np.float64).tolist()]}).encode()
+    if kind == JSONLINES:
+        return "".join(json.dumps({"score": row}) + "\n" for row in rows.astype(np.float64).tolist()).encode()
+    return "".join(",".join(str(v) for v in row) + "\n" for row in rows).encode()
+
+
+def read_predictions(body: bytes, kind: str = CSV, rows: int | None = None) -> np.ndarray:
+    """Client side: parse a response body back into an array of scores.
+
+    Per-class probabilities (multi:softprob) come back as one row per record: a 2-D array. A CSV answer of one
+    line with several values is one record's row only when ``rows`` is 1 (else a single line of scores).
+    """
     if kind == JSON:
         return np.array([p["score"] for p in json.loads(body)["predictions"]], dtype=np.float64)
     if kind == JSONLINES:
         return np.array([json.loads(line)["score"] for line in body.splitlines() if line.strip()], dtype=np.float64)
+    lines = [line.split(",") for line in body.decode().splitlines() if line.strip()]
+    widths = {len(line) for line in lines}
+    if len(widths) == 1 and widths != {1} and (len(lines) > 1 or rows == 1):
+        return np.array(lines, dtype=np.float64)
     text = body.decode().replace(",", "\n").split()
     return np.array(text, dtype=np.float64)
 
