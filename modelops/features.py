@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import importlib.util
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,7 @@ def load_prepare(path: Path) -> Callable[[pd.DataFrame], pd.DataFrame]:
     loader = _SourceOnlyLoader(name, str(path))
     spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # under its private name only: dataclasses and pickling look a module up there
     try:
         loader.exec_module(module)
     except SyntaxError as exc:

@@ -182,3 +182,11 @@ def test_encode_rows_reads_the_latest_dataset_when_given_none(tmp_path, home, ab
     prepared = prepare_data(abalone_raw, config)
     write_dataset(store, config, fetch_data(config), split_frame(prepared.frame, config.split), prepared=prepared)
     assert encode_rows(config, abalone_raw.head(5)).equals(encode_rows(config, abalone_raw.head(5), prepared.encoding))
+
+
+def test_features_py_may_hold_ordinary_module_code(tmp_path, abalone_raw):
+    code = ('from __future__ import annotations\n\nfrom dataclasses import dataclass\n\n\n@dataclass(frozen=True)\n'
+            'class Scale:\n    factor: float = 2.0\n\n\ndef prepare(frame):\n'
+            '    frame["double_length"] = frame["length"] * Scale().factor\n    return frame\n')
+    prepared = prepare_data(abalone_raw.head(40), abalone_folder(tmp_path, code, derived=["double_length"]))
+    assert np.allclose(prepared.frame["double_length"], 2 * prepared.frame["length"])
