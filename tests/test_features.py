@@ -190,3 +190,12 @@ def test_features_py_may_hold_ordinary_module_code(tmp_path, abalone_raw):
             '    frame["double_length"] = frame["length"] * Scale().factor\n    return frame\n')
     prepared = prepare_data(abalone_raw.head(40), abalone_folder(tmp_path, code, derived=["double_length"]))
     assert np.allclose(prepared.frame["double_length"], 2 * prepared.frame["length"])
+
+
+def test_raw_records_need_a_deployed_version_to_be_encoded_for(home, abalone_raw):
+    from modelops.backends import get_backend
+    from modelops.deploy import encode_request
+    from modelops.errors import EndpointFailed
+
+    with pytest.raises(EndpointFailed, match=r"'abalone-model' serves no version\. Fix: deploy it"):
+        encode_request(get_backend("local"), load_model_config(ROOT / "abalone_model"), abalone_raw.head(2))
