@@ -2,7 +2,8 @@
 
 The tables are generated (tests/tables.py): all numeric (regression), all numeric with missing values in the
 features and the target (binary), three classes with odd header names, a numeric code and a text category with
-odd values and gaps (multiclass). One pipeline run trains, reviews, approves and deploys the three together.
+odd values and gaps (multiclass), and abalone with a derived feature in features.py. One pipeline run trains,
+reviews, approves and deploys the four together; it is one test, so that pytest-xdist never runs it twice.
 """
 
 from __future__ import annotations
@@ -39,10 +40,23 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
+def test_new_model_then_the_whole_pipeline_for_every_shape(tmp_path, monkeypatch):
+    repo, env, sources, run, scaffolded = scaffold_and_run(tmp_path)
+    try:
+        check_every_model_deployed(repo, run)
+        check_all_numeric_regression(repo)
+        check_missing_values_in_features_and_target(repo)
+        check_multiclass_with_odd_headers_codes_and_categories(repo)
+        check_a_derived_feature_is_one_more_feature_and_a_new_tree(repo, scaffolded)
+        invoke = in_process_cli(repo, env, monkeypatch)
+        check_raw_records_get_the_predictions_of_their_encoded_rows(repo, sources, invoke, tmp_path)
+        check_unseen_category_through_the_cli(sources, invoke, tmp_path)
+    finally:
+        stop_endpoints(Path(env["MODELOPS_HOME"]))
+
+
+def scaffold_and_run(root: Path):
     """Four scaffolded models (the three shapes, and abalone with a derived feature), then one pipeline run."""
-    root = tmp_path_factory.mktemp("shapes")
     data = root / "data"
     data.mkdir()
     sources = {"wear": tables.numeric_regression(data / "wear.csv"),
@@ -69,18 +83,15 @@ def shapes(tmp_path_factory):
     edit(repo.path / "shells" / "model.yml", "  target: rings\n", "  target: rings\n  derived:\n  - volume\n")
     repo.commit("region is a code; shell volume")
     run = cli(repo.path, env, "pipeline", "--backend", "local", "--approve", "--by", "tester")
-    yield repo, env, sources, run, scaffolded
-    stop_endpoints(home)
+    return repo, env, sources, run, scaffolded
 
 
-@pytest.fixture
-def invoke(shapes, monkeypatch):
+def in_process_cli(repo, env: dict, monkeypatch):
     """`python -m ci invoke ...` in this process (as the CLI runs it, without a new interpreter per call)."""
     from click.testing import CliRunner
 
     from ci.cli import main
 
-    repo, env, _, _, _ = shapes
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(repo.path)
@@ -101,8 +112,7 @@ def metrics(repo, model: str) -> dict:
     return json.loads((repo.path / "artifacts" / model / "metrics.json").read_text())
 
 
-def test_every_shape_goes_through_the_whole_pipeline(shapes):
-    repo, _, _, run, _ = shapes
+def check_every_model_deployed(repo, run):
     ok(run)
     for model in ("wear", "failures", "species", "shells"):
         found = metrics(repo, model)
@@ -110,13 +120,12 @@ def test_every_shape_goes_through_the_whole_pipeline(shapes):
         assert found["predictions_identical"] is True and f"{model}: v1 serving at http://127.0.0.1:" in run.stderr
 
 
-def test_all_numeric_regression(shapes):
-    found = metrics(shapes[0], "wear")
+def check_all_numeric_regression(repo):
+    found = metrics(repo, "wear")
     assert found["n_features"] == 4 and found["r2"] > 0.3 and found["rmse"] < 0.8 * found["baseline_rmse"]
 
 
-def test_missing_values_in_features_and_target(shapes):
-    repo = shapes[0]
+def check_missing_values_in_features_and_target(repo):
     found = metrics(repo, "failures")
     gaps = tables.numeric_binary_with_gaps(repo.path.parent / "again.csv")[1]  # same seed: the same gaps
     assert found["rows_without_target"] == gaps["target"] > 0
@@ -124,8 +133,7 @@ def test_missing_values_in_features_and_target(shapes):
     assert found["auc"] > 0.75 and found["endpoint_auc"] == found["auc"]
 
 
-def test_multiclass_with_odd_headers_codes_and_categories(shapes):
-    repo = shapes[0]
+def check_multiclass_with_odd_headers_codes_and_categories(repo):
     found = metrics(repo, "species")
     assert found["n_features"] == 6 + 4 + 3  # 6 numeric (region is a code now), 4 regions, 3 colours
     assert found["accuracy"] > 0.7 and found["accuracy"] > found["baseline_accuracy"] + 0.3
@@ -135,15 +143,13 @@ def test_multiclass_with_odd_headers_codes_and_categories(shapes):
     assert {"train_register-confusion_matrix.png", "train_register-class_scores.png"} <= figures
 
 
-def test_a_derived_feature_is_one_more_feature_and_a_new_tree(shapes):
-    repo, _, _, _, scaffolded = shapes
+def check_a_derived_feature_is_one_more_feature_and_a_new_tree(repo, scaffolded):
     found = metrics(repo, "shells")
     assert found["n_features"] == 11  # abalone's 10 (tests/test_prepare.py) and the shell volume
     assert found["tree_hash"] == repo.tree("shells") != scaffolded
 
 
-def test_raw_records_get_the_predictions_of_their_encoded_rows(shapes, invoke, tmp_path):
-    repo, env, sources, _, _ = shapes
+def check_raw_records_get_the_predictions_of_their_encoded_rows(repo, sources, invoke, tmp_path):
     from modelops.backends import get_backend
     from modelops.datasets import package_dataset
     from modelops.prepare import encode_rows, read_records, read_table
@@ -176,8 +182,7 @@ def test_raw_records_get_the_predictions_of_their_encoded_rows(shapes, invoke, t
             assert in_process.shape == (12, 3) and np.allclose(in_process.sum(axis=1), 1, atol=1e-5)
 
 
-def test_unseen_category_through_the_cli(shapes, invoke, tmp_path):
-    repo, env, sources, _, _ = shapes
+def check_unseen_category_through_the_cli(sources, invoke, tmp_path):
     from modelops.prepare import read_records
     from modelops.serving.protocol import read_predictions
 
