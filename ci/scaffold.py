@@ -184,7 +184,26 @@ def _labels(values, *, numeric: bool):
     labels = values.map(canonical_label)
     if not numeric:
         return labels
-    return labels.map(lambda v: int(v) if float(v).is_integer() else float(v))
+    return labels.map(_as_number)
+
+
+def _number_order(label) -> tuple[float, str]:
+    return float(label), str(label)
+
+
+def _as_number(label: str):
+    """The number YAML should hold for a numeric class label, or the label itself when a number would not read
+    back as the same text (``01``, ``1e3``): model.yml's classes are compared with the data as text."""
+    from modelops.config import canonical_label
+
+    for kind in (int, float):
+        try:
+            number = kind(label)
+        except ValueError:
+            continue
+        if canonical_label(number) == label:
+            return number
+    return label
 
 
 def _classification(distinct: int) -> str:
@@ -192,7 +211,7 @@ def _classification(distinct: int) -> str:
 
 
 def _classes(labels, target: str, *, numeric: bool) -> list:
-    classes = sorted(labels.unique().tolist(), key=(float if numeric else str))
+    classes = sorted(labels.unique().tolist(), key=(_number_order if numeric else str))
     shown = f"{classes[:10]}{'...' if len(classes) > 10 else ''}"
     if len(classes) == 2:
         raise DataError(f"target {target!r} has 2 distinct values ({shown}); a multiclass model needs at least 3. "
@@ -346,7 +365,7 @@ def _is_number(cell: str) -> bool:
 def _positive_label(labels, target: str, given: str | None, *, numeric: bool = False):
     from modelops.config import canonical_label
 
-    classes = sorted(labels.unique().tolist(), key=(float if numeric else str))
+    classes = sorted(labels.unique().tolist(), key=(_number_order if numeric else str))
     if len(classes) != 2:
         shown = f"{classes[:10]}{'...' if len(classes) > 10 else ''}"
         fix = ("--problem regression" if numeric and len(classes) > MAX_CLASSES

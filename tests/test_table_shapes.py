@@ -268,3 +268,15 @@ def test_new_model_writes_a_multiclass_config_and_a_features_stub(tmp_path):
     assert "def prepare(frame: pd.DataFrame) -> pd.DataFrame:" in stub and "data.derived" in stub
     prepared = prepare_data(read_raw(path, config.data), config)  # the stub runs, as a no-op
     assert len(prepared.frame) == 450
+
+
+def test_class_codes_keep_the_text_that_matches_the_data(tmp_path):
+    repo = make_project(tmp_path / "p", models=())
+    path = tmp_path / "grades.csv"
+    codes = ["01", "02", "10", "7"]
+    path.write_text("score,grade\n" + "\n".join(f"{i},{codes[i % 4]}" for i in range(40)) + "\n")
+    folder = new_model(repo.path, "grades", problem="multiclass", source=str(path), target="grade")
+    config = load_model_config(folder)
+    assert config.data.classes == ("01", "02", 7, 10)  # in numeric order; 7 reads back as itself, 01 would not
+    prepared = prepare_data(read_raw(path, config.data), config)
+    assert prepared.frame["grade"].tolist()[:4] == [0, 1, 3, 2]
