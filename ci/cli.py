@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from modelops.errors import ModelOpsError
+from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
 
 
@@ -331,16 +332,30 @@ def deploy(model_dir, version, latest_approved, timeout, backend, artifacts_dir)
 
 @main.command()
 @click.argument("model_dir")
-@click.option("--csv", "csv_file", required=True, type=click.File("rb"),
+@click.option("--csv", "csv_file", default=None, type=click.File("rb"),
               help="Rows of features (no header, no label), or - for stdin.")
+@click.option("--raw", "raw_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Raw records instead: a CSV file whose header names the data's own columns (target optional), "
+                   "encoded as in training (features.py, one-hot columns) before sending.")
+@click.option("--unseen", type=click.Choice(["error", "zeros"]), default="error", show_default=True,
+              help="With --raw: a category value never seen in training is an error, or sets no one-hot column.")
 @click.option("--content-type", default="text/csv", show_default=True, help="text/csv or text/libsvm.")
 @click.option("--accept", default="text/csv", show_default=True,
               help="text/csv, application/json or application/jsonlines.")
 @_backend_option
-def invoke(model_dir, csv_file, content_type, accept, backend) -> None:
+def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, backend) -> None:
     """Send rows to MODEL_DIR's endpoint and print its predictions."""
+    if (csv_file is None) == (raw_file is None):
+        raise click.UsageError("pass --csv FILE (encoded feature rows) or --raw FILE (raw records), one of them.")
     config, ops = _model_and_backend(model_dir, backend)
-    answer = ops.endpoints.invoke(config.name, csv_file.read(), content_type=content_type, accept=accept)
+    if raw_file:
+        from modelops.deploy import encode_request
+        from modelops.prepare import read_records
+
+        body, content_type = encode_request(ops, config, read_records(raw_file), unseen=unseen), "text/csv"
+    else:
+        body = csv_file.read()
+    answer = ops.endpoints.invoke(config.name, body, content_type=content_type, accept=accept)
     click.echo(answer.decode(), nl=False)
 
 
@@ -412,7 +427,7 @@ def endpoints(as_json, backend) -> None:
 
 @main.command("new-model")
 @click.argument("name")
-@click.option("--problem", type=click.Choice(["regression", "binary"]), required=True)
+@click.option("--problem", type=click.Choice(list(PROBLEM_METRICS)), required=True)
 @click.option("--source", required=True, help="https:// or s3:// URL, or a local path, of a CSV file.")
 @click.option("--target", required=True, help="The column to predict.")
 @click.option("--header/--no-header", default=None, help="Whether the first row names the columns (default: sniffed).")

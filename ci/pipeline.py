@@ -203,13 +203,17 @@ def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Arti
 
 def smoke_invoke(ops, config) -> float:
     """One test row through the endpoint, as a client would send it; returns the prediction."""
+    import numpy as np
+
     from modelops.datasets import load_dataset, read_split
     from modelops.prepare import features_and_target
     from modelops.serving.protocol import read_predictions, to_csv
 
     features, _ = features_and_target(read_split(ops.store, load_dataset(ops.store, config), "test").head(1))
     [prediction] = read_predictions(ops.endpoints.invoke(config.name, to_csv(features)))
-    return float(prediction)
+    # A multiclass answer is a row of class probabilities: report the most probable class's (the container's
+    # "probability").
+    return float(max(prediction)) if np.ndim(prediction) else float(prediction)
 
 
 def summary_table(outcomes: list[ModelOutcome]) -> str:

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CONFIG_FILE = MODEL_CONFIG_FILE
+#: The model folder's optional feature code: ``prepare(frame) -> frame`` on the raw table (modelops.features).
+FEATURES_FILE = "features.py"
 
-PROBLEM_TYPES = ("regression", "binary")
+#: The problem types a model can have: those the metric registry names (regression, binary, multiclass).
+PROBLEM_TYPES = tuple(PROBLEM_METRICS)
 
 #: Test-split metrics each problem type reports; quality thresholds may name only these (see modelops.metrics).
 METRICS = {problem: PROBLEM_METRICS[problem] for problem in PROBLEM_TYPES}
@@ -40,7 +43,13 @@ OBJECTIVES = {
     "regression": ("reg:squarederror", "reg:squaredlogerror", "reg:absoluteerror", "reg:pseudohubererror",
                    "reg:tweedie", "reg:gamma", "count:poisson"),
     "binary": ("binary:logistic", "binary:logitraw", "binary:hinge"),
+    # Probabilities per class: what the metrics (log loss) and the endpoint check need; multi:softmax answers
+    # labels only.
+    "multiclass": ("multi:softprob",),
 }
+
+#: The fewest classes of a multiclass model (two classes are a binary model: positive_label, AUC, threshold).
+MIN_CLASSES = 3
 
 # SageMaker resource names: alphanumerics and hyphens, starting and ending alphanumeric. We keep the model
 # name to 40 characters so that timestamped names built from it ("<name>-<yyyymmdd-hhmmss>-<n>") stay within
@@ -75,6 +84,8 @@ SCHEMA: dict[str, Any] = {
                 "columns": {"type": "array", "items": {"type": "string"}, "minItems": 2},
                 "target": {"type": "string"},
                 "positive_label": {"type": ["string", "number", "boolean"]},
+                "classes": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                "derived": {"type": "array", "items": {"type": "string"}},
                 "drop": {"type": "array", "items": {"type": "string"}},
                 "categorical": {"type": "array", "items": {"type": "string"}},
             },
@@ -156,6 +167,8 @@ class DataConfig:
     positive_label: Any = None
     drop: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    classes: tuple[Any, ...] = ()  # multiclass: the target's values, label-encoded 0, 1, ... in this order
+    derived: tuple[str, ...] = ()  # columns the model folder's features.py adds to the raw table
 
 
 @dataclass(frozen=True)
@@ -248,10 +261,12 @@ class ModelConfig:
             "source": self.data.source,
             "expected sha256": self.data.sha256 or "(not checked)",
             "target": self.data.target,
+            **({"classes": ", ".join(map(str, self.data.classes))} if self.data.classes else {}),
+            **({"derived by features.py": ", ".join(self.data.derived)} if self.data.derived else {}),
             "split (train/validation/test, seed)": f"{self.split.train}/{self.split.validation}/{self.split.test}, "
                                                    f"{self.split.seed}",
             "XGBoost container": self.training.container_version,
-            "hyperparameters": ", ".join(f"{k}={v}" for k, v in self.training.hyperparameters.items()),
+            "hyperparameters": ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items()),
             "quality gates": ", ".join(f"{t.metric} {t.describe()}" for t in self.quality),
             "endpoint container environment": ", ".join(f"{k}={v}" for k, v in self.serving.environment.items())
                                               or "(defaults: scores, text/csv)",
@@ -261,6 +276,14 @@ class ModelConfig:
     @property
     def metrics(self) -> tuple[str, ...]:
         return METRICS[self.problem_type]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters training uses: model.yml's, with a multiclass model's ``num_class`` from data.classes."""
+        values = dict(self.training.hyperparameters)
+        if self.problem_type == "multiclass":
+            values["num_class"] = len(self.data.classes)
+        return values
 
     @property
     def xgboost_version(self) -> str:
@@ -295,6 +318,12 @@ def load_model_config(path: str | Path = ".", *, check_xgboost: bool = True) -> 
         raise ConfigError(f"{file}: not valid YAML ({exc}). Fix: correct the syntax at the line shown.") from exc
     config = parse_model_config(raw, source=str(file))
     config = _replace_folder(config, file.parent.resolve())
+    if config.data.derived and not (config.folder / FEATURES_FILE).is_file():
+        raise ConfigError(
+            f"{file}: key 'data.derived' lists {list(config.data.derived)}, columns a {FEATURES_FILE} adds, but "
+            f"{config.folder / FEATURES_FILE} does not exist. Fix: write {FEATURES_FILE} with prepare(frame) adding "
+            f"them, or remove data.derived."
+        )
     if check_xgboost:
         check_container_version(config.training.container_version, source=str(file))
     return config
@@ -322,6 +351,8 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
             positive_label=data.get("positive_label"),
             drop=tuple(data.get("drop", ())),
             categorical=tuple(data.get("categorical", ())),
+            classes=tuple(data.get("classes", ())),
+            derived=tuple(data.get("derived", ())),
         ),
         split=SplitConfig(**raw["split"]),
         training=TrainingConfig(
@@ -442,13 +473,25 @@ def _check_semantics(raw: dict, source: str) -> None:
             if data[key] not in columns:
                 problems.append(f"key 'data.{key}' is {data[key]!r}, which is not in data.columns {columns}. "
                                 f"Fix: use one of the listed columns")
+        derived = data.get("derived", [])
         for key in ("drop", "categorical"):
             for col in data.get(key, []):
-                if col not in columns:
-                    problems.append(f"key 'data.{key}' names {col!r}, which is not in data.columns. "
+                if col not in columns and col not in derived:
+                    problems.append(f"key 'data.{key}' names {col!r}, which is not in data.columns or data.derived. "
                                     f"Fix: remove it or correct the spelling")
+        for col in derived:
+            if col in columns:
+                problems.append(f"key 'data.derived' names {col!r}, which is already in data.columns. Fix: list "
+                                f"only the columns features.py adds (a column it changes is not derived)")
     if data["target"] in data.get("drop", []):
         problems.append(f"key 'data.drop' drops the target {data['target']!r}. Fix: remove it from data.drop")
+    derived = data.get("derived", [])
+    if len(set(derived)) != len(derived):
+        problems.append("key 'data.derived' names a column twice. Fix: list each derived column once")
+    if data["target"] in derived:
+        problems.append(f"key 'data.derived' names the target {data['target']!r}: features.py must not make the "
+                        f"label (at inference there is none). Fix: remove it from data.derived")
+    problems += _class_problems(problem_type, data, raw["training"]["hyperparameters"])
     if problem_type == "binary" and "positive_label" not in data:
         problems.append("key 'data.positive_label' is missing: a binary model needs the target value that "
                         "counts as 1. Fix: add e.g. positive_label: 'True.'")
@@ -509,6 +552,51 @@ def _serving_problems(serving: dict, objective: str) -> list[str]:
         problems.append(f"key 'serving.default_accept' is {accept!r}, which the container can only answer with "
                         f"serving.inference_output set (every request without Accept would get a 500). Fix: set "
                         f"inference_output too, or use text/csv or application/json")
+    return problems
+
+
+def canonical_label(value: Any) -> str:
+    """How a class or category value is compared: as trimmed text, with an integral number in its integer form.
+
+    So the class ``2`` in model.yml, the text ``2`` in a CSV file and ``2.0`` from a float column are one value;
+    ``02`` stays itself (a code with a leading zero is not the number 2).
+    """
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text.split(".", 1)[0] if _INTEGRAL.match(text) else text
+
+
+_INTEGRAL = re.compile(r"^[+-]?\d+\.0*$")
+
+
+def _class_problems(problem_type: str, data: dict, hyperparameters: dict) -> list[str]:
+    problems = []
+    classes = data.get("classes")
+    if problem_type != "multiclass":
+        if classes is not None:
+            problems.append(f"key 'data.classes' is for multiclass models, not {problem_type}. Fix: remove it, or "
+                            f"set problem_type: multiclass")
+        if "num_class" in hyperparameters:
+            problems.append("key 'training.hyperparameters.num_class' is for multiclass models. Fix: remove it")
+        return problems
+    if not classes:
+        return ["key 'data.classes' is missing: a multiclass model lists the target's values, which are "
+                "label-encoded 0, 1, ... in that order. Fix: add e.g. classes: [setosa, versicolor, virginica]"]
+    labels = [canonical_label(c) for c in classes]
+    if len(set(labels)) != len(labels):
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        problems.append(f"key 'data.classes' names {twice} twice (values are compared as text, 2 and 2.0 alike). "
+                        f"Fix: list each class once")
+    if len(classes) < MIN_CLASSES:
+        problems.append(f"key 'data.classes' lists {len(classes)} classes; a multiclass model needs at least "
+                        f"{MIN_CLASSES}. Fix: use problem_type: binary with positive_label for two classes")
+    given = hyperparameters.get("num_class")
+    if given is not None and given != len(classes):
+        problems.append(f"key 'training.hyperparameters.num_class' is {given!r} but data.classes lists "
+                        f"{len(classes)}. Fix: remove num_class; training sets it from data.classes")
     return problems
 
 

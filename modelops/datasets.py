@@ -1,9 +1,10 @@
 """Datasets: the prepared splits written to a store as the SageMaker XGBoost container reads them.
 
 Each split is ``<root>/<split>/<split>.csv`` (target first, no header). The dataset's manifest
-(``manifest.json``: feature names, rows, sha256 of every file) is written last, so a manifest that exists
-means the whole dataset does. A dataset's id is derived from the raw data's sha256 and the preparation and
-split settings: the same inputs always give the same id, so gathering twice is a no-op.
+(``manifest.json``: feature names and their encoding, rows, sha256 of every file) is written last, so a
+manifest that exists means the whole dataset does. A dataset's id is derived from the raw data's sha256, the
+preparation and split settings and the model folder's features.py: the same inputs always give the same id,
+so gathering twice is a no-op, and a change to features.py gathers again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from modelops.records import GatherRecord
 from modelops.sources import FetchedSource
 
 #: Bump when preparation changes in a way that changes the written files for the same inputs.
-PREPARATION_VERSION = 1
+#: 2: features.py, the feature encoding in the manifest, empty categories and targets, cleaned header names.
+PREPARATION_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,23 @@ class Dataset:
     manifest_uri: str
     created_at: str
     target_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    encoding: dict | None = None  # FeatureEncoding.to_json(): what encode_rows needs to build feature rows
+    rows_without_target: int = 0  # raw rows left out because their target was empty
+
+    @property
+    def feature_encoding(self):
+        """The FeatureEncoding the splits were prepared with.
+
+        Raises:
+            StoreError: the dataset was gathered before encodings were recorded.
+        """
+        from modelops.encoding import FeatureEncoding
+
+        if self.encoding is None:
+            raise StoreError(f"dataset {self.dataset_id} of {self.model} does not record its feature encoding (it "
+                             f"was gathered by an older version). Fix: gather and train again (`python -m ci run "
+                             f"<model folder> --stage train`).")
+        return FeatureEncoding.from_json(self.encoding)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -73,7 +92,7 @@ class Dataset:
         """What the gather notebook hands on: where the dataset is, its rows, hashes and target balance."""
         return GatherRecord(dataset_id=self.dataset_id, data_sha256=self.raw_sha256, manifest_uri=self.manifest_uri,
                             data_source=self.source, n_features=len(self.feature_names), rows=self.rows,
-                            target_summary=self.target_summary)
+                            target_summary=self.target_summary, rows_without_target=self.rows_without_target)
 
     def to_json(self) -> dict:
         record = asdict(self)
@@ -94,13 +113,16 @@ class Dataset:
 
 def dataset_id(config: ModelConfig, raw_sha256: str, seed: int | None = None) -> str:
     """The id of the dataset these inputs produce (same inputs, same id)."""
+    from modelops.features import features_sha256
+
     data = asdict(config.data)
     data.pop("source")
     data.pop("sha256")
     split = asdict(config.split)
     if seed is not None:
         split["seed"] = int(seed)
-    key = json.dumps({"raw": raw_sha256, "data": data, "split": split, "version": PREPARATION_VERSION},
+    key = json.dumps({"raw": raw_sha256, "data": data, "split": split, "version": PREPARATION_VERSION,
+                      "problem_type": config.problem_type, "features.py": features_sha256(config)},
                      sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -120,18 +142,25 @@ def write_dataset(
     *,
     seed: int | None = None,
     output: str | None = None,
+    prepared=None,
 ) -> Dataset:
     """Write the splits and their manifest, then point the model's ``latest`` dataset at it.
 
     Writing the same dataset again (same id, manifest present) rewrites nothing.
 
+    Args:
+        prepared: the PreparedData the splits were cut from: its feature encoding is recorded (encode_rows
+            and ``ci invoke --raw`` need it) with the rows left out for an empty target.
+
     Raises:
-        DataError: the splits do not have the same columns.
+        DataError: the splits do not have the same columns, or not the prepared data's.
         StoreError: a write failed (the manifest is not written, so the dataset does not count).
     """
     columns = [tuple(frame.columns) for frame in splits.values()]
     if len(set(columns)) != 1:
         raise DataError("the splits do not share the same columns. Fix: split one prepared frame.")
+    if prepared is not None and tuple(columns[0][1:]) != prepared.encoding.feature_names:
+        raise DataError("the splits' columns are not the prepared data's features. Fix: split prepared.frame.")
     seed = config.split.seed if seed is None else int(seed)
     identifier = dataset_id(config, raw.sha256, seed)
     root = dataset_root(store, config, identifier, output)
@@ -156,6 +185,8 @@ def write_dataset(
             manifest_uri=manifest_uri,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             target_summary={name: target_summary(frame, config.problem_type) for name, frame in splits.items()},
+            encoding=prepared.encoding.to_json() if prepared is not None else None,
+            rows_without_target=prepared.rows_without_target if prepared is not None else 0,
         )
         store.put_bytes(manifest_uri, _dumps(existing.to_json()), content_type="application/json")
     store.put_bytes(_latest_uri(store, config), _dumps({"manifest_uri": manifest_uri, "dataset_id": identifier}),
@@ -204,7 +235,20 @@ def target_summary(frame: pd.DataFrame, problem_type: str) -> dict[str, float]:
     target = frame.iloc[:, 0]
     if problem_type == "binary":
         return {"positive": int(target.sum()), "positive_rate": round(float(target.mean()), 4)}
+    if problem_type == "multiclass":
+        shares = target.value_counts(normalize=True)
+        return {"classes_seen": int(target.nunique()), "majority_share": round(float(shares.max()), 4)}
     return {"target_mean": round(float(target.mean()), 4), "target_std": round(float(target.std()), 4)}
+
+
+def package_dataset(store: Store, config: ModelConfig, package) -> Dataset:
+    """The dataset a registered package was trained on (its manifest, by the package's dataset id).
+
+    Falls back to the model's latest dataset when that manifest is not in the store (a dataset written under
+    a custom ``output`` prefix).
+    """
+    manifest = f"{dataset_root(store, config, package.dataset_id)}/manifest.json"
+    return load_dataset(store, config, manifest if store.exists(manifest) else None)
 
 
 def _latest_uri(store: Store, config: ModelConfig) -> str:
@@ -249,3 +293,17 @@ def gathered_dataset(store: Store, config: ModelConfig, *, source: str | None = 
     """
     raw = fetch_data(config, source, progress=False)
     return find_dataset(store, config, raw.sha256, seed, output)
+
+
+def encode_rows(config: ModelConfig, raw_frame: pd.DataFrame, dataset: Dataset | None = None, *,
+                unseen: str = "error") -> pd.DataFrame:
+    """Raw records as the feature rows the model was trained on (``modelops.prepare.encode_rows``), with the
+    encoding recorded by ``dataset``, by default the model's latest gathered dataset in the default backend.
+
+    Raises:
+        StoreError: nothing gathered yet. DataError, FeaturesError: as prepare.encode_rows.
+    """
+    from modelops.backends import get_backend
+    from modelops.prepare import encode_rows as encode
+
+    return encode(config, raw_frame, dataset or load_dataset(get_backend().store, config), unseen=unseen)

@@ -126,6 +126,30 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
                          metrics_for(config.problem_type, y, answered, config.decision_threshold))
 
 
+def served_encoding(backend, config: ModelConfig):
+    """The feature encoding of the version the model's endpoint serves (recorded with its training dataset).
+
+    Raises:
+        EndpointFailed: the endpoint was never deployed.
+        StoreError: that dataset records no encoding (gathered by an older version).
+    """
+    from modelops.datasets import package_dataset
+
+    status = backend.endpoints.status(config.name)
+    if status is None or status.version is None:
+        raise EndpointFailed(f"endpoint {config.name!r} serves no version. Fix: deploy it (`python -m ci deploy "
+                             f"{_folder(config)}`).")
+    return package_dataset(backend.store, config, backend.registry.get(config.name, status.version)).feature_encoding
+
+
+def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error") -> bytes:
+    """Raw records as the CSV request body the endpoint's version expects (modelops.encode_rows, then to_csv)."""
+    from modelops.prepare import encode_rows
+    from modelops.serving.protocol import to_csv
+
+    return to_csv(encode_rows(config, raw_frame, served_encoding(backend, config), unseen=unseen).to_numpy())
+
+
 @dataclass(frozen=True)
 class Latency:
     """Single-row call latency and batch throughput through the endpoint."""
@@ -176,11 +200,9 @@ def deploy_record(package: PackageVersion, deployment: Deployment, check: Endpoi
 
 
 def _test_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
-    from modelops.datasets import dataset_root, load_dataset, read_split
+    from modelops.datasets import package_dataset, read_split
 
-    manifest = f"{dataset_root(backend.store, config, package.dataset_id)}/manifest.json"
-    dataset = load_dataset(backend.store, config, manifest if backend.store.exists(manifest) else None)
-    return read_split(backend.store, dataset, "test")
+    return read_split(backend.store, package_dataset(backend.store, config, package), "test")
 
 
 def _folder(config: ModelConfig) -> str:

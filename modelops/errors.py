@@ -24,6 +24,10 @@ class DataError(ModelOpsError):
     """The data itself does not fit the model config: missing column, non-numeric values, one class."""
 
 
+class FeaturesError(DataError):
+    """A model folder's features.py failed to load, raised, or returned a table that cannot be used."""
+
+
 class StoreError(ModelOpsError):
     """An artifact could not be written to or read from the backend's store."""
 

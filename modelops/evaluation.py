@@ -43,6 +43,43 @@ def binary_metrics(y_true: np.ndarray, probability: np.ndarray, threshold: float
     }
 
 
+def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro F1 of the most probable class, and the log loss of the per-class probabilities.
+
+    Macro F1 averages the per-class F1 over the classes that occur in the truth or the predictions (as
+    scikit-learn's ``f1_score(average="macro")`` does); a class with no true and no predicted row does not count.
+
+    Args:
+        y_true: class indices (0 .. k-1).
+        probabilities: one row per example, one column per class (what ``multi:softprob`` predicts).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    probabilities = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
+    predicted = probabilities.argmax(axis=1)
+    scores = []
+    for label in np.union1d(y_true, predicted):
+        tp = float(np.sum((predicted == label) & (y_true == label)))
+        fp = float(np.sum((predicted == label) & (y_true != label)))
+        fn = float(np.sum((predicted != label) & (y_true == label)))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    rows = probabilities / probabilities.sum(axis=1, keepdims=True)
+    truth = np.clip(rows[np.arange(len(y_true)), y_true], 1e-15, 1.0)
+    return {"accuracy": float(np.mean(predicted == y_true)), "f1_macro": float(np.mean(scores)),
+            "logloss": float(-np.mean(np.log(truth)))}
+
+
+def class_confusion_matrix(y_true: np.ndarray, probabilities: np.ndarray, classes) -> pd.DataFrame:
+    """Counts by actual (rows) and predicted (columns, the most probable) class, named by ``classes``."""
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    predicted = np.atleast_2d(np.asarray(probabilities)).argmax(axis=1)
+    k = len(classes)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (y_true, predicted), 1)
+    names = [str(c) for c in classes]
+    return pd.DataFrame(counts, index=pd.Index([f"actual {c}" for c in names]),
+                        columns=[f"predicted {c}" for c in names])
+
+
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve as the Mann-Whitney statistic (ties count one half). NaN with one class."""
     y_true, score = _arrays(y_true, score)
@@ -79,9 +116,16 @@ def confusion_matrix(y_true: np.ndarray, probability: np.ndarray, threshold: flo
     return pd.DataFrame(counts, index=pd.Index(["actual 0", "actual 1"]), columns=["predicted 0", "predicted 1"])
 
 
-def baseline_predictions(problem_type: str, y_train: np.ndarray, n: int) -> np.ndarray:
-    """What a model that learned nothing predicts: the training mean, or the majority class's rate."""
+def baseline_predictions(problem_type: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
+    """What a model that learned nothing predicts: the training mean, the majority class, or the class shares.
+
+    A multiclass baseline predicts every row with the training split's class shares: its most probable class is
+    the majority class (its accuracy is the majority's share) and its log loss that of knowing only the shares.
+    """
     y_train = np.asarray(y_train, dtype=np.float64)
+    if problem_type == "multiclass":
+        shares = np.bincount(y_train.astype(np.int64), minlength=n_classes) / len(y_train)
+        return np.tile(shares, (n, 1))
     if problem_type == "binary":
         # Majority class as a constant probability: its accuracy is the majority share and its AUC 0.5.
         majority = float(y_train.mean() >= 0.5)
@@ -90,6 +134,9 @@ def baseline_predictions(problem_type: str, y_train: np.ndarray, n: int) -> np.n
 
 
 def metrics_for(problem_type: str, y_true, prediction, threshold: float = 0.5) -> dict[str, float]:
+    """The test metrics of ``problem_type`` (modelops.metrics.PROBLEM_METRICS) for these predictions."""
+    if problem_type == "multiclass":
+        return multiclass_metrics(y_true, prediction)
     if problem_type == "binary":
         return binary_metrics(y_true, prediction, threshold)
     return regression_metrics(y_true, prediction)
@@ -161,6 +208,15 @@ class Evaluation:
     metrics: dict[str, float]
     baseline: dict[str, float]
     feature_importance: pd.Series = field(repr=False)
+    classes: tuple = ()  # multiclass: the class of each probability column
+
+    def confusion_matrix(self) -> pd.DataFrame | None:
+        """Actual against predicted class (binary: at the decision threshold); None for regression."""
+        if self.problem_type == "multiclass":
+            return class_confusion_matrix(self.y_true, self.prediction, self.classes)
+        if self.problem_type == "binary":
+            return confusion_matrix(self.y_true, self.prediction, self.threshold)
+        return None
 
     def table(self) -> pd.DataFrame:
         """Metric by metric: the model, the baseline, and the model's lift over the baseline."""
@@ -179,7 +235,7 @@ def evaluate(config: ModelConfig, booster, test: pd.DataFrame, train: pd.DataFra
     X_test, y_test = features_and_target(test)
     _, y_train = features_and_target(train)
     prediction = booster.inplace_predict(X_test)
-    baseline = baseline_predictions(config.problem_type, y_train, len(y_test))
+    baseline = baseline_predictions(config.problem_type, y_train, len(y_test), len(config.data.classes))
     threshold = config.decision_threshold
     return Evaluation(
         problem_type=config.problem_type,
@@ -190,6 +246,7 @@ def evaluate(config: ModelConfig, booster, test: pd.DataFrame, train: pd.DataFra
         metrics=metrics_for(config.problem_type, y_test, prediction, threshold),
         baseline=metrics_for(config.problem_type, y_test, baseline, threshold),
         feature_importance=feature_importance(booster, list(test.columns[1:])),
+        classes=config.data.classes,
     )
 
 

@@ -7,7 +7,7 @@ import json
 from modelops.backends.base import APPROVED, PackageVersion, Registry, Store
 from modelops.config import ModelConfig
 from modelops.errors import StoreError
-from modelops.evaluation import Evaluation, QualityReport, confusion_matrix
+from modelops.evaluation import Evaluation, QualityReport
 from modelops.lineage import library_hash, model_lineage
 from modelops.records import Gate, TrainRecord
 
@@ -27,9 +27,11 @@ def evaluation_report(config: ModelConfig, evaluation: Evaluation, gates: Qualit
         "feature_importance": evaluation.feature_importance.head(20).to_dict(),
         "record": record.to_scraps(),
     }
-    if config.problem_type == "binary":
-        report["confusion_matrix"] = confusion_matrix(evaluation.y_true, evaluation.prediction,
-                                                      evaluation.threshold).to_dict()
+    confusion = evaluation.confusion_matrix()
+    if confusion is not None:
+        report["confusion_matrix"] = confusion.to_dict()
+    if config.problem_type == "multiclass":
+        report["classes"] = list(config.data.classes)
     return report
 
 

@@ -7,17 +7,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def target_distribution(splits: dict[str, pd.DataFrame], problem_type: str, target: str) -> Figure:
-    """Per split: the target's histogram (regression) or class balance (binary)."""
+def target_distribution(splits: dict[str, pd.DataFrame], problem_type: str, target: str, classes=()) -> Figure:
+    """Per split: the target's histogram (regression) or class balance (binary, multiclass: named by ``classes``)."""
     figure = Figure(figsize=(7, 3.2), layout="constrained")
     ax = figure.subplots()
-    if problem_type == "binary":
+    if problem_type in ("binary", "multiclass"):
         rates = pd.DataFrame({name: frame.iloc[:, 0].value_counts(normalize=True).sort_index()
-                              for name, frame in splits.items()}).T
-        rates.columns = [f"{target} = {int(c)}" for c in rates.columns]
-        rates.plot.bar(stacked=True, ax=ax, rot=0, color=["#4c72b0", "#dd8452"])
+                              for name, frame in splits.items()}).T.fillna(0.0)
+        names = [str(c) for c in classes] if problem_type == "multiclass" and classes else None
+        rates.columns = [f"{target} = {names[int(c)] if names else int(c)}" for c in rates.columns]
+        colors = ["#4c72b0", "#dd8452"] if problem_type == "binary" else None
+        rates.plot.bar(stacked=True, ax=ax, rot=0, color=colors)
         ax.set_ylabel("share of rows")
-        ax.legend(loc="lower right")
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:
         values = pd.concat([frame.iloc[:, 0] for frame in splits.values()])
         bins = np.histogram_bin_edges(values, bins=min(30, max(5, values.nunique())))
@@ -68,6 +70,8 @@ def evaluation_figures(evaluation) -> dict[str, Figure]:
     if evaluation.problem_type == "binary":
         figures = {"roc_curve": roc(evaluation), "precision_recall_curve": precision_recall(evaluation),
                    "confusion_matrix": confusion(evaluation)}
+    elif evaluation.problem_type == "multiclass":
+        figures = {"confusion_matrix": confusion(evaluation), "class_scores": class_scores(evaluation)}
     else:
         figures = {"predicted_vs_actual": predicted_vs_actual(evaluation), "residuals": residuals(evaluation)}
     figures["feature_importance"] = feature_importance(evaluation.feature_importance)
@@ -138,18 +142,46 @@ def precision_recall(evaluation) -> Figure:
 
 
 def confusion(evaluation) -> Figure:
-    from modelops.evaluation import confusion_matrix
-
-    table = confusion_matrix(evaluation.y_true, evaluation.prediction, evaluation.threshold)
-    figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+    """Actual against predicted class on the test split (binary: at the decision threshold)."""
+    table = evaluation.confusion_matrix()
+    k = len(table)
+    size = max(4.2, 0.7 * k + 2.4)
+    figure = Figure(figsize=(size, size * 0.86), layout="constrained")
     ax = figure.subplots()
     ax.imshow(table.to_numpy(), cmap="Blues")
     dark = table.to_numpy().max() / 2
     for (i, j), value in np.ndenumerate(table.to_numpy()):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=12, color="white" if value > dark else "black")
-    ax.set_xticks([0, 1], table.columns)
-    ax.set_yticks([0, 1], table.index)
-    ax.set_title(f"Confusion matrix at {evaluation.threshold:g}")
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=12 if k <= 6 else 8,
+                color="white" if value > dark else "black")
+    columns = [str(c).removeprefix("predicted ") for c in table.columns]
+    tilted = k > 2 and max(map(len, columns)) > 6
+    ax.set_xticks(range(k), columns, rotation=30 if tilted else 0, ha="right" if tilted else "center")
+    ax.set_yticks(range(k), [str(i).removeprefix("actual ") for i in table.index])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("Confusion matrix, test split" if evaluation.problem_type == "multiclass"
+                 else f"Confusion matrix at {evaluation.threshold:g}")
+    return figure
+
+
+def class_scores(evaluation) -> Figure:
+    """Per class: precision, recall and F1 of the most probable class, with each class's share of the test rows."""
+    table = evaluation.confusion_matrix().to_numpy()
+    predicted, actual, hits = table.sum(axis=0), table.sum(axis=1), np.diag(table)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(actual > 0, hits / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    names = [f"{c}\n({n} rows)" for c, n in zip(evaluation.classes, actual)]
+    scores = pd.DataFrame({"precision": precision, "recall": recall, "F1": f1}, index=names)
+    figure = Figure(figsize=(max(6.0, 1.1 * len(names) + 2), 3.4), layout="constrained")
+    ax = figure.subplots()
+    scores.plot.bar(ax=ax, rot=0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score")
+    ax.set_title(f"Per class, test split (macro F1 {evaluation.metrics['f1_macro']:.3f}, accuracy "
+                 f"{evaluation.metrics['accuracy']:.3f})")
+    ax.legend(loc="lower right")
     return figure
 
 

@@ -1,16 +1,55 @@
-"""Data preparation as pure functions: raw table -> numeric features with the target first -> splits."""
+"""Data preparation as pure functions: raw table -> features.py -> numeric features with the target first -> splits.
+
+The same steps turn raw records into the model's feature rows at inference (``encode_rows``), with the feature
+encoding recorded when the training data was prepared (modelops.encoding).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from modelops.config import DataConfig, ModelConfig, SplitConfig
+from modelops.config import DataConfig, ModelConfig, SplitConfig, canonical_label
+from modelops.encoding import FeatureEncoding, parse_numbers, to_numbers, unique_names
 from modelops.errors import DataError
+from modelops.features import apply_features
 
 SPLITS = ("train", "validation", "test")
+
+def read_table(path: str | Path, *, header: bool = True) -> pd.DataFrame:
+    """Read a CSV file as text (every cell a string, an empty cell ``""``), with its header row's names cleaned.
+
+    Names are trimmed (a byte-order mark too), an empty name becomes ``column_<position>``, and a name that
+    repeats after that gets ``.1``, ``.2``, ... as pandas does, so every column has one unambiguous name.
+
+    Raises:
+        DataError: the file is empty, not UTF-8, or not a well-formed CSV (naming the file and the fix).
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path} is empty. Fix: check the source; the download may have been cut short.") from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path} is not a well-formed CSV ({exc}). Fix: check the source file.") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: save the file as "
+                        f"UTF-8.") from exc
+    frame = frame.fillna("")  # a short row's missing cells
+    if header:
+        frame.columns = clean_names(frame.iloc[0])
+        frame = frame.iloc[1:].reset_index(drop=True)
+    return frame
+
+
+def clean_names(names) -> list[str]:
+    """Column names as read_table gives them: trimmed, never empty, never repeated."""
+    cleaned = [str(name).replace("\ufeff", "").strip() for name in names]
+    return unique_names(name or f"column_{position}" for position, name in enumerate(cleaned, 1))
 
 
 def read_raw(path: str | Path, data: DataConfig) -> pd.DataFrame:
@@ -20,13 +59,7 @@ def read_raw(path: str | Path, data: DataConfig) -> pd.DataFrame:
         DataError: empty file, or columns missing / extra compared with ``data.columns``.
     """
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, header=0 if data.header else None, dtype=str, keep_default_na=False,
-                            skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path} is empty. Fix: check the source; the download may have been cut short.") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path} is not a well-formed CSV ({exc}). Fix: check the source file.") from exc
+    frame = read_table(path, header=data.header)
     if frame.empty:
         raise DataError(f"{path} has a header but no rows. Fix: check the source file.")
     if not data.header:
@@ -47,34 +80,127 @@ def read_raw(path: str | Path, data: DataConfig) -> pd.DataFrame:
     return frame
 
 
-def prepare_frame(raw: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+def typed_table(raw: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+    """The raw table as features.py receives it: numbers where a column holds only numbers, text elsewhere.
+
+    Columns under data.categorical and a classification target stay text (a numeric code is a label); every
+    other column becomes float64 when each of its cells is a number or a missing-value marker, and stays text
+    otherwise (features.py may clean it; the preparation after it names the first bad cell).
+    """
+    text_columns = {*config.data.categorical, *([config.data.target] if config.problem_type != "regression" else [])}
+    typed = {}
+    for column in raw.columns:
+        values = raw[column]
+        if column in text_columns:
+            typed[column] = _as_text(values)
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            typed[column] = values.astype(np.float64)
+        else:
+            numbers, bad = parse_numbers(values)
+            typed[column] = _as_text(values) if bad.any() else numbers
+    return pd.DataFrame(typed, index=raw.index)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The prepared table (target first, then the features) and how its features were encoded."""
+
+    frame: pd.DataFrame
+    encoding: FeatureEncoding
+    rows_read: int
+    rows_without_target: int  # left out: a row without a label teaches nothing
+
+    def _repr_markdown_(self) -> str:
+        left_out = (f"; **{self.rows_without_target} rows without a target left out**"
+                    if self.rows_without_target else "")
+        return (f"{self.rows_read} rows read, {len(self.frame)} prepared{left_out}; "
+                f"{len(self.encoding.feature_names)} features ({len(self.encoding.numeric)} numeric, "
+                f"{len(self.encoding.feature_names) - len(self.encoding.numeric)} one-hot)")
+
+
+def prepare_data(raw: pd.DataFrame, config: ModelConfig) -> PreparedData:
     """Turn the raw table into numeric features, target first, as the SageMaker XGBoost container reads them.
 
-    Drops ``data.drop``; one-hot encodes ``data.categorical`` (as strings, so a numeric code such as
-    ``Area Code`` is a category); every other column must be numeric. A binary target becomes 0/1
-    (``data.positive_label`` is 1).
+    The model folder's features.py runs first (modelops.features). Then ``data.drop`` is dropped,
+    ``data.categorical`` one-hot encoded (as text, so a numeric code such as ``Area Code`` is a category), and
+    every other column must be numeric (an empty cell is a missing value). Rows whose target is empty are left
+    out (counted). A binary target becomes 0/1 (``data.positive_label`` is 1); a multiclass target its index in
+    ``data.classes``.
 
     Raises:
-        DataError: missing target, non-numeric values in a numeric column, a single-class binary target.
+        DataError: missing target, non-numeric values in a numeric column, a single-class binary target,
+            a multiclass target value not in data.classes.
+        FeaturesError: features.py failed or returned an unusable table.
     """
     data = config.data
     if data.target not in raw.columns:
         raise DataError(f"target column {data.target!r} (data.target) is not in the data; its columns are "
                         f"{list(raw.columns)}. Fix: correct data.target in model.yml.")
-    missing = [c for c in (*data.drop, *data.categorical) if c not in raw.columns]
+    table = apply_features(typed_table(raw.reset_index(drop=True), config), config)
+    missing = [c for c in (*data.drop, *data.categorical) if c not in table.columns]
     if missing:
-        raise DataError(f"columns {missing} named in data.drop/data.categorical are not in the data. "
-                        f"Fix: correct model.yml.")
-    frame = raw.drop(columns=list(data.drop))
-    target = _target(frame[data.target], config)
-    features = frame.drop(columns=[data.target])
-    numeric = [c for c in features.columns if c not in data.categorical]
-    numeric_part = pd.DataFrame({c: _numeric(features[c], c) for c in numeric}, index=features.index)
-    categorical_part = pd.get_dummies(features[list(data.categorical)].astype(str), prefix_sep="_", dtype=np.uint8)
-    # Keep the raw column order: numeric columns first, then the one-hot columns, as pandas.get_dummies does
-    # on the whole table (what the reference tutorial did).
-    prepared = pd.concat([target.rename(data.target), numeric_part, categorical_part], axis=1)
-    return prepared.reset_index(drop=True)
+        after = " after features.py" if data.derived else ""
+        raise DataError(f"columns {missing} named in data.drop/data.categorical are not in the data{after} (its "
+                        f"columns: {[str(c) for c in table.columns]}). Fix: correct model.yml.")
+    target, labelled = _target(table[data.target], config)
+    table = table[labelled]
+    encoding = FeatureEncoding.fit(table, config, raw.columns)
+    if not encoding.feature_names:
+        raise DataError(f"no feature is left: every column but the target is dropped ({list(data.drop)}). "
+                        f"Fix: keep at least one column in model.yml.")
+    # Numeric columns first, then the one-hot columns, as pandas.get_dummies on the whole table (the reference
+    # tutorial) orders them.
+    prepared = pd.concat([target[labelled].rename(data.target), encoding.encode(table)], axis=1)
+    return PreparedData(prepared.reset_index(drop=True), encoding, len(raw), int((~labelled).sum()))
+
+
+def prepare_frame(raw: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+    """The prepared table of prepare_data (for callers that do not record the encoding)."""
+    return prepare_data(raw, config).frame
+
+
+def encode_rows(config: ModelConfig, raw_frame: pd.DataFrame, encoding, *, unseen: str = "error") -> pd.DataFrame:
+    """Raw records (the data's own column names; target optional) as the feature rows the model was trained on.
+
+    The same steps as training: the typed table, features.py, then the recorded encoding (same one-hot columns,
+    same order). Columns the model does not use may be present; their order does not matter.
+
+    Args:
+        config: the model (its folder's features.py runs).
+        raw_frame: one row per record; cells as text or numbers.
+        encoding: the FeatureEncoding, or a Dataset carrying it (``modelops.encode_rows`` finds the model's
+            latest gathered dataset when none is given).
+        unseen: ``"error"`` (a category value never seen in training is refused) or ``"zeros"`` (it sets none
+            of the column's one-hot features, as an empty cell does).
+
+    Returns:
+        One row per record, columns ``encoding.feature_names``.
+
+    Raises:
+        DataError: a needed column is missing, a value does not fit (naming column, value and row).
+        FeaturesError: features.py failed.
+        StoreError: no encoding is recorded (gather again).
+    """
+    encoding = _resolve_encoding(config, encoding)
+    frame = raw_frame.copy()
+    frame.columns = clean_names(frame.columns)
+    ignored = {config.data.target, *config.data.drop}
+    missing = [c for c in encoding.raw_columns if c not in ignored and c not in frame.columns]
+    if missing:
+        raise DataError(f"the records lack the columns {missing} (they have {list(frame.columns)}). Fix: send "
+                        f"every column of the raw data, named as in its header (the target may be left out).")
+    table = typed_table(frame[[c for c in encoding.raw_columns if c in frame.columns]].reset_index(drop=True), config)
+    table = apply_features(table, config)
+    return encoding.encode(table, unseen=unseen)
+
+
+def read_records(path: str | Path) -> pd.DataFrame:
+    """Raw records from a CSV file with a header row (the data's own column names), as text.
+
+    Raises:
+        DataError: the file is empty or not a CSV.
+    """
+    return read_table(path, header=True)
 
 
 def split_frame(frame: pd.DataFrame, split: SplitConfig, seed: int | None = None) -> dict[str, pd.DataFrame]:
@@ -99,35 +225,45 @@ def features_and_target(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 1:], values[:, 0]
 
 
-def _target(column: pd.Series, config: ModelConfig) -> pd.Series:
+def _target(column: pd.Series, config: ModelConfig) -> tuple[pd.Series, pd.Series]:
+    """(the label as the container trains on it, mask of rows that have one)."""
     name = config.data.target
+    if config.problem_type == "regression":
+        values = to_numbers(column, name)
+        labelled = values.notna()
+    else:
+        labels = column.map(lambda v: "" if v is None or v != v else canonical_label(v))
+        labelled = labels != ""
+    if not labelled.any():
+        raise DataError(f"target {name!r} is empty in every row. Fix: check data.target and the data source.")
     if config.problem_type == "binary":
-        positive = str(config.data.positive_label)
-        labels = column.astype(str)
-        target = (labels == positive).astype(np.uint8)
-        if target.nunique() < 2:
-            seen = sorted(labels.unique())[:5]
+        positive = canonical_label(config.data.positive_label)
+        values = (labels == positive).astype(np.uint8)
+        if values[labelled].nunique() < 2:
+            seen = sorted(labels[labelled].unique())[:5]
             raise DataError(
                 f"target {name!r} has a single class (values seen: {seen}; positive_label {positive!r}). A binary "
                 f"model needs both classes. Fix: check data.positive_label and the data source."
             )
-        return target
-    values = _numeric(column, name)
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise DataError(f"target {name!r} is empty in data row {row + 1}. Fix: drop or fill such rows at the source.")
-    return values
+    elif config.problem_type == "multiclass":
+        classes = {canonical_label(c): index for index, c in enumerate(config.data.classes)}
+        values = labels.map(classes)
+        unknown = labelled & values.isna()
+        if unknown.any():
+            strange = list(dict.fromkeys(labels[unknown]))[:5]
+            raise DataError(
+                f"target {name!r} holds {strange} ({int(unknown.sum())} rows, first data row "
+                f"{int(labels.index[unknown.to_numpy()][0]) + 1}), not in data.classes {list(config.data.classes)}. "
+                f"Fix: add the missing classes to data.classes in model.yml, or correct the data.")
+        values = values.fillna(-1).astype(np.int64)
+    return values, labelled
 
 
-def _numeric(column: pd.Series, name: str) -> pd.Series:
-    text = column.astype(str).str.strip()
-    values = pd.to_numeric(text.where(text != "", None), errors="coerce")
-    bad = values.isna() & (text != "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"column {name!r} must be numeric but data row {row + 1} holds {text.iloc[row]!r} "
-            f"({int(bad.sum())} such rows). Fix: clean the data, or list {name!r} under data.categorical "
-            f"if it is a category."
-        )
-    return values.astype(np.float64)
+def _as_text(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(column):
+        return column.map(lambda v: "" if v != v else canonical_label(v))
+    return column.astype(object).where(column.notna(), "").astype(str)
+
+
+def _resolve_encoding(config: ModelConfig, encoding) -> FeatureEncoding:
+    return encoding if isinstance(encoding, FeatureEncoding) else encoding.feature_encoding

@@ -71,29 +71,32 @@ class GatherRecord(Record):
     n_features: int | None = None
     rows: dict[str, int] = field(default_factory=dict)  # split -> rows
     target_summary: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {statistic: value}
+    rows_without_target: int = 0  # raw rows left out because their target was empty
 
     headline_keys: ClassVar[tuple[str, ...]] = ("rows_train", "rows_test", "n_features")
 
     def to_scraps(self) -> dict[str, Any]:
         values: dict[str, Any] = {f"rows_{split}": rows for split, rows in self.rows.items()}
         values.update(dataset_id=self.dataset_id, data_sha256=self.data_sha256, manifest_uri=self.manifest_uri,
-                      data_source=self.data_source, n_features=self.n_features)
+                      data_source=self.data_source, n_features=self.n_features,
+                      rows_without_target=self.rows_without_target)
         for split, summary in self.target_summary.items():
             values.update({f"{key}_{split}": value for key, value in summary.items()})
         return values
 
     @classmethod
     def from_scraps(cls, scraps: dict[str, Any]) -> GatherRecord:
-        splits = [k.removeprefix("rows_") for k in scraps if k.startswith("rows_")]
+        splits = [k.removeprefix("rows_") for k in scraps if k.startswith("rows_") and k != "rows_without_target"]
         summary: dict[str, dict[str, float]] = {split: {} for split in splits}
         for key, value in scraps.items():
             for split in splits:
-                if key.endswith(f"_{split}") and not key.startswith("rows_"):
+                if key.endswith(f"_{split}") and not key.startswith("rows_") and key != "rows_without_target":
                     summary[split][key[: -len(split) - 1]] = value
         return cls(dataset_id=scraps["dataset_id"], data_sha256=scraps["data_sha256"],
                    manifest_uri=scraps.get("manifest_uri"), data_source=scraps.get("data_source"),
                    n_features=scraps.get("n_features"), rows={s: scraps[f"rows_{s}"] for s in splits},
-                   target_summary={s: v for s, v in summary.items() if v})
+                   target_summary={s: v for s, v in summary.items() if v},
+                   rows_without_target=scraps.get("rows_without_target") or 0)
 
 
 @dataclass(frozen=True)

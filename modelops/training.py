@@ -197,7 +197,7 @@ def train_model(backend, config, dataset, *, log=print):
     """
     from modelops.backends.base import TrainingSpec
 
-    hyperparameters = config.training.hyperparameters
+    hyperparameters = config.hyperparameters  # model.yml's, with num_class from data.classes for multiclass
     check_hyperparameters(hyperparameters, n_features=len(dataset.feature_names))
     name = job_name(config.name)
     spec = TrainingSpec(

@@ -63,7 +63,7 @@ def test_not_a_mapping(tmp_path):
         (lambda r: r.pop("quality"), r"key 'quality' is missing"),
         (lambda r: r["training"]["hyperparameters"].update(max_depth="five"),
          r"key 'training\.hyperparameters\.max_depth' must be integer, got a string 'five'"),
-        (lambda r: r.update(problem_type="multiclass"), r"key 'problem_type' is 'multiclass', which is not one of"),
+        (lambda r: r.update(problem_type="ranking"), r"key 'problem_type' is 'ranking', which is not one of"),
         (lambda r: r["data"].update(tagret="rings"), r"unknown key 'data\.tagret' \(did you mean 'target'\?\)"),
         (lambda r: r.update(name="abalone_model"), r"key 'name' is 'abalone_model', not a valid SageMaker name"),
         (lambda r: r.update(name="a" * 41), r"not a valid SageMaker name"),

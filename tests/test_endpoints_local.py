@@ -167,7 +167,7 @@ def test_swap_under_concurrent_load_fails_no_request(live):
     for thread in threads:
         thread.join(timeout=30)
     assert failures == []
-    assert sent[0] > 200
+    assert sent[0] > 20  # a load, not a throughput target (benchmarks/serving.py measures that)
     assert len(answers) == 3  # every version answered some requests: v1, v2, v3 (v2 again after rollback)
     status = live.ops.endpoints.status(NAME)
     assert (status.version, status.previous_version) == (2, 3)

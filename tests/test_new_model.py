@@ -53,7 +53,7 @@ def test_scaffolded_model_runs_its_whole_local_pipeline(third_model):
     assert metrics["r2"] > 0.1 and metrics["rmse"] < metrics["baseline_rmse"]  # a real lift over the mean
     assert metrics["predictions_identical"] is True and metrics["status"] == "Approved"
     assert {p.name for p in (repo.path / "day_minutes").iterdir()} == {
-        "model.yml", "gather_data.ipynb", "train_register.ipynb", "deploy.ipynb"}
+        "model.yml", "features.py", "gather_data.ipynb", "train_register.ipynb", "deploy.ipynb"}
     for name in ("gather_data", "train_register", "deploy"):  # the templates themselves, not a third copy
         assert (repo.path / "day_minutes" / f"{name}.ipynb").read_bytes() == \
             (ROOT / "notebooks" / "templates" / f"{name}.ipynb").read_bytes()
@@ -187,4 +187,4 @@ def test_profile_reads_header_identifiers_and_positive_label(tmp_path):
         profile_data(data, target="colour", problem="binary")
     assert profile_data(data, target="colour", problem="binary", positive_label="red").positive_label == "red"
     with pytest.raises(ConfigError, match="not supported"):
-        new_model(tmp_path, "m", problem="multiclass", source=str(data), target="plan")
+        new_model(tmp_path, "m", problem="ranking", source=str(data), target="plan")

@@ -9,7 +9,7 @@ import pytest
 
 from modelops.config import load_model_config
 from modelops.errors import DataError
-from modelops.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.prepare import features_and_target, prepare_data, prepare_frame, read_raw, split_frame
 from tests.conftest import ROOT, SHARED_DATA
 
 ABALONE = load_model_config(ROOT / "abalone_model")
@@ -104,12 +104,20 @@ def test_single_class_binary_target(tmp_path):
         prepared(CHURN, tmp_path / "churn.txt")
 
 
-def test_empty_regression_target(tmp_path):
+def test_rows_with_an_empty_target_are_left_out_and_counted(tmp_path):
     path = tmp_path / "abalone.data"
     lines = (SHARED_DATA / "abalone" / "abalone.data").read_text().splitlines()[:10]
     lines[2] = lines[2].rsplit(",", 1)[0] + ","
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",NA"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"target 'rings' is empty in data row 3"):
+    data = prepare_data(read_raw(path, ABALONE.data), ABALONE)
+    assert (data.rows_read, data.rows_without_target, len(data.frame)) == (10, 2, 8)
+    expected = [float(line.rsplit(",", 1)[1]) for i, line in enumerate(lines) if i not in (2, 5)]
+    assert data.frame["rings"].tolist() == expected
+    assert "2 rows without a target left out" in data._repr_markdown_()
+    lines = [line.rsplit(",", 1)[0] + "," for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"target 'rings' is empty in every row"):
         prepared(ABALONE, path)
 
 

@@ -13,7 +13,7 @@ from modelops.records import DeployRecord, Gate, GatherRecord, MetricComparison,
 GATHER = GatherRecord(dataset_id="1afe59bb05ca285c", data_sha256="de37" * 16, manifest_uri="file:///m.json",
                       data_source="/data/abalone.data", n_features=10,
                       rows={"train": 2924, "validation": 835, "test": 418},
-                      target_summary={"train": {"target_mean": 9.9, "target_std": 3.2},
+                      rows_without_target=3, target_summary={"train": {"target_mean": 9.9, "target_std": 3.2},
                                       "test": {"target_mean": 9.8, "target_std": 3.1}})
 TRAIN = TrainRecord(problem_type="regression", metrics={"rmse": 2.171, "mae": 1.57, "r2": 0.562, "mse": 4.71},
                     baseline={"rmse": 3.279, "mae": 2.3, "r2": -0.001, "mse": 10.75},
