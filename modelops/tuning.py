@@ -32,6 +32,19 @@ SIGNIFICANT_DIGITS = 4
 TUNING_JOB_NAME_LENGTH = 32
 
 
+def import_optuna():
+    """optuna, quiet: its INFO line per trial and tqdm's "IProgress not found" warning in a Jupyter kernel without
+    ipywidgets (optuna imports tqdm.auto) would bury the notebook's own output."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def require_tuning(config: ModelConfig) -> TuningConfig:
     """The model's search space.
 
@@ -130,6 +143,7 @@ def tuning_spec(backend, config: ModelConfig, dataset, *, trials: int | None = N
 
 def distributions(parameters: tuple[SearchParameter, ...]) -> dict[str, Any]:
     """The search space as Optuna distributions, by parameter name."""
+    import_optuna()
     import optuna.distributions as d
 
     space = {}
@@ -172,7 +186,7 @@ def parameter_importances(result: TuningResult, parameters: tuple[SearchParamete
 
     Empty when fewer than two trials completed or nothing varied.
     """
-    import optuna
+    optuna = import_optuna()
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
     space = distributions(parameters)
@@ -180,7 +194,6 @@ def parameter_importances(result: TuningResult, parameters: tuple[SearchParamete
             and set(t.hyperparameters) == set(space)]
     if len(done) < 2:
         return {}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if result.maximize else "minimize")
     study.add_trials([optuna.trial.create_trial(params=t.hyperparameters, distributions=space, value=t.value)
                       for t in done])
@@ -217,7 +230,9 @@ class Tuning:
         rows = [{"trial": t.number, "state": t.state, self.spec.objective: t.value, "rounds": t.rounds,
                  "seconds": t.duration_seconds, **t.hyperparameters, **({"job": t.job_name} if t.job_name else {})}
                 for t in sorted(self.result.trials, key=lambda t: t.number)]
-        return pd.DataFrame(rows).set_index("trial")
+        table = pd.DataFrame(rows).set_index("trial")
+        table["rounds"] = table["rounds"].astype("Int64")  # a pruned trial has none
+        return table
 
     def top_trials(self, n: int = 10) -> pd.DataFrame:
         table = self.trials_table()

@@ -148,6 +148,7 @@ def test_one_search_is_one_key_applying_its_result_does_not_start_it_over():
         assert len(name) <= 32 and name[0].isalnum() and name[-1].isalnum() and "--" not in name[-13:]
 
 
+@pytest.mark.slow  # real searches: seconds of XGBoost and Optuna
 def test_local_search_is_seeded_and_never_reads_the_test_split(tmp_path, monkeypatch):
     from modelops.backends.local import store
 
@@ -181,7 +182,11 @@ def test_local_search_is_seeded_and_never_reads_the_test_split(tmp_path, monkeyp
         one.trials_table().columns)
 
 
-def test_an_interrupted_search_resumes_from_its_finished_trials(tmp_path):
+@pytest.mark.slow  # real searches: seconds of XGBoost and Optuna
+def test_an_interrupted_search_resumes_from_its_finished_trials(tmp_path, monkeypatch):
+    from modelops.backends.local import tuner
+
+    monkeypatch.setattr(tuner, "LOG_EVERY", 1)  # a line per trial, so the interruption lands after the third
     config = toy_config()
     backend, dataset = toy_dataset(tmp_path / "home", config)
     lines = []
@@ -205,6 +210,7 @@ def test_an_interrupted_search_resumes_from_its_finished_trials(tmp_path):
     assert more.result.resumed_trials == 6 and len(more.result.trials) == 8
 
 
+@pytest.mark.slow  # real searches: seconds of XGBoost and Optuna
 def test_hopeless_trials_are_pruned(tmp_path, monkeypatch):
     from modelops.backends.local import tuner
 
@@ -218,6 +224,7 @@ def test_hopeless_trials_are_pruned(tmp_path, monkeypatch):
     assert pruned and all(t.value is not None and t.rounds is None for t in pruned)
 
 
+@pytest.mark.slow  # real searches: seconds of XGBoost and Optuna
 def test_a_search_where_no_trial_completes_says_so(tmp_path):
     config = toy_config(**{"tuning.parameters.max_depth": {"categorical": [-3]}})
     backend, dataset = toy_dataset(tmp_path / "home", config)
