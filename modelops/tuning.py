@@ -353,19 +353,24 @@ def _fit_and_score(config: ModelConfig, store, dataset, hyperparameters: dict[st
 
 
 def apply_hyperparameters(path: str | Path, changes: dict[str, Any]) -> str:
-    """Write ``changes`` into ``training.hyperparameters`` of a model.yml, keeping its comments and layout.
+    """Write ``changes`` into ``training.hyperparameters`` of a model.yml, changing nothing else in the file.
 
-    A None value removes the key. The result is validated before it replaces the file (atomically).
+    Only the lines of the keys that change are touched: a value is replaced in place (its inline comment kept), a
+    None value removes the key's line, a new key is added after the last one with the same indentation. ruamel's
+    round-trip parser finds the lines; its writer is not used, because it re-wraps untouched flow lists (churn's
+    ``columns:``). The result is validated before it replaces the file (atomically).
 
     Returns:
         The unified diff of the file (empty: nothing changed).
 
     Raises:
-        ConfigError: the file is missing or the result would not be a valid model config.
+        ConfigError: the file is missing, its hyperparameters are not a block mapping, or the result would not be
+            a valid model config.
     """
     import difflib
-    import io
+    import re
 
+    import yaml as pyyaml
     from ruamel.yaml import YAML
 
     from modelops import atomic
@@ -374,28 +379,47 @@ def apply_hyperparameters(path: str | Path, changes: dict[str, Any]) -> str:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no model config to apply the search's result to. Fix: pass the model folder.")
-    yaml = YAML()  # round-trip: comments, key order and flow style are kept
-    yaml.preserve_quotes = True
-    yaml.width = 120
     before = path.read_text()
-    document = yaml.load(before)
-    hyperparameters = document["training"]["hyperparameters"]
+    hyperparameters = YAML().load(before)["training"]["hyperparameters"]
+    if hyperparameters.fa.flow_style():
+        raise ConfigError(f"{path}: training.hyperparameters is written as a flow mapping ({{...}}), which --apply "
+                          f"does not edit. Fix: write it as a block mapping, one key per line.")
+    lines = before.splitlines(keepends=True)
+    rows = {key: hyperparameters.lc.key(key)[0] for key in hyperparameters}
+    indent = " " * hyperparameters.lc.key(next(iter(hyperparameters)))[1]
+    removed, added = set(), []
     for key, value in changes.items():
+        if key not in rows:
+            if value is not None:
+                added.append(f"{indent}{key}: {_scalar(value)}\n")
+            continue
         if value is None:
-            hyperparameters.pop(key, None)
-        else:
-            hyperparameters[key] = value
-    buffer = io.StringIO()
-    yaml.dump(document, buffer)
-    after = buffer.getvalue()
+            removed.add(rows[key])
+            continue
+        match = re.match(rf"^(\s*{re.escape(key)}\s*:\s*)(.*?)(\s+#.*)?(\r?\n)?$", lines[rows[key]])
+        if match is None:
+            raise ConfigError(f"{path}: line {rows[key] + 1} does not read `{key}: value`. Fix: put the value on the "
+                              f"key's own line.")
+        lines[rows[key]] = f"{match.group(1)}{_scalar(value)}{match.group(3) or ''}{match.group(4) or ''}"
+    last = max(row for key, row in rows.items() if row not in removed) if set(rows.values()) - removed else None
+    if added:
+        at = (last if last is not None else hyperparameters.lc.line - 1) + 1
+        lines[at:at] = added
+        removed = {row + len(added) if row >= at else row for row in removed}
+    after = "".join(line for i, line in enumerate(lines) if i not in removed)
     if after == before:
         return ""
-    import yaml as pyyaml
-
     parse_model_config(pyyaml.safe_load(after), source=str(path))
     atomic.write_text(path, after)
     return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         f"{path.name} (before)", f"{path.name} (tuned)"))
+
+
+def _scalar(value: Any) -> str:
+    """A value as YAML writes it on one line (0.03025, 6, reg:squarederror, 'yes')."""
+    import yaml as pyyaml
+
+    return pyyaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
 __all__ = ["Tuning", "apply_hyperparameters", "distributions", "parameter_importances", "search_key", "search_space",

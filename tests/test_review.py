@@ -18,8 +18,8 @@ ABALONE = load_model_config(ROOT / "abalone_model")
 CHURN = load_model_config(ROOT / "churn_model")
 RNG = np.random.default_rng(11)
 Y = RNG.normal(10, 3.3, 418)  # abalone-like: rings with a standard deviation of 3.3
-CHAMPION = Y + RNG.normal(0, 2.17, 418)  # RMSE ~2.17, R2 ~0.57
-BETTER = Y + RNG.normal(0, 1.8, 418)  # clearly better on the same rows
+CHAMPION = Y + RNG.normal(0, 2.05, 418)  # RMSE ~2.1, R2 ~0.55
+BETTER = Y + RNG.normal(0, 1.7, 418)  # clearly better on the same rows
 SLIGHTLY = CHAMPION * 0.98 + Y * 0.02  # a hair better: the interval is tight but so is the gain
 # Better on RMSE, worse on MAE: errors of one size (1.5) against Laplace errors (MAE 1.2, RMSE 1.7).
 SPIKY = Y + RNG.laplace(0, 1.2, 418)
@@ -53,7 +53,7 @@ def test_first_version_is_approved_when_gates_pass():
 def test_failed_gates_are_rejected_naming_the_gate():
     c = compare(ABALONE, trained(ABALONE, {"rmse": 3.3, "r2": 0.0}), None)
     assert c.verdict == "REJECT" and c.decided_by == RULE_GATE
-    assert "rmse = 3.3, required <= 2.25" in c.verdict_line and "r2 = 0, required >= 0.52" in c.verdict_line
+    assert "rmse = 3.3, required <= 2.3" in c.verdict_line and "r2 = 0, required >= 0.5" in c.verdict_line
 
 
 def test_an_identical_retrain_is_held_not_approved():

@@ -255,6 +255,8 @@ training:
     eta: 0.5
     num_round: 10
     early_stopping_rounds: 5
+
+# The gates.
 quality:
   rmse: {max: 100}
 """
@@ -269,9 +271,12 @@ def test_apply_writes_the_best_into_model_yml_keeping_comments_and_prints_the_di
     assert "# A model with comments that must survive." in text and "# must match the installed xgboost" in text
     assert "    max_depth: 5       # shallow on purpose" in text and "    subsample: 0.8" in text
     assert "early_stopping_rounds" not in text and "split: {train: 0.6, validation: 0.2" in text
+    assert "    num_round: 57\n    subsample: 0.8\n\n# The gates.\nquality:" in text  # added after the last key
     assert "-    max_depth: 2       # shallow on purpose" in diff and "+    num_round: 57" in diff
     assert load_model_config(path).training.hyperparameters == {
         "objective": "reg:squarederror", "max_depth": 5, "eta": 0.1234, "num_round": 57, "subsample": 0.8}
+    assert text.replace("max_depth: 5 ", "max_depth: 2 ").replace("eta: 0.1234", "eta: 0.5").replace(
+        "num_round: 57\n    subsample: 0.8", "num_round: 10\n    early_stopping_rounds: 5") == MODEL_YML  # nothing else
     assert apply_hyperparameters(path, {"max_depth": 5}) == ""  # nothing to change
 
 
