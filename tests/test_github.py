@@ -266,3 +266,15 @@ def test_without_a_token_or_a_pull_request_the_command_says_why_in_one_line_and_
         "abalone_model: this build belongs to no open pull request: not commenting")
     printed = subprocess.run([*command, "--print"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert printed.returncode == 0 and printed.stdout.startswith("<!-- modelops-review:abalone_model -->")
+
+
+def test_the_generated_train_job_posts_the_review_after_storing_the_artifacts_even_for_a_rejected_model():
+    import yaml
+
+    steps = yaml.safe_load((ROOT / ".circleci" / "dynamic_config.yml").read_text())["jobs"]["train"]["steps"]
+    names = [next(iter(step)) if isinstance(step, dict) else step for step in steps]
+    store, post = names.index("store_artifacts"), next(i for i, s in enumerate(steps)
+                                                      if isinstance(s, dict) and "ci comment" in str(s))
+    assert store < post and steps[post]["run"]["when"] == "always"
+    assert steps[post]["run"]["command"] == ".venv/bin/python -m ci comment << parameters.model >>"
+    assert "GITHUB_TOKEN" not in yaml.safe_dump(steps)  # from the context, never written into the config
