@@ -175,7 +175,7 @@ def check_raw_records_get_the_predictions_of_their_encoded_rows(repo, sources, i
         by_raw = by_raw.stdout
         booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
         in_process = booster.inplace_predict(encoded.to_numpy()).astype(np.float32)
-        assert np.array_equal(read_predictions(by_raw.encode(), rows=12).astype(np.float32), in_process), model
+        assert np.array_equal(read_predictions(by_raw.encode()).astype(np.float32), in_process), model
         if model == "shells":
             assert list(encoded.columns)[7] == "volume"
         if model == "species":
