@@ -191,6 +191,6 @@ def check_unseen_category_through_the_cli(sources, invoke, tmp_path):
     refused = invoke("species", "--raw", str(raw))
     assert refused.exit_code == 1 and "holds ['purple']" in refused.stderr and "--unseen zeros" in refused.stderr
     answered = invoke("species", "--raw", str(raw), "--unseen", "zeros")
-    assert answered.exit_code == 0 and len(read_predictions(answered.stdout.encode(), rows=3)) == 3
+    assert answered.exit_code == 0 and len(read_predictions(answered.stdout.encode())) == 3
     both = invoke("species", "--raw", str(raw), "--csv", str(raw))
     assert both.exit_code == 2 and "--csv FILE (encoded feature rows) or --raw FILE" in both.stderr
