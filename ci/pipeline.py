@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ci.models import ModelFolder, discover_models
 from ci.runner import run_stage
 from modelops.errors import ModelOpsError
 from modelops.review import PRIMARY_METRIC
+from modelops.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
 
 @dataclass
@@ -104,7 +106,8 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         approver: recorded as who approved (``auto``/``prompt``).
         deploy: run the deploy stage after approval.
         force: rerun notebooks whose inputs did not change.
-        parallel: models run at once (default: one per CPU, at most the number of models).
+        parallel: models run at once (default: one per CPU of the budget, at most the number of models); each
+            training gets its fair share of the CPUs (``MODELOPS_TRAIN_THREADS``, unless set).
         log: receives progress lines.
         train: run the train stage and the approval step (False: deploy only, as CI does on main).
 
@@ -112,11 +115,12 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         One outcome per model, in the order given.
     """
     outcomes = [ModelOutcome(folder.name) for folder in models]
-    workers = max(1, min(len(models), parallel or os.cpu_count() or 1))
+    workers = max(1, min(len(models), parallel or cpu_budget()))
     with ThreadPoolExecutor(workers) as pool:
         if train:
-            list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
-                          zip(models, outcomes)))
+            with _training_threads(fair_share(workers)):
+                list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
+                              zip(models, outcomes)))
             approved = [(folder, outcome) for folder, outcome in zip(models, outcomes)
                         if outcome.ok and _guarded(outcome, _approve, folder, backend, artifacts, approval, approver,
                                                    confirm, log)]
@@ -128,6 +132,20 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         if deploy:
             list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
     return outcomes
+
+
+@contextmanager
+def _training_threads(threads: int):
+    """``MODELOPS_TRAIN_THREADS`` for the kernels started inside, unless the user set it: parallel trainings
+    with every thread each would oversubscribe the cores (modelops.threads)."""
+    if os.environ.get(TRAIN_THREADS_ENV):
+        yield
+        return
+    os.environ[TRAIN_THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        os.environ.pop(TRAIN_THREADS_ENV, None)
 
 
 def _guarded(outcome: ModelOutcome, step, folder: ModelFolder, *args):
