@@ -349,6 +349,13 @@ def test_the_backend_invokes_through_boto3_and_says_what_the_container_said(serv
         endpoints.invoke("nothing-here", b"1\n")
 
 
+def test_the_router_listens_on_loopback_only(served):
+    port = int(served.ops.endpoints.runtime_url().rsplit(":", 1)[1])
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = [line.split()[1] for line in listening if line.split()[3] == "0A"]  # state LISTEN
+    assert f"0100007F:{port:04X}" in local and f"00000000:{port:04X}" not in local
+
+
 def test_a_killed_router_is_started_again_by_the_next_invoke(served):
     runtime = served.ops.endpoints.runtime
     before = runtime.running_url()
