@@ -194,6 +194,8 @@ def test_requests_the_runtime_refuses_before_any_container(stand_in):
     with pytest.raises(client.exceptions.ValidationError, match=r"Value 'bad_name' at 'endpointName' failed to "
                                                                  r"satisfy constraint"):
         client.invoke_endpoint(EndpointName="bad_name", Body=b"1\n")
+    with pytest.raises(client.exceptions.ValidationError, match="Member must have length less than or equal to 63"):
+        client.invoke_endpoint(EndpointName="m" * 64, Body=b"1\n")
     with pytest.raises(client.exceptions.ValidationError, match="has no production variant Blue"):
         client.invoke_endpoint(EndpointName="fake-model", Body=b"1\n", TargetVariant="Blue")
     with pytest.raises(client.exceptions.ClientError, match=r"\(413\).*HTTP content length exceeded 6291456 bytes"):

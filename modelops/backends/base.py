@@ -290,6 +290,8 @@ class Registry(abc.ABC):
 IN_SERVICE = "InService"
 #: The one production variant of every endpoint config this project creates (on both backends).
 PRODUCTION_VARIANT = "AllTraffic"
+#: A SageMaker resource name (endpoint, model, endpoint config, job): what CreateEndpoint and InvokeEndpoint accept.
+SAGEMAKER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 #: The variable AWS clients (boto3, the SageMaker SDK) read the SageMaker Runtime's address from.
 RUNTIME_URL_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 

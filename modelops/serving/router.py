@@ -41,6 +41,7 @@ from collections import deque
 from pathlib import Path
 
 from modelops.backends.base import PRODUCTION_VARIANT as VARIANT
+from modelops.backends.base import SAGEMAKER_NAME_PATTERN
 from modelops.backends.local.processes import pid_exists
 
 log = logging.getLogger("modelops.router")
@@ -57,8 +58,6 @@ IDLE_EXIT_SECONDS = 60.0
 POOL_SIZE = 32
 
 _ROUTE = re.compile(r"^/endpoints/([^/]+)/([a-z-]+)$")
-#: CreateEndpoint's EndpointName constraint, which InvokeEndpoint validates too.
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _SCOPE_REGION = re.compile(r"Credential=[^/,]*/\d{8}/([a-z0-9-]+)/")
 _FORWARDED = (b"content-type", b"accept", b"x-amzn-sagemaker-custom-attributes")
 
@@ -287,11 +286,11 @@ class Router:
 
     async def _invoke(self, name: str, scope, receive, send, request_id: str):
         headers = scope["headers"]
-        if len(name) > 63 or not _ENDPOINT_NAME.match(name):
-            raise ApiError(400, "ValidationError",
-                                f"1 validation error detected: Value '{name}' at 'endpointName' failed to satisfy "
-                                f"constraint: Member must satisfy regular expression pattern: "
-                                f"^[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+        if not SAGEMAKER_NAME_PATTERN.match(name):  # in AWS's words, which quote its model's pattern
+            constraint = ("Member must have length less than or equal to 63" if len(name) > 63 else
+                          "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+            raise ApiError(400, "ValidationError", f"1 validation error detected: Value '{name}' at 'endpointName' "
+                                                   f"failed to satisfy constraint: {constraint}")
         record = self.records.get(name)
         if record is None or record.get("status") not in ("InService", "Updating") or not record.get("port"):
             raise not_found(name, self.account)  # stopped: SageMaker deletes a stopped endpoint
