@@ -19,8 +19,10 @@ both models), and predictions are per row.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import time
 from pathlib import Path
 
 from modelops.errors import ConfigError
@@ -77,11 +79,25 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
     return None
 
 
-def idle_cpus(budget: int | None = None, loadavg: Path = Path("/proc/loadavg")) -> int:
-    """CPUs of the budget no other task wants right now (>= 1): the budget minus runnable tasks but this one."""
-    budget = budget or cpu_budget()
+@functools.cache
+def process_budget() -> int:
+    """``cpu_budget()``, read once per process: serving asks for it per large batch, and it reads cgroup files."""
+    return cpu_budget()
+
+
+def idle_cpus(budget: int | None = None, loadavg: str = "/proc/loadavg") -> int:
+    """CPUs of the budget no other task wants right now (>= 1): the budget minus runnable tasks but this one.
+
+    The runnable count is /proc/loadavg's fourth field, an instant figure (not the load averages); reading it
+    costs a few microseconds.
+    """
+    budget = budget or process_budget()
     try:
-        running = int(loadavg.read_text().split()[3].split("/")[0])
+        descriptor = os.open(loadavg, os.O_RDONLY)
+        try:
+            running = int(os.read(descriptor, 128).split()[3].split(b"/")[0])
+        finally:
+            os.close(descriptor)
     except (OSError, ValueError, IndexError):
         return budget
     return max(1, min(budget, budget - (running - 1)))
@@ -116,11 +132,19 @@ def serve_threads() -> int:
     return min(SERVE_MAX_THREADS, cpu_budget())
 
 
+#: How long one reading of the idle CPUs serves large batches (reading /proc/loadavg took 5-40 us here).
+IDLE_READING_SECONDS = 0.05
+_idle_reading = [0.0, 1]  # [read at (monotonic), idle CPUs]
+
+
 def threads_for_batch(rows: int, cap: int) -> int:
     """Threads for predicting ``rows`` rows now: one below PARALLEL_MIN_ROWS, else the idle CPUs up to ``cap``."""
     if rows < PARALLEL_MIN_ROWS or cap <= 1:
         return 1
-    return min(cap, idle_cpus())
+    now = time.monotonic()
+    if now - _idle_reading[0] > IDLE_READING_SECONDS:
+        _idle_reading[:] = [now, idle_cpus()]
+    return min(cap, _idle_reading[1])
 
 
 def predict(booster, features, cap: int):

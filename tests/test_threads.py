@@ -57,8 +57,8 @@ def test_this_machine_budget_is_real():
 def test_idle_cpus_count_the_other_runnable_tasks(tmp_path, running, idle):
     loadavg = tmp_path / "loadavg"
     loadavg.write_text(f"0.50 0.40 0.30 {running}/312 4242\n")
-    assert threads.idle_cpus(2, loadavg) == idle  # this process itself is one of the running tasks
-    assert threads.idle_cpus(2, tmp_path / "missing") == 2
+    assert threads.idle_cpus(2, str(loadavg)) == idle  # this process itself is one of the running tasks
+    assert threads.idle_cpus(2, str(tmp_path / "missing")) == 2
 
 
 def test_fair_share_divides_the_budget_and_never_exceeds_the_idle_cpus(monkeypatch):
@@ -81,6 +81,7 @@ def test_training_threads_come_from_the_variable_or_the_fair_share(monkeypatch):
 
 
 def test_serving_uses_one_thread_below_the_threshold_and_idle_cpus_above(monkeypatch):
+    monkeypatch.setattr(threads, "IDLE_READING_SECONDS", -1)  # read the machine at every call here
     monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: 2)
     assert threads.threads_for_batch(1, 4) == 1
     assert threads.threads_for_batch(threads.PARALLEL_MIN_ROWS - 1, 4) == 1
@@ -101,6 +102,7 @@ def test_predict_raises_threads_for_one_large_batch_only(monkeypatch):
     X = rng.random((64, 3))
     booster = xgboost.train({"nthread": 1, "max_depth": 2}, xgboost.DMatrix(X, label=X[:, 0]), num_boost_round=2)
     seen = []
+    monkeypatch.setattr(threads, "IDLE_READING_SECONDS", -1)
     original = booster.set_param
     monkeypatch.setattr(booster, "set_param", lambda params: (seen.append(params["nthread"]), original(params)))
     monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: 2)
