@@ -132,7 +132,7 @@ def serve_threads() -> int:
     return min(SERVE_MAX_THREADS, cpu_budget())
 
 
-#: How long one reading of the idle CPUs serves large batches (reading /proc/loadavg took 5-40 us here).
+#: How long one reading of the idle CPUs serves large batches (a read of /proc/loadavg took 30-40 us here, loaded).
 IDLE_READING_SECONDS = 0.05
 _idle_reading = [0.0, 1]  # [read at (monotonic), idle CPUs]
 
