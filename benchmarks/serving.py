@@ -98,6 +98,13 @@ class Server:
     path: str = "/invocations"
     busy: dict = field(default_factory=dict)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system): what a request costs it, whatever the load."""
+        import psutil
+
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
     def rss_mb(self) -> float:
         import psutil
 
@@ -433,7 +440,9 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
             for server in servers[shift:] + servers[:shift]:
                 samples = server.samples
                 body, headers = bodies[server.name, 1]
+                cpu = server.cpu_seconds()
                 single = latency_ms(server, body, headers, args.requests)
+                samples.setdefault("cpu", []).append((server.cpu_seconds() - cpu) / args.requests * 1000)
                 samples.setdefault("p50", []).append(median(single))
                 samples.setdefault("p99", []).append(float(np.percentile(single, 99)))
                 for size in BATCHES:
@@ -502,6 +511,7 @@ def _report(report: Report, model: str, servers: list[Server], skipped: dict, ce
         add = report.ours if name.startswith("ours") else report.baseline
         add(f"{model} {name} single-row p50", figures["p50"], "ms")
         add(f"{model} {name} single-row p99", figures["p99"], "ms")
+        add(f"{model} {name} server CPU per single-row request", figures["cpu"], "ms")
         if "boto3 p50" in figures:
             add(f"{model} {name} boto3 invoke_endpoint single-row p50", figures["boto3 p50"], "ms")
             add(f"{model} {name} boto3 invoke_endpoint single-row p99", figures["boto3 p99"], "ms")
@@ -533,6 +543,8 @@ def _report(report: Report, model: str, servers: list[Server], skipped: dict, ce
     if router:  # what the hop to the SageMaker Runtime address adds
         report.ratio(f"{model} single-row p50, ours-router / ours", router["p50"] / ours["p50"])
         report.ratio(f"{model} single-row p99, ours-router / ours", router["p99"] / ours["p99"])
+        report.ratio(f"{model} CPU per single-row request, router process / endpoint process",
+                     router["cpu"] / ours["cpu"])
     for name in ("ours", "ours-router"):
         figures = busy_by_name.get(name)
         if figures:
