@@ -71,6 +71,7 @@ def environment(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("MODELOPS_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     env.pop("MODELOPS_BACKEND", None)
+    env.setdefault("MODELOPS_RUNTIME_PORT", "0")  # a throwaway home's router leaves the default port alone
     env.update(extra)
     return env
 
@@ -90,13 +91,14 @@ def make_project(path: Path, models: tuple[str, ...]) -> Path:
 
 
 def stop_endpoints(home: Path) -> None:
-    """Stop the endpoint servers a run left behind under ``home`` (the pipeline keeps them serving)."""
+    """Stop the endpoint servers a run left behind under ``home`` (the pipeline keeps them serving), and the router."""
     from modelops.backends.local.endpoints import STOPPED, LocalEndpoints
 
     endpoints = LocalEndpoints(home)
     for status in endpoints.list():
         if status.status != STOPPED and status.detail.get("pid"):
             endpoints.stop(status.name)
+    endpoints.runtime.stop()
 
 
 def figure(value: float) -> str:

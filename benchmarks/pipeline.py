@@ -202,7 +202,7 @@ def _plain_model(folder: str, until: str) -> str:
     prediction = smoke_invoke(ops, config)
     if not check.identical:
         raise SystemExit(f"{folder}: endpoint answers differ from in-process predictions")
-    return f"{folder}: v{package.version} {verdict.verdict}, smoke prediction {prediction:.4g}"
+    return f"{folder}: v{package.version} {verdict.verdict}, smoke prediction {prediction}"
 
 
 def _render(figures) -> None:

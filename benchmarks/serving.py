@@ -1,12 +1,15 @@
-"""Serving: our local endpoint against mlflow, a stdlib http.server and Starlette, on 127.0.0.1.
+"""Serving: our local endpoint against mlflow, a stdlib http.server and Starlette, on 127.0.0.1, idle and busy.
 
-    python -m benchmarks.serving [--rounds 3] [--clients 4] [--seconds 1.5] [--quick] [--no-mlflow]
+    python -m benchmarks.serving [--rounds 3] [--clients 4] [--seconds 1.5] [--busy 2] [--quick] [--no-mlflow]
 
 For each model a booster is trained and registered in a throwaway home, deployed as our endpoint
 (``python -m modelops.serving``: uvicorn, httptools, uvloop, the ASGI app of modelops.serving.app), and served
 the same way by each baseline, every server its own process:
+  - ours-router: the same endpoint through the home's SageMaker Runtime router
+    (``POST /endpoints/NAME/invocations``, modelops.serving.router), what AWS clients reach; its single-row
+    latency is also timed through boto3's ``invoke_endpoint`` (SigV4 signing and botocore included);
   - stdlib: ``http.server.ThreadingHTTPServer`` parsing CSV with ``np.loadtxt`` and calling ``Booster.inplace_predict``
-    (the minimal reference server);
+    (the minimal reference server), its booster on 2 threads (``--server-threads``);
   - starlette: the same handler as ours (modelops.serving.protocol) as a Starlette route on the same uvicorn
     settings, which tells what a framework would cost;
   - mlflow: ``mlflow models serve --env-manager local`` of the same booster saved with ``mlflow.xgboost``
@@ -15,9 +18,13 @@ the same way by each baseline, every server its own process:
     parsed, predicted and rendered by modelops.serving.protocol with no HTTP (the ceiling for CSV).
 Measured, interleaved by round: single-row latency p50/p99 (one client, sequential requests), rows/s for 1,
 100, 1,000 and 10,000-row bodies with N concurrent keep-alive clients, and the RSS of each server process.
+Then the busy machine: ``--busy`` CPU-bound processes (2 by default; each ends by itself after at most
+BUSY_LIMIT seconds, and is stopped when the phase ends) spin while ours, ours-router, the stdlib server started
+with one thread (stdlib-1) and with two are timed again: single-row p50/p99 over short samples interleaved
+4 x rounds times, and rows/s at 1,000 and 10,000 rows.
 Each server's answers are checked against in-process predictions before anything is timed.
 Targets: ours ahead of mlflow and stdlib on p50 and rows/s; single-row p50 < 1 ms; batch rows/s within 2x of
-in-process.
+in-process; busy (2 processes on 2 cores): single-row p50 <= 1 ms and p99 <= 10 ms.
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ from benchmarks._common import PYTHON, ROOT, Report, environment, median
 MODELS = ("abalone_model", "churn_model")
 BATCHES = (1, 100, 1000, 10_000)
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's payload limit, which our endpoint enforces too
-THREADS = min(4, os.cpu_count() or 1)  # what our endpoint gives its booster
+THREADS = min(4, os.cpu_count() or 1)  # the reference servers' booster threads (ours chose per request until 2026)
+BUSY_BATCHES = (1000, 10_000)
+BUSY_SLICES = 4  # the busy phase's single-row samples come in rounds * 4 interleaved slices
+BUSY_LIMIT = 1800  # seconds a busy process spins at most, even if the benchmark dies
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.5, help="duration of each throughput sample")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--busy", type=int, default=2, help="CPU-bound processes in the busy phase (0: no phase)")
+    parser.add_argument("--server-threads", type=int, default=THREADS, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="one model, few requests, no mlflow (a smoke run)")
     parser.add_argument("--stdlib-server", nargs=2, metavar=("ARTIFACT", "READY"), help=argparse.SUPPRESS)
     parser.add_argument("--starlette-server", nargs=2, metavar=("ARTIFACT", "READY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stdlib_server:
-        return stdlib_server(*args.stdlib_server)
+        return stdlib_server(*args.stdlib_server, threads=args.server_threads)
     if args.starlette_server:
         return starlette_server(*args.starlette_server)
     if args.quick:
@@ -85,6 +97,15 @@ class Server:
     json_body: bool = False  # mlflow takes JSON; everyone else CSV
     stop: object = None
     samples: dict = field(default_factory=dict)
+    path: str = "/invocations"
+    busy: dict = field(default_factory=dict)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system): what a request costs it, whatever the load."""
+        import psutil
+
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
 
     def rss_mb(self) -> float:
         import psutil
@@ -123,11 +144,19 @@ def start_ours(ops, config, package) -> Server:
                   stop=lambda: ops.endpoints.stop(config.name))
 
 
-def start_script(name: str, flag: str, artifact: Path, folder: Path) -> Server:
+def start_router(ops, config) -> Server:
+    """The same endpoint through the home's SageMaker Runtime router (started by the deploy)."""
+    url = ops.endpoints.runtime_url()
+    record = json.loads((ops.endpoints.runtime.folder / "router.json").read_text())
+    return Server("ours-router", int(url.rsplit(":", 1)[1]), record["pid"],
+                  path=f"/endpoints/{config.name}/invocations", stop=lambda: None)  # stops with the endpoint
+
+
+def start_script(name: str, flag: str, artifact: Path, folder: Path, *extra: str) -> Server:
     ready = folder / f"{name}.ready.json"
     log = open(folder / f"{name}.log", "wb")
-    process = subprocess.Popen([PYTHON, "-m", "benchmarks.serving", flag, str(artifact), str(ready)], stdout=log,
-                               stderr=subprocess.STDOUT, env=environment(), cwd=ROOT)
+    process = subprocess.Popen([PYTHON, "-m", "benchmarks.serving", flag, str(artifact), str(ready), *extra],
+                               stdout=log, stderr=subprocess.STDOUT, env=environment(), cwd=ROOT)
     port = _wait_ready(process, ready, folder / f"{name}.log")
     return Server(name, port, process.pid, stop=lambda: _stop(process))
 
@@ -163,7 +192,7 @@ def start_mlflow(booster, folder: Path) -> Server:
     raise RuntimeError(f"mlflow models serve did not answer /ping within 120 s: {_tail(log_path)}")
 
 
-def stdlib_server(artifact: str, ready: str) -> int:
+def stdlib_server(artifact: str, ready: str, threads: int = THREADS) -> int:
     """The minimal reference: ThreadingHTTPServer, np.loadtxt, Booster.inplace_predict, one prediction a line."""
     import io
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,7 +200,7 @@ def stdlib_server(artifact: str, ready: str) -> int:
     from modelops.serving.__main__ import hide_scikit_learn
 
     hide_scikit_learn()  # the same start as ours, so the RSS compares the servers, not scikit-learn
-    booster = _load(artifact)
+    booster = _load(artifact, threads)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as every other server here
@@ -237,11 +266,11 @@ def starlette_server(artifact: str, ready: str) -> int:
     return 0
 
 
-def _load(artifact: str):
+def _load(artifact: str, threads: int = THREADS):
     from modelops.training import unpack_model
 
     booster = unpack_model(Path(artifact).read_bytes(), source=artifact)
-    booster.set_param({"nthread": THREADS})
+    booster.set_param({"nthread": threads})
     return booster
 
 
@@ -271,7 +300,7 @@ def latency_ms(server: Server, body: bytes, headers: dict, requests: int) -> lis
     samples = []
     for _ in range(requests):
         started = time.perf_counter()
-        connection.request("POST", "/invocations", body=body, headers=headers)
+        connection.request("POST", server.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read()
         samples.append((time.perf_counter() - started) * 1000)
@@ -279,6 +308,27 @@ def latency_ms(server: Server, body: bytes, headers: dict, requests: int) -> lis
             raise RuntimeError(f"{server.name} answered {response.status}")
     connection.close()
     return samples
+
+
+def boto3_latency_ms(server: Server, name: str, body: bytes, requests: int) -> list[float]:
+    """Single rows through boto3's invoke_endpoint, as AWS client code sends them (SigV4-signed)."""
+    import boto3
+
+    client = boto3.client("sagemaker-runtime", endpoint_url=f"http://127.0.0.1:{server.port}", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    client.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv")["Body"].read()  # connects
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        client.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv")["Body"].read()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def busy_processes(count: int) -> list[subprocess.Popen]:
+    """``count`` CPU-bound processes; each stops by itself after BUSY_LIMIT seconds if nobody stops it first."""
+    code = f"import time\nend = time.monotonic() + {BUSY_LIMIT}\nwhile time.monotonic() < end:\n    pass\n"
+    return [subprocess.Popen([PYTHON, "-c", code]) for _ in range(count)]
 
 
 def rows_per_second(server: Server, body: bytes, headers: dict, rows: int, clients: int, seconds: float) -> float:
@@ -291,7 +341,7 @@ def rows_per_second(server: Server, body: bytes, headers: dict, rows: int, clien
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         start.wait()
         while time.perf_counter() < deadline:
-            connection.request("POST", "/invocations", body=body, headers=headers)
+            connection.request("POST", server.path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -364,6 +414,7 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
     skipped: dict[str, str] = {}
     try:
         servers.append(start_ours(ops, config, package))
+        servers.append(start_router(ops, config))
         servers.append(start_script("stdlib", "--stdlib-server", artifact, folder))
         servers.append(start_script("starlette", "--starlette-server", artifact, folder))
         if args.no_mlflow:
@@ -381,7 +432,7 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
                 if len(body) > MAX_BODY:
                     continue  # over SageMaker's payload limit: not a request a client could send
                 bodies[server.name, size] = body, headers
-                status, answer = _request(server.port, "POST", "/invocations", body, headers)
+                status, answer = _request(server.port, "POST", server.path, body, headers)
                 got = predictions_from(server, answer) if status == 200 else None
                 if got is None or not np.allclose(got, expected[size], rtol=1e-5, atol=1e-6):
                     raise RuntimeError(f"{server.name} answered {status} with predictions that differ from "
@@ -392,7 +443,9 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
             for server in servers[shift:] + servers[:shift]:
                 samples = server.samples
                 body, headers = bodies[server.name, 1]
+                cpu = server.cpu_seconds()
                 single = latency_ms(server, body, headers, args.requests)
+                samples.setdefault("cpu", []).append((server.cpu_seconds() - cpu) / args.requests * 1000)
                 samples.setdefault("p50", []).append(median(single))
                 samples.setdefault("p99", []).append(float(np.percentile(single, 99)))
                 for size in BATCHES:
@@ -401,29 +454,92 @@ def measure_model(folder: Path, model: str, args, report: Report) -> None:
                         samples.setdefault(size, []).append(
                             rows_per_second(server, body, headers, size, args.clients, args.seconds))
                 samples.setdefault("rss", []).append(server.rss_mb())
-                print(f"  {model} round {round_}: {server.name:<9} p50 {samples['p50'][-1]:.3f} ms, "
+                if server.name == "ours-router":
+                    through = boto3_latency_ms(server, config.name, bodies[server.name, 1][0], args.requests)
+                    samples.setdefault("boto3 p50", []).append(median(through))
+                    samples.setdefault("boto3 p99", []).append(float(np.percentile(through, 99)))
+                print(f"  {model} round {round_}: {server.name:<11} p50 {samples['p50'][-1]:.3f} ms, "
                       + ", ".join(f"{s:,} rows {samples[s][-1]:,.0f}/s" for s in BATCHES if s in samples),
                       flush=True)
             ceiling.append(in_process(booster, batches, args.requests, args.seconds))
+        busy = measure_busy(model, servers, bodies, artifact, folder, args) if args.busy else None
     finally:
         for server in servers:
             server.stop()
-    _report(report, model, servers, skipped, ceiling, args)
+    _report(report, model, servers, skipped, ceiling, args, busy)
 
 
-def _report(report: Report, model: str, servers: list[Server], skipped: dict, ceiling: list[dict], args) -> None:
-    by_name = {s.name: {k: median(v) for k, v in s.samples.items()} for s in servers}
+def measure_busy(model: str, servers: list[Server], bodies: dict, artifact: Path, folder: Path, args) -> dict:
+    """The busy phase: ``args.busy`` CPU-bound processes spin while ours, the router and stdlib are timed again.
+
+    Returns the phase's facts (busy processes, load average at its end); figures go to each ``Server.busy``.
+    """
+    one = start_script("stdlib-1", "--stdlib-server", artifact, folder, "--server-threads", "1")
+    timed = [s for s in servers if s.name in ("ours", "ours-router", "stdlib")] + [one]
+    bodies.update({("stdlib-1", size): bodies["stdlib", size] for size in BUSY_BATCHES + (1,)})
+    spinning = busy_processes(args.busy)
+    try:
+        time.sleep(1)  # let the scheduler spread them
+        # Short latency samples, many times interleaved: on a shared machine the load comes in bursts, and
+        # every server should meet them alike. p50 and p99 are over all of a server's samples.
+        for round_ in range(1, BUSY_SLICES * args.rounds + 1):
+            shift = (round_ - 1) % len(timed)
+            for server in timed[shift:] + timed[:shift]:
+                body, headers = bodies[server.name, 1]
+                single = latency_ms(server, body, headers, max(25, args.requests // BUSY_SLICES))
+                server.busy.setdefault("samples", []).extend(single)
+        for round_ in range(1, args.rounds + 1):
+            shift = (round_ - 1) % len(timed)
+            for server in timed[shift:] + timed[:shift]:
+                for size in BUSY_BATCHES:
+                    if (server.name, size) in bodies:
+                        body, headers = bodies[server.name, size]
+                        server.busy.setdefault(size, []).append(
+                            rows_per_second(server, body, headers, size, args.clients, args.seconds))
+        for server in timed:
+            samples = server.busy.pop("samples")
+            server.busy["p50"], server.busy["p99"] = [median(samples)], [float(np.percentile(samples, 99))]
+            print(f"  {model} busy: {server.name:<11} p50 {server.busy['p50'][0]:.3f} ms, "
+                  f"p99 {server.busy['p99'][0]:.3f} ms over {len(samples)} requests", flush=True)
+        load = os.getloadavg()[0]
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
+        one.stop()
+    servers.append(one)
+    return {"processes": args.busy, "load": load}
+
+
+def _report(report: Report, model: str, servers: list[Server], skipped: dict, ceiling: list[dict], args,
+            busy: dict | None = None) -> None:
+    by_name = {s.name: {k: median(v) for k, v in s.samples.items()} for s in servers if s.samples}
     ours = by_name["ours"]
     inproc = {k: median([c[k] for c in ceiling]) for k in ceiling[0]}
     clients = f"{args.clients} clients"
     for name, figures in by_name.items():
-        add = report.ours if name == "ours" else report.baseline
+        add = report.ours if name.startswith("ours") else report.baseline
         add(f"{model} {name} single-row p50", figures["p50"], "ms")
         add(f"{model} {name} single-row p99", figures["p99"], "ms")
+        add(f"{model} {name} server CPU per single-row request", figures["cpu"], "ms")
+        if "boto3 p50" in figures:
+            add(f"{model} {name} boto3 invoke_endpoint single-row p50", figures["boto3 p50"], "ms")
+            add(f"{model} {name} boto3 invoke_endpoint single-row p99", figures["boto3 p99"], "ms")
         for size in BATCHES:
             if size in figures:
                 add(f"{model} {name} rows/s, {size:,}-row bodies, {clients}", figures[size], "rows/s")
         add(f"{model} {name} server RSS", figures["rss"], "MB")
+    busy_by_name = {s.name: {k: median(v) for k, v in s.busy.items()} for s in servers if s.busy}
+    if busy:
+        report.baseline(f"{model} busy phase: CPU-bound processes", busy["processes"], "processes")
+        report.baseline(f"{model} busy phase: load average at its end", busy["load"], "(1 min)")
+    for name, figures in busy_by_name.items():
+        add = report.ours if name.startswith("ours") else report.baseline
+        add(f"{model} {name} busy single-row p50", figures["p50"], "ms")
+        add(f"{model} {name} busy single-row p99", figures["p99"], "ms")
+        for size in BUSY_BATCHES:
+            if size in figures:
+                add(f"{model} {name} busy rows/s, {size:,}-row bodies, {clients}", figures[size], "rows/s")
     for name, why in skipped.items():
         report.skipped("baseline", f"{model} {name}", why)
     report.baseline(f"{model} in-process inplace_predict single-row p50", inproc["p50"], "ms")
@@ -433,8 +549,24 @@ def _report(report: Report, model: str, servers: list[Server], skipped: dict, ce
         report.baseline(f"{model} in-process CSV parse + predict + render rows/s, {size:,}-row bodies",
                         inproc["csv", size], "rows/s")
     report.ratio(f"{model} ours single-row p50 / 1 ms", ours["p50"], "< 1", ours["p50"] < 1)
+    router = by_name.get("ours-router")
+    if router:  # what the hop to the SageMaker Runtime address adds
+        report.ratio(f"{model} single-row p50, ours-router / ours", router["p50"] / ours["p50"])
+        report.ratio(f"{model} single-row p99, ours-router / ours", router["p99"] / ours["p99"])
+        report.ratio(f"{model} CPU per single-row request, router process / endpoint process",
+                     router["cpu"] / ours["cpu"])
+    for name in ("ours", "ours-router"):
+        figures = busy_by_name.get(name)
+        if figures:
+            report.ratio(f"{model} {name} busy single-row p50 / 1 ms", figures["p50"], "<= 1", figures["p50"] <= 1)
+            report.ratio(f"{model} {name} busy single-row p99 / 10 ms", figures["p99"] / 10, "<= 1",
+                         figures["p99"] <= 10)
+    for name in ("stdlib-1", "stdlib"):
+        if name in busy_by_name and "ours" in busy_by_name:
+            report.ratio(f"{model} busy single-row p50, {name} / ours", busy_by_name[name]["p50"] /
+                         busy_by_name["ours"]["p50"])
     for name, figures in by_name.items():
-        if name == "ours":
+        if name.startswith("ours"):
             continue
         beat = name in ("stdlib", "mlflow")  # the targets; starlette is there to price a framework
         target = "> 1" if beat else ""

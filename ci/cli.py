@@ -485,7 +485,7 @@ def stop(model_dirs, every, backend) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_backend_option
 def endpoints(as_json, backend) -> None:
-    """List endpoints with status, version, URL and uptime."""
+    """List endpoints with status, version, URL and uptime (local: and the AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME line)."""
     import dataclasses
     import json
 
@@ -493,7 +493,8 @@ def endpoints(as_json, backend) -> None:
     from modelops.backends import get_backend
 
     pin_environment()
-    found = get_backend(backend).endpoints.list()
+    ops = get_backend(backend)
+    found = ops.endpoints.list()
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(e) for e in found], indent=2, default=str))
         return
@@ -507,6 +508,12 @@ def endpoints(as_json, backend) -> None:
                    f"{e.url or '-'}")
         if e.message:
             click.echo(f"{'':<24} {e.message}")
+    runtime = ops.endpoints.runtime_url()
+    if runtime:  # the local SageMaker Runtime: what boto3 and the SageMaker SDK need to reach these endpoints
+        from modelops.backends.base import RUNTIME_URL_ENV
+
+        click.echo(f"\n# boto3 and the SageMaker SDK reach these endpoints with (any credentials):\n"
+                   f"export {RUNTIME_URL_ENV}={runtime}")
 
 
 @main.command("new-model")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ci.runner import run_stage
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
 from modelops.records import DeployRecord, ReviewRecord, TrainRecord
+from modelops.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
 
 @dataclass
@@ -34,7 +36,7 @@ class ModelOutcome:
     version: int | None = None
     metric: tuple[str, float] | None = None
     endpoint_url: str | None = None
-    smoke_prediction: float | None = None
+    smoke_prediction: str | None = None
     stopped: str | None = None  # why the pipeline stopped early for this model without an error
     error: str | None = None
     exit_code: int = 0
@@ -103,7 +105,8 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         approver: recorded as who approved (``auto``/``prompt``).
         deploy: run the deploy stage after approval.
         force: rerun notebooks whose inputs did not change.
-        parallel: models run at once (default: one per CPU, at most the number of models).
+        parallel: models run at once (default: one per CPU of the budget, at most the number of models); each
+            training gets its fair share of the CPUs (``MODELOPS_TRAIN_THREADS``, unless set).
         log: receives progress lines.
         train: run the train stage and the approval step (False: deploy only, as CI does on main).
 
@@ -111,11 +114,12 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         One outcome per model, in the order given.
     """
     outcomes = [ModelOutcome(folder.name) for folder in models]
-    workers = max(1, min(len(models), parallel or os.cpu_count() or 1))
+    workers = max(1, min(len(models), parallel or cpu_budget()))
     with ThreadPoolExecutor(workers) as pool:
         if train:
-            list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
-                          zip(models, outcomes)))
+            with _training_threads(fair_share(workers)):
+                list(pool.map(lambda pair: _guarded(pair[1], _train, pair[0], backend, artifacts, force, log),
+                              zip(models, outcomes)))
             approved = [(folder, outcome) for folder, outcome in zip(models, outcomes)
                         if outcome.ok and _guarded(outcome, _approve, folder, backend, artifacts, approval, approver,
                                                    confirm, log)]
@@ -127,6 +131,20 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         if deploy:
             list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
     return outcomes
+
+
+@contextmanager
+def _training_threads(threads: int):
+    """``MODELOPS_TRAIN_THREADS`` for the kernels started inside, unless the user set it: parallel trainings
+    with every thread each would oversubscribe the cores (modelops.threads)."""
+    if os.environ.get(TRAIN_THREADS_ENV):
+        yield
+        return
+    os.environ[TRAIN_THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        os.environ.pop(TRAIN_THREADS_ENV, None)
 
 
 def _guarded(outcome: ModelOutcome, step, folder: ModelFolder, *args):
@@ -198,22 +216,29 @@ def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Arti
     outcome.endpoint_url = deployed.endpoint_url
     outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config())
     log(f"{folder.name}: v{deployed.version} serving at {outcome.endpoint_url}; smoke request answered "
-        f"{outcome.smoke_prediction:.4g}")
+        f"{outcome.smoke_prediction}")
 
 
-def smoke_invoke(ops, config) -> float:
-    """One test row through the endpoint, as a client would send it; returns the prediction."""
-    import numpy as np
+def smoke_invoke(ops, config) -> str:
+    """One test row through the endpoint, as a client would send it; returns the answer's text.
 
+    The answer is what the container writes for this model's serving settings: a score (``19.63957977294922``),
+    a row of class probabilities, or the ``SAGEMAKER_INFERENCE_OUTPUT`` fields (``0,0.13``).
+
+    Raises:
+        EndpointFailed: the endpoint answered with an error or with nothing.
+    """
     from modelops.datasets import load_dataset, read_split
+    from modelops.errors import EndpointFailed
     from modelops.prepare import features_and_target
-    from modelops.serving.protocol import read_predictions, to_csv
+    from modelops.serving.protocol import to_csv
 
     features, _ = features_and_target(read_split(ops.store, load_dataset(ops.store, config), "test").head(1))
-    [prediction] = read_predictions(ops.endpoints.invoke(config.name, to_csv(features)))
-    # A multiclass answer is a row of class probabilities: report the most probable class's (the container's
-    # "probability").
-    return float(max(prediction)) if np.ndim(prediction) else float(prediction)
+    answer = ops.endpoints.invoke(config.name, to_csv(features)).decode(errors="replace").strip()
+    if not answer:
+        raise EndpointFailed(f"endpoint {config.name} answered a test row with an empty body. Fix: read the "
+                             f"endpoint's log (python -m ci endpoints) and redeploy.")
+    return answer
 
 
 def summary_table(outcomes: list[ModelOutcome]) -> str:

@@ -91,8 +91,12 @@ class EndpointCheck:
 def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> EndpointCheck:
     """Send the package's held-out test rows through the endpoint and compare with the artifact in-process.
 
+    The rows go as a client's would: boto3's ``invoke_endpoint`` (``backend.endpoints.invoke``), through the
+    local SageMaker Runtime router or AWS's.
+
     Raises:
-        EndpointFailed: the endpoint's predictions differ from the artifact's (it serves something else).
+        EndpointFailed: the endpoint's predictions differ from the artifact's (it serves something else), or it
+            answered with an error.
     """
     from modelops.evaluation import metrics_for
     from modelops.prepare import features_and_target
@@ -152,7 +156,11 @@ def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, uns
 
 @dataclass(frozen=True)
 class Latency:
-    """Single-row call latency and batch throughput through the endpoint."""
+    """Single-row call latency and batch throughput through the endpoint, as AWS client code sees them.
+
+    Measured through ``backend.endpoints.invoke``: boto3's ``invoke_endpoint`` on both backends, so the
+    figures include botocore's request signing (~0.5-1 ms a call) and, locally, the router's hop.
+    """
 
     calls: int
     p50_ms: float
@@ -168,14 +176,18 @@ class Latency:
 
 def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, calls: int = 200,
                     batch_rows: int = 10_000) -> Latency:
-    """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated)."""
+    """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated), through boto3.
+
+    Raises:
+        EndpointFailed: a request failed (the container's status and message, from the Runtime's ModelError).
+    """
     from modelops.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
     X, _ = features_and_target(_test_split(backend, config, package))
     bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
     invoke = backend.endpoints.invoke
-    invoke(config.name, bodies[0])  # the first call opens the connection
+    invoke(config.name, bodies[0])  # the first call creates the boto3 client and opens its connection
     samples = []
     for body in bodies:
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelops.errors import ConfigError, StoreError, TrainingFailed
+from modelops.threads import train_threads
 
 MODEL_FILE = "xgboost-model"
 
@@ -26,7 +27,6 @@ _SAGEMAKER_ONLY = {"num_round", "early_stopping_rounds", "csv_weights", "_kfold"
 _LOCAL_UNSUPPORTED = {"csv_weights", "single_precision_histogram", "deterministic_histogram",
                       "use_dask_gpu_training", "lambda_bias"}
 
-THREADS_ENV = "MODELOPS_TRAIN_THREADS"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ def xgboost_params(hyperparameters: dict) -> tuple[dict, int, int | None]:
         raise ConfigError(f"hyperparameters {unsupported} are not supported by local training. Fix: remove them "
                           f"from training.hyperparameters in model.yml, or train with backend='sagemaker'.")
     params = {k: v for k, v in hyperparameters.items() if k not in _SAGEMAKER_ONLY}
-    params.setdefault("nthread", int(os.environ.get(THREADS_ENV, "1")))
+    # A fair share of the CPUs (modelops.threads): two trainings at once on 2 cores get one thread each.
+    params.setdefault("nthread", train_threads())
     params.setdefault("seed", 0)  # the container's default
     params.setdefault("verbosity", 1)
     return params, _rounds(hyperparameters, "num_round"), _rounds(hyperparameters, "early_stopping_rounds")

@@ -25,6 +25,8 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
+# Each test home's runtime router takes any free port: the default one belongs to the developer's own home.
+os.environ.setdefault("MODELOPS_RUNTIME_PORT", "0")
 
 
 def pytest_collection_modifyitems(items):
@@ -58,13 +60,14 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def stop_endpoints(home: Path) -> None:
-    """Stop every endpoint server a test started under ``home`` (they run detached from the test)."""
+    """Stop every endpoint server a test started under ``home`` (they run detached from the test), and its router."""
     from modelops.backends.local.endpoints import STOPPED, LocalEndpoints
 
     endpoints = LocalEndpoints(home)
     for status in endpoints.list():
         if status.status != STOPPED and status.detail.get("pid"):
             endpoints.stop(status.name)
+    endpoints.runtime.stop()  # and the SageMaker Runtime router, even with endpoints left Down
 
 
 @pytest.fixture

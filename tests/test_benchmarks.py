@@ -81,6 +81,12 @@ def test_serving_benchmark_measures_ours_and_the_reference_servers():
         assert figures(results, side, f"{name} server RSS"), name
     assert figures(results, "baseline", "in-process inplace_predict")
     assert figures(results, "ratio", "stdlib / ours") and figures(results, "ratio", "in-process / ours")
+    assert figures(results, "ours", "ours-router single-row p50") and figures(results, "ratio", "ours-router / ours")
+    assert figures(results, "ours", "ours-router boto3 invoke_endpoint single-row p50")
+    for side, name in (("ours", "ours"), ("ours", "ours-router"), ("baseline", "stdlib-1"), ("baseline", "stdlib")):
+        assert figures(results, side, f"{name} busy single-row p99"), name  # the busy phase, 2 processes
+    assert figures(results, "baseline", "busy phase: load average")
+    assert figures(results, "ratio", "ours busy single-row p99 / 10 ms")
 
 
 @pytest.mark.notebook

@@ -643,12 +643,32 @@ def test_invoke_reaches_the_runtime(sagemaker):
     assert sagemaker.endpoints.invoke("abalone-model", b"1,2,3\n")
 
 
+def test_invoke_translates_the_runtime_errors(sagemaker):
+    # Stubber: moto's runtime answers every invocation with a canned 200, never a container's error.
+    endpoints = sagemaker.endpoints
+    with Stubber(endpoints.runtime) as stub:
+        stub.add_client_error("invoke_endpoint", "ModelError", 'Received client error (415) from primary with message '
+                              '"Content type text/plain is not supported".', 424,
+                              modeled_fields={"OriginalStatusCode": 415,
+                                              "OriginalMessage": "Content type text/plain is not supported",
+                                              "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:x"})
+        stub.add_client_error("invoke_endpoint", "ValidationError",
+                              "Endpoint abalone-model of account 123456789012 not found.", 400)
+        with pytest.raises(EndpointFailed, match=r"endpoint 'abalone-model' answered 415: Content type text/plain "
+                                                 r"is not supported \(ModelError"):
+            endpoints.invoke("abalone-model", b"1,2,3\n", content_type="text/plain")
+        with pytest.raises(EndpointFailed, match=r"does not exist \(ValidationError: Endpoint abalone-model of "
+                                                 r"account 123456789012 not found.\). Fix: see .*CloudWatch"):
+            endpoints.invoke("abalone-model", b"1,2,3\n")
+        stub.assert_no_pending_responses()
+
+
 def test_local_backend_imports_neither_boto3_nor_the_sdk(tmp_path):
     import subprocess
     import sys
 
     code = ("import sys\nfrom modelops.backends import get_backend\nb = get_backend('local')\n"
-            "b.registry, b.trainer, b.endpoints\n"
+            "b.registry, b.trainer, b.endpoints.list(), b.endpoints.status('x'), b.endpoints.runtime_url()\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'sagemaker')))\n"
             "import modelops.backends.sagemaker\n"
             "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('boto3', 'sagemaker')}))\n")

@@ -96,11 +96,16 @@ def test_hyperparameters_xgboost_rejects():
 
 
 def test_defaults_follow_the_container_and_limit_threads(monkeypatch):
+    import modelops.threads
+
+    monkeypatch.delenv("MODELOPS_TRAIN_THREADS", raising=False)
+    monkeypatch.setattr(modelops.threads, "fair_share", lambda parallel=1: 3)  # what this machine allows now
     params, rounds, early = xgboost_params({"objective": "binary:logistic", "num_round": 7, "eta": 0.3})
     assert (rounds, early) == (7, None)
-    assert params == {"objective": "binary:logistic", "eta": 0.3, "nthread": 1, "seed": 0, "verbosity": 1}
+    assert params == {"objective": "binary:logistic", "eta": 0.3, "nthread": 3, "seed": 0, "verbosity": 1}
     monkeypatch.setenv("MODELOPS_TRAIN_THREADS", "2")
     assert xgboost_params({"objective": "binary:logistic", "num_round": 1})[0]["nthread"] == 2
+    assert xgboost_params({"objective": "binary:logistic", "num_round": 1, "nthread": 1})[0]["nthread"] == 1
 
 
 def test_job_names_are_valid_sagemaker_names():

@@ -389,6 +389,12 @@ class Registry(abc.ABC):
 
 
 IN_SERVICE = "InService"
+#: The one production variant of every endpoint config this project creates (on both backends).
+PRODUCTION_VARIANT = "AllTraffic"
+#: A SageMaker resource name (endpoint, model, endpoint config, job): what CreateEndpoint and InvokeEndpoint accept.
+SAGEMAKER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+#: The variable AWS clients (boto3, the SageMaker SDK) read the SageMaker Runtime's address from.
+RUNTIME_URL_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 
 
 @dataclass(frozen=True)
@@ -414,7 +420,7 @@ class Deployment:
     endpoint: str
     version: int
     previous_version: int | None
-    url: str | None  # where clients send requests (local: http://127.0.0.1:PORT/invocations)
+    url: str | None  # InvokeEndpoint's URL (local: the router's http://127.0.0.1:PORT/endpoints/NAME/invocations)
     status: str
     changed: bool  # False when the requested version was already live
     message: str
@@ -484,6 +490,17 @@ class Endpoints(abc.ABC):
             EndpointFailed: the endpoint is down (with how to restart it) or answered with an error (its
                 status and message).
         """
+
+    def runtime_url(self) -> str | None:
+        """Where AWS clients send SageMaker Runtime calls, when it is not AWS's own address (else None).
+
+        What ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` must say for boto3 and the SageMaker SDK to reach these
+        endpoints. The sagemaker backend answers None: clients use AWS's regional address.
+
+        Raises:
+            EndpointFailed: the local address could not be started.
+        """
+        return None
 
     @abc.abstractmethod
     def stop(self, name: str) -> None:

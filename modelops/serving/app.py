@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from modelops import threads
 from modelops.serving import protocol
 from modelops.serving.protocol import RequestError
 
@@ -73,8 +74,7 @@ def load_model(artifact_uri: str, sha256: str, version: int, package_id: str) ->
         booster = unpack_model(data, source=str(path))
     except StoreError as exc:
         raise RequestError(409, str(exc)) from exc
-    threads = int(os.environ.get("MODELOPS_SERVE_THREADS", min(4, os.cpu_count() or 1)))
-    booster.set_param({"nthread": threads})
+    booster.set_param({"nthread": 1})  # large batches get more for their own call (modelops.threads.predict)
     n_features = booster.num_features()
     booster.inplace_predict(np.zeros((1, n_features)))  # warm up before the first real request
     return LoadedModel(booster, int(version), package_id, sha256, n_features,
@@ -92,6 +92,7 @@ class InferenceApp:
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.counts: Counter = Counter()
         self._swap = asyncio.Lock()
+        self.max_threads = threads.serve_threads()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -137,7 +138,7 @@ class InferenceApp:
             return
         rows = protocol.fit(protocol.parse(body, protocol.content_type(headers.get("content-type"))), model.n_features)
         try:
-            predictions = model.booster.inplace_predict(rows)
+            predictions = threads.predict(model.booster, rows, self.max_threads)
         except Exception as exc:  # the container answers 400 to whatever prediction raises
             raise RequestError(400, f"Unable to evaluate payload provided: {exc}") from None
         accept = protocol.accept_type(headers.get("accept"), model.output.default_accept)

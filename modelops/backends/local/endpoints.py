@@ -5,6 +5,9 @@ served now and the one before, written atomically, readable only by its owner be
 token) and ``server.log``. Deploys and rollbacks of one endpoint are serialised by a lock file. The container's
 environment switches (model.yml ``serving``) travel with each load, as on SageMaker they belong to the model, so a
 rollback brings back the previous version's.
+
+Clients reach every endpoint of a home through one address speaking the SageMaker Runtime API (the router,
+modelops.backends.local.runtime), and so does ``invoke``: boto3's ``invoke_endpoint``, as on SageMaker.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +36,8 @@ from modelops.backends.base import (
     ServedPackage,
     safe_key,
 )
+from modelops.backends.local.processes import pid_exists, tail, terminate
+from modelops.backends.local.runtime import RuntimeRouter
 from modelops.errors import EndpointFailed
 from modelops.serving.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
 
@@ -47,7 +51,9 @@ class LocalEndpoints(Endpoints):
     def __init__(self, home: Path, *, host: str | None = None):
         self.root = Path(home) / "endpoints"
         self.host = host or os.environ.get("MODELOPS_ENDPOINT_HOST", "127.0.0.1")
-        self._connections = threading.local()
+        self.runtime = RuntimeRouter(Path(home), self.host)
+        self._client = None
+        self._client_lock = threading.Lock()
 
     # -- the interface -------------------------------------------------------------------------------------
 
@@ -87,10 +93,11 @@ class LocalEndpoints(Endpoints):
             status=state,
             version=(record.get("current") or {}).get("version"),
             previous_version=(record.get("previous") or {}).get("version"),
-            url=f"{record['url']}/invocations" if record.get("url") else None,
+            url=self._runtime_url(name, self.runtime.recorded_url()),
             started_at=record.get("started_at"),
             uptime_seconds=uptime,
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
+                    "container_url": f"{record['url']}/invocations" if record.get("url") else None,
                     "log": str(self._log(name)), "responses": alive.get("responses") if alive else None},
             message=message,
         )
@@ -100,20 +107,25 @@ class LocalEndpoints(Endpoints):
         return [s for s in (self.status(n) for n in names) if s is not None]
 
     def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
-        record = self._read(name)
-        if record is None or record.get("status") == STOPPED or not record.get("port"):
-            raise EndpointFailed(f"endpoint {name!r} is not running. Fix: deploy it (`python -m ci deploy "
-                                 f"<model folder>`).")
-        try:
-            status, answer = self._request(record, "POST", "/invocations", body,
-                                           {"Content-Type": content_type, "Accept": accept}, reuse=True)
-        except OSError as exc:
-            raise EndpointFailed(f"endpoint {name!r} at {record['url']} does not answer ({exc}); its server process "
-                                 f"{record.get('pid')} is down (log: {self._log(name)}). Fix: restart it with "
-                                 f"`python -m ci deploy <model folder>`.") from exc
-        if status >= 400:
-            raise EndpointFailed(f"endpoint {name!r} answered {status}: {answer.decode(errors='replace').strip()}")
-        return answer
+        import botocore.exceptions
+
+        from modelops.backends.invoke import invoke_endpoint
+
+        fix = "Fix: deploy it (`python -m ci deploy <model folder>`); `python -m ci endpoints` lists what runs."
+        for attempt in (1, 2):
+            try:
+                return invoke_endpoint(self._runtime_client(fresh=attempt == 2), name, body,
+                                       content_type=content_type, accept=accept, fix=fix)
+            except botocore.exceptions.EndpointConnectionError as exc:
+                if attempt == 2:  # the router was just (re)started and still does not answer
+                    raise EndpointFailed(f"the local SageMaker Runtime at {self.runtime.recorded_url()} does not "
+                                         f"answer ({exc}). Log: {self.runtime.log_path}") from exc
+
+    def runtime_url(self) -> str | None:
+        """The router's address, started if any endpoint is in service (else the recorded one, if any)."""
+        if any(s.status == IN_SERVICE for s in self.list()):
+            return self.runtime.ensure()
+        return self.runtime.running_url()
 
     def stop(self, name: str) -> None:
         with self._locked(name):
@@ -121,9 +133,12 @@ class LocalEndpoints(Endpoints):
             if record is None:
                 raise EndpointFailed(f"there is no endpoint {name!r}. Fix: see `python -m ci endpoints`.")
             if self._alive(record):
-                _terminate(record["pid"])
+                terminate(record["pid"])
             record.update(status=STOPPED, pid=None)
             self._write(name, record)
+        # Nothing left to route to: stop the router too (decided under its lock, so a deploy running now in
+        # another process either is seen here or starts it again).
+        self.runtime.stop(unless=lambda: any(s.status == IN_SERVICE for s in self.list()))
 
     # -- how -----------------------------------------------------------------------------------------------
 
@@ -147,7 +162,7 @@ class LocalEndpoints(Endpoints):
                 raise EndpointFailed(f"{action} of {name} to v{target.version} failed: {reason}. v{current['version']} "
                                      f"keeps serving (log: {self._log(name)}).")
             if not running:
-                _terminate(record["pid"])
+                terminate(record["pid"])
                 record.update(status=STOPPED, pid=None)
                 self._write(name, record)
             raise EndpointFailed(f"{action} of {name} to v{target.version} failed: {reason}. Nothing is serving on "
@@ -158,11 +173,15 @@ class LocalEndpoints(Endpoints):
         record.update(status=IN_SERVICE, current=asdict(target), previous=previous,
                       updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
         self._write(name, record)
+        try:
+            url = self._runtime_url(name, self.runtime.ensure())
+        except EndpointFailed as exc:
+            raise EndpointFailed(f"{name} serves v{target.version} at {record['url']}/invocations, but {exc}") from exc
         was = f"v{current['version']}" if current else "nothing"
         message = f"{name} serves v{target.version} (before: {was})"
         log(message)
-        return Deployment(name, target.version, previous["version"] if previous else None,
-                          f"{record['url']}/invocations", IN_SERVICE, True, message)
+        return Deployment(name, target.version, previous["version"] if previous else None, url, IN_SERVICE, True,
+                          message)
 
     def _start(self, name: str, record: dict, *, timeout: float) -> dict:
         folder = self.root / safe_key(name)
@@ -181,9 +200,9 @@ class LocalEndpoints(Endpoints):
         while not ready.exists():
             if process.poll() is not None:
                 raise EndpointFailed(f"the inference server for {name} exited with code {process.returncode} while "
-                                     f"starting. Log: {self._log(name)}:\n{_tail(self._log(name))}")
+                                     f"starting. Log: {self._log(name)}:\n{tail(self._log(name))}")
             if time.monotonic() > deadline:
-                _terminate(process.pid)
+                terminate(process.pid)
                 raise EndpointFailed(f"the inference server for {name} did not start within {timeout:.0f}s. "
                                      f"Log: {self._log(name)}")
             time.sleep(0.02)
@@ -198,7 +217,7 @@ class LocalEndpoints(Endpoints):
     def _alive(self, record: dict) -> dict | None:
         """The server's status if its process runs and answers as this endpoint (pids get reused)."""
         pid = record.get("pid")
-        if not pid or record.get("status") == STOPPED or not _pid_exists(pid):
+        if not pid or record.get("status") == STOPPED or not pid_exists(pid):
             return None
         try:
             status, answer = self._request(record, "GET", "/-/status", timeout=2)
@@ -208,31 +227,34 @@ class LocalEndpoints(Endpoints):
         return info if info.get("name") == record["name"] and info.get("pid") == pid else None
 
     def _request(self, record: dict, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                 *, timeout: float = 30, reuse: bool = False) -> tuple[int, bytes]:
-        if not reuse:
-            connection = http.client.HTTPConnection(record["host"], record["port"], timeout=timeout)
-            try:
-                connection.request(method, path, body=body, headers=headers or {})
-                response = connection.getresponse()
-                return response.status, response.read()
-            finally:
-                connection.close()
-        # invoke() keeps one connection per thread and endpoint: the cost of a TCP handshake per
-        # request would dominate single-row latency.
-        key = (record["host"], record["port"])
-        pool = self._connections.__dict__.setdefault("pool", {})
-        for attempt in (1, 2):
-            connection = pool.get(key) or http.client.HTTPConnection(*key, timeout=timeout)
-            pool[key] = connection
-            try:
-                connection.request(method, path, body=body, headers=headers or {})
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, ConnectionError):
-                connection.close()
-                pool.pop(key, None)
-                if attempt == 2:
-                    raise
+                 *, timeout: float = 30) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection(record["host"], record["port"], timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def _runtime_client(self, *, fresh: bool = False):
+        """A boto3 sagemaker-runtime client for the router, with dummy credentials (never the user's)."""
+        with self._client_lock:
+            if self._client is None or fresh:
+                import boto3
+                from botocore.config import Config
+
+                # No retries: the router answers at once, and an unreachable router is restarted by invoke.
+                config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5,
+                                read_timeout=70, user_agent_extra="modelops/0.1")
+                session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
+                                                region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+                self._client = session.client("sagemaker-runtime", endpoint_url=self.runtime.ensure(),
+                                              config=config)
+            return self._client
+
+    @staticmethod
+    def _runtime_url(name: str, base: str | None) -> str | None:
+        return f"{base}/endpoints/{name}/invocations" if base else None
 
     def _read(self, name: str) -> dict | None:
         try:
@@ -264,40 +286,3 @@ def _server_environment(token: str) -> dict[str, str]:
     """The server's environment: ours, less the container switches (each load brings the model's own)."""
     inherited = {k: v for k, v in os.environ.items() if k not in (INFERENCE_OUTPUT_ENV, DEFAULT_ACCEPT_ENV)}
     return {**inherited, "MODELOPS_ADMIN_TOKEN": token}
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _terminate(pid: int, grace: float = 10) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)  # our child: reap it
-        except ChildProcessError:
-            finished = 0 if _pid_exists(pid) else pid
-        if finished:
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

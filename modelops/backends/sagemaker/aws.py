@@ -10,6 +10,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from modelops.backends.base import SAGEMAKER_NAME_PATTERN
 from modelops.errors import ModelOpsError
 
 #: botocore's "standard" retry mode retries throttling (ThrottlingException, SlowDown, 429) and transient
@@ -88,7 +89,7 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 # SageMaker resource names: letters, digits and hyphens, starting and ending with a letter or digit, <= 63.
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+NAME_PATTERN = SAGEMAKER_NAME_PATTERN
 
 
 def timestamped_name(base: str, *tags: str, now: datetime | None = None) -> str:

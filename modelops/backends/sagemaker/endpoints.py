@@ -12,7 +12,14 @@ import re
 import time
 from datetime import datetime
 
-from modelops.backends.base import IN_SERVICE, Deployment, Endpoints, EndpointStatus, PackageVersion
+from modelops.backends.base import (
+    IN_SERVICE,
+    PRODUCTION_VARIANT,
+    Deployment,
+    Endpoints,
+    EndpointStatus,
+    PackageVersion,
+)
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
 from modelops.backends.sagemaker.store import S3Store
 from modelops.errors import EndpointFailed, StoreError
@@ -21,7 +28,7 @@ ENDPOINT_TAG = "modelops:endpoint"
 VERSION_TAG = "modelops:version"
 PREVIOUS_VERSION_TAG = "modelops:previous-version"
 PREVIOUS_CONFIG_TAG = "modelops:previous-config"
-VARIANT = "AllTraffic"
+VARIANT = PRODUCTION_VARIANT
 #: Statuses that end a wait (anything else, such as Creating or Updating, is still moving).
 SETTLED = (IN_SERVICE, "Failed", "OutOfService", "UpdateRollbackFailed")
 
@@ -83,14 +90,16 @@ class SageMakerEndpoints(Endpoints):
         return [s for s in (self.status(n) for n in sorted(names)) if s is not None]
 
     def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+        import botocore.exceptions
+
+        from modelops.backends.invoke import invoke_endpoint
+
+        fix = (f"Fix: see `python -m ci endpoints` and the endpoint's CloudWatch logs "
+               f"(/aws/sagemaker/Endpoints/{name}).")
         try:
-            response = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
-                                                    Accept=accept)
-        except Exception as exc:
-            raise EndpointFailed(f"endpoint {name!r} answered with an error: {describe_error(exc)}. Fix: see "
-                                 f"`python -m ci endpoints` and the endpoint's CloudWatch logs "
-                                 f"(/aws/sagemaker/Endpoints/{name}).") from exc
-        return response["Body"].read()
+            return invoke_endpoint(self.runtime, name, body, content_type=content_type, accept=accept, fix=fix)
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise EndpointFailed(f"invoking endpoint {name!r} failed: {exc}. {fix}") from exc
 
     def stop(self, name: str) -> None:
         endpoint, _ = self._describe(name)
