@@ -16,6 +16,7 @@ class LocalBackend(Backend):
         home/store/       datasets, training outputs (model.tar.gz, logs), evaluation reports
         home/registry.db  model package groups and versions (SQLite)
         home/endpoints/   one folder per endpoint: its record (pid, port, versions) and server log
+        home/store/<model>/data-capture/<endpoint>/AllTraffic/yyyy/mm/dd/hh/  what endpoints captured
         home/cache/       downloads, by sha256
     """
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from modelops import atomic
 from modelops.backends.base import (
     IN_SERVICE,
+    DataCapture,
     Deployment,
     Endpoints,
     EndpointStatus,
@@ -53,10 +54,10 @@ class LocalEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               data_capture: DataCapture | None = None, log=print) -> Deployment:
         with self._locked(name):
-            return self._switch(name, ServedPackage.of(package, environment), timeout=timeout, log=log,
-                                action="deploy")
+            return self._switch(name, ServedPackage.of(package, environment, data_capture), timeout=timeout,
+                                log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
         with self._locked(name):
@@ -91,7 +92,8 @@ class LocalEndpoints(Endpoints):
             started_at=record.get("started_at"),
             uptime_seconds=uptime,
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
-                    "log": str(self._log(name)), "responses": alive.get("responses") if alive else None},
+                    "log": str(self._log(name)), "responses": alive.get("responses") if alive else None,
+                    "capture": alive.get("capture") if alive else None},
             message=message,
         )
 
@@ -99,14 +101,19 @@ class LocalEndpoints(Endpoints):
         names = sorted(p.parent.name for p in self.root.glob("*/endpoint.json")) if self.root.is_dir() else []
         return [s for s in (self.status(n) for n in names) if s is not None]
 
-    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
+               inference_id: str | None = None) -> bytes:
+        from modelops.serving.capture import INFERENCE_ID_HEADER
+
         record = self._read(name)
         if record is None or record.get("status") == STOPPED or not record.get("port"):
             raise EndpointFailed(f"endpoint {name!r} is not running. Fix: deploy it (`python -m ci deploy "
                                  f"<model folder>`).")
         try:
-            status, answer = self._request(record, "POST", "/invocations", body,
-                                           {"Content-Type": content_type, "Accept": accept}, reuse=True)
+            headers = {"Content-Type": content_type, "Accept": accept}
+            if inference_id:
+                headers[INFERENCE_ID_HEADER] = inference_id
+            status, answer = self._request(record, "POST", "/invocations", body, headers, reuse=True)
         except OSError as exc:
             raise EndpointFailed(f"endpoint {name!r} at {record['url']} does not answer ({exc}); its server process "
                                  f"{record.get('pid')} is down (log: {self._log(name)}). Fix: restart it with "

@@ -12,7 +12,15 @@ import re
 import time
 from datetime import datetime
 
-from modelops.backends.base import IN_SERVICE, Deployment, Endpoints, EndpointStatus, PackageVersion
+from modelops.backends.base import (
+    IN_SERVICE,
+    PRODUCTION_VARIANT,
+    DataCapture,
+    Deployment,
+    Endpoints,
+    EndpointStatus,
+    PackageVersion,
+)
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
 from modelops.backends.sagemaker.store import S3Store
 from modelops.errors import EndpointFailed, StoreError
@@ -21,7 +29,7 @@ ENDPOINT_TAG = "modelops:endpoint"
 VERSION_TAG = "modelops:version"
 PREVIOUS_VERSION_TAG = "modelops:previous-version"
 PREVIOUS_CONFIG_TAG = "modelops:previous-config"
-VARIANT = "AllTraffic"
+VARIANT = PRODUCTION_VARIANT
 #: Statuses that end a wait (anything else, such as Creating or Updating, is still moving).
 SETTLED = (IN_SERVICE, "Failed", "OutOfService", "UpdateRollbackFailed")
 
@@ -42,9 +50,10 @@ class SageMakerEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               data_capture: DataCapture | None = None, log=print) -> Deployment:
         self._check_artifact(name, package)
-        config = self._create_config(name, package, instance_type, instance_count, environment or {}, log)
+        config = self._create_config(name, package, instance_type, instance_count, environment or {}, data_capture,
+                                     log)
         return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
@@ -82,10 +91,12 @@ class SageMakerEndpoints(Endpoints):
                 names += [e["EndpointName"] for e in page["Endpoints"]]
         return [s for s in (self.status(n) for n in sorted(names)) if s is not None]
 
-    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
+               inference_id: str | None = None) -> bytes:
         try:
             response = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
-                                                    Accept=accept)
+                                                    Accept=accept, **({"InferenceId": inference_id}
+                                                                      if inference_id else {}))
         except Exception as exc:
             raise EndpointFailed(f"endpoint {name!r} answered with an error: {describe_error(exc)}. Fix: see "
                                  f"`python -m ci endpoints` and the endpoint's CloudWatch logs "
@@ -132,7 +143,7 @@ class SageMakerEndpoints(Endpoints):
         return f"v{status.version} keeps serving on {name}" if status.version else f"{name} is {status.status}"
 
     def _create_config(self, name: str, package: PackageVersion, instance_type: str, instance_count: int,
-                       environment: dict[str, str], log) -> str:
+                       environment: dict[str, str], capture: DataCapture | None, log) -> str:
         resource = timestamped_name(name, f"v{package.version}")
         tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(package.version)}]
         # The container's switches (model.yml serving) belong to this model, so a rollback restores the previous.
@@ -144,8 +155,10 @@ class SageMakerEndpoints(Endpoints):
             self.sagemaker.create_endpoint_config(
                 EndpointConfigName=resource, Tags=tags,
                 ProductionVariants=[{"VariantName": VARIANT, "ModelName": resource, "InstanceType": instance_type,
-                                     "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
-        log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type})")
+                                     "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}],
+                **({"DataCaptureConfig": data_capture_config(capture)} if capture else {}))
+        captured = f", capturing {capture.sampling_percentage:g}% to {capture.destination}" if capture else ""
+        log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type}{captured})")
         return resource
 
     def _switch(self, name: str, config: str, version: int, *, timeout: float, log, action: str) -> Deployment:
@@ -247,6 +260,21 @@ class SageMakerEndpoints(Endpoints):
 _CONFIG_NAME = re.compile(r"-v(\d+)-\d{14}-[0-9a-f]{4}$")
 _NAME_KEY = {"model": "ModelName", "endpoint_config": "EndpointConfigName"}
 _ARN_KEY = {"model": "ModelArn", "endpoint_config": "EndpointConfigArn"}
+
+
+def data_capture_config(capture: DataCapture) -> dict:
+    """CreateEndpointConfig's DataCaptureConfig: as the SageMaker SDK's DataCaptureConfig._to_request_dict builds it.
+
+    SageMaker takes a whole-number sampling percentage (0-100); a fraction is rounded up, so a small share is never
+    turned into none.
+    """
+    import math
+
+    modes = [mode for mode, on in (("Input", capture.capture_input), ("Output", capture.capture_output)) if on]
+    return {"EnableCapture": True, "InitialSamplingPercentage": min(100, math.ceil(capture.sampling_percentage)),
+            "DestinationS3Uri": capture.destination, "CaptureOptions": [{"CaptureMode": mode} for mode in modes],
+            "CaptureContentTypeHeader": {"CsvContentTypes": list(capture.csv_content_types),
+                                         "JsonContentTypes": list(capture.json_content_types)}}
 
 
 def failure_reason(described: dict) -> str:
