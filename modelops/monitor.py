@@ -204,8 +204,9 @@ class CapturedData:
                               "reason": s.reason} for s in self.skipped], columns=["file", "line", "reason"])
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**{self.records} capture records, {self.n_rows} rows** of {self.endpoint} from {self.files} "
-                 f"files under `{self.destination}`, {self.window.describe()}."]
+        files = f"{self.files} file" if self.files == 1 else f"{self.files} files"
+        lines = [f"**{_records(self.records).replace('record', 'capture record')}, {self.n_rows} rows** of "
+                 f"{self.endpoint} from {files} under `{self.destination}`, {self.window.describe()}."]
         if self.skipped:
             lines.append(f"**{len(self.skipped)} records or files skipped** (malformed, truncated or unreadable; "
                          f"listed below).")
@@ -357,18 +358,22 @@ class _Reader:
     def result(self, endpoint: str, destination: str, files: int) -> CapturedData:
         rows = np.vstack(self.rows) if self.rows else np.empty((0, self.served.n_features))
         scores = np.vstack(self.scores) if self.scores else None
-        notes = [f"{count} records with {reason}: their predictions are left out of the prediction checks"
+        notes = [f"{_records(count)} with {reason}: their predictions are left out of the prediction checks"
                  for reason, count in self.unread_answers.items()]
         if self.full:
             notes.append(f"stopped reading at {self.max_rows:,} rows: the rest of the window is not analysed "
                          f"(pass a shorter --since)")
         if self.outside:
-            notes.append(f"{self.outside} records in the same hour files fall outside the window and are not used")
+            notes.append(f"{_records(self.outside)} in the same hour files fall outside the window and are not used")
         if self.checks:
-            notes.append(f"{self.checks} records are the deploy's own checks (InferenceId {CHECK_INFERENCE_ID}...: "
+            notes.append(f"{_records(self.checks)} of the deploy's own checks (InferenceId {CHECK_INFERENCE_ID}...: "
                          f"the test split replayed), not clients' traffic: left out")
         return CapturedData(endpoint, destination, self.window, files, self.records, rows, tuple(self.ids), scores,
                             dict(self.narrow), dict(self.wide), tuple(self.skipped), self.outside, tuple(notes))
+
+
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
 
 
 def _body(side: dict, name: str) -> bytes:

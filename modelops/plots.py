@@ -255,8 +255,8 @@ def drift_overview(checks) -> Figure:
     labels = [f"{c.feature.name} ({c.drift.test})" for c in checks]
     ax.barh(labels[::-1], ratios[::-1], color=colors[::-1])
     ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("distance / threshold (red: drift; orange: above the threshold, not significant)")
-    ax.set_title("Drift of each feature and of the predictions against training")
+    ax.set_xlabel("distance / threshold (red: drift; orange: above, not significant)")
+    ax.set_title("Drift against the baseline, per feature")
     return figure
 
 
@@ -265,11 +265,13 @@ def feature_drift(check) -> Figure:
     figure = Figure(figsize=(7, 3.2), layout="constrained")
     ax = figure.subplots()
     drift = check.drift
+    baseline = "training" if check.part == "data" else "validation"  # the predictions' baseline: validation rows
     if check.feature.kind == "numeric":
         (values, weights), live = check.baseline_values, np.asarray(check.live_values)
         both = np.concatenate([values, live]) if len(live) else values
         bins = np.histogram_bin_edges(both, bins=30)
-        ax.hist(values, bins=bins, weights=weights, density=True, alpha=0.5, label=f"training ({drift.baseline_rows})")
+        ax.hist(values, bins=bins, weights=weights, density=True, alpha=0.5,
+                label=f"{baseline} ({drift.baseline_rows})")
         ax.hist(live, bins=bins, density=True, alpha=0.5, label=f"live ({drift.live_rows})")
         ax.set_xlabel(check.feature.name)
         ax.set_ylabel("density")
@@ -280,7 +282,7 @@ def feature_drift(check) -> Figure:
                             key=lambda c: -abs(live.get(c, 0) / live_total - base.get(c, 0) / base_total))[:15]
         positions = np.arange(len(categories))
         ax.barh(positions - 0.2, [base.get(c, 0) / base_total for c in categories], height=0.4,
-                label=f"training ({drift.baseline_rows})")
+                label=f"{baseline} ({drift.baseline_rows})")
         ax.barh(positions + 0.2, [live.get(c, 0) / live_total for c in categories], height=0.4,
                 label=f"live ({drift.live_rows})")
         ax.set_yticks(positions, [str(c) for c in categories])
