@@ -329,6 +329,8 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         _dump({"training": {"container_version": CONTAINER_VERSION, "instance_type": "ml.m5.large",
                             "hyperparameters": DEFAULT_HYPERPARAMETERS[problem]}}),
         _dump({"endpoint": {"instance_type": "ml.m5.large", "instance_count": 1}}),
+        "# The endpoint records its traffic for `python -m ci monitor` (thresholds: docs/monitoring.md).",
+        _dump({"monitoring": {"data_capture": {"enabled": True, "sampling_percentage": 100}}}),
         gate_note,
         _dump({"quality": quality}),
     ]
