@@ -1,7 +1,8 @@
 """The command line: `python -m ci <command>`. Each command is a few lines calling one library function.
 
 Exit codes: 0 success; 1 an error of this project (one line on stderr); 2 bad usage or configuration;
-3 a quality gate failed; 4 no approved package for the revision; 5 an endpoint failed; 6 a notebook failed.
+3 a quality gate failed; 4 no approved package for the revision; 5 an endpoint failed; 6 a notebook failed;
+7 the monitor found a constraint violated (drift, schema, completeness, live quality).
 Unexpected errors keep their traceback.
 """
 
@@ -412,6 +413,50 @@ def deploy(model_dir, version, latest_approved, timeout, backend, artifacts_dir)
     click.echo(f"{run.model}: v{deployed.version} {state} at {deployed.endpoint_url} (previous: "
                f"v{deployed.previous_version or '-'}); p50 {deployed.p50_latency_ms} ms")
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--since", default="24h", show_default=True,
+              help="The window's start: a duration back from now (30m, 24h, 7d), an ISO 8601 time, or all.")
+@click.option("--until", default=None, help="The window's end: an ISO 8601 time (default: now).")
+@click.option("--labels", "labels_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Ground truth keyed by event id (Model Monitor's JSON lines, or a CSV with event_id,label): "
+                   "live metrics against the quality gates.")
+@click.option("--endpoint", default=None, help="Another endpoint of the model (default: the one named after it).")
+@click.option("--version", type=int, default=None,
+              help="Check against this version's baseline (default: the version the endpoint serves).")
+@_backend_option
+@_artifacts_option
+def monitor(model_dir, since, until, labels_file, endpoint, version, backend, artifacts_dir) -> None:
+    """Check MODEL_DIR's captured endpoint traffic against its training baseline (runs the monitor notebook).
+
+    Exits 7 when a constraint is violated; the executed notebook and constraint_violations.json say which.
+    """
+    from ci.models import resolve_model_dir
+    from ci.runner import run_stage
+    from modelops.errors import NotebookFailed
+
+    parameters = {"since": since, "until": until, "endpoint": endpoint, "version": version,
+                  "labels": str(Path(labels_file).resolve()) if labels_file else None}
+    artifacts = _artifacts(artifacts_dir)
+    try:
+        [run] = run_stage(resolve_model_dir(model_dir), "monitor", backend=backend,
+                          parameters={k: v for k, v in parameters.items() if v is not None}, artifacts=artifacts)
+    except NotebookFailed as exc:
+        failed = artifacts.previous(resolve_model_dir(model_dir).name, "monitor")
+        if failed is not None and failed.record is not None:
+            click.echo(_monitor_summary(failed.record), err=True)
+        raise exc from None
+    click.echo(_monitor_summary(run.record))
+    click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+
+
+def _monitor_summary(record) -> str:
+    drifted = ", ".join(record.drifted_features) or "none"
+    return (f"{record.endpoint} v{record.version}: {record.rows} rows in {record.records} records from {record.since} "
+            f"to {record.until} ({record.skipped} skipped); {record.violations} violation(s), drifting: {drifted}; "
+            f"{record.violations_uri}")
 
 
 @main.command()

@@ -26,9 +26,13 @@ SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environmen
 ALL_MODELS = "all-models"
 #: The workflow that runs the test suite, beside one workflow per model folder.
 TEST_WORKFLOW = "test"
+#: The scheduled workflow that monitors every model's endpoint (ci/circleci.py), and the pipeline parameter a
+#: schedule trigger sets to run it.
+MONITOR_WORKFLOW = "monitor-models"
 #: Names the generated config cannot give a model folder, and why.
 RESERVED_NAMES = {ALL_MODELS: f"its parameter run-{ALL_MODELS} is the one shared code sets to run every model",
-                  TEST_WORKFLOW: f"its workflow would replace the {TEST_WORKFLOW!r} workflow that runs the test suite"}
+                  TEST_WORKFLOW: f"its workflow would replace the {TEST_WORKFLOW!r} workflow that runs the test suite",
+                  MONITOR_WORKFLOW: f"its workflow would replace the scheduled {MONITOR_WORKFLOW!r} workflow"}
 #: The orb's name for its job in the setup config.
 FILTER_JOB = "path-filtering/filter"
 

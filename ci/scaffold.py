@@ -341,6 +341,8 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         yaml.safe_dump({"tuning": {"objective": DEFAULT_OBJECTIVE[problem], "budget": {"trials": 40},
                                    "parameters": DEFAULT_SEARCH}},
                        sort_keys=False, default_flow_style=None, width=110),
+        "# The endpoint records its traffic for `python -m ci monitor` (thresholds: docs/monitoring.md).",
+        _dump({"monitoring": {"data_capture": {"enabled": True, "sampling_percentage": 100}}}),
         gate_note,
         _dump({"quality": quality}),
     ]

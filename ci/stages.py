@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelops.records import DeployRecord, GatherRecord, Record, ReviewRecord, TrainRecord, TuneRecord
+from modelops.records import DeployRecord, GatherRecord, MonitorRecord, Record, ReviewRecord, TrainRecord, TuneRecord
 
 #: Where a notebook lives: ``MODEL`` in each model folder (generated from ``notebooks/templates/<name>.ipynb``
 #: by ``python -m ci notebooks sync``), ``SHARED`` once in ``notebooks/<name>.ipynb``, run for each model.
@@ -64,6 +64,8 @@ NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
              inputs=("model_folder", "challenger", "champion"), runs_after=("QualityGateFailed",)),
     Notebook("deploy", MODEL, DeployRecord, "deploy the approved package, check the endpoint's answers",
              reuse="fingerprint", inputs=("model_folder", "package"), holds="serving"),
+    # Never reused: its input is the traffic captured up to now, which no fingerprint covers.
+    Notebook("monitor", MODEL, MonitorRecord, "the endpoint's captured traffic against its training baseline"),
 )}
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -73,6 +75,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", ("gather_data", "tune"), "gather if the data changed, search hyperparameters (python -m ci tune)"),
     Stage("deploy", ("deploy",), "deploy the approved package that matches the folder"),
     Stage("all", ("gather_data", "train_register", "review", "deploy"), "train, review and deploy"),
+    Stage("monitor", ("monitor",), "check the endpoint's captured traffic against its training baseline",
+          always_runs=("monitor",)),
 )}
 
 

@@ -42,6 +42,12 @@ _LAZY = {
     "verify_endpoint": "modelops.deploy",
     "measure_latency": "modelops.deploy",
     "deploy_record": "modelops.deploy",
+    "write_baseline": "modelops.baseline",
+    "served_model": "modelops.monitor",
+    "read_capture": "modelops.monitor",
+    "check_traffic": "modelops.monitor",
+    "live_quality": "modelops.monitor",
+    "record_monitoring": "modelops.monitor",
 }
 
 __all__ = ["ModelOpsError", *_LAZY]

@@ -160,6 +160,40 @@ SCHEMA: dict[str, Any] = {
             "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         },
         "quality": {"type": "object", "additionalProperties": _THRESHOLD},
+        "monitoring": {  # data capture and the monitor's checks (modelops/monitor.py, docs/monitoring.md)
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "data_capture": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "sampling_percentage": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                        "max_disk_mb": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+                "drift": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "numeric_test": {"type": "string"},
+                        "numeric_threshold": {"type": "number", "exclusiveMinimum": 0},
+                        "categorical_test": {"type": "string"},
+                        "categorical_threshold": {"type": "number", "exclusiveMinimum": 0},
+                        "comparison_method": {"enum": ["robust", "simple"]},
+                        "min_rows": {"type": "integer", "minimum": 1},
+                        "features": {"type": "object", "additionalProperties": {
+                            "type": "object", "additionalProperties": False, "minProperties": 1,
+                            "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0},
+                                           "ignore": {"type": "boolean"}}}},
+                    },
+                },
+                "completeness_tolerance": {"type": "number", "minimum": 0, "maximum": 1},
+                "datatype_check_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                "domain_content_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
         "serving": {  # the SageMaker XGBoost container's environment switches (modelops/serving/container.py)
             "type": "object",
             "additionalProperties": False,
@@ -260,6 +294,39 @@ class ServingConfig:
     def environment(self) -> dict[str, str]:
         """The container environment these settings mean (CreateModel's Environment, the local server's)."""
         return container.environment(self.inference_output, self.default_accept)
+
+
+@dataclass(frozen=True)
+class DataCaptureConfig:
+    """Which requests the endpoint records for the monitor (SageMaker's DataCaptureConfig; off unless enabled)."""
+
+    enabled: bool = False
+    sampling_percentage: float = 100.0  # share of requests captured
+    max_disk_mb: float = 1024.0  # local endpoints: the oldest capture files go beyond this (S3 has no bound)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How the monitor compares live features with the training baseline (tests in modelops.drift.TESTS)."""
+
+    numeric_test: str = "ks"
+    numeric_threshold: float | None = None  # None: the test's default
+    categorical_test: str = "jensen_shannon"
+    categorical_threshold: float | None = None
+    comparison_method: str = "robust"  # robust: no drift is called on fewer rows than the test can tell apart
+    min_rows: int = 30  # fewer live rows than this: distributions are not compared (schema checks still run)
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {threshold: x} or {ignore: true}
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """model.yml ``monitoring``: data capture, the drift tests and the constraint thresholds."""
+
+    data_capture: DataCaptureConfig = field(default_factory=DataCaptureConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    completeness_tolerance: float = 0.02  # live completeness may fall this far below training's
+    datatype_check_threshold: float = 0.1  # share of live values of another type than training's allowed
+    domain_content_threshold: float = 0.1  # share of live rows outside the training categories allowed
 
 
 @dataclass(frozen=True)
@@ -388,6 +455,7 @@ class ModelConfig:
     quality: tuple[Threshold, ...]
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     decision_threshold: float = 0.5
     description: str = ""
     folder: Path | None = None
@@ -508,6 +576,7 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
         endpoint=EndpointConfig(**(raw.get("endpoint") or {})),
         serving=ServingConfig(tuple((raw.get("serving") or {}).get("inference_output", ())),
                               (raw.get("serving") or {}).get("default_accept")),
+        monitoring=_monitoring(raw.get("monitoring") or {}),
         decision_threshold=evaluation.get("threshold", 0.5),
         quality=tuple(Threshold(metric, **bounds) for metric, bounds in raw["quality"].items()),
         tuning=_tuning(raw),
@@ -555,6 +624,15 @@ def _review(raw: dict) -> ReviewConfig:
     return ReviewConfig(rules=rules, resamples=review.get("resamples", 2000),
                         seed=review.get("seed", raw["split"]["seed"]), min_absolute_change=absolute,
                         min_relative_change=relative)
+
+
+def _monitoring(raw: dict) -> MonitoringConfig:
+    drift = raw.get("drift") or {}
+    return MonitoringConfig(
+        data_capture=DataCaptureConfig(**(raw.get("data_capture") or {})),
+        drift=DriftConfig(**{**drift, "features": dict(drift.get("features") or {})}),
+        **{k: raw[k] for k in ("completeness_tolerance", "datatype_check_threshold", "domain_content_threshold")
+           if k in raw})
 
 
 def check_container_version(container_version: str, *, source: str = CONFIG_FILE) -> None:
@@ -717,6 +795,7 @@ def _check_semantics(raw: dict, source: str) -> None:
                             f"fails. Fix: swap or correct them")
     problems += _serving_problems(raw.get("serving") or {}, objective)
     problems += _tuning_problems(raw) + _review_problems(raw)
+    problems += _monitoring_problems((raw.get("monitoring") or {}).get("drift") or {})
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -740,6 +819,29 @@ def _serving_problems(serving: dict, objective: str) -> list[str]:
         problems.append(f"key 'serving.default_accept' is {accept!r}, which the container can only answer with "
                         f"serving.inference_output set (every request without Accept would get a 500). Fix: set "
                         f"inference_output too, or use text/csv or application/json")
+    return problems
+
+
+def _monitoring_problems(drift: dict) -> list[str]:
+    """Drift tests the monitor does not know, and thresholds outside what a test can measure."""
+    if not drift:
+        return []
+    from modelops.drift import TESTS  # numpy: only for a model.yml that sets drift tests or thresholds
+
+    problems = []
+    defaults = DriftConfig()
+    for key, kind in (("numeric_test", "numeric"), ("categorical_test", "categorical")):
+        name = drift.get(key, getattr(defaults, key))
+        known = [t.name for t in TESTS.values() if t.kind == kind]
+        if name not in known:
+            problems.append(f"key 'monitoring.drift.{key}' is {name!r}, not a {kind} drift test. Fix: use one of "
+                            f"{known}")
+            continue
+        threshold = drift.get(key.replace("_test", "_threshold"))
+        if threshold is not None and TESTS[name].bounded and threshold > 1:
+            problems.append(f"key 'monitoring.drift.{key.replace('_test', '_threshold')}' is {threshold}, but "
+                            f"{name} lies between 0 and 1, so it would never drift. Fix: use a value below 1 "
+                            f"(default {TESTS[name].default_threshold})")
     return problems
 
 

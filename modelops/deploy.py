@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import APPROVED, IN_SERVICE, Deployment, PackageVersion, Registry
+from modelops.backends.base import APPROVED, IN_SERVICE, DataCapture, Deployment, PackageVersion, Registry
 from modelops.config import ModelConfig
 from modelops.errors import EndpointFailed, NoApprovedPackage
 from modelops.lineage import model_lineage
@@ -70,7 +70,23 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, tim
                           message)
     return backend.endpoints.deploy(config.name, package, instance_type=config.endpoint.instance_type,
                                     instance_count=config.endpoint.instance_count, timeout=timeout,
-                                    environment=config.serving.environment, log=log)
+                                    environment=config.serving.environment,
+                                    data_capture=data_capture(backend, config), log=log)
+
+
+def data_capture(backend, config: ModelConfig) -> DataCapture | None:
+    """What the model's endpoints capture for the monitor (model.yml ``monitoring.data_capture``; None: off).
+
+    Like the container's environment, it belongs to the version deployed: a rollback restores the previous
+    version's settings, and a changed setting applies from the next version deployed.
+    """
+    from modelops.serving.capture import capture_uri
+
+    settings = config.monitoring.data_capture
+    if not settings.enabled:
+        return None
+    return DataCapture(capture_uri(backend.store, config.name), sampling_percentage=settings.sampling_percentage,
+                       max_bytes=int(settings.max_disk_mb * 2**20))
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,7 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
     from modelops.training import load_artifact
 
     X, y = features_and_target(_test_split(backend, config, package))
-    answer = backend.endpoints.invoke(config.name, to_csv(X))
+    answer = backend.endpoints.invoke(config.name, to_csv(X), inference_id=check_inference_id(package))
     booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
@@ -186,21 +202,34 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
 
     X, _ = features_and_target(_test_split(backend, config, package))
     bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
-    invoke = backend.endpoints.invoke
-    invoke(config.name, bodies[0])  # the first call creates the boto3 client and opens its connection
+    marked = check_inference_id(package)
+
+    def invoke(body):
+        return backend.endpoints.invoke(config.name, body, inference_id=marked)
+
+    invoke(bodies[0])  # the first call creates the boto3 client and opens its connection
     samples = []
     for body in bodies:
         started = time.perf_counter()
-        invoke(config.name, body)
+        invoke(body)
         samples.append((time.perf_counter() - started) * 1000)
     row_bytes = sum(map(len, bodies)) / len(bodies)
     batch_rows = min(batch_rows, int(5_000_000 / row_bytes))  # stay under the endpoint's 6 MB request limit
     batch = to_csv(np.resize(X, (batch_rows, X.shape[1])))
     started = time.perf_counter()
-    invoke(config.name, batch)
+    invoke(batch)
     elapsed = time.perf_counter() - started
     return Latency(calls, float(np.percentile(samples, 50)), float(np.percentile(samples, 99)), batch_rows,
                    batch_rows / elapsed, tuple(samples))
+
+
+#: The InferenceId the deploy's own checks carry (then ``v<version>``): data capture records it, and the
+#: monitor leaves those records out, since test rows replayed thousands of times are not clients' traffic.
+CHECK_INFERENCE_ID = "modelops-deploy-check-"
+
+
+def check_inference_id(package: PackageVersion) -> str:
+    return f"{CHECK_INFERENCE_ID}v{package.version}"
 
 
 def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck,

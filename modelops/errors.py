@@ -46,6 +46,12 @@ class QualityGateFailed(ModelOpsError):
     exit_code = 3
 
 
+class ConstraintViolated(ModelOpsError):
+    """Live traffic broke a monitoring constraint (schema, completeness, drift, a quality gate on live labels)."""
+
+    exit_code = 7
+
+
 class RegistryError(ModelOpsError):
     """A model registry operation was refused (unknown version, invalid transition)."""
 

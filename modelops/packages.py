@@ -78,11 +78,14 @@ def read_evaluation(store: Store, uri: str) -> dict:
 
 
 def register_model(backend, config: ModelConfig, dataset, training, evaluation: Evaluation, gates: QualityReport,
-                   *, notebook_artifact: str | None = None, record: TrainRecord | None = None) -> PackageVersion:
+                   *, notebook_artifact: str | None = None, record: TrainRecord | None = None,
+                   baseline=None) -> PackageVersion:
     """Register an evaluated model as a new PendingManualApproval version with its metrics and lineage.
 
     Args:
         record: the record ``record_evaluation`` returned (its report is registered); built here when None.
+        baseline: the monitoring baseline ``modelops.write_baseline`` wrote (its files are registered with the
+            version, and named in its report); None: the version cannot be monitored.
 
     Raises:
         QualityGateFailed: the gates did not pass (nothing is registered).
@@ -90,6 +93,9 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
     gates.raise_if_failed()
     record = record or record_evaluation(backend, config, dataset, training, evaluation, gates)
     metrics = {**evaluation.metrics, **{f"baseline_{k}": v for k, v in evaluation.baseline.items()}}
+    report = evaluation_report(config, evaluation, gates, record)
+    if baseline is not None:
+        report["monitoring_baseline"] = dict(baseline.uris)
     return backend.registry.register(
         config.name,
         training=training,
@@ -98,7 +104,8 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
         dataset_id=dataset.dataset_id,
         lineage=model_lineage(config.folder, notebook_artifact=notebook_artifact),
         description=config.description,
-        report=evaluation_report(config, evaluation, gates, record),
+        report=report,
+        baselines=dict(baseline.uris) if baseline is not None else None,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -308,3 +310,65 @@ def parameter_importances(tuning) -> Figure:
     ax.set_xlabel("importance (share of the objective's variance, fANOVA)")
     ax.set_title("Parameter importances")
     return figure
+
+
+def drift_figures(report) -> dict[str, Figure]:
+    """The monitor's figures (``report``: a modelops.monitor.MonitorReport): every compared feature's distance
+    against its threshold, then one figure for each drifting feature, baseline against live."""
+    compared = [c for c in report.checks if c.drift is not None]
+    figures = {"drift_overview": drift_overview(compared)} if compared else {}
+    for check in report.checks:
+        if check.drifted:
+            figures[f"drift_{_scrap_name(check.feature.name)}"] = feature_drift(check)
+    return figures
+
+
+def drift_overview(checks) -> Figure:
+    """Each feature's drift distance as a share of its threshold (beyond 1 and significant: drift)."""
+    figure = Figure(figsize=(7, 0.24 * len(checks) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    ratios = [c.drift.distance / c.drift.threshold if c.drift.threshold else 0.0 for c in checks]
+    colors = ["#c44e52" if c.drifted else "#dd8452" if r > 1 else "#4c72b0" for c, r in zip(checks, ratios)]
+    labels = [f"{c.feature.name} ({c.drift.test})" for c in checks]
+    ax.barh(labels[::-1], ratios[::-1], color=colors[::-1])
+    ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("distance / threshold (red: drift; orange: above, not significant)")
+    ax.set_title("Drift against the baseline, per feature")
+    return figure
+
+
+def feature_drift(check) -> Figure:
+    """One feature, training baseline against the live window: histograms (numbers) or category shares."""
+    figure = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = figure.subplots()
+    drift = check.drift
+    baseline = "training" if check.part == "data" else "validation"  # the predictions' baseline: validation rows
+    if check.feature.kind == "numeric":
+        (values, weights), live = check.baseline_values, np.asarray(check.live_values)
+        both = np.concatenate([values, live]) if len(live) else values
+        bins = np.histogram_bin_edges(both, bins=30)
+        ax.hist(values, bins=bins, weights=weights, density=True, alpha=0.5,
+                label=f"{baseline} ({drift.baseline_rows})")
+        ax.hist(live, bins=bins, density=True, alpha=0.5, label=f"live ({drift.live_rows})")
+        ax.set_xlabel(check.feature.name)
+        ax.set_ylabel("density")
+    else:
+        base, live = check.baseline_values, check.live_values
+        base_total, live_total = max(sum(base.values()), 1), max(sum(live.values()), 1)
+        categories = sorted(set(base) | set(live),
+                            key=lambda c: -abs(live.get(c, 0) / live_total - base.get(c, 0) / base_total))[:15]
+        positions = np.arange(len(categories))
+        ax.barh(positions - 0.2, [base.get(c, 0) / base_total for c in categories], height=0.4,
+                label=f"{baseline} ({drift.baseline_rows})")
+        ax.barh(positions + 0.2, [live.get(c, 0) / live_total for c in categories], height=0.4,
+                label=f"live ({drift.live_rows})")
+        ax.set_yticks(positions, [str(c) for c in categories])
+        ax.invert_yaxis()
+        ax.set_xlabel("share of rows (the categories that moved most)")
+    ax.legend()
+    ax.set_title(f"{check.feature.name}: {drift.test} {drift.distance:.3g} (threshold {drift.threshold:g})")
+    return figure
+
+
+def _scrap_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_") or "feature"

@@ -294,5 +294,40 @@ class DeployRecord(Record):
         return replace(record, endpoint_metrics=_metrics(scraps, "endpoint_"))
 
 
-__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "Record", "ReviewRecord", "TrainRecord",
-           "TuneRecord"]
+@dataclass(frozen=True)
+class MonitorRecord(Record):
+    """monitor: an endpoint's traffic in a window against its version's baseline, and what it violated."""
+
+    endpoint: str
+    version: int | None
+    since: str
+    until: str
+    records: int = 0  # capture records read
+    rows: int = 0  # request rows checked
+    skipped: int = 0  # malformed or truncated records and unreadable files, left out
+    violations: int = 0
+    violation_checks: dict[str, int] = field(default_factory=dict)  # constraint_check_type -> count
+    drifted_features: tuple[str, ...] = ()
+    prediction_distance: float | None = None
+    labelled_rows: int = 0
+    live_metrics: dict[str, float] = field(default_factory=dict)  # with ground truth: metrics on live rows
+    violations_uri: str | None = None  # constraint_violations.json in the store
+    statistics_uri: str | None = None
+
+    headline_keys: ClassVar[tuple[str, ...]] = ("violations", "rows", "drifted_features")
+
+    def to_scraps(self) -> dict[str, Any]:
+        values = {k: v for k, v in super().to_scraps().items() if k != "live_metrics"}
+        values["drifted_features"] = list(self.drifted_features)
+        values.update({f"live_{k}": v for k, v in self.live_metrics.items()})
+        return values
+
+    @classmethod
+    def from_scraps(cls, scraps: dict[str, Any]) -> MonitorRecord:
+        record = super().from_scraps(scraps)
+        return replace(record, live_metrics=_metrics(scraps, "live_"),
+                       violation_checks=dict(scraps.get("violation_checks") or {}))
+
+
+__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "MonitorRecord", "Record", "ReviewRecord",
+           "TrainRecord", "TuneRecord"]

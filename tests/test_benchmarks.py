@@ -89,6 +89,17 @@ def test_serving_benchmark_measures_ours_and_the_reference_servers():
     assert figures(results, "ratio", "ours busy single-row p99 / 10 ms")
 
 
+@pytest.mark.slow
+def test_capture_benchmark_measures_an_endpoint_with_capture_on_and_off():
+    results = run_benchmark("capture")
+    for side, name in (("ours", "capture on"), ("baseline", "capture off")):
+        for measure in ("single-row p50", "single-row p99", "server CPU per single-row request", "rows/s"):
+            assert figures(results, side, f"{name} {measure}"), (name, measure)
+    assert figures(results, "ours", "records written")[0] > 0
+    assert figures(results, "ours", "records dropped") == [0]
+    assert figures(results, "ratio", "p99, capture on / off") and figures(results, "ratio", "CPU per request")
+
+
 @pytest.mark.notebook
 def test_memory_benchmark_measures_the_cli_kernels_and_endpoint():
     results = run_benchmark("memory")

@@ -97,12 +97,16 @@ def test_a_third_model_folder_appears_in_the_mapping_and_the_workflows(tmp_path)
                                               *["run-all-models"] * len(SHARED_PATHS)]
     assert ("modelops/.*", "run-all-models", "true") in [(m.pattern, m.parameter, m.value) for m in mapping]
     dynamic = load(repo.path, DYNAMIC_CONFIG)
-    # Every parameter the mapping can pass is declared: CircleCI fails the continuation otherwise.
-    assert {m.parameter for m in mapping} == set(dynamic["parameters"]) == {
-        "run-abalone_model", "run-churn_model", "run-third_model", "run-all-models"}
+    # Every parameter the mapping can pass is declared: CircleCI fails the continuation otherwise. So is the one a
+    # schedule trigger passes to the setup config (CircleCI carries it into the continuation).
+    assert {m.parameter for m in mapping} | {"monitor-models"} == set(dynamic["parameters"]) == {
+        "run-abalone_model", "run-churn_model", "run-third_model", "run-all-models", "monitor-models"}
     workflow = dynamic["workflows"]["third_model"]
-    assert workflow["when"] == {"or": ["<< pipeline.parameters.run-third_model >>",
-                                       "<< pipeline.parameters.run-all-models >>"]}
+    assert workflow["when"] == {"and": [{"not": "<< pipeline.parameters.monitor-models >>"},
+                                        {"or": ["<< pipeline.parameters.run-third_model >>",
+                                                "<< pipeline.parameters.run-all-models >>"]}]}
+    assert [j["monitor"]["name"] for j in dynamic["workflows"]["monitor-models"]["jobs"]] == [
+        "monitor-abalone_model", "monitor-churn_model", "monitor-third_model"]
     assert [next(iter(job.values())).get("name", next(iter(job))) for job in workflow["jobs"]] == [
         "train-third_model", "request-deployment", "approve-third_model", "deploy-third_model"]
     assert validate(repo.path / SETUP_CONFIG, repo.path / DYNAMIC_CONFIG).returncode == 0
@@ -140,6 +144,47 @@ def test_continuation_gates_release_on_an_approval_and_deploys_on_main_only():
     assert any(readme_test in c and "--junitxml=test-results/" in c for c in commands["test"])
     assert {"store_test_results": {"path": "test-results", "when": "always"}} in test_steps
     assert any("restore_cache" in s for s in test_steps if isinstance(s, dict))
+
+
+def runs(when, parameters: dict[str, bool]) -> bool:
+    """CircleCI's evaluation of a workflow's ``when`` (logic statements over pipeline parameters)."""
+    if when is None:
+        return True
+    if isinstance(when, str):
+        return parameters.get(when.removeprefix("<< pipeline.parameters.").removesuffix(" >>"), False)
+    [(operator, argument)] = when.items()
+    if operator == "not":
+        return not runs(argument, parameters)
+    return (all if operator == "and" else any)(runs(a, parameters) for a in argument)
+
+
+def test_a_schedule_trigger_monitors_every_model_and_runs_nothing_else():
+    setup, dynamic = load(ROOT, SETUP_CONFIG), load(ROOT, DYNAMIC_CONFIG)
+    # A schedule trigger passes monitor-models to the setup config, which must declare it; so must the
+    # continuation, where the parameter is carried.
+    for config in (setup, dynamic):
+        assert config["parameters"]["monitor-models"]["type"] == "boolean"
+        assert config["parameters"]["monitor-models"]["default"] is False
+    workflows = dynamic["workflows"]
+
+    def running(**parameters):
+        return sorted(name for name, workflow in workflows.items() if runs(workflow.get("when"), parameters))
+
+    # On main the orb still compares HEAD with its parent: a scheduled run must not test or deploy again.
+    assert running(**{"monitor-models": True, "run-abalone_model": True, "run-all-models": True}) == [
+        "monitor-models"]
+    assert running(**{"run-abalone_model": True}) == ["abalone_model", "test"]
+    assert running() == ["test"]
+    jobs = {j["monitor"]["name"]: j["monitor"] for j in workflows["monitor-models"]["jobs"]}
+    assert jobs == {f"monitor-{m}": {"name": f"monitor-{m}", "model": m, "context": "modelops-train"}
+                    for m in ("abalone_model", "churn_model")}
+    steps = dynamic["jobs"]["monitor"]["steps"]
+    [command] = [s["run"]["command"] for s in steps if isinstance(s, dict) and "run" in s and "monitor" in s["run"]
+                 ["command"]]
+    assert command == ".venv/bin/python -m ci monitor << parameters.model >> --backend sagemaker --since 24h"
+    assert {"store_artifacts": {"path": "artifacts", "destination": "artifacts", "when": "always"}} in steps
+    [aws] = [s["aws-cli/setup"] for s in steps if isinstance(s, dict) and "aws-cli/setup" in s]
+    assert aws["role_arn"] == "${MODELOPS_AWS_ROLE_ARN}"
 
 
 def test_approve_job_approves_exactly_the_version_train_wrote(tmp_path, home):
@@ -215,7 +260,8 @@ def test_the_mapping_selects_what_one_line_per_model_per_shared_path_selected(tm
 
 
 @pytest.mark.parametrize(("folder", "why"), [("all-models", "shared code sets to run every model"),
-                                             ("test", "would replace the 'test' workflow")])
+                                             ("test", "would replace the 'test' workflow"),
+                                             ("monitor-models", "would replace the scheduled 'monitor-models'")])
 def test_a_model_folder_may_not_take_a_name_the_config_uses(tmp_path, folder, why):
     repo = three_model_project(tmp_path)
     shutil.copytree(ROOT / "abalone_model", repo.path / folder)

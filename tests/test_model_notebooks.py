@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import pytest
@@ -263,6 +264,19 @@ def test_notebooks_run_under_nbval_in_the_order_of_the_flow(home, tmp_path):
     assert " passed" in _nbval(folder, "deploy.ipynb")
     status = get_backend("local").endpoints.status("abalone-model")
     assert status.status == "InService" and status.version == pending.version
+    # A client sends the test rows; the monitor, run as it stands, finds them like training (the deploy's own
+    # checks, captured too, are left out).
+    import modelops
+    from modelops.prepare import features_and_target
+    from modelops.serving.protocol import to_csv
+
+    ops = get_backend("local")
+    config = modelops.load_model_config(folder)
+    rows, _ = features_and_target(modelops.read_split(ops.store, modelops.load_dataset(ops.store, config), "test"))
+    for start in range(0, len(rows), 10):
+        ops.endpoints.invoke("abalone-model", to_csv(rows[start:start + 10]))
+    time.sleep(0.5)  # the capture thread writes every 100 ms
+    assert " passed" in _nbval(folder, "monitor.ipynb")
 
 
 @pytest.mark.notebook

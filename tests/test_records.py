@@ -13,6 +13,7 @@ from modelops.records import (
     Gate,
     GatherRecord,
     MetricComparison,
+    MonitorRecord,
     ReviewRecord,
     TrainRecord,
     TuneRecord,
@@ -48,8 +49,15 @@ DEPLOY = DeployRecord(version=3, endpoint_url="http://127.0.0.1:9/invocations", 
                       predictions_identical=True, previous_version=2, p50_latency_ms=0.5, p99_latency_ms=1.2,
                       rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562})
 
+MONITOR = MonitorRecord(endpoint="churn-model", version=3, since="2026-01-01T00:00:00Z", until="2026-01-02T00:00:00Z",
+                        records=72, rows=500, skipped=1, violations=2,
+                        violation_checks={"baseline_drift_check": 1, "categorical_values_check": 1},
+                        drifted_features=("State",), prediction_distance=0.04, labelled_rows=500,
+                        live_metrics={"auc": 0.97, "accuracy": 0.93}, violations_uri="file:///v.json",
+                        statistics_uri="file:///s.json")
 
-@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, TUNE, DEPLOY], ids=lambda r: type(r).__name__)
+
+@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, TUNE, DEPLOY, MONITOR], ids=lambda r: type(r).__name__)
 def test_every_record_reads_back_from_its_scraps_as_they_travel_through_json(record):
     scraps = json.loads(json.dumps(record.to_scraps()))  # what scrapbook and runs.json do to them
     assert type(record).from_scraps(scraps) == record
@@ -93,9 +101,9 @@ def test_every_metric_has_one_direction_and_belongs_to_a_problem_type():
 def test_the_stages_table_names_only_notebooks_it_declares():
     for stage in STAGES.values():
         assert set(stage.notebooks) <= set(NOTEBOOKS) and set(stage.always_runs) <= set(stage.notebooks)
-    assert model_notebooks() == ["gather_data", "tune", "train_register", "deploy"]
+    assert model_notebooks() == ["gather_data", "tune", "train_register", "deploy", "monitor"]
     assert record_type("train_register") is TrainRecord and record_type("tune") is TuneRecord
-    assert record_type("works") is None
+    assert record_type("monitor") is MonitorRecord and record_type("works") is None
     from ci.freshness import HOLDS, INPUTS
     from ci.supplies import SUPPLIES
 

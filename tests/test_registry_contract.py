@@ -52,6 +52,15 @@ def registry(request, tmp_path):
     return BUILDERS[request.param](tmp_path)
 
 
+def test_a_version_records_its_monitoring_baseline(registry):
+    baselines = {f"{part}_{file}": f"s3://modelops-test/job-1/baseline/{part}/{file}.json"
+                 for part in ("data", "prediction", "quality") for file in ("statistics", "constraints")}
+    package = register(registry, baselines=baselines)
+    assert package.baselines == baselines
+    assert registry.get(GROUP, package.version).baselines == baselines
+    assert register(registry, tree="u" * 40, training=training("job-2", "b" * 64)).baselines == {}
+
+
 def test_register_creates_pending_versions_in_order(registry):
     first = register(registry)
     second = register(registry, tree="u" * 40, training=training("job-2", "b" * 64))

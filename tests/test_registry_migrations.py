@@ -75,7 +75,7 @@ def assert_chained(events: list[dict]) -> None:
 
 def test_migrations_are_numbered_one_by_one():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert all(m.why and m.steps for m in MIGRATIONS)
 
 

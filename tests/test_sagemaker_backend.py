@@ -375,6 +375,22 @@ def test_registration_is_a_sagemaker_model_package(sagemaker):
     assert json.loads(sagemaker.store.get_bytes(statistics["S3Uri"])) == report
 
 
+def test_the_monitoring_baseline_is_the_packages_drift_check_baselines(sagemaker):
+    root = f"s3://{MOTO_BUCKET}/modelops/abalone-model/training/job-1/baseline"
+    baselines = {f"{part}_{file}": f"{root}/{part}/{file}.json" for part in ("data", "prediction", "quality")
+                 for file in ("statistics", "constraints")}
+    package = register(sagemaker.registry, baselines=baselines)
+    raw = boto3.client("sagemaker").describe_model_package(ModelPackageName=package.package_id)
+    drift = raw["DriftCheckBaselines"]
+    assert drift["ModelDataQuality"] == {
+        "Statistics": {"ContentType": "application/json", "S3Uri": f"{root}/data/statistics.json"},
+        "Constraints": {"ContentType": "application/json", "S3Uri": f"{root}/data/constraints.json"}}
+    assert drift["ModelQuality"]["Constraints"]["S3Uri"] == f"{root}/quality/constraints.json"
+    # DriftCheckBaselines has no place for a prediction baseline: it is in the metadata properties.
+    assert raw["CustomerMetadataProperties"]["baseline:prediction_statistics"] == f"{root}/prediction/statistics.json"
+    assert package.baselines == baselines
+
+
 def test_approval_is_recorded_in_sagemaker_with_the_approver(sagemaker):
     registry = sagemaker.registry
     register(registry)
@@ -463,6 +479,34 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
     [variant] = client.describe_endpoint_config(EndpointConfigName=client.describe_endpoint(
         EndpointName="plain")["EndpointConfigName"])["ProductionVariants"]
     assert "Environment" not in client.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+
+
+def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sagemaker):
+    import yaml
+
+    from modelops.config import parse_model_config
+    from modelops.deploy import deploy_package
+    from tests.conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
+    raw["monitoring"] = {"data_capture": {"enabled": True, "sampling_percentage": 12.5}}
+    config = parse_model_config(raw)
+    deploy_package(sagemaker, config, approved_package(sagemaker), timeout=5, log=lambda line: None)
+    client = boto3.client("sagemaker")
+    described = client.describe_endpoint_config(
+        EndpointConfigName=client.describe_endpoint(EndpointName=config.name)["EndpointConfigName"])
+    # What the SageMaker SDK's DataCaptureConfig(enable_capture=True, ...)._to_request_dict() sends.
+    assert described["DataCaptureConfig"] == {
+        "EnableCapture": True, "InitialSamplingPercentage": 13,
+        "DestinationS3Uri": f"s3://{MOTO_BUCKET}/modelops/churn-model/data-capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}}
+    raw["monitoring"] = {"data_capture": {"enabled": False}}
+    deploy_package(sagemaker, parse_model_config({**raw, "name": "plain"}),
+                   approved_package(sagemaker, "plain-20261126-163000-beef"), timeout=5, log=lambda line: None)
+    plain = client.describe_endpoint_config(
+        EndpointConfigName=client.describe_endpoint(EndpointName="plain")["EndpointConfigName"])
+    assert not plain.get("DataCaptureConfig")  # capture off: none sent (moto answers an empty one)
 
 
 def test_deploy_refuses_an_artifact_changed_after_training(sagemaker):

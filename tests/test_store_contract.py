@@ -133,6 +133,22 @@ def test_exists_only_for_objects_not_for_prefixes(store):
     assert not store.exists(store.uri("m", "datasets", "d1", "train.cs"))
 
 
+def test_listing_finds_every_object_under_a_folder_and_nothing_beside_it(store):
+    """What the monitor reads capture files with (``<model>/data-capture/<endpoint>/AllTraffic/yyyy/mm/dd/hh/``)."""
+    folder = store.uri("m", "data-capture", "ep", "AllTraffic")
+    inside = [store.uri("m", "data-capture", "ep", "AllTraffic", "2026", "01", "02", hour, "00-00-000-x.jsonl")
+              for hour in ("03", "04")]
+    for uri in inside:
+        store.put_bytes(uri, b'{"a": 1}\n')
+    store.put_bytes(store.uri("m", "data-capture", "ep", "AllTrafficOld", "x.jsonl"), b"beside")  # a sibling name
+    store.put_bytes(store.uri("m", "data-capture", "ep-staging", "AllTraffic", "x.jsonl"), b"another endpoint")
+    listed = store.list_objects(folder)
+    assert [o.uri for o in listed] == inside
+    assert [o.size for o in listed] == [9, 9] and all(o.modified[:4].isdigit() for o in listed)
+    assert store.list_objects(folder + "/") == listed
+    assert store.list_objects(store.uri("m", "nothing-here")) == []
+
+
 def test_a_failed_upload_is_a_store_error_and_keeps_the_old_object(store, tmp_path):
     uri = store.uri("m", "model.tar.gz")
     store.put_bytes(uri, b"the reviewed model")

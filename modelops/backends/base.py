@@ -39,6 +39,15 @@ class StoredObject:
     size: int
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """An object found by listing a store: its URI, size and when it was last written (ISO 8601, UTC)."""
+
+    uri: str
+    size: int
+    modified: str
+
+
 class Store(abc.ABC):
     """Artifacts addressed by URI (``file://`` for the local backend, ``s3://`` for SageMaker)."""
 
@@ -100,6 +109,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def exists(self, uri: str) -> bool:
         """Whether an object exists at ``uri``."""
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        """Every object under the folder ``prefix`` (a URI of this store), at any depth, sorted by URI.
+
+        Returns:
+            The objects (empty when there are none, or no such folder).
+
+        Raises:
+            StoreError: the listing failed.
+        """
 
     def local_path(self, uri: str) -> Path | None:
         """A local file holding the object, when the store is on this machine (else None)."""
@@ -298,6 +318,7 @@ class PackageVersion:
     status_by: str | None = None
     status_at: str | None = None
     status_note: str | None = None
+    baselines: dict[str, str] = field(default_factory=dict, repr=False)  # monitoring baseline: file -> URI
 
     @property
     def label(self) -> str:
@@ -318,7 +339,7 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def register(self, group: str, *, training: TrainingResult, metrics: dict[str, Any], data_sha256: str,
                  dataset_id: str, lineage: Lineage, description: str = "",
-                 report: dict[str, Any] | None = None) -> PackageVersion:
+                 report: dict[str, Any] | None = None, baselines: dict[str, str] | None = None) -> PackageVersion:
         """Register a new version (status PendingManualApproval), creating the group if needed.
 
         Args:
@@ -330,6 +351,8 @@ class Registry(abc.ABC):
             lineage: git commit, branch, model-folder tree hash, notebook artifact.
             description: free text.
             report: the full evaluation report (SageMaker uploads it as the package's ModelMetrics).
+            baselines: the monitoring baseline's files (``modelops.baseline``: ``data_statistics`` -> URI, ...);
+                SageMaker records them as the package's DriftCheckBaselines.
 
         Returns:
             The new version; versions number 1, 2, ... without gaps even under concurrent registration.
@@ -398,6 +421,34 @@ RUNTIME_URL_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 
 
 @dataclass(frozen=True)
+class DataCapture:
+    """What an endpoint records of its traffic for the monitor: SageMaker's DataCaptureConfig, on both backends.
+
+    Records go to ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`` in SageMaker's capture format
+    (modelops.serving.capture). ``max_bytes`` bounds a local endpoint's capture folder (S3 has no bound).
+    """
+
+    destination: str  # a folder URI of the backend's store
+    sampling_percentage: float = 100.0
+    capture_input: bool = True
+    capture_output: bool = True
+    csv_content_types: tuple[str, ...] = ("text/csv",)
+    json_content_types: tuple[str, ...] = ("application/json",)
+    max_bytes: int = 1024 * 2**20
+
+    def to_json(self) -> dict[str, Any]:
+        return {"destination": self.destination, "sampling_percentage": self.sampling_percentage,
+                "capture_input": self.capture_input, "capture_output": self.capture_output,
+                "csv_content_types": list(self.csv_content_types),
+                "json_content_types": list(self.json_content_types), "max_bytes": self.max_bytes}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> DataCapture:
+        return cls(**{**record, "csv_content_types": tuple(record.get("csv_content_types", ("text/csv",))),
+                      "json_content_types": tuple(record.get("json_content_types", ("application/json",)))})
+
+
+@dataclass(frozen=True)
 class ServedPackage:
     """The package an endpoint serves (enough to serve it again on rollback without the registry)."""
 
@@ -406,11 +457,13 @@ class ServedPackage:
     artifact_uri: str
     artifact_sha256: str
     environment: dict[str, str] = field(default_factory=dict)  # the container's switches (model.yml serving)
+    capture: dict[str, Any] | None = None  # DataCapture.to_json(), or None: nothing is recorded
 
     @classmethod
-    def of(cls, package: PackageVersion, environment: dict[str, str] | None = None) -> ServedPackage:
+    def of(cls, package: PackageVersion, environment: dict[str, str] | None = None,
+           capture: DataCapture | None = None) -> ServedPackage:
         return cls(package.version, package.package_id, package.artifact_uri, package.artifact_sha256,
-                   dict(environment or {}))
+                   dict(environment or {}), capture.to_json() if capture else None)
 
 
 @dataclass(frozen=True)
@@ -450,13 +503,14 @@ class Endpoints(abc.ABC):
     @abc.abstractmethod
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               data_capture: DataCapture | None = None, log=print) -> Deployment:
         """Create the endpoint serving ``package``, or switch an existing one to it, and wait until in service.
 
         The caller has already checked that ``package`` is approved. The artifact's sha256 is checked
         against ``package.artifact_sha256`` before it is served. ``environment`` is the container's
         (SAGEMAKER_INFERENCE_OUTPUT, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ``ServingConfig.environment``);
-        it belongs to this version, so a rollback brings back the previous version's.
+        it belongs to this version, so a rollback brings back the previous version's. So does ``data_capture``
+        (None: nothing is captured), as on SageMaker it is part of the version's endpoint config.
 
         Returns:
             The deployment; its ``previous_version`` is what served before.
@@ -483,8 +537,12 @@ class Endpoints(abc.ABC):
         """Every endpoint this project created, by name."""
 
     @abc.abstractmethod
-    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
+               inference_id: str | None = None) -> bytes:
         """Send one request to the endpoint and return the response body.
+
+        ``inference_id`` is InvokeEndpoint's InferenceId: data capture records it as ``eventMetadata.inferenceId``
+        (the deploy's own checks send one, so the monitor can tell them from clients' traffic).
 
         Raises:
             EndpointFailed: the endpoint is down (with how to restart it) or answered with an error (its

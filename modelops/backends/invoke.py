@@ -12,12 +12,14 @@ from __future__ import annotations
 from modelops.errors import EndpointFailed
 
 
-def invoke_endpoint(client, name: str, body: bytes, *, content_type: str, accept: str, fix: str) -> bytes:
+def invoke_endpoint(client, name: str, body: bytes, *, content_type: str, accept: str, fix: str,
+                    inference_id: str | None = None) -> bytes:
     """``client.invoke_endpoint(EndpointName=name, Body=body, ContentType=..., Accept=...)``'s body.
 
     Args:
         client: a boto3 ``sagemaker-runtime`` client.
         fix: what to do when the endpoint does not exist or cannot answer (backend-specific).
+        inference_id: sent as ``InferenceId`` (captured with the request; the monitor leaves such records out).
 
     Raises:
         EndpointFailed: the Runtime API answered with an error (its code, the container's status and message).
@@ -26,7 +28,9 @@ def invoke_endpoint(client, name: str, body: bytes, *, content_type: str, accept
     import botocore.exceptions
 
     try:
-        response = client.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept=accept)
+        extra = {"InferenceId": inference_id} if inference_id else {}
+        response = client.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept=accept,
+                                          **extra)
         return response["Body"].read()
     except botocore.exceptions.ClientError as exc:
         raise EndpointFailed(runtime_error_message(name, exc.response, fix)) from exc

@@ -3,9 +3,10 @@
 Routes: the container's ``GET /ping`` (200 once a model is loaded), ``POST /invocations`` (predictions, with
 the request handling of modelops.serving.protocol) and ``GET /execution-parameters`` (what batch transform
 asks); ours: ``GET /-/status`` (name, version, counters, warnings) and ``POST /-/load`` (swap in another model
-with its container environment; needs the admin token). A swap loads, checks (sha256) and warms the new
-model before switching one reference, so requests in flight finish on the model they started with and none
-fails.
+with its container environment and data capture settings; needs the admin token). A swap loads, checks
+(sha256) and warms the new model before switching one reference, so requests in flight finish on the model
+they started with and none fails. Answered requests are handed to data capture (modelops.serving.capture),
+which samples and queues them; its thread writes them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from modelops import threads
 from modelops.serving import protocol
+from modelops.serving.capture import CaptureWriter
 from modelops.serving.protocol import RequestError
 
 log = logging.getLogger("modelops.serving")
@@ -93,10 +95,11 @@ class InferenceApp:
         self.counts: Counter = Counter()
         self._swap = asyncio.Lock()
         self.max_threads = threads.serve_threads()
+        self.capture: CaptureWriter | None = None  # set by a load whose version captures (model.yml monitoring)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, on_shutdown=self._stop_capture)
             return
         if scope["type"] != "http":
             return
@@ -144,6 +147,8 @@ class InferenceApp:
         accept = protocol.accept_type(headers.get("accept"), model.output.default_accept)
         answer = protocol.render(predictions, accept, model.output)
         self.counts[200] += 1
+        if self.capture is not None:  # a sampling decision and a queue put; the capture thread writes
+            self.capture.offer(body, headers, answer, protocol.response_content_type(accept))
         await _respond(send, 200, answer, protocol.response_content_type(accept))
 
     async def _load(self, scope, receive, send):
@@ -154,15 +159,18 @@ class InferenceApp:
             request = json.loads(await _read_body(receive, headers, 64 * 1024))
             fields = [request[k] for k in ("artifact_uri", "artifact_sha256", "version", "package_id")]
             environment = _container_environment(request.get("environment"))
+            capture = _capture_settings(request.get("capture"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RequestError(400, f"load needs JSON with artifact_uri, artifact_sha256, version, package_id and "
-                                    f"optionally environment, a mapping of strings ({exc})") from exc
+                                    f"optionally environment, a mapping of strings, and capture, data capture "
+                                    f"settings to a file:// folder ({exc})") from exc
         async with self._swap:
             started = time.monotonic()
             # Loading happens off the event loop, so requests keep being served by the current model.
             model = await _in_own_thread(load_model, *fields)
             model = replace(model, output=protocol.Output.of(model.booster, environment))
             previous, self.model = self.model, model
+            self._set_capture(capture)
         log.info("serving %s v%s (was %s) after %.3fs", self.name, model.version,
                  previous.version if previous else None, time.monotonic() - started)
         await _respond(send, 200, json.dumps(self.status()).encode(), "application/json")
@@ -176,13 +184,39 @@ class InferenceApp:
                 "inference_output": list(model.output.inference_output or ()) if model else None,
                 "default_accept": model.output.default_accept if model else None,
                 "responses": {str(k): v for k, v in sorted(self.counts.items())},
-                "warnings": dict(protocol.WARNINGS)}
+                "warnings": dict(protocol.WARNINGS),
+                "capture": self.capture.status() if self.capture else None}
+
+    def _set_capture(self, settings) -> None:
+        """Capture as the loaded version says: the same writer if its settings are unchanged, else a new one."""
+        current = self.capture
+        if current is not None and current.settings == settings:
+            return
+        self.capture = CaptureWriter(self.name, settings) if settings is not None else None
+        if current is not None:  # what it has queued is written by its own thread, which then ends
+            threading.Thread(target=current.close, name="capture-close", daemon=True).start()
+
+    def _stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.close()
 
 
 def execution_parameters(max_body: int) -> dict:
     """GET /execution-parameters as the container answers it: one worker per CPU, the payload limit in MB."""
     return {"MaxConcurrentTransforms": os.cpu_count() or 1, "BatchStrategy": "MULTI_RECORD",
             "MaxPayloadInMB": int(max_body / 1024 ** 2)}
+
+
+def _capture_settings(capture):
+    """The data capture a load brings (None: capture nothing), checked before the model is loaded."""
+    from modelops.backends.base import DataCapture
+    from modelops.serving.capture import destination_folder
+
+    if capture is None:
+        return None
+    settings = DataCapture.from_json(capture)
+    destination_folder(settings.destination)  # ValueError for a destination this machine cannot write
+    return settings
 
 
 def _container_environment(environment) -> dict[str, str]:
@@ -257,11 +291,13 @@ async def _respond(send, status: int, body: bytes, content_type: str = "text/pla
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive, send):
+async def _lifespan(receive, send, on_shutdown=None):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if on_shutdown is not None:
+                on_shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return

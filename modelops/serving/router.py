@@ -59,7 +59,7 @@ POOL_SIZE = 32
 
 _ROUTE = re.compile(r"^/endpoints/([^/]+)/([a-z-]+)$")
 _SCOPE_REGION = re.compile(r"Credential=[^/,]*/\d{8}/([a-z0-9-]+)/")
-_FORWARDED = (b"content-type", b"accept", b"x-amzn-sagemaker-custom-attributes")
+_FORWARDED = (b"content-type", b"accept", b"x-amzn-sagemaker-custom-attributes", b"x-amzn-sagemaker-inference-id")
 
 
 class ApiError(Exception):

@@ -17,6 +17,7 @@ class LocalBackend(Backend):
         home/registry.db  model package groups and versions (SQLite)
         home/tuning/      one Optuna study database per model (SQLite), so an interrupted search resumes
         home/endpoints/   one folder per endpoint: its record (pid, port, versions) and server log
+        home/store/<model>/data-capture/<endpoint>/AllTraffic/yyyy/mm/dd/hh/  what endpoints captured
         home/cache/       downloads, by sha256
     """
 

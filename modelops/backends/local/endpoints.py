@@ -29,6 +29,7 @@ from pathlib import Path
 from modelops import atomic
 from modelops.backends.base import (
     IN_SERVICE,
+    DataCapture,
     Deployment,
     Endpoints,
     EndpointStatus,
@@ -59,10 +60,10 @@ class LocalEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               data_capture: DataCapture | None = None, log=print) -> Deployment:
         with self._locked(name):
-            return self._switch(name, ServedPackage.of(package, environment), timeout=timeout, log=log,
-                                action="deploy")
+            return self._switch(name, ServedPackage.of(package, environment, data_capture), timeout=timeout,
+                                log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
         with self._locked(name):
@@ -98,7 +99,8 @@ class LocalEndpoints(Endpoints):
             uptime_seconds=uptime,
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
                     "container_url": f"{record['url']}/invocations" if record.get("url") else None,
-                    "log": str(self._log(name)), "responses": alive.get("responses") if alive else None},
+                    "log": str(self._log(name)), "responses": alive.get("responses") if alive else None,
+                    "capture": alive.get("capture") if alive else None},
             message=message,
         )
 
@@ -106,7 +108,8 @@ class LocalEndpoints(Endpoints):
         names = sorted(p.parent.name for p in self.root.glob("*/endpoint.json")) if self.root.is_dir() else []
         return [s for s in (self.status(n) for n in names) if s is not None]
 
-    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
+               inference_id: str | None = None) -> bytes:
         import botocore.exceptions
 
         from modelops.backends.invoke import invoke_endpoint
@@ -115,7 +118,8 @@ class LocalEndpoints(Endpoints):
         for attempt in (1, 2):
             try:
                 return invoke_endpoint(self._runtime_client(fresh=attempt == 2), name, body,
-                                       content_type=content_type, accept=accept, fix=fix)
+                                       content_type=content_type, accept=accept, fix=fix,
+                                       inference_id=inference_id)
             except botocore.exceptions.EndpointConnectionError as exc:
                 if attempt == 2:  # the router was just (re)started and still does not answer
                     raise EndpointFailed(f"the local SageMaker Runtime at {self.runtime.recorded_url()} does not "

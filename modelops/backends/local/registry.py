@@ -143,6 +143,12 @@ def _backfill_events_v2(db: sqlite3.Connection) -> None:
                                     row["id"]))
 
 
+#: Version 3: each version's monitoring baseline (issue 18), its files' URIs by name (modelops.baseline).
+SCHEMA_V3 = """
+ALTER TABLE packages ADD COLUMN baselines TEXT;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: a database at ``version - 1`` is at ``version`` once ``steps`` have run."""
@@ -158,6 +164,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "events record environment, package, git commit and CI URL, chained by hash, append-only: the "
                  "history of what served when (issue 17) starts from the events already recorded",
               (_run(SCHEMA_V2), _backfill_events_v2, _run(APPEND_ONLY))),
+    Migration(3, "each version records its monitoring baseline (statistics and constraints beside its artifact, "
+                 "issue 18); versions registered before have none", (_run(SCHEMA_V3),)),
 )
 #: The newest schema this code reads and writes.
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -217,7 +225,7 @@ class LocalRegistry(Registry):
 
     def register(self, group: str, *, training: TrainingResult, metrics: dict[str, Any], data_sha256: str,
                  dataset_id: str, lineage: Lineage, description: str = "",
-                 report: dict[str, Any] | None = None) -> PackageVersion:
+                 report: dict[str, Any] | None = None, baselines: dict[str, str] | None = None) -> PackageVersion:
         now = _now()
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO groups (name, created_at) VALUES (?, ?)", (group, now))
@@ -226,12 +234,12 @@ class LocalRegistry(Registry):
             db.execute(
                 """INSERT INTO packages (grp, version, status, created_at, description, training_job, artifact_uri,
                        artifact_sha256, image, container_version, xgboost_version, hyperparameters, metrics, report,
-                       data_sha256, dataset_id, lineage, tree_hash)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       data_sha256, dataset_id, lineage, tree_hash, baselines)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (group, version, PENDING, now, description, training.job_name, training.artifact_uri,
                  training.artifact_sha256, training.image, training.container_version, training.xgboost_version,
                  _dumps(training.hyperparameters), _dumps(metrics), _dumps(report) if report else None, data_sha256,
-                 dataset_id, _dumps(lineage.to_json()), lineage.tree_hash),
+                 dataset_id, _dumps(lineage.to_json()), lineage.tree_hash, _dumps(baselines) if baselines else None),
             )
             _append_event(db, {"group": group, "version": version, "at": now, "action": "registered",
                                "by": lineage.branch, "note": training.job_name, "git_commit": lineage.git_commit,
@@ -370,6 +378,7 @@ def _package(row: sqlite3.Row) -> PackageVersion:
         status_by=row["status_by"],
         status_at=row["status_at"],
         status_note=row["status_note"],
+        baselines=json.loads(row["baselines"]) if "baselines" in row.keys() and row["baselines"] else {},
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from modelops import atomic
-from modelops.backends.base import Store, StoredObject, safe_key
+from modelops.backends.base import ListedObject, Store, StoredObject, safe_key
 from modelops.errors import StoreError
 
 
@@ -75,3 +77,24 @@ class LocalStore(Store):
 
     def exists(self, uri: str) -> bool:
         return self.path(uri).is_file()
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        """Files under the folder ``prefix``; names starting with ``.`` (a write in progress) are left out."""
+        root = self.path(prefix)
+        found = []
+        try:
+            for base, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for name in files:
+                    if name.startswith("."):
+                        continue
+                    path = Path(base) / name
+                    try:
+                        info = path.stat()
+                    except FileNotFoundError:  # removed while listing (a capture file past the disk bound)
+                        continue
+                    found.append(ListedObject(path.as_uri(), info.st_size, datetime.fromtimestamp(
+                        info.st_mtime, UTC).isoformat(timespec="milliseconds")))
+        except OSError as exc:
+            raise StoreError(f"could not list {root}: {exc}. Fix: check the folder's permissions.") from exc
+        return sorted(found, key=lambda o: o.uri)

@@ -15,6 +15,7 @@ from datetime import datetime
 from modelops.backends.base import (
     IN_SERVICE,
     PRODUCTION_VARIANT,
+    DataCapture,
     Deployment,
     Endpoints,
     EndpointStatus,
@@ -49,9 +50,10 @@ class SageMakerEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               data_capture: DataCapture | None = None, log=print) -> Deployment:
         self._check_artifact(name, package)
-        config = self._create_config(name, package, instance_type, instance_count, environment or {}, log)
+        config = self._create_config(name, package, instance_type, instance_count, environment or {}, data_capture,
+                                     log)
         return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
@@ -89,7 +91,8 @@ class SageMakerEndpoints(Endpoints):
                 names += [e["EndpointName"] for e in page["Endpoints"]]
         return [s for s in (self.status(n) for n in sorted(names)) if s is not None]
 
-    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def invoke(self, name: str, body: bytes, *, content_type: str = "text/csv", accept: str = "text/csv",
+               inference_id: str | None = None) -> bytes:
         import botocore.exceptions
 
         from modelops.backends.invoke import invoke_endpoint
@@ -97,7 +100,8 @@ class SageMakerEndpoints(Endpoints):
         fix = (f"Fix: see `python -m ci endpoints` and the endpoint's CloudWatch logs "
                f"(/aws/sagemaker/Endpoints/{name}).")
         try:
-            return invoke_endpoint(self.runtime, name, body, content_type=content_type, accept=accept, fix=fix)
+            return invoke_endpoint(self.runtime, name, body, content_type=content_type, accept=accept, fix=fix,
+                                   inference_id=inference_id)
         except botocore.exceptions.EndpointConnectionError as exc:
             raise EndpointFailed(f"invoking endpoint {name!r} failed: {exc}. {fix}") from exc
 
@@ -141,7 +145,7 @@ class SageMakerEndpoints(Endpoints):
         return f"v{status.version} keeps serving on {name}" if status.version else f"{name} is {status.status}"
 
     def _create_config(self, name: str, package: PackageVersion, instance_type: str, instance_count: int,
-                       environment: dict[str, str], log) -> str:
+                       environment: dict[str, str], capture: DataCapture | None, log) -> str:
         resource = timestamped_name(name, f"v{package.version}")
         tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(package.version)}]
         # The container's switches (model.yml serving) belong to this model, so a rollback restores the previous.
@@ -153,8 +157,10 @@ class SageMakerEndpoints(Endpoints):
             self.sagemaker.create_endpoint_config(
                 EndpointConfigName=resource, Tags=tags,
                 ProductionVariants=[{"VariantName": VARIANT, "ModelName": resource, "InstanceType": instance_type,
-                                     "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}])
-        log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type})")
+                                     "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}],
+                **({"DataCaptureConfig": data_capture_config(capture)} if capture else {}))
+        captured = f", capturing {capture.sampling_percentage:g}% to {capture.destination}" if capture else ""
+        log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type}{captured})")
         return resource
 
     def _switch(self, name: str, config: str, version: int, *, timeout: float, log, action: str) -> Deployment:
@@ -256,6 +262,21 @@ class SageMakerEndpoints(Endpoints):
 _CONFIG_NAME = re.compile(r"-v(\d+)-\d{14}-[0-9a-f]{4}$")
 _NAME_KEY = {"model": "ModelName", "endpoint_config": "EndpointConfigName"}
 _ARN_KEY = {"model": "ModelArn", "endpoint_config": "EndpointConfigArn"}
+
+
+def data_capture_config(capture: DataCapture) -> dict:
+    """CreateEndpointConfig's DataCaptureConfig: as the SageMaker SDK's DataCaptureConfig._to_request_dict builds it.
+
+    SageMaker takes a whole-number sampling percentage (0-100); a fraction is rounded up, so a small share is never
+    turned into none.
+    """
+    import math
+
+    modes = [mode for mode, on in (("Input", capture.capture_input), ("Output", capture.capture_output)) if on]
+    return {"EnableCapture": True, "InitialSamplingPercentage": min(100, math.ceil(capture.sampling_percentage)),
+            "DestinationS3Uri": capture.destination, "CaptureOptions": [{"CaptureMode": mode} for mode in modes],
+            "CaptureContentTypeHeader": {"CsvContentTypes": list(capture.csv_content_types),
+                                         "JsonContentTypes": list(capture.json_content_types)}}
 
 
 def failure_reason(described: dict) -> str:

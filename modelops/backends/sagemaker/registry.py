@@ -20,6 +20,9 @@ _METRIC = "metric:"
 _HYPERPARAMETER = "hyperparameter:"
 _STATUS_BY = "status:by"
 _STATUS_AT = "status:at"
+_BASELINE = "baseline:"
+#: The baseline parts DriftCheckBaselines has a place for; the prediction baseline goes in metadata properties.
+_DRIFT_CHECK_BASELINES = {"data": "ModelDataQuality", "quality": "ModelQuality"}
 
 
 class SageMakerRegistry(Registry):
@@ -36,8 +39,8 @@ class SageMakerRegistry(Registry):
 
     def register(self, group: str, *, training: TrainingResult, metrics: dict[str, Any], data_sha256: str,
                  dataset_id: str, lineage: Lineage, description: str = "",
-                 report: dict[str, Any] | None = None) -> PackageVersion:
-        properties = _properties(training, metrics, data_sha256, dataset_id, lineage)
+                 report: dict[str, Any] | None = None, baselines: dict[str, str] | None = None) -> PackageVersion:
+        properties = _properties(training, metrics, data_sha256, dataset_id, lineage, baselines or {})
         self._ensure_group(group)
         request = {
             "ModelPackageGroupName": group,
@@ -58,6 +61,11 @@ class SageMakerRegistry(Registry):
                                           content_type="application/json")
             request["ModelMetrics"] = {"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                                        "S3Uri": stored.uri}}}
+        if baselines:
+            request["DriftCheckBaselines"] = {
+                section: {file.capitalize(): {"ContentType": "application/json", "S3Uri": baselines[f"{part}_{file}"]}
+                          for file in ("statistics", "constraints")}
+                for part, section in _DRIFT_CHECK_BASELINES.items()}
         with translated(RegistryError, f"registering a new version of {group}"):
             arn = self.sagemaker.create_model_package(**request)["ModelPackageArn"]
         return self._describe(arn)
@@ -132,7 +140,7 @@ class SageMakerRegistry(Registry):
 
 
 def _properties(training: TrainingResult, metrics: dict[str, Any], data_sha256: str, dataset_id: str,
-                lineage: Lineage) -> dict[str, str]:
+                lineage: Lineage, baselines: dict[str, str]) -> dict[str, str]:
     values: dict[str, Any] = {
         "artifact_sha256": training.artifact_sha256,
         "data_sha256": data_sha256,
@@ -143,6 +151,7 @@ def _properties(training: TrainingResult, metrics: dict[str, Any], data_sha256: 
         **{f"{_LINEAGE}{k}": json.dumps(v) for k, v in lineage.to_json().items() if v is not None},
         **{f"{_METRIC}{k}": json.dumps(v) for k, v in metrics.items()},
         **{f"{_HYPERPARAMETER}{k}": json.dumps(v) for k, v in training.hyperparameters.items()},
+        **{f"{_BASELINE}{k}": v for k, v in baselines.items() if k.split("_")[0] not in _DRIFT_CHECK_BASELINES},
     }
     properties = {key: _value(key, value) for key, value in values.items() if value != ""}
     if len(properties) > MAX_PROPERTIES - 2:  # two are kept for the approval decision
@@ -188,4 +197,18 @@ def _package(described: dict) -> PackageVersion:
         status_by=properties.get(_STATUS_BY),
         status_at=properties.get(_STATUS_AT),
         status_note=described.get("ApprovalDescription") or None,
+        baselines=_baselines(described),
     )
+
+
+def _baselines(described: dict) -> dict[str, str]:
+    """The baseline files of a package: DriftCheckBaselines, and the prediction baseline's metadata properties."""
+    found = {k[len(_BASELINE):]: v for k, v in (described.get("CustomerMetadataProperties") or {}).items()
+             if k.startswith(_BASELINE)}
+    drift = described.get("DriftCheckBaselines") or {}
+    for part, section in _DRIFT_CHECK_BASELINES.items():
+        for file in ("statistics", "constraints"):
+            uri = (drift.get(section) or {}).get(file.capitalize(), {}).get("S3Uri")
+            if uri:
+                found[f"{part}_{file}"] = uri
+    return found

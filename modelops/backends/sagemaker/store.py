@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from boto3.s3.transfer import TransferConfig
 
-from modelops.backends.base import Store, StoredObject, safe_key
+from modelops.backends.base import ListedObject, Store, StoredObject, safe_key
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, translated
 from modelops.errors import StoreError
 
@@ -105,6 +105,19 @@ class S3Store(Store):
                 return False
             raise self._read_error(uri, exc) from exc
         return True
+
+    def list_objects(self, prefix: str) -> list[ListedObject]:
+        bucket, key = split_uri(prefix)
+        found = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/"):
+                found += [ListedObject(f"s3://{bucket}/{o['Key']}", int(o["Size"]),
+                                       o["LastModified"].isoformat(timespec="milliseconds"))
+                          for o in page.get("Contents", ())]
+        except Exception as exc:
+            raise StoreError(f"could not list {prefix}: {_reason(exc)}. Fix: check the credentials may list the "
+                             f"bucket (s3:ListBucket).") from exc
+        return sorted(found, key=lambda o: o.uri)
 
     def sha256_metadata(self, uri: str) -> str | None:
         """The sha256 recorded with the object when this store wrote it (None for objects written elsewhere)."""
