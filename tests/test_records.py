@@ -73,7 +73,7 @@ def test_every_metric_has_one_direction_and_belongs_to_a_problem_type():
 def test_the_stages_table_names_only_notebooks_it_declares():
     for stage in STAGES.values():
         assert set(stage.notebooks) <= set(NOTEBOOKS) and set(stage.always_runs) <= set(stage.notebooks)
-    assert model_notebooks() == ["gather_data", "train_register", "deploy"]
+    assert model_notebooks() == ["gather_data", "train_register", "deploy", "promote"]
     assert record_type("train_register") is TrainRecord and record_type("works") is None
     from ci.freshness import HOLDS, INPUTS
     from ci.supplies import SUPPLIES
