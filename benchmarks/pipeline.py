@@ -162,7 +162,6 @@ def _plain_model(folder: str, until: str) -> str:
     import modelops
     from ci.pipeline import smoke_invoke
     from modelops import plots, review
-    from modelops.packages import champion
 
     quiet = lambda *args, **kwargs: None  # noqa: E731
     config = modelops.load_model_config(folder)
@@ -186,10 +185,9 @@ def _plain_model(folder: str, until: str) -> str:
     figures += plots.evaluation_figures(evaluation).values()
     gates = modelops.check_quality(config, evaluation.metrics)
     package = modelops.register_model(ops, config, data, training, evaluation, gates)
-    # review, approve
-    best = champion(ops.registry, config.name, excluding=package.version)
-    verdict = review.compare(config, evaluation.metrics, best.metrics if best else None,
-                             challenger_version=package.version, quality_passed=gates.passed)
+    # review (the review notebook's call: both artifacts on the test rows, the paired bootstrap), approve
+    verdict = review.review_model(ops, config, version=package.version)
+    figures.append(plots.review_metrics(verdict))
     ops.registry.approve(config.name, package.version, by="bench", note=verdict.line)
     if until == "approve":
         _render(figures)

@@ -236,6 +236,7 @@ class ModelReview:
     approved_by: str | None = None
     notes: list[str] = field(default_factory=list)  # the review's notes (library changed, dataset changed, ...)
     decided_by: str = ""  # the rule that decided the verdict
+    bootstrap: dict = field(default_factory=dict)  # how the intervals were computed (rows, resamples, seed)
     gate: dict | None = None  # the promotion gate's record (what staging served, figures, SLO, failures)
 
     @property
@@ -288,7 +289,8 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
             measure = metric(row.metric)
             metrics.append({**asdict(row), "value": row.challenger, "baseline": baseline,
                             "lift": measure.improvement(row.challenger, baseline),
-                            "lift_change": measure.change(row.challenger, baseline)})
+                            "lift_change": measure.change(row.challenger, baseline),
+                            "interval": interval_plot(row.ci95, row.improvement)})
         gates = [asdict(g) for g in trained.gates] if trained else []
         shown: dict[str, str] = {}
         for run in mine:
@@ -303,8 +305,31 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
             model, verdict, line, trained.version if trained else None, trained.status if trained else None, gates,
             metrics, review.champion_version if review else None, figures, other, mine, deployed, lineage,
             trained.approved_by if trained else None, list(review.notes) if review else [],
-            review.decided_by if review else "", gate.to_scraps() if gate else None))
+            review.decided_by if review else "", dict(review.bootstrap) if review else {},
+            gate.to_scraps() if gate else None))
     return reviews
+
+
+#: The front page's interval plot: width and height in pixels.
+INTERVAL_WIDTH, INTERVAL_HEIGHT = 140, 18
+
+
+def interval_plot(ci95, improvement: float | None) -> dict | None:
+    """Where the front page draws an improvement's 95% interval: 0 in the middle, the scale fitted to the interval.
+
+    Returns the x positions (pixels) of the interval's ends, the point estimate and zero, or None without interval.
+    """
+    if not ci95 or improvement is None or any(v is None for v in ci95):
+        return None
+    low, high = ci95
+    reach = max(abs(low), abs(high), abs(improvement), 1e-12) * 1.15
+    half = INTERVAL_WIDTH / 2 - 3
+
+    def x(value: float) -> float:
+        return round(INTERVAL_WIDTH / 2 + value / reach * half, 1)
+
+    return {"low": x(low), "high": x(high), "point": x(improvement), "zero": x(0.0), "width": INTERVAL_WIDTH,
+            "height": INTERVAL_HEIGHT, "title": f"95% interval of the improvement: [{low:+.4g}, {high:+.4g}]"}
 
 
 def _latest(runs: list[NotebookRun], kind: type):

@@ -126,6 +126,11 @@ def _jobs(root: Path) -> dict[str, Any]:
                           f"{python} -m ci run << parameters.model >> --stage train --backend sagemaker "
                           f"--version-file {WORKSPACE}/versions/<< parameters.model >>")}},
                       _artifacts_step(),
+                      # After the artifacts: the comment links to the front page stored there. Runs for a rejected
+                      # model too; GITHUB_TOKEN comes from the context, and without it or a pull request this step
+                      # says so and succeeds.
+                      {"run": {"name": "Post the review on the pull request", "when": "always",
+                               "command": f"{python} -m ci comment << parameters.model >>"}},
                       {"persist_to_workspace": {"root": WORKSPACE,
                                                 "paths": ["versions/<< parameters.model >>"]}}],
         },

@@ -100,6 +100,84 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
 
 
 @main.command()
+@click.argument("model_dir")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="The search's total number of trials (default: tuning.budget.trials in model.yml); trials an "
+                   "earlier run of the same search finished count towards it.")
+@click.option("--seconds", type=click.IntRange(min=1), default=None, help="This run's time budget.")
+@click.option("--apply", "apply_best", is_flag=True,
+              help="Write the best configuration into model.yml (comments kept) and print the diff.")
+@click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@click.option("--force", is_flag=True, help="Run the tune notebook even if nothing changed since its last run.")
+@_artifacts_option
+def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) -> None:
+    """Search MODEL_DIR's hyperparameters on the validation split (the tune notebook); --apply writes the best."""
+    from ci.models import resolve_model_dir
+    from ci.runner import run_stage
+    from modelops.records import TuneRecord
+
+    folder = resolve_model_dir(model_dir)
+    parameters = {k: v for k, v in (("trials", trials), ("seconds", seconds)) if v is not None}
+    artifacts = _artifacts(artifacts_dir)
+    runs = run_stage(folder, "tune", backend=backend, parameters=parameters, artifacts=artifacts, force=force)
+    [record] = [r.record for r in runs if isinstance(r.record, TuneRecord)]
+    click.echo(tune_summary(folder.name, record))
+    click.echo(f"report: {artifacts.root / folder.name / 'tune.html'}")
+    if apply_best:
+        from modelops.tuning import apply_hyperparameters
+
+        diff = apply_hyperparameters(folder.path / "model.yml", record.tuned_hyperparameters)
+        click.echo(diff or f"{folder.name}/model.yml already holds the best configuration: nothing to apply")
+        if diff:
+            click.echo(f"next: commit {folder.name}/model.yml; CI trains it, and the review compares it with the "
+                       f"champion on the test split")
+    elif record.tuned_hyperparameters:
+        click.echo(f"to write it into model.yml: python -m ci tune {model_dir} --apply")
+
+
+def tune_summary(model: str, record) -> str:
+    """Two lines: the search's size and time, and the best configuration against the current one (validation)."""
+    first = (f"{model}: {record.trials} trials ({record.trials_complete} complete, {record.trials_pruned} pruned, "
+             f"{record.trials_failed} failed"
+             + (f"; {record.resumed_trials} from an earlier run" if record.resumed_trials else "")
+             + f") in {record.seconds:.0f}s")
+    current = "-" if record.current_value is None else f"{record.current_value:.5g}"
+    tuned = "-" if record.tuned_value is None else f"{record.tuned_value:.5g}"
+    changes = ", ".join(f"{k}={'(removed)' if v is None else v}" for k, v in record.tuned_hyperparameters.items())
+    return (f"{first}\n{record.objective}: tuned {tuned} against current {current} (best trial "
+            f"{record.best_trial}: {record.best_value:.5g})\nchanges: {changes or 'none'}")
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--print", "print_only", is_flag=True, help="Print the Markdown instead of posting it.")
+@_artifacts_option
+def comment(model_dir, print_only, artifacts_dir) -> None:
+    """Post MODEL_DIR's review as a comment on the build's GitHub pull request, or update the one posted before.
+
+    Needs GITHUB_TOKEN and a pull request (CIRCLE_PULL_REQUEST, or the open one of CIRCLE_BRANCH); without either it
+    says why in one line and exits 0.
+    """
+    import os
+
+    from ci.artifacts import model_reviews
+    from ci.comment import front_page_url, post_review, review_markdown
+    from ci.models import resolve_model_dir
+
+    folder = resolve_model_dir(model_dir)
+    artifacts = _artifacts(artifacts_dir)
+    if print_only:
+        review = next((r for r in model_reviews(artifacts.runs()) if r.model == folder.name), None)
+        if review is None:
+            raise click.ClickException(f"no run of {folder.name} in {artifacts.root}: run its train stage first")
+        click.echo(review_markdown(review, front_page=front_page_url(os.environ, folder.name),
+                                   job_url=os.environ.get("CIRCLE_BUILD_URL"), commit=os.environ.get("CIRCLE_SHA1")),
+                   nl=False)
+        return
+    click.echo(post_review(folder.name, artifacts))
+
+
+@main.command()
 @click.option("--base", default=None,
               help="Act as CircleCI: run only the models its path filtering selects against this revision (main).")
 @click.option("--branch", default=None,

@@ -39,6 +39,13 @@ DEFAULT_HYPERPARAMETERS = {
                    "subsample": 0.8, "num_round": 100, "early_stopping_rounds": 10, "eval_metric": "mlogloss"},
 }
 
+#: A search space that suits most tabular XGBoost models (``python -m ci tune``); narrow it once you know the model.
+DEFAULT_SEARCH = {"max_depth": {"int": [2, 10]}, "eta": {"float": [0.01, 0.3], "log": True},
+                  "subsample": {"float": [0.5, 1.0]}, "colsample_bytree": {"float": [0.4, 1.0]},
+                  "min_child_weight": {"float": [1, 50], "log": True}, "gamma": {"float": [0, 5]},
+                  "lambda": {"float": [0.01, 100], "log": True}}
+DEFAULT_OBJECTIVE = {"regression": "validation:rmse", "binary": "validation:auc", "multiclass": "validation:mlogloss"}
+
 #: Gates a model must pass to be registered: better than the baseline (training mean / guessing) by a margin.
 #: Deliberately loose for a model nobody has looked at yet; the comment in model.yml says to tighten them.
 #: A multiclass model's gate depends on the data (see multiclass_quality).
@@ -344,6 +351,11 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         _dump({"environments": {"staging": {"instance_type": "ml.m5.large", "instance_count": 1},
                                 "production": {"instance_type": "ml.m5.large", "instance_count": 1,
                                                "slo": DEFAULT_SLO}}}),
+        "# Hyperparameter search on the validation split: `python -m ci tune FOLDER --apply` writes the best into\n"
+        "# training.hyperparameters above.",
+        yaml.safe_dump({"tuning": {"objective": DEFAULT_OBJECTIVE[problem], "budget": {"trials": 40},
+                                   "parameters": DEFAULT_SEARCH}},
+                       sort_keys=False, default_flow_style=None, width=110),
         gate_note,
         _dump({"quality": quality}),
     ]

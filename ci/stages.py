@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelops.records import DeployRecord, GatherRecord, PromoteRecord, Record, ReviewRecord, TrainRecord
+from modelops.records import (
+    DeployRecord,
+    GatherRecord,
+    PromoteRecord,
+    Record,
+    ReviewRecord,
+    TrainRecord,
+    TuneRecord,
+)
 
 #: Where a notebook lives: ``MODEL`` in each model folder (generated from ``notebooks/templates/<name>.ipynb``
 #: by ``python -m ci notebooks sync``), ``SHARED`` once in ``notebooks/<name>.ipynb``, run for each model.
@@ -60,6 +68,8 @@ class Stage:
 NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
     Notebook("gather_data", MODEL, GatherRecord, "gather the data, split it, write the dataset",
              reuse="dataset"),
+    Notebook("tune", MODEL, TuneRecord, "search hyperparameters on the validation split; best against current",
+             supplies=("backend", "dataset"), reuse="fingerprint", inputs=("model_folder", "dataset")),
     Notebook("train_register", MODEL, TrainRecord, "train, evaluate, check the gates, register",
              supplies=("backend", "dataset", "notebook_artifact"), reuse="fingerprint",
              inputs=("model_folder", "dataset"), holds="registered"),
@@ -76,6 +86,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("gather", ("gather_data",), "gather the data again", always_runs=("gather_data",)),
     Stage("train", ("gather_data", "train_register", "review"),
           "gather if the data changed, train and register, review against the champion"),
+    Stage("tune", ("gather_data", "tune"), "gather if the data changed, search hyperparameters (python -m ci tune)"),
     Stage("deploy", ("deploy", "promote"), "deploy the approved package that matches the folder to staging, then "
           "the promotion gate against it", parameters={"env_name": "staging"}),
     Stage("gate", ("promote",), "the promotion gate against what staging serves now"),

@@ -35,6 +35,8 @@ _LAZY = {
     "record_evaluation": "modelops.packages",
     "register_model": "modelops.packages",
     "review_model": "modelops.review",
+    "tune_model": "modelops.tuning",
+    "search_space": "modelops.tuning",
     "select_package": "modelops.deploy",
     "deploy_package": "modelops.deploy",
     "verify_endpoint": "modelops.deploy",

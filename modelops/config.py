@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelops.errors import ConfigError
-from modelops.metrics import PROBLEM_METRICS
+from modelops.metrics import DEFAULT_TUNING_OBJECTIVE, PRIMARY_METRIC, PROBLEM_METRICS, TUNING_OBJECTIVES
 from modelops.serving import container
 from modelops.settings import MODEL_CONFIG_FILE
 
@@ -117,6 +117,24 @@ _ENVIRONMENT = {
     },
 }
 
+_RANGE = {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}
+#: One searched hyperparameter: ``{int: [2, 10]}``, ``{float: [0.01, 0.3], log: true}`` or ``{categorical: [a, b]}``.
+_SEARCH_PARAMETER = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {"int": _RANGE, "float": _RANGE, "log": {"type": "boolean"},
+                   "categorical": {"type": "array", "minItems": 1,
+                                   "items": {"type": ["string", "number", "boolean"]}}},
+}
+#: MLflow's MetricThreshold comparison fields (mlflow/models/evaluation/validation.py), same names and meaning.
+_CHANGE_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"min_absolute_change": {"type": "number", "exclusiveMinimum": 0},
+                   "min_relative_change": {"type": "number", "minimum": 0, "maximum": 1}},
+}
+
 SCHEMA: dict[str, Any] = {
     "$defs": {"environment": _ENVIRONMENT},
     "type": "object",
@@ -201,6 +219,37 @@ SCHEMA: dict[str, Any] = {
                 "inference_output": {"type": "array", "items": {"enum": list(container.ALL_OUTPUT_KEYS)},
                                      "minItems": 1, "uniqueItems": True},
                 "default_accept": {"enum": list(container.ACCEPTS)},
+            },
+        },
+        "tuning": {
+            "type": "object",
+            "required": ["parameters"],
+            "additionalProperties": False,
+            "properties": {
+                "objective": {"type": "string"},
+                "parameters": {"type": "object", "minProperties": 1, "additionalProperties": _SEARCH_PARAMETER},
+                "budget": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {"trials": {"type": "integer", "minimum": 1},
+                                   "seconds": {"type": "integer", "minimum": 1},
+                                   "parallel": {"type": "integer", "minimum": 1}},
+                },
+                "seed": {"type": "integer", "minimum": 0},
+                "max_rounds": {"type": "integer", "minimum": 2},
+                "early_stopping_rounds": {"type": "integer", "minimum": 1},
+            },
+        },
+        "review": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "resamples": {"type": "integer", "minimum": 1000, "maximum": 100000},
+                "seed": {"type": "integer", "minimum": 0},
+                **_CHANGE_RULE["properties"],
+                "metrics": {"type": "object", "minProperties": 1,
+                            "additionalProperties": {"anyOf": [_CHANGE_RULE, {"type": "null"}]}},
             },
         },
     },
@@ -354,6 +403,98 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class SearchParameter:
+    """One hyperparameter a search varies: an int or float range (log-scaled or not), or categorical values."""
+
+    name: str
+    kind: str  # int | float | categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple = ()
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return f"one of {list(self.values)}"
+        return f"{self.kind} in [{self.low:g}, {self.high:g}]{' (log scale)' if self.log else ''}"
+
+
+#: Hyperparameters a search may not vary: the search sets them itself (num_round through early stopping on the
+#: validation split, eval_metric to the objective), or they are not the model's to choose.
+UNSEARCHABLE = frozenset({"num_round", "early_stopping_rounds", "eval_metric", "objective", "num_class", "nthread",
+                          "seed", "verbosity", "csv_weights"})
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The hyperparameter search (``tuning:`` in model.yml): the space, the objective and the budget.
+
+    Every trial trains on the train split with up to ``max_rounds`` rounds, stops early when the objective on the
+    validation split has not improved for ``early_stopping_rounds`` rounds, and is scored on the validation split.
+    The test split is never read.
+    """
+
+    parameters: tuple[SearchParameter, ...]
+    objective: str  # the validation metric, as the SageMaker container names it: "validation:rmse"
+    trials: int = 50
+    seconds: int | None = None  # wall-clock budget besides the trial budget (None: trials only)
+    parallel: int = 1  # SageMaker: training jobs at once (local trials run one at a time, reproducibly)
+    seed: int = 0
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 30
+
+    @property
+    def metric(self) -> str:
+        """The XGBoost eval metric the objective names (``rmse`` for ``validation:rmse``)."""
+        return self.objective.split(":", 1)[1]
+
+    @property
+    def maximize(self) -> bool:
+        return next(higher for table in TUNING_OBJECTIVES.values() for name, higher in table.items()
+                    if name == self.metric)
+
+    @property
+    def direction(self) -> str:
+        """``Maximize`` or ``Minimize``, as SageMaker's tuning objective says it."""
+        return "Maximize" if self.maximize else "Minimize"
+
+
+@dataclass(frozen=True)
+class ChangeRule:
+    """How much better than the champion a challenger must be on one metric (MLflow's MetricThreshold fields).
+
+    ``min_absolute_change``: the improvement (positive = better) must be at least this. ``min_relative_change``:
+    at least this share of the champion's value (a champion at 0 needs any improvement above 1e-10, as in MLflow).
+    """
+
+    metric: str
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+
+    def describe(self) -> str:
+        parts = [f"min_absolute_change {self.min_absolute_change:g}" if self.min_absolute_change else "",
+                 f"min_relative_change {self.min_relative_change:g}" if self.min_relative_change else ""]
+        return ", ".join(p for p in parts if p) or "any improvement"
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The review's noise-aware verdict (``review:`` in model.yml): the bootstrap and the metrics it decides on."""
+
+    rules: tuple[ChangeRule, ...] = ()  # empty: the primary metric, with the global minimum changes
+    resamples: int = 2000
+    seed: int = 0
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+
+    def decided_on(self, problem_type: str) -> tuple[ChangeRule, ...]:
+        """The metrics a challenger must beat the champion on, each with its minimum change."""
+        if self.rules:
+            return self.rules
+        return (ChangeRule(PRIMARY_METRIC[problem_type], self.min_absolute_change, self.min_relative_change),)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """A model folder's declarative configuration (model.yml)."""
 
@@ -368,6 +509,8 @@ class ModelConfig:
     decision_threshold: float = 0.5
     description: str = ""
     folder: Path | None = None
+    tuning: TuningConfig | None = None  # None: model.yml has no tuning: section
+    review: ReviewConfig = field(default_factory=ReviewConfig)
 
     def summary(self) -> pd.DataFrame:
         """The settings a reviewer checks, one per row."""
@@ -507,6 +650,8 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
                               (raw.get("serving") or {}).get("default_accept")),
         decision_threshold=evaluation.get("threshold", 0.5),
         quality=tuple(Threshold(metric, **bounds) for metric, bounds in raw["quality"].items()),
+        tuning=_tuning(raw),
+        review=_review(raw),
     )
 
 
@@ -526,6 +671,48 @@ def _describe_environment(env: DeployEnvironment) -> str:
     if env.rollout:
         text += f", rollout {env.rollout.strategy}"
     return text
+
+
+def _tuning(raw: dict) -> TuningConfig | None:
+    tuning = raw.get("tuning")
+    if tuning is None:
+        return None
+    parameters = []
+    for name, spec in tuning["parameters"].items():
+        kind = next(k for k in ("int", "float", "categorical") if k in spec)
+        if kind == "categorical":
+            parameters.append(SearchParameter(name, kind, values=tuple(spec[kind])))
+        else:
+            low, high = spec[kind]
+            cast = int if kind == "int" else float
+            parameters.append(SearchParameter(name, kind, cast(low), cast(high), bool(spec.get("log", False))))
+    budget = tuning.get("budget") or {}
+    hyper = raw["training"]["hyperparameters"]
+    return TuningConfig(
+        parameters=tuple(parameters), objective=_objective(raw), trials=budget.get("trials", 50),
+        seconds=budget.get("seconds"), parallel=budget.get("parallel", 1),
+        seed=tuning.get("seed", raw["split"]["seed"]), max_rounds=tuning.get("max_rounds", 1000),
+        early_stopping_rounds=tuning.get("early_stopping_rounds", hyper.get("early_stopping_rounds", 30)))
+
+
+def _objective(raw: dict) -> str:
+    configured = (raw.get("tuning") or {}).get("objective")
+    if configured:
+        return configured
+    eval_metric = raw["training"]["hyperparameters"].get("eval_metric")
+    choices = TUNING_OBJECTIVES[raw["problem_type"]]
+    return f"validation:{eval_metric if eval_metric in choices else DEFAULT_TUNING_OBJECTIVE[raw['problem_type']]}"
+
+
+def _review(raw: dict) -> ReviewConfig:
+    review = raw.get("review") or {}
+    absolute, relative = review.get("min_absolute_change"), review.get("min_relative_change")
+    rules = tuple(ChangeRule(name, (spec or {}).get("min_absolute_change", absolute),
+                             (spec or {}).get("min_relative_change", relative))
+                  for name, spec in (review.get("metrics") or {}).items())
+    return ReviewConfig(rules=rules, resamples=review.get("resamples", 2000),
+                        seed=review.get("seed", raw["split"]["seed"]), min_absolute_change=absolute,
+                        min_relative_change=relative)
 
 
 def check_container_version(container_version: str, *, source: str = CONFIG_FILE) -> None:
@@ -692,6 +879,7 @@ def _check_semantics(raw: dict, source: str) -> None:
             problems.append(f"key 'quality.{metric}' has min {bounds['min']} above max {bounds['max']}, so it always "
                             f"fails. Fix: swap or correct them")
     problems += _serving_problems(raw.get("serving") or {}, objective)
+    problems += _tuning_problems(raw) + _review_problems(raw)
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -797,6 +985,61 @@ def _class_problems(problem_type: str, data: dict, hyperparameters: dict) -> lis
         problems.append(f"key 'training.hyperparameters.num_class' is {given!r} but data.classes lists "
                         f"{len(classes)}. Fix: remove num_class; training sets it from data.classes")
     return problems
+
+
+def _tuning_problems(raw: dict) -> list[str]:
+    tuning = raw.get("tuning")
+    if tuning is None:
+        return []
+    problems = []
+    choices = TUNING_OBJECTIVES[raw["problem_type"]]
+    objective = tuning.get("objective")
+    if objective is not None and (not objective.startswith("validation:") or objective[11:] not in choices):
+        problems.append(f"key 'tuning.objective' is {objective!r}, not a validation metric a {raw['problem_type']} "
+                        f"search can optimise. Fix: use one of {[f'validation:{m}' for m in choices]}")
+    for name, spec in tuning["parameters"].items():
+        key = f"tuning.parameters.{name}"
+        kinds = [k for k in ("int", "float", "categorical") if k in spec]
+        if name in UNSEARCHABLE:
+            why = ("the search sets it itself (num_round by early stopping on the validation split: see "
+                   "tuning.max_rounds)" if name in ("num_round", "early_stopping_rounds", "eval_metric")
+                   else "it is not a modelling choice")
+            problems.append(f"key '{key}' cannot be searched: {why}. Fix: remove it")
+        elif name not in SAGEMAKER_XGBOOST_HYPERPARAMETERS:
+            close = difflib.get_close_matches(name, SAGEMAKER_XGBOOST_HYPERPARAMETERS, n=1)
+            problems.append(f"key '{key}' is not a SageMaker XGBoost hyperparameter"
+                            f"{f' (did you mean {close[0]!r}?)' if close else ''}. Fix: correct the spelling")
+        if len(kinds) != 1:
+            problems.append(f"key '{key}' must give exactly one of int: [low, high], float: [low, high] or "
+                            f"categorical: [values]. Fix: e.g. {{float: [0.01, 0.3], log: true}}")
+            continue
+        kind = kinds[0]
+        if kind == "categorical":
+            if "log" in spec:
+                problems.append(f"key '{key}' is categorical, so log does not apply. Fix: remove log")
+            continue
+        low, high = spec[kind]
+        if kind == "int" and (int(low) != low or int(high) != high):
+            problems.append(f"key '{key}' is an int range, but [{low}, {high}] holds a fraction. Fix: use whole "
+                            f"numbers, or float:")
+        if low >= high:
+            problems.append(f"key '{key}' has low {low} not below high {high}. Fix: order them [low, high]")
+        elif spec.get("log") and low <= 0:
+            problems.append(f"key '{key}' is log-scaled, so its low must be above 0 (it is {low}). Fix: raise it or "
+                            f"drop log")
+    rounds = tuning.get("max_rounds", 1000)
+    stopping = tuning.get("early_stopping_rounds", raw["training"]["hyperparameters"].get("early_stopping_rounds", 30))
+    if stopping >= rounds:
+        problems.append(f"key 'tuning.early_stopping_rounds' ({stopping}) is not below tuning.max_rounds ({rounds}), "
+                        f"so no trial would stop early. Fix: lower it or raise max_rounds")
+    return problems
+
+
+def _review_problems(raw: dict) -> list[str]:
+    review = raw.get("review") or {}
+    allowed = METRICS[raw["problem_type"]]
+    return [f"key 'review.metrics.{name}' is not a metric of a {raw['problem_type']} model. Fix: use one of "
+            f"{list(allowed)}" for name in review.get("metrics") or {} if name not in allowed]
 
 
 def _replace_folder(config: ModelConfig, folder: Path) -> ModelConfig:

@@ -134,6 +134,11 @@ def dataset_root(store: Store, config: ModelConfig, dataset: str, output: str | 
     return store.uri(config.name, "datasets", dataset)
 
 
+def dataset_manifest(store: Store, config: ModelConfig, dataset: str) -> str:
+    """The manifest URI of a dataset gathered to its default place (by id)."""
+    return f"{dataset_root(store, config, dataset)}/manifest.json"
+
+
 def write_dataset(
     store: Store,
     config: ModelConfig,

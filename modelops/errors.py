@@ -36,6 +36,10 @@ class TrainingFailed(ModelOpsError):
     """A training run failed (the message carries the reason, e.g. SageMaker's FailureReason)."""
 
 
+class TuningFailed(ModelOpsError):
+    """A hyperparameter search failed or was stopped (the message carries the reason)."""
+
+
 class QualityGateFailed(ModelOpsError):
     """A metric missed the threshold set in the model config; nothing was registered."""
 

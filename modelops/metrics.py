@@ -68,6 +68,27 @@ PROBLEM_METRICS: dict[str, tuple[str, ...]] = {
 PRIMARY_METRIC: dict[str, str] = {"regression": "rmse", "binary": "auc", "multiclass": "accuracy"}
 
 
+#: XGBoost eval metrics for which higher is better, as the SageMaker XGBoost container lists them
+#: (``constants/xgb_constants.py`` ``XGB_MAXIMIZE_METRICS``): its early stopping maximises these, minimises others.
+XGB_MAXIMIZE_METRICS = frozenset({"accuracy", "auc", "aucpr", "balanced_accuracy", "f1", "f1_binary", "f1_macro",
+                                  "map", "ndcg", "precision", "r2", "recall", "precision_macro", "precision_micro",
+                                  "recall_macro", "recall_micro"})
+
+#: The validation metrics a hyperparameter search may optimise, per problem type, with whether higher is better.
+#: Named as the SageMaker XGBoost container names its tuning objectives (``validation:<name>``; directions from
+#: its ``XGB_MAXIMIZE_METRICS``/``XGB_MINIMIZE_METRICS``). Only XGBoost's own eval metrics: the container's
+#: extra ones (``f1``, ``r2``, ...) are Python fevals the local backend does not reproduce.
+TUNING_OBJECTIVES: dict[str, dict[str, bool]] = {
+    problem: {name: name in XGB_MAXIMIZE_METRICS for name in names}
+    for problem, names in {"regression": ("rmse", "mae", "mape", "rmsle", "mphe"),
+                           "binary": ("auc", "aucpr", "logloss", "error"),
+                           "multiclass": ("mlogloss", "merror")}.items()
+}
+
+#: The tuning objective each problem type optimises when model.yml names none.
+DEFAULT_TUNING_OBJECTIVE: dict[str, str] = {"regression": "rmse", "binary": "auc", "multiclass": "mlogloss"}
+
+
 def metric(name: str) -> Metric:
     """The metric called ``name``.
 

@@ -234,11 +234,14 @@ def gate_latency(gate) -> Figure:
 
 
 def review_metrics(review) -> Figure:
-    """Each metric of the challenger beside the champion's and the baseline's (``review``: a modelops Review)."""
+    """Each metric: the challenger beside the champion's and the baseline's values (left), and the improvement over
+    the champion with its 95% interval (right; positive is better, the dashed band is the minimum change asked for).
+    ``review``: a modelops Review."""
     rows = list(review.record.comparison)
-    figure = Figure(figsize=(7, 0.9 * max(1, len(rows)) + 1.2), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(len(rows) or 1, 1, squeeze=False)[:, 0])
-    for ax, row in zip(axes, rows):
+    figure = Figure(figsize=(10, 0.95 * max(1, len(rows)) + 1.3), layout="constrained")
+    grid = figure.subplots(len(rows) or 1, 2, squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
+    rules = {r.metric: r for r in review_rules(review)}
+    for (ax, interval_ax), row in zip(grid, rows):
         bars = {f"challenger{f' v{review.challenger.version}' if review.challenger.version else ''}": row.challenger}
         if row.champion is not None:
             bars[f"champion v{review.champion.version}"] = row.champion
@@ -250,7 +253,81 @@ def review_metrics(review) -> Figure:
             ax.annotate(f"{value:.4g}", (value, y), xytext=(3, 0), textcoords="offset points", va="center")
         reading = "" if row.improvement is None else f" (challenger {row.change}: {row.improvement:+.4g})"
         ax.set_title(f"{row.metric}{' *' if row.gated else ''}{reading}", loc="left", fontsize=10)
+        _interval(interval_ax, row, rules.get(row.metric))
     if not rows:
-        axes[0].set_title("no metrics to compare")
-    figure.suptitle(f"Verdict {review.verdict}: test metrics (* watched)")
+        grid[0][0].set_title("no metrics to compare")
+    figure.suptitle(f"Verdict {review.verdict}: test metrics (* watched); right: improvement over the champion, "
+                    f"95% interval")
+    return figure
+
+
+def review_rules(review) -> list:
+    """The minimum-change rules of the metrics the verdict decides on (empty when the review has no config)."""
+    config = getattr(review, "config", None)
+    return list(config.review.decided_on(config.problem_type)) if config is not None else []
+
+
+def _interval(ax, row, rule) -> None:
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks([])
+    if row.ci95 is None:
+        ax.set_xticks([])
+        ax.text(0.5, 0.5, "no interval (no champion on the same rows)", ha="center", va="center",
+                transform=ax.transAxes, color="#666666", fontsize=8)
+        return
+    low, high = row.ci95
+    color = {"better": "#1a7f37", "worse": "#cf222e"}.get(row.change, "#777777")
+    if rule is not None and rule.min_absolute_change:
+        ax.axvspan(0, rule.min_absolute_change, color="#eeeeee", zorder=0)
+    ax.plot([low, high], [0, 0], color=color, linewidth=4, solid_capstyle="butt")
+    ax.plot([row.improvement], [0], "o", color="black", markersize=5)
+    reach = max(abs(low), abs(high), abs(row.improvement), 1e-12) * 1.3
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-1, 1)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title(f"[{low:+.3g}, {high:+.3g}]", loc="left", fontsize=9, color=color)
+
+
+def optimisation_history(tuning) -> Figure:
+    """Each trial's objective on the validation split, the best so far, and the current configuration's score."""
+    figure = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = figure.subplots()
+    trials = sorted(tuning.result.trials, key=lambda t: t.number)
+    colors = {"COMPLETE": "#4c72b0", "PRUNED": "#bbbbbb", "FAIL": "#cf222e"}
+    for state, color in colors.items():
+        shown = [t for t in trials if t.state == state and t.value is not None]
+        if shown:
+            ax.scatter([t.number for t in shown], [t.value for t in shown], s=14, color=color,
+                       label=f"{state.lower()} ({len(shown)})", zorder=3)
+    best, line = None, []
+    for t in trials:
+        if t.state == "COMPLETE" and t.value is not None:
+            if best is None or (t.value > best if tuning.spec.maximize else t.value < best):
+                best = t.value
+        line.append(best)
+    ax.step([t.number for t in trials], line, where="post", color="#1a7f37", label="best so far")
+    current = tuning.record().current_value
+    if current is not None:
+        ax.axhline(current, color="#c44e52", linestyle="--", label=f"current model.yml ({current:.4g})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(tuning.spec.objective)
+    ax.set_title(f"Optimisation history: {len(trials)} trials, best {tuning.result.best.value:.5g}"
+                 if tuning.result.best else "Optimisation history")
+    ax.legend(fontsize=8)
+    return figure
+
+
+def parameter_importances(tuning) -> Figure:
+    """Each searched parameter's share of the objective's variance (Optuna's fANOVA over the completed trials)."""
+    importances = pd.Series(tuning.importances, dtype=float).sort_values()
+    figure = Figure(figsize=(7, 0.3 * max(1, len(importances)) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    if importances.empty:
+        ax.set_title("Parameter importances: too few completed trials to tell")
+        return figure
+    ax.barh(importances.index.astype(str), importances.to_numpy(), color="#4c72b0")
+    for y, value in enumerate(importances.to_numpy()):
+        ax.annotate(f"{value:.2f}", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlabel("importance (share of the objective's variance, fANOVA)")
+    ax.set_title("Parameter importances")
     return figure

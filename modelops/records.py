@@ -196,7 +196,9 @@ class MetricComparison:
     improvement: float | None = None
     change: str = "-"  # better | worse | same | -
     gated: bool = False
-    ci95: tuple[float, float] | None = None  # interval of the challenger-minus-champion improvement
+    # The 95% interval of the improvement (challenger against champion on the same test rows, signed so that a
+    # positive number is better, as ``improvement``): [low, high] in metrics.json.
+    ci95: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ class ReviewRecord(Record):
     comparison: tuple[MetricComparison, ...] = ()
     decided_by: str = ""  # the rule that decided the verdict
     notes: tuple[str, ...] = ()  # what else a reviewer should know (library changed, champion re-scored, ...)
+    bootstrap: dict[str, Any] = field(default_factory=dict)  # how the intervals were computed (rows, resamples, seed)
 
     headline_keys: ClassVar[tuple[str, ...]] = ("verdict", "challenger_version", "champion_version")
 
@@ -218,7 +221,8 @@ class ReviewRecord(Record):
                 for row in self.comparison]
         return {"verdict": self.verdict, "verdict_line": self.verdict_line,
                 "challenger_version": self.challenger_version, "champion_version": self.champion_version,
-                "comparison": rows, "decided_by": self.decided_by, "review_notes": list(self.notes)}
+                "comparison": rows, "decided_by": self.decided_by, "review_notes": list(self.notes),
+                "bootstrap": dict(self.bootstrap)}
 
     @classmethod
     def from_scraps(cls, scraps: dict[str, Any]) -> ReviewRecord:
@@ -227,7 +231,39 @@ class ReviewRecord(Record):
         return cls(verdict=scraps["verdict"], verdict_line=scraps.get("verdict_line", ""),
                    challenger_version=scraps.get("challenger_version"),
                    champion_version=scraps.get("champion_version"), comparison=rows,
-                   decided_by=scraps.get("decided_by", ""), notes=tuple(scraps.get("review_notes") or ()))
+                   decided_by=scraps.get("decided_by", ""), notes=tuple(scraps.get("review_notes") or ()),
+                   bootstrap=dict(scraps.get("bootstrap") or {}))
+
+
+@dataclass(frozen=True)
+class TuneRecord(Record):
+    """tune: the search (trials, time), the best configuration, and best against current on the validation split.
+
+    Its scrap names stay clear of the test metrics' plain names (``rmse``, ``auc``): metrics.json merges every
+    notebook's scraps, and a validation score must never read as a test one.
+    """
+
+    tuning_job: str
+    objective: str  # "validation:rmse"
+    maximize: bool
+    best_value: float | None
+    best_trial: int | None
+    current_value: float | None  # the objective of model.yml's configuration, on the validation split
+    tuned_value: float | None  # of the configuration --apply writes
+    tuned_hyperparameters: dict[str, Any]  # what --apply changes in training.hyperparameters (None: remove the key)
+    trials: int
+    trials_complete: int = 0
+    trials_pruned: int = 0
+    trials_failed: int = 0
+    resumed_trials: int = 0
+    seconds: float = 0.0
+    importances: dict[str, float] = field(default_factory=dict)
+    validation_current: dict[str, float] = field(default_factory=dict)
+    validation_tuned: dict[str, float] = field(default_factory=dict)
+    storage: str = ""
+    parents: tuple[str, ...] = ()
+
+    headline_keys: ClassVar[tuple[str, ...]] = ("best_value", "trials", "seconds")
 
 
 @dataclass(frozen=True)
@@ -293,4 +329,4 @@ class PromoteRecord(Record):
 
 
 __all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "PromoteRecord", "Record", "ReviewRecord",
-           "TrainRecord"]
+           "TrainRecord", "TuneRecord"]

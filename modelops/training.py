@@ -97,10 +97,11 @@ def fit(X_train: np.ndarray, y_train: np.ndarray, X_validation: np.ndarray, y_va
         raise ConfigError(f"xgboost rejected the hyperparameters in model.yml: {_xgboost_reason(exc)}. Fix: correct "
                           f"training.hyperparameters (see the SageMaker XGBoost hyperparameter reference).") from exc
     history: dict = {}
+    callbacks = [early_stopping_callback(params, early_stopping)] if early_stopping else []
     try:
         booster = xgboost.train(params, train, num_boost_round=num_round,
                                 evals=[(train, "train"), (validation, "validation")], evals_result=history,
-                                early_stopping_rounds=early_stopping, verbose_eval=False)
+                                callbacks=callbacks, verbose_eval=False)
     except xgboost.core.XGBoostError as exc:
         raise TrainingFailed(f"xgboost could not train on this data with objective "
                              f"{params.get('objective', 'reg:squarederror')}: {_xgboost_reason(exc)}. Fix: check the "
@@ -112,6 +113,31 @@ def fit(X_train: np.ndarray, y_train: np.ndarray, X_validation: np.ndarray, y_va
                   f"{curves['validation'][i]:.5f}" for i in range(len(curves["validation"])))
     best = getattr(booster, "best_iteration", None) if early_stopping else None
     return FitResult(booster, curves, metric, best, len(curves["validation"]), lines)
+
+
+def early_stopping_callback(params: dict, rounds: int):
+    """Early stopping as the SageMaker XGBoost container sets it up (``callback.py`` ``get_callbacks``).
+
+    On the validation channel, on the last eval metric, maximising the metrics the container lists as such, and
+    ``save_best``: the model keeps only the rounds up to its best iteration (xgboost's own ``early_stopping_rounds``
+    argument keeps every round trained, which then predicts differently from the container's artifact).
+    """
+    import xgboost
+
+    from modelops.metrics import XGB_MAXIMIZE_METRICS
+
+    metric = eval_metric_name(params)
+    return xgboost.callback.EarlyStopping(rounds=int(rounds), data_name="validation", metric_name=metric,
+                                          maximize=metric in XGB_MAXIMIZE_METRICS if metric else None,
+                                          save_best=True)
+
+
+def eval_metric_name(params: dict) -> str | None:
+    """The eval metric early stopping watches: the last one configured (None: XGBoost's default for the objective)."""
+    metric = params.get("eval_metric")
+    if isinstance(metric, (list, tuple)):
+        return str(metric[-1]) if metric else None
+    return str(metric).split(",")[-1].strip() if metric else None
 
 
 def check_hyperparameters(hyperparameters: dict, n_features: int = 3) -> None:

@@ -89,3 +89,10 @@ def test_memory_benchmark_measures_the_cli_kernels_and_endpoint():
     assert figures(results, "ours", "CLI process peak") and figures(results, "ours", "largest kernel peak")
     assert figures(results, "ours", "server RSS") and figures(results, "baseline", "plain Python")
     assert figures(results, "baseline", "floor") and figures(results, "ratio", "endpoint servers")
+
+
+def test_bootstrap_benchmark_measures_ours_against_a_loop_over_resamples():
+    results = run_benchmark("bootstrap")
+    for problem in ("regression", "binary"):
+        assert figures(results, "ours", f"{problem},") and figures(results, "baseline", f"{problem} loop")
+        assert figures(results, "ratio", f"{problem} loop / ours")

@@ -23,15 +23,16 @@ def write(tmp_path, raw) -> str:
     return str(tmp_path)
 
 
-def test_shipped_configs_load_with_tutorial_values():
+def test_shipped_configs_load_with_their_tuned_values():
     abalone = load_model_config(ROOT / "abalone_model")
     churn = load_model_config(ROOT / "churn_model")
     assert abalone.name == "abalone-model" and abalone.problem_type == "regression"
     assert abalone.training.hyperparameters == {
-        "objective": "reg:squarederror", "max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6,
-        "subsample": 0.7, "num_round": 50, "eval_metric": "rmse"}
-    assert churn.training.hyperparameters["subsample"] == 0.8
-    assert churn.training.hyperparameters["num_round"] == 100
+        "objective": "reg:squarederror", "max_depth": 6, "eta": 0.03025, "gamma": 3.495, "min_child_weight": 10.38,
+        "subsample": 0.6732, "num_round": 289, "eval_metric": "rmse", "alpha": 0.1711, "colsample_bytree": 0.9482,
+        "lambda": 15.04}
+    assert churn.training.hyperparameters["subsample"] == 0.7362
+    assert churn.training.hyperparameters["num_round"] == 197
     assert churn.data.positive_label == "True."
     assert (abalone.split.train, abalone.split.validation, abalone.split.test, abalone.split.seed) == (
         0.7, 0.2, 0.1, 1729)
@@ -111,7 +112,7 @@ def test_threshold_passes():
     config = load_model_config(ROOT / "abalone_model")
     rmse = next(t for t in config.quality if t.metric == "rmse")
     assert rmse.passes(2.2) and not rmse.passes(3.2) and not rmse.passes(float("nan"))
-    assert rmse.describe() == "<= 2.6"
+    assert rmse.describe() == "<= 2.3"
 
 
 def test_xgboost_version_is_read_without_importing_xgboost():

@@ -89,7 +89,7 @@ def test_quality_gates_pass_and_fail():
     bad = check_quality(config, {"rmse": 3.3, "r2": 0.55})
     assert not bad.passed and [r.metric for r in bad.failures] == ["rmse"]
     assert "1 of 2 quality gates FAILED" in bad.statement()
-    with pytest.raises(QualityGateFailed, match=r"rmse = 3\.3, threshold <= 2\.6.*not registered"):
+    with pytest.raises(QualityGateFailed, match=r"rmse = 3\.3, threshold <= 2\.3.*not registered"):
         bad.raise_if_failed()
     missing = check_quality(config, {"r2": 0.55})
     assert not missing.passed and "rmse = missing" in missing.statement()

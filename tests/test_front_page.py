@@ -71,3 +71,24 @@ def test_approval_in_the_pipeline_updates_the_page(tmp_path):
     page = (artifacts.root / "index.html").read_text()
     assert "Approved by bob" in page and "To approve v4" not in page
     assert artifacts.metrics("m_model")["approved_by"] == "bob"
+
+
+def test_each_interval_is_drawn_beside_its_metric_with_the_rule_that_decided():
+    from ci.artifacts import interval_plot
+
+    reviewed = ReviewRecord(
+        verdict="APPROVE", verdict_line="APPROVE: v4 is better than champion v3 beyond the 95% interval on rmse",
+        champion_version=3, challenger_version=4, decided_by="better than the champion beyond the 95% interval",
+        comparison=(MetricComparison("rmse", 2.0, 2.1, 0.1, "better", True, (0.05, 0.15)),
+                    MetricComparison("r2", 0.6, 0.58, 0.02, "same", True, (-0.01, 0.04))),
+        bootstrap={"method": "paired bootstrap", "rows": 418, "resamples": 2000, "seed": 1729}).to_scraps()
+    page = render_index(runs(reviewed=reviewed))
+    assert '<svg class="ci better"' in page and '<svg class="ci same"' in page
+    assert "[+0.05, +0.15]" in page and "(rule: better than the champion beyond the 95% interval)" in page
+    assert "paired\n    bootstrap of the challenger and the champion on the same 418 test rows (2000" in page
+    [review] = model_reviews(runs(reviewed=reviewed))
+    geometry = {m["metric"]: m["interval"] for m in review.metrics}
+    rmse, r2 = geometry["rmse"], geometry["r2"]
+    assert rmse["zero"] == 70 and rmse["zero"] < rmse["low"] < rmse["point"] < rmse["high"] <= 140  # right of 0
+    assert r2["low"] < r2["zero"] < r2["point"] < r2["high"]  # the interval straddles 0
+    assert interval_plot(None, 0.1) is None and review.bootstrap["rows"] == 418

@@ -53,8 +53,8 @@ def test_scaffolded_model_runs_its_whole_local_pipeline(third_model):
     assert metrics["r2"] > 0.1 and metrics["rmse"] < metrics["baseline_rmse"]  # a real lift over the mean
     assert metrics["predictions_identical"] is True and metrics["status"] == "Approved"
     assert {p.name for p in (repo.path / "day_minutes").iterdir()} == {
-        "model.yml", "features.py", "gather_data.ipynb", "train_register.ipynb", "deploy.ipynb"}
-    for name in ("gather_data", "train_register", "deploy"):  # the templates themselves, not a third copy
+        "model.yml", "features.py", "gather_data.ipynb", "tune.ipynb", "train_register.ipynb", "deploy.ipynb"}
+    for name in ("gather_data", "tune", "train_register", "deploy"):  # the templates themselves, not a third copy
         assert (repo.path / "day_minutes" / f"{name}.ipynb").read_bytes() == \
             (ROOT / "notebooks" / "templates" / f"{name}.ipynb").read_bytes()
 

@@ -8,7 +8,15 @@ import pytest
 
 from ci.stages import NOTEBOOKS, STAGES, model_notebooks, record_type
 from modelops.metrics import METRICS, PROBLEM_METRICS, metric
-from modelops.records import DeployRecord, Gate, GatherRecord, MetricComparison, ReviewRecord, TrainRecord
+from modelops.records import (
+    DeployRecord,
+    Gate,
+    GatherRecord,
+    MetricComparison,
+    ReviewRecord,
+    TrainRecord,
+    TuneRecord,
+)
 
 GATHER = GatherRecord(dataset_id="1afe59bb05ca285c", data_sha256="de37" * 16, manifest_uri="file:///m.json",
                       data_source="/data/abalone.data", n_features=10,
@@ -26,13 +34,22 @@ REVIEW = ReviewRecord(verdict="APPROVE", verdict_line="APPROVE: v3 beats v2", ch
                       champion_version=2,
                       comparison=(MetricComparison("rmse", 2.171, 2.2, 0.029, "better", True, (0.01, 0.05)),
                                   MetricComparison("mae", 1.57, None)),
-                      decided_by="gates passed", notes=("the dataset changed",))
+                      decided_by="gates passed", notes=("the dataset changed",),
+                      bootstrap={"method": "paired bootstrap", "rows": 418, "resamples": 2000, "seed": 1729})
+TUNE = TuneRecord(tuning_job="abalone-model-0123456789", objective="validation:rmse", maximize=False,
+                  best_value=2.137, best_trial=41, current_value=2.175, tuned_value=2.136,
+                  tuned_hyperparameters={"eta": 0.03124, "max_depth": 7, "num_round": 270,
+                                         "early_stopping_rounds": None},
+                  trials=60, trials_complete=41, trials_pruned=19, resumed_trials=20, seconds=61.2,
+                  importances={"eta": 0.5, "max_depth": 0.24}, validation_current={"rmse": 2.175, "r2": 0.567},
+                  validation_tuned={"rmse": 2.136, "r2": 0.583}, storage="/home/tuning/abalone-model.db",
+                  parents=("abalone-model-2611301200ab",))
 DEPLOY = DeployRecord(version=3, endpoint_url="http://127.0.0.1:9/invocations", deployed=True,
                       predictions_identical=True, previous_version=2, p50_latency_ms=0.5, p99_latency_ms=1.2,
                       rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562})
 
 
-@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, DEPLOY], ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, TUNE, DEPLOY], ids=lambda r: type(r).__name__)
 def test_every_record_reads_back_from_its_scraps_as_they_travel_through_json(record):
     scraps = json.loads(json.dumps(record.to_scraps()))  # what scrapbook and runs.json do to them
     assert type(record).from_scraps(scraps) == record
@@ -44,6 +61,9 @@ def test_scraps_keep_the_plain_names_metrics_json_and_reviewers_rely_on():
     assert scraps["quality_passed"] is True and scraps["quality_gates"] == {"rmse": True, "r2": True}
     assert GATHER.to_scraps()["rows_test"] == 418 and GATHER.to_scraps()["target_mean_train"] == 9.9
     assert DEPLOY.to_scraps()["endpoint_rmse"] == 2.171 and "endpoint_metrics" not in DEPLOY.to_scraps()
+    # metrics.json merges every notebook's scraps: a validation score must never take a test metric's name.
+    assert not set(TUNE.to_scraps()) & (set(METRICS) | set(TRAIN.to_scraps()))
+    assert REVIEW.to_scraps()["comparison"][0]["ci95"] == [0.01, 0.05]  # comparison[i].ci95 = [low, high]
 
 
 def test_a_failed_gate_is_part_of_the_record():
@@ -73,8 +93,9 @@ def test_every_metric_has_one_direction_and_belongs_to_a_problem_type():
 def test_the_stages_table_names_only_notebooks_it_declares():
     for stage in STAGES.values():
         assert set(stage.notebooks) <= set(NOTEBOOKS) and set(stage.always_runs) <= set(stage.notebooks)
-    assert model_notebooks() == ["gather_data", "train_register", "deploy", "promote"]
-    assert record_type("train_register") is TrainRecord and record_type("works") is None
+    assert model_notebooks() == ["gather_data", "tune", "train_register", "deploy", "promote"]
+    assert record_type("train_register") is TrainRecord and record_type("tune") is TuneRecord
+    assert record_type("works") is None
     from ci.freshness import HOLDS, INPUTS
     from ci.supplies import SUPPLIES
 

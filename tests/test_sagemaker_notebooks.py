@@ -130,7 +130,7 @@ def test_gather_and_train_register_on_sagemaker(moto_server, tmp_path):
     assert 2.0 < train["rmse"] < 2.35 and train["status"] == PENDING and train["version"] == 1
     executed = (tmp_path / "artifacts" / "abalone_model" / "train_register.ipynb").read_text()
     assert "Completed / Completed" in executed  # the job's status, streamed into the notebook
-    assert "50 rounds" in executed and "final validation rmse" in executed  # curves from the job's log
+    assert "289 rounds" in executed and "final validation rmse" in executed  # curves from the job's log
     assert train["package_id"].startswith(f"arn:aws:sagemaker:{REGION}:123456789012:model-package/abalone-model/")
     [job] = moto_server.jobs
 

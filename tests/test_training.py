@@ -107,3 +107,21 @@ def test_job_names_are_valid_sagemaker_names():
     name = job_name("a" * 40)
     assert len(name) <= 63 and re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", name)
     assert job_name("m") != job_name("m")
+
+
+def test_early_stopping_keeps_the_best_iteration_as_the_container_does():
+    """The container's EarlyStopping(save_best=True): the artifact ends at the best round, so it predicts exactly
+    as a model trained for best_iteration + 1 rounds without early stopping."""
+    import numpy as np
+
+    from modelops.training import fit
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    y = X[:, 0] + rng.normal(0, 1.0, 400)
+    hyper = {"objective": "reg:squarederror", "eta": 0.5, "max_depth": 6, "num_round": 200, "eval_metric": "rmse"}
+    stopped = fit(X[:300], y[:300], X[300:], y[300:], {**hyper, "early_stopping_rounds": 5})
+    assert stopped.best_iteration is not None and stopped.rounds < 200  # stopped early...
+    assert stopped.booster.num_boosted_rounds() == stopped.best_iteration + 1  # ...and kept only the best rounds
+    exact = fit(X[:300], y[:300], X[300:], y[300:], {**hyper, "num_round": stopped.best_iteration + 1})
+    assert np.array_equal(stopped.booster.inplace_predict(X[300:]), exact.booster.inplace_predict(X[300:]))

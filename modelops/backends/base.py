@@ -1,4 +1,4 @@
-"""The backend interface: a store, a trainer, a registry and endpoints, with frozen records they return."""
+"""The backend interface: a store, a trainer, a tuner, a registry and endpoints, with frozen records they return."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.config import SearchParameter
 from modelops.errors import RegistryError, StoreError
 from modelops.lineage import Lineage
 
@@ -169,6 +170,106 @@ class Trainer(abc.ABC):
         Raises:
             TrainingFailed: the job failed or was stopped (with the reason), or timed out.
             ConfigError: the hyperparameters were rejected.
+        """
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """A hyperparameter search: the space, the objective on the validation split, the budget and the data.
+
+    Each trial trains with ``static_hyperparameters`` (which hold ``num_round``, the round cap, and
+    ``early_stopping_rounds``) plus one value of each searched parameter, on the train channel, and is scored by
+    ``objective`` on the validation channel. Nothing else is read: the test split never reaches a tuner.
+    """
+
+    model: str
+    job_name: str  # the local study, or the SageMaker tuning job (at most 32 characters)
+    container_version: str
+    static_hyperparameters: dict[str, Any]
+    parameters: tuple[SearchParameter, ...]
+    objective: str  # "validation:rmse", as the built-in container names it
+    maximize: bool
+    max_trials: int  # the search's total: trials already run for the same search count towards it
+    max_seconds: int | None
+    max_parallel: int
+    seed: int
+    train_uri: str
+    validation_uri: str
+    output_uri: str  # where trial outputs go (SageMaker: the training jobs' S3OutputPath)
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_runtime_seconds: int = 3600  # per training job
+
+    @property
+    def metric(self) -> str:
+        return self.objective.split(":", 1)[1]
+
+    @property
+    def direction(self) -> str:
+        return "Maximize" if self.maximize else "Minimize"
+
+
+COMPLETE, PRUNED, FAILED = "COMPLETE", "PRUNED", "FAIL"
+
+
+@dataclass(frozen=True)
+class TuningTrial:
+    """One configuration a search tried."""
+
+    number: int
+    state: str  # COMPLETE | PRUNED (stopped early as hopeless) | FAIL
+    value: float | None  # the objective on the validation split (the last reported value of a pruned trial)
+    hyperparameters: dict[str, Any]  # the searched parameters' values
+    rounds: int | None = None  # boosting rounds of its best iteration, when known
+    duration_seconds: float | None = None
+    job_name: str | None = None  # SageMaker: the trial's training job
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """A finished (or budget-exhausted) search: every trial of it, and the best."""
+
+    job_name: str
+    objective: str
+    maximize: bool
+    trials: tuple[TuningTrial, ...]
+    duration_seconds: float  # spent by this call (a resumed search's earlier time is not included)
+    resumed_trials: int = 0  # trials that an earlier, interrupted or smaller run of the same search had finished
+    storage: str = ""  # the local study's database, or the tuning job's ARN
+    parents: tuple[str, ...] = ()  # SageMaker: the earlier tuning jobs this one was warm-started from
+
+    @property
+    def best(self) -> TuningTrial | None:
+        done = [t for t in self.trials if t.state == COMPLETE and t.value is not None]
+        if not done:
+            return None
+        return (max if self.maximize else min)(done, key=lambda t: t.value)
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state for t in self.trials)
+
+
+class Tuner(abc.ABC):
+    """Searches hyperparameters with the built-in XGBoost algorithm's semantics, choosing on the validation split."""
+
+    @abc.abstractmethod
+    def tune(self, spec: TuningSpec, *, log=print) -> TuningResult:
+        """Run the search until ``spec.max_trials`` trials in total (or ``spec.max_seconds``) are spent.
+
+        A search run again with the same spec (same data, space, objective and static hyperparameters) continues
+        where the earlier run stopped: locally from the study stored under the backend's home, on SageMaker by
+        warm-starting from the earlier tuning jobs.
+
+        Args:
+            spec: what to search.
+            log: receives progress lines (trials, job status).
+
+        Returns:
+            Every trial of the search, this run's and the earlier ones'.
+
+        Raises:
+            TuningFailed: the search failed or timed out (with the reason), or no trial completed.
+            ConfigError: the search space was rejected.
         """
 
 
@@ -537,6 +638,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def trainer(self) -> Trainer:
         """This backend's trainer (built on first use)."""
+
+    @property
+    @abc.abstractmethod
+    def tuner(self) -> Tuner:
+        """This backend's hyperparameter tuner (built on first use)."""
 
     @property
     @abc.abstractmethod

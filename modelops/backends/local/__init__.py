@@ -15,6 +15,7 @@ class LocalBackend(Backend):
 
         home/store/       datasets, training outputs (model.tar.gz, logs), evaluation reports
         home/registry.db  model package groups and versions, and every model's event history (SQLite)
+        home/tuning/      one Optuna study database per model (SQLite), so an interrupted search resumes
         home/endpoints/   one folder per endpoint: its record (pid, port, versions) and server log
         home/cache/       downloads, by sha256
     """
@@ -30,6 +31,12 @@ class LocalBackend(Backend):
         from modelops.backends.local.trainer import LocalTrainer
 
         return LocalTrainer(self.store, self.image_uri)
+
+    @cached_property
+    def tuner(self):
+        from modelops.backends.local.tuner import LocalTuner
+
+        return LocalTuner(self.store, self.home / "tuning")
 
     @cached_property
     def registry(self):

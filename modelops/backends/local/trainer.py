@@ -53,11 +53,20 @@ class LocalTrainer(Trainer):
         )
 
     def _channel(self, uri: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-        # A channel is a prefix: every CSV file under it is read, as the container does.
-        folder = self.store.path(uri)
-        files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
-        if not files:
-            raise TrainingFailed(f"the {name} channel {uri} holds no CSV file. Fix: run the gather_data notebook.")
-        frame = pd.concat([pd.read_csv(f, header=None, dtype="float64") for f in files], ignore_index=True)
-        values = frame.to_numpy()
-        return values[:, 1:], values[:, 0]
+        return read_channel(self.store, uri, name)
+
+
+def read_channel(store: LocalStore, uri: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A channel's rows as (features, labels). A channel is a prefix: every CSV file under it is read, as the
+    container does.
+
+    Raises:
+        TrainingFailed: the channel holds no CSV file.
+    """
+    folder = store.path(uri)
+    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    if not files:
+        raise TrainingFailed(f"the {name} channel {uri} holds no CSV file. Fix: run the gather_data notebook.")
+    frame = pd.concat([pd.read_csv(f, header=None, dtype="float64") for f in files], ignore_index=True)
+    values = frame.to_numpy()
+    return values[:, 1:], values[:, 0]

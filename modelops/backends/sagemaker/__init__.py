@@ -16,6 +16,7 @@ class SageMakerBackend(Backend):
 
         s3://BUCKET/PREFIX/<model>/datasets/      gathered splits and manifests
         s3://BUCKET/PREFIX/<model>/training/<job> training job outputs (model.tar.gz, log)
+        s3://BUCKET/PREFIX/<model>/tuning/<job>   the training jobs of a hyperparameter tuning job
         s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
         s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
         SageMaker model package group <model>     versions and their approval status
@@ -39,6 +40,13 @@ class SageMakerBackend(Backend):
 
         return SageMakerTrainer(self.aws.client("sagemaker"), self.aws.client("logs"), self.store,
                                 self.settings.role_arn, self.image_uri, poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def tuner(self):
+        from modelops.backends.sagemaker.tuner import SageMakerTuner
+
+        return SageMakerTuner(self.aws.client("sagemaker"), self.settings.role_arn, self.image_uri,
+                              poll_seconds=max(self.poll_seconds, 0))
 
     @cached_property
     def registry(self):

@@ -170,19 +170,13 @@ def training_job_request(spec: TrainingSpec, image: str, role_arn: str) -> dict:
     output = spec.output_uri.rstrip("/")
     head, _, last = output.rpartition("/")
     output_path = head if last == spec.job_name else output
-
-    def channel(name: str, uri: str) -> dict:
-        return {"ChannelName": name, "ContentType": "text/csv", "CompressionType": "None",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                                "S3DataDistributionType": "FullyReplicated"}}}
-
     return {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
         "RoleArn": role_arn,
         # SageMaker takes hyperparameters as strings; the container parses them.
         "HyperParameters": {k: str(v) for k, v in spec.hyperparameters.items()},
-        "InputDataConfig": [channel("train", spec.train_uri), channel("validation", spec.validation_uri)],
+        "InputDataConfig": channels(spec.train_uri, spec.validation_uri),
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                            "VolumeSizeInGB": 10},
@@ -193,6 +187,17 @@ def training_job_request(spec: TrainingSpec, image: str, role_arn: str) -> dict:
 
 def _int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
+
+
+def channels(train_uri: str, validation_uri: str) -> list[dict]:
+    """The train and validation channels as the built-in container reads them: text/csv under an S3 prefix."""
+
+    def channel(name: str, uri: str) -> dict:
+        return {"ChannelName": name, "ContentType": "text/csv", "CompressionType": "None",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                                "S3DataDistributionType": "FullyReplicated"}}}
+
+    return [channel("train", train_uri), channel("validation", validation_uri)]
 
 
 def parse_curves(lines: list[str]) -> tuple[dict[str, list[float]], str | None]:
