@@ -13,6 +13,7 @@ from modelops.records import (
     Gate,
     GatherRecord,
     MetricComparison,
+    PromoteRecord,
     ReviewRecord,
     TrainRecord,
     TuneRecord,
@@ -46,13 +47,30 @@ TUNE = TuneRecord(tuning_job="abalone-model-0123456789", objective="validation:r
                   parents=("abalone-model-2611301200ab",))
 DEPLOY = DeployRecord(version=3, endpoint_url="http://127.0.0.1:9/invocations", deployed=True,
                       predictions_identical=True, previous_version=2, p50_latency_ms=0.5, p99_latency_ms=1.2,
-                      rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562})
+                      rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562},
+                      env_name="production", endpoint="abalone-model", package_id="local:abalone-model/3")
+PROMOTE = PromoteRecord(gate_passed=False, staging_version=3, staging_package_id="local:abalone-model/3",
+                        rows_replayed=418, rows_identical=418, errors=2, gate_error_rate=0.004785, gate_p50_ms=1.2,
+                        gate_p99_ms=612.5, max_abs_difference=0.0, slo_p50_ms=100, slo_p99_ms=500,
+                        slo_error_rate=0.0, production_version=2,
+                        gate_failures=("error rate 0.48% (2 of 418 requests) above the SLO's 0.00%",
+                                       "p99 latency 612.5 ms above the SLO's 500 ms"))
 
 
-@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, TUNE, DEPLOY], ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize("record", [GATHER, TRAIN, REVIEW, TUNE, DEPLOY, PROMOTE], ids=lambda r: type(r).__name__)
 def test_every_record_reads_back_from_its_scraps_as_they_travel_through_json(record):
     scraps = json.loads(json.dumps(record.to_scraps()))  # what scrapbook and runs.json do to them
     assert type(record).from_scraps(scraps) == record
+
+
+def test_the_gates_record_says_what_failed_under_names_that_do_not_collide_with_trainings():
+    scraps = PROMOTE.to_scraps()
+    assert scraps["gate_passed"] is False and scraps["gate_p99_ms"] == 612.5 and scraps["slo_p99_ms"] == 500
+    assert scraps["gate_failures"] == list(PROMOTE.gate_failures)
+    assert not set(scraps) & set(TRAIN.to_scraps())  # merged into one metrics.json beside train_register's
+    assert PROMOTE.headline() == {"gate_passed": False, "gate_p99_ms": 612.5, "gate_error_rate": 0.004785}
+    assert record_type("promote") is PromoteRecord and NOTEBOOKS["promote"].reuse is None  # measures the live endpoint
+    assert NOTEBOOKS["deploy"].keyed_by == "env_name" and DEPLOY.to_scraps()["env_name"] == "production"
 
 
 def test_scraps_keep_the_plain_names_metrics_json_and_reviewers_rely_on():
