@@ -25,8 +25,9 @@ from tests.conftest import ROOT, SHARED_DATA
 
 CONFIG = load_model_config(ROOT / "abalone_model")
 PACKAGE = PackageVersion(group="abalone-model", version=3, status=APPROVED, package_id="local:abalone-model/3",
-                         artifact_uri="file:///m.tar.gz", artifact_sha256="ab" * 32, image="i", container_version="3.2-0",
-                         xgboost_version="3.2", hyperparameters={}, metrics={}, data_sha256="d" * 64, dataset_id="d",
+                         artifact_uri="file:///m.tar.gz", artifact_sha256="ab" * 32, image="i",
+                         container_version="3.2-0", xgboost_version="3.2", hyperparameters={}, metrics={},
+                         data_sha256="d" * 64, dataset_id="d",
                          lineage=Lineage(), created_at="2026-12-01T10:00:00")
 
 
