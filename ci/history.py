@@ -19,5 +19,5 @@ def render_history(report: HistoryReport) -> str:
         note = " ".join(part for part in (event.note or "", event.ci_url or "") if part)
         lines.append(f"{event.seq:>4}  {event.at[:23]:<23} {event.action:<12} {event.environment or '-':<10} "
                      f"{'v' + str(event.version):>7}  {(event.by or '-')[:16]:<16} {(event.git_commit or '-')[:12]:<12}"
-                     f"  {note}")
+                     f"  {note}".rstrip())
     return "\n".join(lines)

@@ -232,3 +232,35 @@ def test_verify_names_where_the_history_was_altered(backend, how, expected):
                                                r"from a backup") as broken:
         verify_history(backend.history, MODEL)
     assert broken.value.exit_code == 8
+
+
+def test_ci_history_answers_at_an_instant_lists_the_events_and_verify_exits_8_on_a_broken_chain(home):
+    from click.testing import CliRunner
+
+    from ci.cli import main
+    from modelops.backends.local import LocalBackend
+
+    backend = LocalBackend(home)
+    story(backend)
+    runner = CliRunner()
+    answer = runner.invoke(main, ["history", "abalone_model", "--env", "production", "--at", "2099-01-01T00:04:30Z"])
+    assert answer.exit_code == 0, answer.output
+    lines = answer.output.splitlines()
+    assert lines[0] == "abalone-model at 2099-01-01T00:04:30Z:"
+    assert lines[1].startswith("  production: abalone-model v1 served at 2099-01-01T00:04:30Z (package "
+                               "local:abalone-model/1; since promoted by bob at 2099-01-01T00:04:00.000+00:00")
+    assert "history intact: 5 events" in answer.output and " promoted " in lines[-1] and len(lines) == 7
+    data = json.loads(runner.invoke(main, ["history", "abalone_model", "--json", "--at", "2099-01-01T00:03Z"]).output)
+    assert [(s["environment"], s["version"]) for s in data["served"]] == [("staging", 1), ("production", None)]
+    assert [e["action"] for e in data["events"]] == [REGISTERED, APPROVED, DEPLOYED, GATE_PASSED, PROMOTED]
+    assert data["chain"]["intact"] and data["chain"]["head"] == data["events"][-1]["hash"]
+    assert runner.invoke(main, ["history", "abalone_model", "--verify"]).exit_code == 0
+    bad = runner.invoke(main, ["history", "abalone_model", "--at", "tomorrow"])
+    assert bad.exit_code == 2 and "Fix: write it in ISO 8601" in bad.output
+
+    tamper(backend, "edit")
+    broken = runner.invoke(main, ["history", "abalone_model", "--verify"])
+    assert broken.exit_code == 8 and "history BROKEN: event #2" in broken.output
+    assert "Traceback" not in broken.output and len(broken.output.strip().splitlines()) == 1
+    warned = runner.invoke(main, ["history", "abalone_model"])  # still answers, and says it may rest on altered events
+    assert warned.exit_code == 0 and "warning: abalone-model: history BROKEN" in warned.output
