@@ -7,9 +7,10 @@ Layout of an artifacts folder::
       summary.md          the same, as Markdown (CI job summaries, PR comments)
       runs.json           the run log both are rendered from
       <model folder>/
-        <notebook>.ipynb  the executed notebook (papermill output)
+        <notebook>.ipynb  the executed notebook (papermill output); a notebook keyed by a parameter (the
+                          stages table's keyed_by) as <notebook>-<value>.ipynb, e.g. deploy-production.ipynb
         <notebook>.html   its HTML rendering (CircleCI shows .html artifacts in the browser)
-        metrics.json      the JSON scraps of the model's notebooks, merged
+        metrics.json      the JSON scraps of the model's notebooks, merged (a keyed run's under its name)
         figures/          each notebook's glued figures as PNG files, shown on index.html
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from ci.stages import notebook_for, notebook_order, record_type
 from modelops import atomic
 from modelops.backends.base import safe_key
-from modelops.records import DeployRecord, Record, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, PromoteRecord, Record, ReviewRecord, TrainRecord
 
 RUN_LOG = "runs.json"
 
@@ -53,6 +54,12 @@ class NotebookRun:
     reason: str = ""
     fingerprint: str | None = None  # hash of the run's inputs (see ci.freshness)
     figures: list = field(default_factory=list)  # [scrap name, PNG path relative to the artifacts folder], in order
+    variant: str = ""  # the value of the notebook's keyed_by parameter (deploy: staging | production)
+
+    @property
+    def name(self) -> str:
+        """What this run is called in the artifacts: ``deploy-production`` for a keyed run, else the notebook."""
+        return run_name(self.notebook, self.variant)
 
     @property
     def record(self) -> Record | None:
@@ -71,6 +78,11 @@ class NotebookRun:
         return record.headline() if record is not None else {}
 
 
+def run_name(notebook: str, variant: str = "") -> str:
+    """The name of a notebook's run in the artifacts (its files' stem)."""
+    return f"{notebook}-{variant}" if variant else notebook
+
+
 class Artifacts:
     """An artifacts folder: where each notebook's outputs go and the run log that indexes them."""
 
@@ -87,9 +99,9 @@ class Artifacts:
         return path.resolve().relative_to(self.root).as_posix()
 
     def record(self, run: NotebookRun) -> None:
-        """Add a run to the log (replacing an earlier run of the same notebook) and re-render the pages."""
+        """Add a run to the log (replacing an earlier run of the same notebook and variant) and re-render the pages."""
         with self._locked():
-            runs = [r for r in self.runs() if (r.model, r.notebook) != (run.model, run.notebook)]
+            runs = [r for r in self.runs() if (r.model, r.name) != (run.model, run.name)]
             runs.append(run)
             self._save(runs)
         self._write_metrics(run.model, runs)
@@ -116,9 +128,9 @@ class Artifacts:
             return []
         return [NotebookRun(**r) for r in records]
 
-    def previous(self, model: str, notebook: str) -> NotebookRun | None:
-        """The last recorded run of a model's notebook."""
-        return next((r for r in self.runs() if (r.model, r.notebook) == (model, notebook)), None)
+    def previous(self, model: str, notebook: str, variant: str = "") -> NotebookRun | None:
+        """The last recorded run of a model's notebook (with that value of its keyed_by parameter)."""
+        return next((r for r in self.runs() if (r.model, r.name) == (model, run_name(notebook, variant))), None)
 
     def metrics(self, model: str) -> dict:
         try:
@@ -130,7 +142,8 @@ class Artifacts:
         merged: dict = {}
         for run in runs:
             if run.model == model and run.status in ("passed", "skipped"):
-                merged.update(run.scraps)
+                # A keyed run's scraps go under its name: deploy-staging's and deploy-production's would collide.
+                merged.update({run.name: run.scraps} if run.variant else run.scraps)
         atomic.write_json(self.model_dir(model) / "metrics.json", merged)
 
     def _render(self, runs: list[NotebookRun]) -> None:
@@ -194,11 +207,11 @@ def render_summary(runs: list[NotebookRun]) -> str:
     for run in sorted(runs, key=_order):
         headline = ", ".join(f"{k}={fmt(v)}" for k, v in run.headline.items()) or run.reason
         report = f"[html]({run.html})" if run.html else ""
-        lines.append(f"| {run.model} | {run.notebook} | {run.status} | {run.duration:.1f} | {headline} | {report} |")
+        lines.append(f"| {run.model} | {run.name} | {run.status} | {run.duration:.1f} | {headline} | {report} |")
     failed = [r for r in runs if r.status == "failed"]
     for run in failed:
         error = run.error or {}
-        lines += ["", f"**{run.model}/{run.notebook} failed** at cell {error.get('cell', '?')}: "
+        lines += ["", f"**{run.model}/{run.name} failed** at cell {error.get('cell', '?')}: "
                       f"`{error.get('ename', '')}: {error.get('evalue', '')}`"]
     return "\n".join(lines) + "\n"
 
@@ -218,18 +231,29 @@ class ModelReview:
     figures: list[tuple[str, str]]  # (title, PNG path) of train_register's and review's figures
     other_figures: list[tuple[str, str]]  # gather_data's and deploy's
     runs: list[NotebookRun]
-    deployed: dict | None
+    deployed: dict[str, dict]  # environment (staging, production) -> what its deploy handed on, side by side
     lineage: dict
     approved_by: str | None = None
     notes: list[str] = field(default_factory=list)  # the review's notes (library changed, dataset changed, ...)
     decided_by: str = ""  # the rule that decided the verdict
     bootstrap: dict = field(default_factory=dict)  # how the intervals were computed (rows, resamples, seed)
+    gate: dict | None = None  # the promotion gate's record (what staging served, figures, SLO, failures)
 
     @property
     def approve_command(self) -> str | None:
         if self.version is None or self.status not in (None, "PendingManualApproval"):
             return None
         return f"python -m ci approve {self.model} --version {self.version} --by YOUR_NAME"
+
+    @property
+    def promote_command(self) -> str | None:
+        """Shown while staging's version passed the gate and production does not serve it yet."""
+        gate, production = self.gate, self.deployed.get("production")
+        if not gate or not gate.get("gate_passed"):
+            return None
+        if production and production.get("version") == gate.get("staging_version"):
+            return None
+        return f"python -m ci promote {self.model} --by YOUR_NAME"
 
 
 def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
@@ -241,14 +265,16 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
         mine = sorted((r for r in runs if r.model == model), key=_order)
         trained: TrainRecord | None = _latest(mine, TrainRecord)
         review: ReviewRecord | None = _latest(mine, ReviewRecord)
-        deployed: DeployRecord | None = _latest(mine, DeployRecord)
+        deployed = {r.record.env_name: r.record.to_scraps() for r in mine
+                    if isinstance(r.record, DeployRecord) and r.status != "failed"}
+        gate: PromoteRecord | None = _latest(mine, PromoteRecord)
         failed = [r for r in mine if r.status == "failed"]
         if review is not None and (not failed or review.verdict == "REJECT"):
             verdict, line = review.verdict, review.verdict_line
         elif failed:
             error = failed[0].error or {}
             verdict = "FAILED"
-            line = f"{failed[0].notebook} failed: {error.get('ename', '')}: {error.get('evalue', '')}"
+            line = f"{failed[0].name} failed: {error.get('ename', '')}: {error.get('evalue', '')}"
         else:
             verdict, line = "PENDING", "not reviewed yet: run the train stage"
         metrics = []
@@ -271,16 +297,16 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
             if isinstance(run.record, (TrainRecord, ReviewRecord)):
                 shown.update({name: path for name, path in run.figures if name not in shown})
         figures = [(_title(name), path) for name, path in shown.items()]
-        other = [(f"{r.notebook}: {_title(name)}", path) for r in mine
+        other = [(f"{r.name}: {_title(name)}", path) for r in mine
                  if not isinstance(r.record, (TrainRecord, ReviewRecord)) for name, path in r.figures]
         lineage = {k: getattr(trained, k) for k in ("package_id", "tree_hash", "artifact_sha256", "library_hash")
                    if trained and getattr(trained, k)}
         reviews.append(ModelReview(
             model, verdict, line, trained.version if trained else None, trained.status if trained else None, gates,
-            metrics, review.champion_version if review else None, figures, other, mine,
-            deployed.to_scraps() if deployed else None, lineage, trained.approved_by if trained else None,
-            list(review.notes) if review else [], review.decided_by if review else "",
-            dict(review.bootstrap) if review else {}))
+            metrics, review.champion_version if review else None, figures, other, mine, deployed, lineage,
+            trained.approved_by if trained else None, list(review.notes) if review else [],
+            review.decided_by if review else "", dict(review.bootstrap) if review else {},
+            gate.to_scraps() if gate else None))
     return reviews
 
 
@@ -333,7 +359,14 @@ def render_index(runs: list[NotebookRun]) -> str:
 
 
 def _order(run: NotebookRun) -> tuple:
-    return run.model, notebook_order(run.notebook), run.notebook
+    return run.model, notebook_order(run.notebook), run.notebook, _variant_order(run.variant)
+
+
+def _variant_order(variant: str) -> tuple:
+    from modelops.config import ENVIRONMENT_NAMES
+
+    return (ENVIRONMENT_NAMES.index(variant), variant) if variant in ENVIRONMENT_NAMES else (len(ENVIRONMENT_NAMES),
+                                                                                              variant)
 
 
 def fmt(value) -> str:

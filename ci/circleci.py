@@ -3,8 +3,9 @@
 ``.circleci/config.yml`` is a setup config: the path-filtering orb diffs the push against ``main`` and sets
 one boolean pipeline parameter per model folder (``run-<folder>``), and shared code sets ``run-all-models``.
 ``.circleci/dynamic_config.yml`` is the continuation: a ``test`` workflow always, and one workflow per model
-that runs when its parameter or ``run-all-models`` is set (train -> request-deployment -> approve on
-branches, deploy on main).
+that runs when its parameter or ``run-all-models`` is set: on branches train -> request-deployment (approval)
+-> approve; on main deploy (staging, then the promotion gate) -> request-promotion (approval) -> promote
+(production gets the package staging serves, in its own restricted context).
 
 A schedule trigger (Project Settings > Triggers) that sets the pipeline parameter ``monitor-models`` runs the
 ``monitor-models`` workflow instead: ``ci monitor`` for every model on the SageMaker backend over the last
@@ -43,6 +44,8 @@ AWS_CLI_ORB = "circleci/aws-cli@5.4.1"
 #: Contexts hold no keys: each names the IAM role (MODELOPS_AWS_ROLE_ARN) the job's OIDC token is exchanged for.
 TRAIN_CONTEXT = "modelops-train"
 RELEASE_CONTEXT = "modelops-release"  # restricted to the people who may release (a security group)
+#: Production's role: a context of its own, restricted to the people who may promote (another security group).
+PRODUCTION_CONTEXT = "modelops-production"
 PYTHON_IMAGE = "cimg/python:3.11"
 WORKSPACE = "/tmp/workspace"
 DATA_DIR = "../shared/data"
@@ -166,8 +169,19 @@ def _jobs(root: Path) -> dict[str, Any]:
             "executor": "python",
             "parameters": model,
             "steps": ["checkout", *_install_steps("aws"), _aws_step(),
-                      {"run": {"name": "Deploy the approved package trained from this model folder's tree",
-                               "command": f"{python} -m ci deploy << parameters.model >> --backend sagemaker"}},
+                      {"run": {"name": "Deploy the approved package trained from this model folder's tree to staging, "
+                                       "then run the promotion gate against it (exit 9 if it fails)",
+                               "command": f"{python} -m ci deploy << parameters.model >> --env staging "
+                                          f"--backend sagemaker"}},
+                      _artifacts_step()],
+        },
+        "promote": {
+            "executor": "python",
+            "parameters": model,
+            "steps": ["checkout", *_install_steps("aws"), _aws_step(),
+                      {"run": {"name": "Promote the package staging serves (approved, gate passed) to production",
+                               "command": (f"{python} -m ci promote << parameters.model >> --backend sagemaker "
+                                           f"--by \"${{CIRCLE_USERNAME:?CircleCI did not say who approved}}\"")}},
                       _artifacts_step()],
         },
         "monitor": {
@@ -188,6 +202,7 @@ _SCHEDULED = f"<< pipeline.parameters.{MONITOR_PARAMETER} >>"
 
 def _model_workflow(model: str) -> dict[str, Any]:
     branches = {"branches": {"ignore": BASE_REVISION}}
+    main = {"branches": {"only": BASE_REVISION}}
     return {
         # Not in a scheduled monitoring pipeline: on main the orb still compares HEAD with its parent, and the
         # deploy of whatever that commit changed would run again.
@@ -198,8 +213,10 @@ def _model_workflow(model: str) -> dict[str, Any]:
             {"request-deployment": {"type": "approval", "requires": [f"train-{model}"], "filters": branches}},
             {"approve": {"name": f"approve-{model}", "model": model, "context": RELEASE_CONTEXT,
                          "requires": ["request-deployment"], "filters": branches}},
-            {"deploy": {"name": f"deploy-{model}", "model": model, "context": RELEASE_CONTEXT,
-                        "filters": {"branches": {"only": BASE_REVISION}}}},
+            {"deploy": {"name": f"deploy-{model}", "model": model, "context": RELEASE_CONTEXT, "filters": main}},
+            {"request-promotion": {"type": "approval", "requires": [f"deploy-{model}"], "filters": main}},
+            {"promote": {"name": f"promote-{model}", "model": model, "context": PRODUCTION_CONTEXT,
+                         "requires": ["request-promotion"], "filters": main}},
         ],
     }
 

@@ -1,13 +1,16 @@
 """The command line: `python -m ci <command>`. Each command is a few lines calling one library function.
 
 Exit codes: 0 success; 1 an error of this project (one line on stderr); 2 bad usage or configuration;
-3 a quality gate failed; 4 no approved package for the revision; 5 an endpoint failed; 6 a notebook failed;
-7 the monitor found a constraint violated (drift, schema, completeness, live quality).
+3 a quality gate failed; 4 no approved package for the revision (or nothing promotable: staging serves nothing,
+or something not approved or that did not pass the promotion gate); 5 an endpoint failed; 6 a notebook failed;
+7 the monitor found a constraint violated (drift, schema, completeness, live quality); 8 the history's hash chain
+is broken (``history --verify``); 9 the promotion gate failed.
 Unexpected errors keep their traceback.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -55,6 +58,13 @@ def _stages() -> list[str]:
     from ci.stages import STAGES
 
     return list(STAGES)
+
+
+def _env_option(default: str | None, help: str):
+    from modelops.config import ENVIRONMENT_NAMES
+
+    return click.option("--env", "env_name", type=click.Choice(ENVIRONMENT_NAMES), default=default,
+                        show_default=default is not None, help=help)
 
 
 @main.command()
@@ -341,11 +351,13 @@ def _status_command(action: str):
     @click.option("--note", default=None, help="Why (recorded in the registry).")
     @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
     def command(model_dir, version, by, note, backend) -> None:
+        from modelops.history import checkout_commit
         from modelops.packages import pending_for_folder
 
         config, ops = _model_and_backend(model_dir, backend)
         package = ops.registry.get(config.name, version) if version else pending_for_folder(ops.registry, config)
-        changed = getattr(ops.registry, action)(config.name, package.version, by=by, note=note)
+        changed = getattr(ops.registry, action)(config.name, package.version, by=by, note=note,
+                                                git_commit=checkout_commit(config.folder))
         click.echo(f"{changed.label}: {changed.status} by {changed.status_by} at {changed.status_at}")
 
     command.__doc__ = f"{action.capitalize()} a registered version of MODEL_DIR's model, recording who and why."
@@ -382,6 +394,11 @@ def registry(model_dir, as_json, backend) -> None:
                    f"{(p.lineage.tree_hash or '-')[:8]:<8}  {metrics}  {p.status_by or ''}")
 
 
+def _serving(ops, endpoint: str) -> bool:
+    status = ops.endpoints.status(endpoint)
+    return status is not None and status.status != "Stopped"
+
+
 def _backend_option(function):
     return click.option("--backend", default=None,
                         help="local | sagemaker (default: $MODELOPS_BACKEND or local).")(function)
@@ -389,30 +406,91 @@ def _backend_option(function):
 
 @main.command()
 @click.argument("model_dir")
+@_env_option("staging", "Staging (then the promotion gate runs against it), or production (only a package that passed "
+                        "the gate; `promote` is the usual way).")
 @click.option("--version", type=int, default=None, help="Deploy this approved version (default: by lineage).")
 @click.option("--latest-approved", is_flag=True,
               help="If no approved version matches this folder's git tree, deploy the newest approved one.")
+@click.option("--by", default=None, help="Who deploys (recorded in the history; default: $CIRCLE_USERNAME or you).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
 @_backend_option
 @_artifacts_option
-def deploy(model_dir, version, latest_approved, timeout, backend, artifacts_dir) -> None:
-    """Deploy the approved package of MODEL_DIR that matches its git tree (runs the deploy notebook)."""
+def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, artifacts_dir) -> None:
+    """Deploy the approved package of MODEL_DIR that matches its git tree (the deploy notebook; on staging, then the
+    promote notebook: the promotion gate). Exits 7 when the gate fails."""
     from ci.models import resolve_model_dir
     from ci.runner import run_stage
 
-    parameters = {"timeout": timeout}
+    parameters = {"timeout": timeout, **({"by": by} if by else {})}
     if version is not None:
         parameters["version"] = version
     if latest_approved:
         parameters["latest_approved"] = True
     artifacts = _artifacts(artifacts_dir)
-    [run] = run_stage(resolve_model_dir(model_dir), "deploy", backend=backend, parameters=parameters,
-                      artifacts=artifacts)
-    deployed = run.record
-    state = "deployed" if deployed.deployed else "already live"
-    click.echo(f"{run.model}: v{deployed.version} {state} at {deployed.endpoint_url} (previous: "
-               f"v{deployed.previous_version or '-'}); p50 {deployed.p50_latency_ms} ms")
+    runs = run_stage(resolve_model_dir(model_dir), "deploy" if env_name == "staging" else "production",
+                     backend=backend, parameters=parameters, artifacts=artifacts)
+    for notebook_run in runs:
+        click.echo(_describe_run(notebook_run))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+
+
+def _describe_run(notebook_run) -> str:
+    from modelops.records import DeployRecord, PromoteRecord
+
+    record = notebook_run.record
+    if isinstance(record, DeployRecord):
+        state = "deployed" if record.deployed else "already live"
+        return (f"{notebook_run.model}: {record.env_name}: v{record.version} {state} at {record.endpoint_url} "
+                f"(previous: v{record.previous_version or '-'}); p50 {record.p50_latency_ms} ms")
+    if isinstance(record, PromoteRecord):
+        verdict = "passed" if record.gate_passed else "FAILED: " + "; ".join(record.gate_failures)
+        return (f"{notebook_run.model}: promotion gate for staging's v{record.staging_version}: {verdict} "
+                f"({record.rows_identical}/{record.rows_replayed} rows identical, p50 {record.gate_p50_ms} ms, "
+                f"p99 {record.gate_p99_ms} ms, {record.errors} errors)")
+    return f"{notebook_run.model}/{notebook_run.name}: {notebook_run.status}"
+
+
+@main.command()
+@click.argument("model_dir")
+@click.option("--by", required=True, help="Who promotes (recorded in the history).")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
+@_backend_option
+@_artifacts_option
+def promote(model_dir, by, timeout, backend, artifacts_dir) -> None:
+    """Put the package MODEL_DIR's staging endpoint serves into production, if it is approved and passed the
+    promotion gate (exit 4 if not; production is then untouched)."""
+    from ci.models import resolve_model_dir
+    from ci.pipeline import promote_model
+
+    artifacts = _artifacts(artifacts_dir)
+    run = promote_model(resolve_model_dir(model_dir), by=by, backend=backend, artifacts=artifacts, timeout=timeout)
+    click.echo(_describe_run(run))
+    click.echo(f"artifacts: {artifacts.root / 'index.html'}")
+
+
+@main.command()
+@click.argument("model_dir")
+@_env_option(None, "Only this environment's versions and events (default: both).")
+@click.option("--at", "instant", default=None,
+              help="Which version served at this instant (ISO 8601, e.g. 2026-12-01T10:00Z; no offset means UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--verify", is_flag=True, help="Only check the hash chain: exit 8 naming the event where it breaks.")
+@_backend_option
+def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
+    """What MODEL_DIR's model served when, and every approval, rejection, deployment, gate, promotion, rollback and
+    stop, with who, when, version, package, environment, commit and CI job."""
+    from ci.history import render_history
+    from modelops.history import history_report, verify_history
+
+    config, ops = _model_and_backend(model_dir, backend)
+    if verify:
+        click.echo(verify_history(ops.history, config.name).describe())
+        return
+    report = history_report(ops.history, config.name, env_name=env_name, instant=instant)
+    if not report.chain.intact:
+        click.secho(f"warning: {report.chain.describe()} (this answer may rest on altered events; `python -m ci "
+                    f"history {model_dir} --verify`)", fg="yellow", err=True)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else render_history(report))
 
 
 @main.command()
@@ -471,8 +549,9 @@ def _monitor_summary(record) -> str:
 @click.option("--content-type", default="text/csv", show_default=True, help="text/csv or text/libsvm.")
 @click.option("--accept", default="text/csv", show_default=True,
               help="text/csv, application/json or application/jsonlines.")
+@_env_option("production", "Which environment's endpoint.")
 @_backend_option
-def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, backend) -> None:
+def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, env_name, backend) -> None:
     """Send rows to MODEL_DIR's endpoint and print its predictions."""
     if (csv_file is None) == (raw_file is None):
         raise click.UsageError("pass --csv FILE (encoded feature rows) or --raw FILE (raw records), one of them.")
@@ -481,32 +560,43 @@ def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, backend)
         from modelops.deploy import encode_request
         from modelops.prepare import read_records
 
-        body, content_type = encode_request(ops, config, read_records(raw_file), unseen=unseen), "text/csv"
+        body = encode_request(ops, config, read_records(raw_file), unseen=unseen, env_name=env_name)
+        content_type = "text/csv"
     else:
         body = csv_file.read()
-    answer = ops.endpoints.invoke(config.name, body, content_type=content_type, accept=accept)
+    answer = ops.endpoints.invoke(config.deploy_environment(env_name).endpoint, body, content_type=content_type,
+                                  accept=accept)
     click.echo(answer.decode(), nl=False)
 
 
 @main.command()
 @click.argument("model_dir")
+@_env_option("production", "Which environment's endpoint.")
+@click.option("--by", default=None, help="Who rolls back (recorded in the history; default: $CIRCLE_USERNAME or you).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
 @_backend_option
-def rollback(model_dir, timeout, backend) -> None:
-    """Switch MODEL_DIR's endpoint back to the version it served before."""
+def rollback(model_dir, env_name, by, timeout, backend) -> None:
+    """Switch MODEL_DIR's endpoint back to the version it served before (recorded in the history)."""
+    from modelops.deploy import rollback_endpoint
+
     config, ops = _model_and_backend(model_dir, backend)
-    deployment = ops.endpoints.rollback(config.name, timeout=timeout, log=lambda line: None)
+    deployment = rollback_endpoint(ops, config, env_name, by=by, timeout=timeout, log=lambda line: None)
     click.echo(deployment.message)
 
 
 @main.command()
 @click.argument("model_dirs", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Stop every running endpoint `ci endpoints` lists.")
+@_env_option(None, "Only this environment's endpoint (default: staging's and production's).")
+@click.option("--by", default=None, help="Who stops them (recorded in the history; default: $CIRCLE_USERNAME or you).")
 @_backend_option
-def stop(model_dirs, every, backend) -> None:
-    """Stop the endpoints of MODEL_DIRS (the record of their versions is kept for the next deploy)."""
+def stop(model_dirs, every, env_name, by, backend) -> None:
+    """Stop the endpoints of MODEL_DIRS (the record of their versions is kept for the next deploy; each stop is
+    recorded in the model's history)."""
     from ci.runner import pin_environment
     from modelops.backends import get_backend
+    from modelops.config import ENVIRONMENT_NAMES
+    from modelops.deploy import stop_endpoint
 
     if bool(model_dirs) == every:
         raise click.UsageError("name the model folders whose endpoints to stop, or pass --all (not both).")
@@ -518,9 +608,13 @@ def stop(model_dirs, every, backend) -> None:
         names, ops = [], None
         for model_dir in model_dirs:  # every folder is checked before anything is stopped
             config, ops = _model_and_backend(model_dir, backend)
-            names.append(config.name)
+            envs = [env_name] if env_name else ENVIRONMENT_NAMES
+            wanted = [config.deploy_environment(env).endpoint for env in envs]
+            if not env_name:  # both: those that serve (one asked for by name is stopped, or said not to exist)
+                wanted = [name for name in wanted if _serving(ops, name)]
+            names += wanted
     for name in names:
-        ops.endpoints.stop(name)
+        stop_endpoint(ops, name, by=by, folder=project_root())
         click.echo(f"{name}: stopped")
     if not names:
         click.echo("no endpoint is running")

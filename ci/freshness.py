@@ -130,9 +130,10 @@ def _registered(run: NotebookRun, ctx: StageContext) -> bool:
 
 def _serving(run: NotebookRun, ctx: StageContext) -> bool:
     record = run.record
-    status = ctx.ops.endpoints.status(ctx.folder.config().name)
-    return (isinstance(record, DeployRecord) and status is not None and status.status == "InService"
-            and status.version == record.version)
+    if not isinstance(record, DeployRecord):
+        return False
+    status = ctx.ops.endpoints.status(ctx.folder.config().deploy_environment(record.env_name).endpoint)
+    return status is not None and status.status == "InService" and status.version == record.version
 
 
 #: What must still be true for a previous run's result to be reused.
@@ -152,11 +153,11 @@ def run_fingerprint(notebook: Notebook, path: Path, parameters: dict[str, Any], 
     return fingerprint(path, parameters, inputs)
 
 
-def reusable(notebook: Notebook, key: str | None, ctx: StageContext) -> NotebookRun | None:
-    """The previous run of ``notebook`` that can stand in for running it with fingerprint ``key``, if any."""
+def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: str = "") -> NotebookRun | None:
+    """The previous run of ``notebook`` (with ``variant``) that can stand in for running it with fingerprint ``key``."""
     from modelops.errors import ModelOpsError
 
-    previous = ctx.artifacts.previous(ctx.folder.name, notebook.name)
+    previous = ctx.artifacts.previous(ctx.folder.name, notebook.name, variant)
     if key is None or previous is None or previous.fingerprint != key or previous.status not in ("passed", "skipped"):
         return None
     if not previous.ipynb or not (ctx.artifacts.root / previous.ipynb).exists():

@@ -1,11 +1,13 @@
 """The local pipeline: what CI runs, for every model (or the changed ones), on one machine.
 
-For each model: the train stage (gather if needed, train_register, review), the approval step, then the
-deploy stage and a smoke request through the endpoint. Approval is ``auto`` (approve a version whose review
-verdict is APPROVE), ``prompt`` (ask), or ``stop`` (print the approve command and go no further).
+For each model: the train stage (gather if needed, train_register, review), the approval step, the deploy
+stage (staging, then the promotion gate against it), the promotion step (production gets the package staging
+serves) and a smoke request through the endpoint. Both approvals are ``auto`` (approve a version whose review
+verdict is APPROVE; promote a package that passed the gate), ``prompt`` (ask), or ``stop`` (print the command
+that approves, or promotes, and go no further).
 
 ``plan_pipeline`` decides what CircleCI would run for a checkout: the models its path filtering selects,
-train and approval on a branch, deploy on main.
+train and approval on a branch, staging, the gate and promotion on main.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
 from ci.pathfilter import BASE_REVISION
 from ci.runner import run_stage
+from modelops.config import PRODUCTION, STAGING
 from modelops.errors import ModelOpsError
+from modelops.history import checkout_commit
 from modelops.metrics import PRIMARY_METRIC
-from modelops.records import DeployRecord, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, PromoteRecord, ReviewRecord, TrainRecord
 from modelops.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
 
@@ -35,8 +39,10 @@ class ModelOutcome:
     runs: list[NotebookRun] = field(default_factory=list)
     version: int | None = None
     metric: tuple[str, float] | None = None
-    endpoint_url: str | None = None
+    endpoint_url: str | None = None  # production's when promoted, else staging's
     smoke_prediction: str | None = None
+    deployed: dict[str, DeployRecord] = field(default_factory=dict)  # environment -> what its deploy handed on
+    gate: PromoteRecord | None = None
     stopped: str | None = None  # why the pipeline stopped early for this model without an error
     error: str | None = None
     exit_code: int = 0
@@ -59,8 +65,9 @@ class PipelinePlan:
     def describe(self) -> str:
         names = ", ".join(m.name for m in self.models) or "no model"
         if self.branch is None:
-            return f"whole flow for {names}: train, approve, deploy"
-        steps = " and ".join(step for step, on in (("train + approval", self.train), ("deploy", self.deploy)) if on)
+            return f"whole flow for {names}: train, approve, deploy to staging, gate, promote"
+        steps = " and ".join(step for step, on in (("train + approval", self.train),
+                                                   ("deploy to staging + gate + promotion", self.deploy)) if on)
         selected = f"changed against {self.changes.base}" if self.changes else "all models"
         return f"branch {self.branch}: {steps or 'nothing'} for {names} ({selected})"
 
@@ -95,15 +102,17 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
     """Run the whole flow for each model; a failing model does not stop the others.
 
     Models train in parallel (their notebooks run in separate kernels), approvals are decided one model at
-    a time in the calling thread (so a prompt can ask), then the approved ones deploy in parallel.
+    a time in the calling thread (so a prompt can ask), then the approved ones deploy to staging and run the
+    promotion gate in parallel; promotions are decided one at a time, then run in parallel.
 
     Args:
         models: the model folders to run.
         backend: backend name passed to every notebook.
         artifacts: where executed notebooks and reports go.
-        approval: ``auto``, ``prompt`` (calls ``confirm(question) -> bool``) or ``stop``.
-        approver: recorded as who approved (``auto``/``prompt``).
-        deploy: run the deploy stage after approval.
+        approval: ``auto``, ``prompt`` (calls ``confirm(question) -> bool``) or ``stop``; for the training
+            approval and for the promotion alike.
+        approver: recorded as who approved and who promoted (``auto``/``prompt``).
+        deploy: deploy to staging, run the gate and promote after approval.
         force: rerun notebooks whose inputs did not change.
         parallel: models run at once (default: one per CPU of the budget, at most the number of models); each
             training gets its fair share of the CPUs (``MODELOPS_TRAIN_THREADS``, unless set).
@@ -128,8 +137,15 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
         if not deploy:
             for _, outcome in approved:
                 outcome.stopped = outcome.stopped or "approved; not deployed in this run"
-        if deploy:
-            list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
+            return outcomes
+        list(pool.map(lambda pair: _guarded(pair[1], _deploy, pair[0], backend, artifacts, force, log), approved))
+        promoted = [(folder, outcome) for folder, outcome in approved
+                    if outcome.ok and _promotion_approved(folder, outcome, approval, confirm)]
+        list(pool.map(lambda pair: _guarded(pair[1], _promote, pair[0], backend, artifacts, approver, log),
+                      promoted))
+        for folder, outcome in approved:
+            if outcome.ok and outcome.endpoint_url:
+                _guarded(outcome, _smoke, folder, backend, log)
     return outcomes
 
 
@@ -198,7 +214,7 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
         outcome.stopped = f"awaiting approval: {command}"
         return False
     approved = registry.approve(config.name, outcome.version, by=approver,
-                                note=f"local pipeline ({approval}): {verdict}")
+                                note=f"local pipeline ({approval}): {verdict}", git_commit=checkout_commit(folder.path))
     trained = _record(outcome.runs, TrainRecord)
     artifacts.update_record(folder.name, replace(trained, status=approved.status, approved_by=approver))
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
@@ -206,21 +222,90 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
 
 
 def _deploy(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, force: bool, log) -> None:
+    log(f"{folder.name}: deploy stage (staging, then the promotion gate)")
+    try:
+        runs = run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
+    finally:
+        _note_deploys(outcome, [r for r in artifacts.runs() if r.model == folder.name])
+    outcome.runs += runs
+    staging = outcome.deployed[STAGING]
+    outcome.version = outcome.version or staging.version
+    outcome.endpoint_url = staging.endpoint_url
+    log(f"{folder.name}: v{staging.version} on staging at {staging.endpoint_url}; promotion gate passed "
+        f"(p50 {outcome.gate.gate_p50_ms} ms, p99 {outcome.gate.gate_p99_ms} ms)")
+
+
+def _note_deploys(outcome: ModelOutcome, runs: list[NotebookRun]) -> None:
+    """What the model's deploy and gate runs handed on (a failed gate's figures too)."""
+    for run in runs:
+        record = run.record
+        if isinstance(record, DeployRecord) and run.status != "failed":
+            outcome.deployed[record.env_name] = record
+        elif isinstance(record, PromoteRecord):
+            outcome.gate = record
+
+
+def _promotion_approved(folder: ModelFolder, outcome: ModelOutcome, approval: str, confirm) -> bool:
+    command = f"python -m ci promote {folder.name} --by NAME"
+    staging = outcome.deployed.get(STAGING)
+    if outcome.deployed.get(PRODUCTION) and staging and outcome.deployed[PRODUCTION].version == staging.version:
+        return True  # production already serves it: promoting again is a no-op that says so
+    if approval == "prompt" and not confirm(f"Promote {folder.config().name} v{staging.version} to production? "
+                                            f"(promotion gate passed: p99 {outcome.gate.gate_p99_ms} ms)"):
+        outcome.stopped = f"not promoted; later: {command}"
+        return False
+    if approval == "stop":
+        outcome.stopped = f"awaiting promotion: {command}"
+        return False
+    return True
+
+
+def _promote(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approver: str, log) -> None:
+    log(f"{folder.name}: promotion to production")
+    run = promote_model(folder, by=approver, backend=backend, artifacts=artifacts)
+    outcome.runs.append(run)
+    production = run.record
+    outcome.deployed[PRODUCTION] = production
+    outcome.endpoint_url = production.endpoint_url
+    log(f"{folder.name}: v{production.version} promoted by {approver}: production serves it at "
+        f"{production.endpoint_url}")
+
+
+def promote_model(folder: ModelFolder, *, by: str, backend: str | None, artifacts: Artifacts,
+                  timeout: float = 600) -> NotebookRun:
+    """Put the package staging serves into production: the same package, by its id, after its gate passed.
+
+    Runs the deploy notebook for production (its executed copy, ``deploy-production``, is the evidence: the
+    production endpoint's answers and latency), which records the promotion in the model's history.
+
+    Raises:
+        PromotionRefused: staging serves nothing, or something not approved, or a package that did not pass the
+            promotion gate; production is untouched.
+        NotebookFailed: the production deploy failed (the previous version keeps serving).
+    """
+    from modelops.backends import get_backend
+    from modelops.deploy import require_gate_passed
+    from modelops.promotion import staged_package
+
+    config = folder.config()
+    ops = get_backend(backend)
+    package = staged_package(ops, config)
+    require_gate_passed(ops, config, package)
+    [run] = run_stage(folder, "production", backend=backend, artifacts=artifacts,
+                      parameters={"version": package.version, "by": by, "timeout": timeout})
+    return run
+
+
+def _smoke(folder: ModelFolder, outcome: ModelOutcome, backend, log) -> None:
     from modelops.backends import get_backend
 
-    log(f"{folder.name}: deploy stage")
-    runs = run_stage(folder, "deploy", backend=backend, artifacts=artifacts, force=force)
-    outcome.runs += runs
-    deployed = _record(runs, DeployRecord)
-    outcome.version = outcome.version or deployed.version
-    outcome.endpoint_url = deployed.endpoint_url
-    outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config())
-    log(f"{folder.name}: v{deployed.version} serving at {outcome.endpoint_url}; smoke request answered "
-        f"{outcome.smoke_prediction}")
+    env_name = PRODUCTION if PRODUCTION in outcome.deployed else STAGING
+    outcome.smoke_prediction = smoke_invoke(get_backend(backend), folder.config(), env_name)
+    log(f"{folder.name}: smoke request to {env_name} answered {outcome.smoke_prediction}")
 
 
-def smoke_invoke(ops, config) -> str:
-    """One test row through the endpoint, as a client would send it; returns the answer's text.
+def smoke_invoke(ops, config, env_name: str = PRODUCTION) -> str:
+    """One test row through ``env_name``'s endpoint, as a client would send it; returns the answer's text.
 
     The answer is what the container writes for this model's serving settings: a score (``19.63957977294922``),
     a row of class probabilities, or the ``SAGEMAKER_INFERENCE_OUTPUT`` fields (``0,0.13``).
@@ -234,18 +319,27 @@ def smoke_invoke(ops, config) -> str:
     from modelops.serving.protocol import to_csv
 
     features, _ = features_and_target(read_split(ops.store, load_dataset(ops.store, config), "test").head(1))
-    answer = ops.endpoints.invoke(config.name, to_csv(features)).decode(errors="replace").strip()
+    endpoint = config.deploy_environment(env_name).endpoint
+    answer = ops.endpoints.invoke(endpoint, to_csv(features)).decode(errors="replace").strip()
     if not answer:
-        raise EndpointFailed(f"endpoint {config.name} answered a test row with an empty body. Fix: read the "
+        raise EndpointFailed(f"endpoint {endpoint} answered a test row with an empty body. Fix: read the "
                              f"endpoint's log (python -m ci endpoints) and redeploy.")
     return answer
 
 
 def summary_table(outcomes: list[ModelOutcome]) -> str:
-    """model | version | metric | endpoint URL, one line per model."""
-    lines = [f"{'model':<16} {'version':>7}  {'metric':<16} {'endpoint':<44} note"]
+    """model | version | metric | staging | promotion gate | production | endpoint URL, one line per model."""
+    lines = [f"{'model':<16} {'version':>7}  {'metric':<16} {'staging':<8} {'gate':<26} {'production':<10} "
+             f"{'endpoint':<44} note"]
     for o in outcomes:
         metric = f"{o.metric[0]} {o.metric[1]:.4g}" if o.metric else "-"
         note = o.error.split(". ")[0] if o.error else (o.stopped or "")
-        lines.append(f"{o.model:<16} {o.version or '-':>7}  {metric:<16} {o.endpoint_url or '-':<44} {note}")
+        staging, production = (f"v{o.deployed[env].version}" if env in o.deployed else "-"
+                               for env in (STAGING, PRODUCTION))
+        gate = "-"
+        if o.gate is not None:
+            verdict = "passed" if o.gate.gate_passed else "FAILED"
+            gate = f"{verdict} (p99 {o.gate.gate_p99_ms:.1f} ms)" if o.gate.gate_p99_ms is not None else verdict
+        lines.append(f"{o.model:<16} {o.version or '-':>7}  {metric:<16} {staging:<8} {gate:<26} {production:<10} "
+                     f"{o.endpoint_url or '-':<44} {note}")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ci import freshness
-from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures
+from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures, run_name
 from ci.freshness import StageContext
 from ci.models import ModelFolder
 from ci.stages import MODEL, NOTEBOOKS, SHARED, STAGES, Notebook
@@ -171,6 +171,12 @@ def run_stage(
         listing = "; ".join(f"{step}: {', '.join(d) or '(none)'}" for step, d in declared.items())
         raise ConfigError(f"parameter(s) {unknown} are declared by no notebook of stage {stage!r} "
                           f"({listing}). Fix: correct the name.")
+    contradicting = {k: v for k, v in parameters.items() if k in STAGES[stage].parameters
+                     and v != STAGES[stage].parameters[k]}
+    if contradicting:
+        raise ConfigError(f"stage {stage!r} sets {STAGES[stage].parameters}, and -p says {contradicting}. Fix: leave "
+                          f"those out, or run the stage that does what you want (one of {sorted(STAGES)}).")
+    parameters = {**STAGES[stage].parameters, **parameters}
     backend = settings.backend_name(backend)
     pin_environment()
     ctx = StageContext(folder, stage, backend, get_backend(backend), artifacts, parameters, runs=[])
@@ -180,6 +186,7 @@ def run_stage(
             break
         given = {**supplied(step.notebook.supplies, ctx, step.name), **parameters}
         passed = {k: v for k, v in given.items() if k in declared[step.name]}
+        variant = run_variant(step.notebook, passed, declared[step.name])
         always = force or step.name in STAGES[stage].always_runs
         if step.notebook.reuse == "dataset" and step.name not in STAGES[stage].always_runs:
             dataset = freshness.gathered(ctx, passed)
@@ -191,24 +198,41 @@ def run_stage(
         # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
         # and would run (and register) everything again.
         key = freshness.run_fingerprint(step.notebook, step.path, passed, ctx)
-        reused = None if always else freshness.reusable(step.notebook, key, ctx)
+        reused = None if always else freshness.reusable(step.notebook, key, ctx, variant)
         if reused:
             ctx.runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since "
-                                  f"{reused.started_at}", scraps=reused.scraps, previous=reused))
+                                  f"{reused.started_at}", scraps=reused.scraps, previous=reused, variant=variant))
             continue
         try:
-            ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key))
+            ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key,
+                                    variant=variant))
         except NotebookFailed as exc:
-            ctx.runs.append(artifacts.previous(folder.name, step.name))
+            ctx.runs.append(artifacts.previous(folder.name, step.name, variant))
             failure = failure or exc
     if failure is not None:
         raise failure
     return ctx.runs
 
 
+def run_variant(notebook: Notebook, passed: dict[str, Any], declared: dict[str, Any]) -> str:
+    """The value of the notebook's keyed_by parameter in this run (as given, else the notebook's default)."""
+    if notebook.keyed_by is None:
+        return ""
+    if notebook.keyed_by in passed:
+        return str(passed[notebook.keyed_by])
+    import ast
+
+    default = (declared.get(notebook.keyed_by) or {}).get("default")
+    try:
+        return str(ast.literal_eval(default))
+    except (ValueError, SyntaxError):
+        return str(default or "")
+
+
 def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dict | None = None,
-          previous: NotebookRun | None = None) -> NotebookRun:
-    run = NotebookRun(model=model, notebook=step.name, status="skipped", reason=reason, scraps=scraps or {})
+          previous: NotebookRun | None = None, variant: str = "") -> NotebookRun:
+    run = NotebookRun(model=model, notebook=step.name, status="skipped", reason=reason, scraps=scraps or {},
+                      variant=variant)
     if previous is not None:  # keep pointing at the executed notebook that is still current
         run.ipynb, run.html, run.fingerprint, run.parameters, run.figures = (
             previous.ipynb, previous.html, previous.fingerprint, previous.parameters, previous.figures)
@@ -229,7 +253,7 @@ def pin_environment() -> None:
 
 
 def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artifacts, *,
-            cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None) -> NotebookRun:
+            cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None, variant: str = "") -> NotebookRun:
     """Execute one notebook with papermill; always leave the executed copy and its HTML.
 
     Raises:
@@ -238,13 +262,14 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    output = artifacts.notebook_path(model, step.name, ".ipynb")
-    html = artifacts.notebook_path(model, step.name, ".html")
+    name = run_name(step.name, variant)
+    output = artifacts.notebook_path(model, name, ".ipynb")
+    html = artifacts.notebook_path(model, name, ".html")
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in (output, html):
         stale.unlink(missing_ok=True)
     run = NotebookRun(model=model, notebook=step.name, status="running", parameters=parameters,
-                      fingerprint=fingerprint)
+                      fingerprint=fingerprint, variant=variant)
     # Logged before anything runs: if this process is killed mid-notebook, the log says "running", never the
     # previous run's "passed" next to a half-written notebook that a later run could trust.
     artifacts.record(run)
@@ -269,7 +294,7 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     if output.exists():
         run.ipynb = artifacts.relative(output)
         run.html = artifacts.relative(export_html(output, html))
-        figures = extract_figures(output, artifacts.model_dir(model) / "figures", step.name)
+        figures = extract_figures(output, artifacts.model_dir(model) / "figures", name)
         run.figures = [[name, artifacts.relative(path)] for name, path in figures.items()]
         # A failed notebook's scraps are kept too: what it handed on before failing (e.g. train_register's
         # evaluation before a failed quality gate) is what the review of that run reads.
@@ -280,7 +305,7 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     if error:
         where = f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "the kernel"
         raise NotebookFailed(
-            f"{model}/{step.name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
+            f"{model}/{name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
             f"Executed notebook: {html if run.html else output} (the failing cell is shown there).",
             cause=error["ename"],
         )

@@ -17,7 +17,14 @@ import yaml
 from ci.models import FOLDER_NAME, discover_models
 from ci.notebooks import templates_dir, write_new
 from ci.stages import model_notebooks
-from modelops.config import CONFIG_FILE, FEATURES_FILE, MODEL_NAME_PATTERN, PROBLEM_TYPES, load_model_config
+from modelops.config import (
+    CONFIG_FILE,
+    FEATURES_FILE,
+    MODEL_NAME_PATTERN,
+    PROBLEM_TYPES,
+    STAGING_SUFFIX,
+    load_model_config,
+)
 from modelops.errors import ConfigError, DataError
 from modelops.features import STUB as FEATURES_STUB
 
@@ -94,6 +101,10 @@ def check_new_folder(root: Path, folder: str) -> None:
             f"{folder!r} cannot name a model: a model folder is a top-level folder named with letters, digits, '_' "
             f"and '-' (starting with a letter or digit), and its name with '_' as '-' must be a valid SageMaker "
             f"name (at most 40 characters, no leading or trailing '-'). Fix: try {suggestion[:40] or 'my_model'!r}.")
+    if model_name(folder).endswith(STAGING_SUFFIX):
+        raise ConfigError(f"{folder!r} cannot name a model: its production endpoint {model_name(folder)!r} would be "
+                          f"the staging endpoint of a model named {model_name(folder)[:-len(STAGING_SUFFIX)]!r}. Fix: "
+                          f"choose a name that does not end with {STAGING_SUFFIX.replace('-', '_')!r}.")
     from ci.pathfilter import RESERVED_NAMES
 
     if folder.lower() in RESERVED_NAMES:
@@ -335,7 +346,11 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         "# SageMaker built-in XGBoost; the container version must match the installed xgboost (3.2.x).",
         _dump({"training": {"container_version": CONTAINER_VERSION, "instance_type": "ml.m5.large",
                             "hyperparameters": DEFAULT_HYPERPARAMETERS[problem]}}),
-        _dump({"endpoint": {"instance_type": "ml.m5.large", "instance_count": 1}}),
+        "# Staging (endpoint NAME-staging) first; the promotion gate holds it to production's SLO before a second\n"
+        "# approval promotes the same package to production (endpoint NAME).",
+        _dump({"environments": {"staging": {"instance_type": "ml.m5.large", "instance_count": 1},
+                                "production": {"instance_type": "ml.m5.large", "instance_count": 1,
+                                               "slo": DEFAULT_SLO}}}),
         "# Hyperparameter search on the validation split: `python -m ci tune FOLDER --apply` writes the best into\n"
         "# training.hyperparameters above.",
         yaml.safe_dump({"tuning": {"objective": DEFAULT_OBJECTIVE[problem], "budget": {"trials": 40},
@@ -347,6 +362,10 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         _dump({"quality": quality}),
     ]
     return "\n".join(sections)
+
+
+#: What a new model's promotion gate asks of its staging endpoint (single-row requests through the Runtime API).
+DEFAULT_SLO = {"p50_ms": 100, "p99_ms": 500, "error_rate": 0}
 
 
 def _comment(text: str) -> str:

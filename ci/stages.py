@@ -9,9 +9,19 @@ decide its freshness providers in ``ci/freshness.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from modelops.records import DeployRecord, GatherRecord, MonitorRecord, Record, ReviewRecord, TrainRecord, TuneRecord
+from modelops.records import (
+    DeployRecord,
+    GatherRecord,
+    MonitorRecord,
+    PromoteRecord,
+    Record,
+    ReviewRecord,
+    TrainRecord,
+    TuneRecord,
+)
 
 #: Where a notebook lives: ``MODEL`` in each model folder (generated from ``notebooks/templates/<name>.ipynb``
 #: by ``python -m ci notebooks sync``), ``SHARED`` once in ``notebooks/<name>.ipynb``, run for each model.
@@ -36,6 +46,9 @@ class Notebook:
     inputs: tuple[str, ...] = ()  # fingerprint reuse: what it reads besides its parameters (ci.freshness.INPUTS)
     holds: str | None = None  # fingerprint reuse: what must still be true of the reused run (ci.freshness.HOLDS)
     runs_after: tuple[str, ...] = ()  # errors of an earlier notebook of the stage after which it still runs
+    #: A parameter whose value tells runs apart (deploy: env_name): each value keeps its own executed notebook,
+    #: record and reuse, so a deploy to production does not replace the deploy to staging.
+    keyed_by: str | None = None
 
     def __post_init__(self):
         assert self.home in (MODEL, SHARED) and self.reuse in REUSE, self
@@ -49,6 +62,8 @@ class Stage:
     notebooks: tuple[str, ...]
     description: str
     always_runs: tuple[str, ...] = ()  # notebooks this stage runs even when a previous run could be reused
+    #: Parameters the stage itself sets for its notebooks (a -p may not say otherwise).
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
@@ -62,8 +77,10 @@ NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
     Notebook("review", SHARED, ReviewRecord, "the challenger against the champion: the verdict",
              supplies=("backend", "model_dir", "challenger", "evaluation"), reuse="fingerprint",
              inputs=("model_folder", "challenger", "champion"), runs_after=("QualityGateFailed",)),
-    Notebook("deploy", MODEL, DeployRecord, "deploy the approved package, check the endpoint's answers",
-             reuse="fingerprint", inputs=("model_folder", "package"), holds="serving"),
+    Notebook("deploy", MODEL, DeployRecord, "deploy the approved package to one environment, check its answers",
+             reuse="fingerprint", inputs=("model_folder", "package"), holds="serving", keyed_by="env_name"),
+    # Never reused: it measures the live endpoint as it is now.
+    Notebook("promote", MODEL, PromoteRecord, "the promotion gate: staging's live answers, latency and errors"),
     # Never reused: its input is the traffic captured up to now, which no fingerprint covers.
     Notebook("monitor", MODEL, MonitorRecord, "the endpoint's captured traffic against its training baseline"),
 )}
@@ -73,9 +90,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("train", ("gather_data", "train_register", "review"),
           "gather if the data changed, train and register, review against the champion"),
     Stage("tune", ("gather_data", "tune"), "gather if the data changed, search hyperparameters (python -m ci tune)"),
-    Stage("deploy", ("deploy",), "deploy the approved package that matches the folder"),
-    Stage("all", ("gather_data", "train_register", "review", "deploy"), "train, review and deploy"),
-    Stage("monitor", ("monitor",), "check the endpoint's captured traffic against its training baseline",
+    Stage("deploy", ("deploy", "promote"), "deploy the approved package that matches the folder to staging, then "
+          "the promotion gate against it", parameters={"env_name": "staging"}),
+    Stage("gate", ("promote",), "the promotion gate against what staging serves now"),
+    Stage("production", ("deploy",), "deploy to production a package that passed the promotion gate (promote)",
+          parameters={"env_name": "production"}),
+    Stage("all", ("gather_data", "train_register", "review", "deploy", "promote"),
+          "train, review, deploy to staging and run the promotion gate", parameters={"env_name": "staging"}),
+    Stage("monitor", ("monitor",), "check the production endpoint's captured traffic against its training baseline",
           always_runs=("monitor",)),
 )}
 

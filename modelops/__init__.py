@@ -48,6 +48,8 @@ _LAZY = {
     "check_traffic": "modelops.monitor",
     "live_quality": "modelops.monitor",
     "record_monitoring": "modelops.monitor",
+    "run_gate": "modelops.promotion",
+    "check_gate": "modelops.promotion",
 }
 
 __all__ = ["ModelOpsError", *_LAZY]

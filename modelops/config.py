@@ -57,12 +57,64 @@ MIN_CLASSES = 3
 MODEL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$")
 CONTAINER_VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)-(\d+)$")
 
+#: The environments every model is deployed to, in the order a version goes through them: staging first (where
+#: the promotion gate tests the live endpoint), then production. Their endpoints: ``<name>-staging`` and ``<name>``.
+STAGING = "staging"
+PRODUCTION = "production"
+ENVIRONMENT_NAMES = (STAGING, PRODUCTION)
+STAGING_SUFFIX = f"-{STAGING}"
+#: How a production update shifts traffic (see Rollout).
+ROLLOUT_STRATEGIES = ("all_at_once", "canary", "linear")
+
 _NUMBER = {"type": "number"}
 _THRESHOLD = {
     "type": "object",
     "properties": {"min": _NUMBER, "max": _NUMBER},
     "additionalProperties": False,
     "minProperties": 1,
+}
+
+_ENVIRONMENT = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"},
+        "instance_count": {"type": "integer", "minimum": 1},
+        # What the promotion gate holds staging to before production gets the version (production only).
+        "slo": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "p50_ms": {"type": "number", "exclusiveMinimum": 0},
+                "p99_ms": {"type": "number", "exclusiveMinimum": 0},
+                "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
+        # Reserved for the guarded rollout (production only): validated here, passed to Endpoints.deploy.
+        "rollout": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["strategy"],
+            "properties": {
+                "strategy": {"enum": list(ROLLOUT_STRATEGIES)},
+                "traffic_percent": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+                "interval_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+                "bake_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+            },
+        },
+        # Production's instance bounds: validated here, passed to Endpoints.deploy (production only).
+        "autoscaling": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["min_instances", "max_instances"],
+            "properties": {
+                "min_instances": {"type": "integer", "minimum": 1},
+                "max_instances": {"type": "integer", "minimum": 1},
+                "target_invocations_per_instance": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
 }
 
 _RANGE = {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}
@@ -84,6 +136,7 @@ _CHANGE_RULE = {
 }
 
 SCHEMA: dict[str, Any] = {
+    "$defs": {"environment": _ENVIRONMENT},
     "type": "object",
     "required": ["name", "problem_type", "data", "split", "training", "quality"],
     "additionalProperties": False,
@@ -146,13 +199,12 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "endpoint": {
+        "environments": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {
-                "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"},
-                "instance_count": {"type": "integer", "minimum": 1},
-            },
+            # Both take every key, so that a key set on the wrong one gets a sentence saying where it belongs
+            # (``_environment_problems``) rather than "unknown key".
+            "properties": {name: {"$ref": "#/$defs/environment"} for name in ENVIRONMENT_NAMES},
         },
         "evaluation": {
             "type": "object",
@@ -276,11 +328,77 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class EndpointConfig:
-    """Instance type and count of the real-time endpoint."""
+class SLO:
+    """What the promotion gate requires of the staging endpoint before production gets its version.
 
+    Latency is what a client measures per single-row request (SageMaker Runtime's InvokeEndpoint, end to end);
+    the error rate is the share of the gate's requests that failed after the client's own retries.
+    """
+
+    p50_ms: float | None = None  # None: not gated
+    p99_ms: float | None = None
+    error_rate: float = 0.0
+
+    def describe(self) -> str:
+        parts = [f"{name} <= {value:g}" for name, value in (("p50_ms", self.p50_ms), ("p99_ms", self.p99_ms))
+                 if value is not None]
+        return ", ".join([*parts, f"error_rate <= {self.error_rate:g}"])
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a production update shifts traffic (reserved: validated and passed to ``Endpoints.deploy``).
+
+    ``all_at_once`` switches when the new version is in service; ``canary`` sends ``traffic_percent`` of the
+    requests to it for ``interval_seconds``, then the rest; ``linear`` shifts ``traffic_percent`` more every
+    ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed.
+    """
+
+    strategy: str = "all_at_once"
+    traffic_percent: float | None = None
+    interval_seconds: int = 0
+    bake_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Production's instance bounds (reserved: validated and passed to ``Endpoints.deploy``)."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations_per_instance: int | None = None
+
+
+@dataclass(frozen=True)
+class DeployEnvironment:
+    """One environment a model is deployed to (model.yml ``environments.<name>``) and its endpoint's name.
+
+    Not to be confused with a container's environment (``ServingConfig.environment``, the variables the
+    endpoint's container runs with).
+    """
+
+    name: str  # staging | production
+    endpoint: str  # <model>-staging | <model>
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
+    slo: SLO | None = None  # production only
+    rollout: Rollout | None = None  # production only
+    autoscaling: Autoscaling | None = None  # production only
+
+
+def endpoint_name(model: str, env_name: str) -> str:
+    """The endpoint of ``model`` in an environment: ``<model>`` in production, ``<model>-staging`` in staging."""
+    return model if env_name == PRODUCTION else f"{model}-{env_name}"
+
+
+def endpoint_owner(endpoint: str) -> tuple[str, str]:
+    """The model and environment an endpoint name stands for (the inverse of ``endpoint_name``).
+
+    Unambiguous because no model name ends with ``-staging`` (model.yml refuses one).
+    """
+    if endpoint.endswith(STAGING_SUFFIX):
+        return endpoint[: -len(STAGING_SUFFIX)], STAGING
+    return endpoint, PRODUCTION
 
 
 @dataclass(frozen=True)
@@ -453,7 +571,7 @@ class ModelConfig:
     split: SplitConfig
     training: TrainingConfig
     quality: tuple[Threshold, ...]
-    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    environments: dict[str, DeployEnvironment] = field(default_factory=dict)  # staging, production
     serving: ServingConfig = field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     decision_threshold: float = 0.5
@@ -479,6 +597,8 @@ class ModelConfig:
             "XGBoost container": self.training.container_version,
             "hyperparameters": ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items()),
             "quality gates": ", ".join(f"{t.metric} {t.describe()}" for t in self.quality),
+            **{f"{env} endpoint": _describe_environment(self.deploy_environment(env)) for env in ENVIRONMENT_NAMES},
+            "promotion gate (production SLO)": self.slo.describe(),
             "endpoint container environment": ", ".join(f"{k}={v}" for k, v in self.serving.environment.items())
                                               or "(defaults: scores, text/csv)",
         }
@@ -487,6 +607,21 @@ class ModelConfig:
     @property
     def metrics(self) -> tuple[str, ...]:
         return METRICS[self.problem_type]
+
+    def deploy_environment(self, env_name: str) -> DeployEnvironment:
+        """The settings and endpoint of one environment (defaults when model.yml does not set them).
+
+        Raises:
+            ConfigError: ``env_name`` is neither staging nor production.
+        """
+        if env_name not in ENVIRONMENT_NAMES:
+            raise ConfigError(f"unknown environment {env_name!r}. Fix: use one of {list(ENVIRONMENT_NAMES)}.")
+        return self.environments.get(env_name) or DeployEnvironment(env_name, endpoint_name(self.name, env_name))
+
+    @property
+    def slo(self) -> SLO:
+        """What the promotion gate requires: production's SLO (only errors are gated when model.yml sets none)."""
+        return self.deploy_environment(PRODUCTION).slo or SLO()
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -544,6 +679,10 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
     """Validate an already-parsed mapping (see load_model_config) and build the dataclasses."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys (name, problem_type, data, ...), got {_kind(raw)}.")
+    if "endpoint" in raw:
+        raise ConfigError(f"{source}: key 'endpoint' is replaced by 'environments': each model has a staging and a "
+                          f"production endpoint. Fix: move its instance_type and instance_count under "
+                          f"environments.staging and environments.production (see abalone_model/model.yml).")
     _check_schema(raw, source)
     _check_semantics(raw, source)
     data = raw["data"]
@@ -573,7 +712,8 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
             instance_count=training.get("instance_count", 1),
             max_runtime_seconds=training.get("max_runtime_seconds", 3600),
         ),
-        endpoint=EndpointConfig(**(raw.get("endpoint") or {})),
+        environments={env: _environment(raw["name"], env, settings)
+                      for env, settings in (raw.get("environments") or {}).items()},
         serving=ServingConfig(tuple((raw.get("serving") or {}).get("inference_output", ())),
                               (raw.get("serving") or {}).get("default_accept")),
         monitoring=_monitoring(raw.get("monitoring") or {}),
@@ -582,6 +722,24 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
         tuning=_tuning(raw),
         review=_review(raw),
     )
+
+
+def _environment(model: str, env_name: str, raw: dict) -> DeployEnvironment:
+    return DeployEnvironment(
+        name=env_name, endpoint=endpoint_name(model, env_name),
+        instance_type=raw.get("instance_type", "ml.m5.large"), instance_count=raw.get("instance_count", 1),
+        slo=SLO(**raw["slo"]) if raw.get("slo") else None,
+        rollout=Rollout(**raw["rollout"]) if raw.get("rollout") else None,
+        autoscaling=Autoscaling(**raw["autoscaling"]) if raw.get("autoscaling") else None)
+
+
+def _describe_environment(env: DeployEnvironment) -> str:
+    text = f"{env.endpoint}: {env.instance_count} x {env.instance_type}"
+    if env.autoscaling:
+        text += f", autoscaling {env.autoscaling.min_instances}-{env.autoscaling.max_instances}"
+    if env.rollout:
+        text += f", rollout {env.rollout.strategy}"
+    return text
 
 
 def _tuning(raw: dict) -> TuningConfig | None:
@@ -725,6 +883,11 @@ def _check_semantics(raw: dict, source: str) -> None:
             f"key 'name' is {name!r}, not a valid SageMaker name. Fix: use 1-40 letters, digits and hyphens, "
             f"starting and ending with a letter or digit (e.g. 'abalone-model')"
         )
+    if is_valid_model_name(name) and name.endswith(STAGING_SUFFIX):
+        problems.append(f"key 'name' is {name!r}, which ends with {STAGING_SUFFIX!r}: its production endpoint would "
+                        f"take the name of model {name[:-len(STAGING_SUFFIX)]!r}'s staging endpoint. Fix: choose a "
+                        f"name that does not end with {STAGING_SUFFIX!r}")
+    problems += _environment_problems(raw.get("environments") or {})
     problem_type = raw["problem_type"]
     data = raw["data"]
     columns = data.get("columns") or []
@@ -798,6 +961,42 @@ def _check_semantics(raw: dict, source: str) -> None:
     problems += _monitoring_problems((raw.get("monitoring") or {}).get("drift") or {})
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _environment_problems(environments: dict) -> list[str]:
+    """Keys set on the wrong environment, and bounds that contradict each other."""
+    problems = []
+    staging = environments.get(STAGING) or {}
+    if "slo" in staging:
+        problems.append("key 'environments.staging.slo': the promotion gate holds staging to production's SLOs, so "
+                        "they are set once. Fix: move it to environments.production.slo")
+    for key in ("rollout", "autoscaling"):
+        if key in staging:
+            problems.append(f"key 'environments.staging.{key}': staging is replaced at once on a fixed instance "
+                            f"count; {key} applies to production. Fix: move it to environments.production.{key}")
+    production = environments.get(PRODUCTION) or {}
+    slo = production.get("slo") or {}
+    if "p50_ms" in slo and "p99_ms" in slo and slo["p50_ms"] > slo["p99_ms"]:
+        problems.append(f"key 'environments.production.slo' has p50_ms {slo['p50_ms']:g} above p99_ms "
+                        f"{slo['p99_ms']:g}, which no endpoint can meet. Fix: swap or correct them")
+    scaling = production.get("autoscaling") or {}
+    if scaling:
+        low, high = scaling["min_instances"], scaling["max_instances"]
+        count = production.get("instance_count", 1)
+        if low > high:
+            problems.append(f"key 'environments.production.autoscaling' has min_instances {low} above max_instances "
+                            f"{high}. Fix: swap or correct them")
+        elif not low <= count <= high:
+            problems.append(f"key 'environments.production.instance_count' is {count}, outside autoscaling's "
+                            f"{low}-{high}: the endpoint would start where it may not stay. Fix: set it within them")
+    rollout = production.get("rollout") or {}
+    if rollout.get("strategy") in ("canary", "linear") and "traffic_percent" not in rollout:
+        problems.append(f"key 'environments.production.rollout.traffic_percent' is missing: a {rollout['strategy']} "
+                        f"rollout shifts that share of the traffic at a time. Fix: add e.g. traffic_percent: 10")
+    if rollout.get("strategy") == "all_at_once" and "traffic_percent" in rollout:
+        problems.append("key 'environments.production.rollout.traffic_percent' is set, but an all_at_once rollout "
+                        "shifts all traffic at once. Fix: remove it, or use strategy canary or linear")
+    return problems
 
 
 def _serving_problems(serving: dict, objective: str) -> list[str]:

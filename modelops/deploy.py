@@ -1,4 +1,10 @@
-"""Deploying above any backend: which package to serve, the switch, and checking what the endpoint answers."""
+"""Deploying above any backend: which package to serve where, the switch, its event, and what the endpoint answers.
+
+A model has two environments (``modelops.config``: staging, then production). Any approved package may go to
+staging; production takes only a package whose newest promotion gate on staging passed (``modelops.promotion``),
+so ``python -m ci deploy --env production`` and ``python -m ci promote`` cannot skip the gate. Every change to an
+endpoint (deploy, promotion, rollback, stop) is appended to the model's history once it has happened.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import APPROVED, IN_SERVICE, DataCapture, Deployment, PackageVersion, Registry
-from modelops.config import ModelConfig
-from modelops.errors import EndpointFailed, NoApprovedPackage
+from modelops.backends.base import (
+    APPROVED,
+    DEPLOYED,
+    GATE_FAILED,
+    IN_SERVICE,
+    PROMOTED,
+    ROLLED_BACK,
+    STOPPED,
+    DataCapture,
+    Deployment,
+    EndpointStatus,
+    PackageVersion,
+    Registry,
+)
+from modelops.config import PRODUCTION, STAGING, ModelConfig, endpoint_owner
+from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused
+from modelops.history import event_for, latest_gate
 from modelops.lineage import model_lineage
 from modelops.records import DeployRecord
 
@@ -52,26 +72,49 @@ def select_package(registry: Registry, config: ModelConfig, *, version: int | No
     )
 
 
-def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, timeout: float = 600,
-                   log=print) -> Deployment:
-    """Serve ``package`` on the model's endpoint; deploying the version already live is a no-op that says so.
+def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env_name: str = STAGING,
+                   by: str | None = None, timeout: float = 600, log=print) -> Deployment:
+    """Serve ``package`` on the model's endpoint in ``env_name``; deploying the version already live is a no-op.
+
+    Production takes only a package that passed the promotion gate on staging. The change is recorded in the
+    history (``deployed`` to staging, ``promoted`` to production) once the endpoint serves it.
+
+    Args:
+        backend: the backend.
+        config: the model.
+        package: an approved version.
+        env_name: staging or production (model.yml ``environments``: the endpoint's name and instances).
+        by: who deploys (default ``$CIRCLE_USERNAME`` or the user running this).
+        timeout: seconds to wait for the endpoint.
+        log: receives progress lines.
 
     Raises:
         NoApprovedPackage: the package is not approved.
+        PromotionRefused: production, and the package did not pass the promotion gate (production untouched).
         EndpointFailed: the switch failed or timed out (the previous version keeps serving).
+        HistoryError: the endpoint switched but the event could not be recorded (the message says so).
     """
     if package.status != APPROVED:
         raise NoApprovedPackage(f"{package.label} is {package.status}; only approved packages are deployed.")
-    current = backend.endpoints.status(config.name)
+    env = config.deploy_environment(env_name)
+    if env_name == PRODUCTION:
+        require_gate_passed(backend, config, package)
+    current = backend.endpoints.status(env.endpoint)
     if current is not None and current.status == IN_SERVICE and current.version == package.version:
-        message = f"v{package.version} is already live on {config.name}; nothing to do"
+        message = f"v{package.version} is already live on {env.endpoint}; nothing to do"
         log(message)
-        return Deployment(config.name, package.version, current.previous_version, current.url, IN_SERVICE, False,
+        return Deployment(env.endpoint, package.version, current.previous_version, current.url, IN_SERVICE, False,
                           message)
-    return backend.endpoints.deploy(config.name, package, instance_type=config.endpoint.instance_type,
-                                    instance_count=config.endpoint.instance_count, timeout=timeout,
-                                    environment=config.serving.environment,
-                                    data_capture=data_capture(backend, config), log=log)
+    deployment = backend.endpoints.deploy(env.endpoint, package, instance_type=env.instance_type,
+                                          instance_count=env.instance_count, timeout=timeout,
+                                          environment=config.serving.environment,
+                                          data_capture=data_capture(backend, config), rollout=env.rollout,
+                                          autoscaling=env.autoscaling, log=log)
+    before = f"before: v{deployment.previous_version}" if deployment.previous_version else "before: nothing"
+    backend.history.append(event_for(config.name, PROMOTED if env_name == PRODUCTION else DEPLOYED,
+                                     version=package.version, folder=config.folder, env_name=env_name,
+                                     package_id=package.package_id, by=by, note=f"{env.endpoint} ({before})"))
+    return deployment
 
 
 def data_capture(backend, config: ModelConfig) -> DataCapture | None:
@@ -89,6 +132,62 @@ def data_capture(backend, config: ModelConfig) -> DataCapture | None:
                        max_bytes=int(settings.max_disk_mb * 2**20))
 
 
+def require_gate_passed(backend, config: ModelConfig, package: PackageVersion) -> None:
+    """Refuse a package for production unless its newest promotion gate on staging passed.
+
+    Raises:
+        PromotionRefused: the gate never ran for it, or its newest run failed (naming when and why).
+    """
+    gate = latest_gate(backend.history.events(config.name), package.package_id)
+    staging = f"python -m ci deploy {_folder(config)} --env staging"
+    if gate is None:
+        raise PromotionRefused(f"{package.label} has not been through the promotion gate on staging, so production "
+                               f"does not take it (production is untouched). Fix: deploy it to staging, which runs "
+                               f"the gate (`{staging}`), then promote it (`python -m ci promote {_folder(config)} "
+                               f"--by NAME`).")
+    if gate.action == GATE_FAILED:
+        raise PromotionRefused(f"{package.label} failed the promotion gate on staging at {gate.at} ({gate.note}), so "
+                               f"production does not take it (production is untouched). Fix: see the promote "
+                               f"notebook of that run; once staging meets the SLO, run the gate again (`{staging}`).")
+
+
+def rollback_endpoint(backend, config: ModelConfig, env_name: str, *, by: str | None = None, timeout: float = 600,
+                      log=print) -> Deployment:
+    """Switch ``env_name``'s endpoint back to the version it served before, and record it.
+
+    Raises:
+        EndpointFailed: no such endpoint, nothing to roll back to, or the switch failed.
+    """
+    env = config.deploy_environment(env_name)
+    deployment = backend.endpoints.rollback(env.endpoint, timeout=timeout, log=log)
+    status = backend.endpoints.status(env.endpoint)
+    backend.history.append(event_for(config.name, ROLLED_BACK, version=deployment.version, folder=config.folder,
+                                     env_name=env_name, package_id=status.package_id if status else None, by=by,
+                                     note=f"{env.endpoint} (before: v{deployment.previous_version})"))
+    return deployment
+
+
+def stop_endpoint(backend, endpoint: str, *, by: str | None = None, folder=None) -> EndpointStatus | None:
+    """Stop an endpoint (``<model>`` or ``<model>-staging``) and record what it served until then.
+
+    Args:
+        folder: the model folder or project (the commit recorded is its checkout's).
+
+    Returns:
+        Its status before it stopped.
+
+    Raises:
+        EndpointFailed: no such endpoint.
+    """
+    before = backend.endpoints.status(endpoint)
+    backend.endpoints.stop(endpoint)
+    if before is not None and before.version is not None and before.status == IN_SERVICE:
+        model, env_name = endpoint_owner(endpoint)
+        backend.history.append(event_for(model, STOPPED, version=before.version, folder=folder, env_name=env_name,
+                                         package_id=before.package_id, by=by, note=endpoint))
+    return before
+
+
 @dataclass(frozen=True)
 class EndpointCheck:
     """The endpoint's answers for the test split against in-process predictions of the same artifact."""
@@ -104,8 +203,8 @@ class EndpointCheck:
                                        **{f"{k} (from endpoint)": v for k, v in self.metrics.items()}}})
 
 
-def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> EndpointCheck:
-    """Send the package's held-out test rows through the endpoint and compare with the artifact in-process.
+def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_name: str = STAGING) -> EndpointCheck:
+    """Send the package's held-out test rows through ``env_name``'s endpoint; compare with the artifact in-process.
 
     The rows go as a client's would: boto3's ``invoke_endpoint`` (``backend.endpoints.invoke``), through the
     local SageMaker Runtime router or AWS's.
@@ -120,8 +219,9 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
     from modelops.serving.protocol import read_predictions, to_csv
     from modelops.training import load_artifact
 
-    X, y = features_and_target(_test_split(backend, config, package))
-    answer = backend.endpoints.invoke(config.name, to_csv(X), inference_id=check_inference_id(package))
+    name = config.deploy_environment(env_name).endpoint
+    X, y = features_and_target(held_out_split(backend, config, package))
+    answer = backend.endpoints.invoke(name, to_csv(X), inference_id=check_inference_id(package))
     booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
@@ -129,25 +229,25 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion) -> En
         # The answer holds the selected keys (serving.inference_output), not the scores: it must be, byte for
         # byte, what the container writes for the artifact's predictions; the metrics then come from those.
         if answer != protocol.render(expected, protocol.CSV, output):
-            raise EndpointFailed(f"{config.name}'s answers differ from {package.label}'s artifact in-process under "
+            raise EndpointFailed(f"{name}'s answers differ from {package.label}'s artifact in-process under "
                                  f"serving.inference_output {list(output.inference_output)}: the endpoint does not "
                                  f"serve the reviewed model with its model.yml settings.")
         return EndpointCheck(len(X), True, 0.0, metrics_for(config.problem_type, y, expected,
                                                             config.decision_threshold))
     answered = read_predictions(answer)
     if answered.shape != expected.shape:
-        raise EndpointFailed(f"{config.name} answered {answered.shape[0]} predictions for {len(X)} rows.")
+        raise EndpointFailed(f"{name} answered {answered.shape[0]} predictions for {len(X)} rows.")
     difference = float(np.max(np.abs(answered - expected))) if len(X) else 0.0
     identical = bool(np.array_equal(answered.astype(np.float32), expected.astype(np.float32)))
     if not identical:
-        raise EndpointFailed(f"{config.name}'s predictions differ from {package.label}'s artifact in-process (max "
+        raise EndpointFailed(f"{name}'s predictions differ from {package.label}'s artifact in-process (max "
                              f"difference {difference:.3g}): the endpoint does not serve the reviewed model.")
     return EndpointCheck(len(X), identical, difference,
                          metrics_for(config.problem_type, y, answered, config.decision_threshold))
 
 
-def served_encoding(backend, config: ModelConfig):
-    """The feature encoding of the version the model's endpoint serves (recorded with its training dataset).
+def served_encoding(backend, config: ModelConfig, env_name: str = PRODUCTION):
+    """The feature encoding of the version ``env_name``'s endpoint serves (recorded with its training dataset).
 
     Raises:
         EndpointFailed: the endpoint was never deployed.
@@ -155,19 +255,23 @@ def served_encoding(backend, config: ModelConfig):
     """
     from modelops.datasets import package_dataset
 
-    status = backend.endpoints.status(config.name)
+    name = config.deploy_environment(env_name).endpoint
+    status = backend.endpoints.status(name)
     if status is None or status.version is None:
-        raise EndpointFailed(f"endpoint {config.name!r} serves no version. Fix: deploy it (`python -m ci deploy "
-                             f"{_folder(config)}`).")
+        how = (f"promote staging's version (`python -m ci promote {_folder(config)} --by NAME`)"
+               if env_name == PRODUCTION else f"deploy it (`python -m ci deploy {_folder(config)} --env {env_name}`)")
+        raise EndpointFailed(f"endpoint {name!r} serves no version. Fix: {how}.")
     return package_dataset(backend.store, config, backend.registry.get(config.name, status.version)).feature_encoding
 
 
-def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error") -> bytes:
-    """Raw records as the CSV request body the endpoint's version expects (modelops.encode_rows, then to_csv)."""
+def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error",
+                   env_name: str = PRODUCTION) -> bytes:
+    """Raw records as the CSV request body ``env_name``'s version expects (modelops.encode_rows, then to_csv)."""
     from modelops.prepare import encode_rows
     from modelops.serving.protocol import to_csv
 
-    return to_csv(encode_rows(config, raw_frame, served_encoding(backend, config), unseen=unseen).to_numpy())
+    encoding = served_encoding(backend, config, env_name)
+    return to_csv(encode_rows(config, raw_frame, encoding, unseen=unseen).to_numpy())
 
 
 @dataclass(frozen=True)
@@ -191,8 +295,8 @@ class Latency:
 
 
 def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, calls: int = 200,
-                    batch_rows: int = 10_000) -> Latency:
-    """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated), through boto3.
+                    batch_rows: int = 10_000, env_name: str = STAGING) -> Latency:
+    """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated), on ``env_name``.
 
     Raises:
         EndpointFailed: a request failed (the container's status and message, from the Runtime's ModelError).
@@ -200,12 +304,12 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
     from modelops.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
-    X, _ = features_and_target(_test_split(backend, config, package))
+    X, _ = features_and_target(held_out_split(backend, config, package))
     bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
-    marked = check_inference_id(package)
+    endpoint, marked = config.deploy_environment(env_name).endpoint, check_inference_id(package)
 
     def invoke(body):
-        return backend.endpoints.invoke(config.name, body, inference_id=marked)
+        return backend.endpoints.invoke(endpoint, body, inference_id=marked)
 
     invoke(bodies[0])  # the first call creates the boto3 client and opens its connection
     samples = []
@@ -232,15 +336,17 @@ def check_inference_id(package: PackageVersion) -> str:
     return f"{CHECK_INFERENCE_ID}v{package.version}"
 
 
-def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck,
-                  latency: Latency) -> DeployRecord:
-    """What the deploy notebook hands on: the version served, the answers check and the latency."""
+def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck, latency: Latency,
+                  env_name: str = STAGING) -> DeployRecord:
+    """What the deploy notebook hands on: where, the version served, the answers check and the latency."""
     return DeployRecord(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
                         predictions_identical=check.identical, previous_version=deployment.previous_version,
+                        env_name=env_name, endpoint=deployment.endpoint, package_id=package.package_id,
                         endpoint_metrics=dict(check.metrics), **latency.scraps())
 
 
-def _test_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
+def held_out_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
+    """The held-out test split of the dataset ``package`` was trained on."""
     from modelops.datasets import package_dataset, read_split
 
     return read_split(backend.store, package_dataset(backend.store, config, package), "test")

@@ -68,6 +68,28 @@ class EndpointFailed(ModelOpsError):
     exit_code = 5
 
 
+class PromotionGateFailed(ModelOpsError):
+    """The staging endpoint missed the promotion gate (answers, latency or errors against the SLOs)."""
+
+    exit_code = 9
+
+
+class PromotionRefused(ModelOpsError):
+    """Nothing may be promoted: staging serves nothing, or a package that is not approved or did not pass the gate."""
+
+    exit_code = 4
+
+
+class HistoryError(ModelOpsError):
+    """The event history could not be read or written."""
+
+
+class HistoryTampered(HistoryError):
+    """The event history's hash chain is broken: an event was edited, deleted or reordered."""
+
+    exit_code = 8
+
+
 class NotebookFailed(ModelOpsError):
     """A notebook run failed; the executed copy (with the failing cell) is in the artifacts."""
 

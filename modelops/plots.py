@@ -212,6 +212,29 @@ def latency(measured) -> Figure:
     return figure
 
 
+def gate_latency(gate) -> Figure:
+    """The promotion gate's request latencies against the SLO (``gate``: a modelops.promotion.GateResult)."""
+    figure = Figure(figsize=(7, 3.0), layout="constrained")
+    ax = figure.subplots()
+    # A log axis: the requests (a few ms) and an SLO (hundreds of ms) both stay readable.
+    shown = [v for v in (*gate.latencies_ms, gate.slo.p50_ms, gate.slo.p99_ms) if v]
+    low, high = (min(shown), max(shown)) if shown else (0.1, 1.0)
+    ax.hist(gate.latencies_ms, bins=np.geomspace(low * 0.9, high * 1.1, 50), color="#4c72b0")
+    ax.set_xscale("log")
+    for value, label, style in ((gate.p50_ms, "p50", "--"), (gate.p99_ms, "p99", "--"),
+                                (gate.slo.p50_ms, "SLO p50", ":"), (gate.slo.p99_ms, "SLO p99", ":")):
+        if value is not None:
+            color = "#c44e52" if label.startswith("SLO") else "#333333"
+            ax.axvline(value, color=color, linestyle=style)
+            ax.annotate(f"{label} {value:.1f} ms", (value, ax.get_ylim()[1] * 0.9), rotation=90, ha="right",
+                        color=color)
+    ax.set_xlabel("ms per single-row request through staging")
+    ax.set_ylabel("requests")
+    verdict = "passed" if gate.passed else "FAILED"
+    ax.set_title(f"Promotion gate {verdict}: {gate.rows} rows replayed, {gate.error_count} errors")
+    return figure
+
+
 def review_metrics(review) -> Figure:
     """Each metric: the challenger beside the champion's and the baseline's values (left), and the improvement over
     the champion with its 95% interval (right; positive is better, the dashed band is the minimum change asked for).

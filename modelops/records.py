@@ -268,13 +268,16 @@ class TuneRecord(Record):
 
 @dataclass(frozen=True)
 class DeployRecord(Record):
-    """deploy: what the endpoint serves now, whether its answers match the artifact, and its latency."""
+    """deploy: what one environment's endpoint serves now, whether its answers match the artifact, its latency."""
 
     version: int
     endpoint_url: str | None
     deployed: bool  # False: the version was already live
     predictions_identical: bool
     previous_version: int | None = None
+    env_name: str = "staging"  # staging | production
+    endpoint: str | None = None  # the endpoint's name (<model>-staging, <model>)
+    package_id: str | None = None
     p50_latency_ms: float | None = None
     p99_latency_ms: float | None = None
     rows_per_second: float | None = None
@@ -329,5 +332,37 @@ class MonitorRecord(Record):
                        violation_checks=dict(scraps.get("violation_checks") or {}))
 
 
-__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "MonitorRecord", "Record", "ReviewRecord",
-           "TrainRecord", "TuneRecord"]
+@dataclass(frozen=True)
+class PromoteRecord(Record):
+    """promote: the promotion gate's figures for what staging serves, against production's SLO, and the verdict.
+
+    ``gate_failures`` says, one sentence each, what failed; empty when the gate passed.
+    """
+
+    gate_passed: bool
+    staging_version: int
+    staging_package_id: str
+    rows_replayed: int  # held-out test rows sent, one request each
+    rows_identical: int  # answered exactly as the artifact predicts offline
+    errors: int  # requests that failed (after the client's retries)
+    gate_error_rate: float
+    gate_p50_ms: float | None
+    gate_p99_ms: float | None
+    max_abs_difference: float | None = None
+    slo_p50_ms: float | None = None
+    slo_p99_ms: float | None = None
+    slo_error_rate: float = 0.0
+    gate_failures: tuple[str, ...] = ()
+    production_version: int | None = None  # what production served when the gate ran
+
+    headline_keys: ClassVar[tuple[str, ...]] = ("gate_passed", "gate_p99_ms", "gate_error_rate")
+
+    def to_scraps(self) -> dict[str, Any]:
+        values = super().to_scraps()
+        values["gate_failures"] = list(self.gate_failures)
+        return values
+
+
+
+__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "MonitorRecord", "PromoteRecord", "Record",
+           "ReviewRecord", "TrainRecord", "TuneRecord"]

@@ -220,7 +220,8 @@ def test_deleted_model_folder_with_a_stale_config_names_the_jobs_that_fail_on_th
     repo.git("checkout", "-q", "main")
     repo.git("merge", "-q", "--no-ff", "-m", "merge", "retire-churn")
     on_main = project_changes(repo.path, "main")
-    assert any("whose deploy-churn_model run on a folder that no longer exists" in w for w in on_main.warnings)
+    assert any("whose deploy-churn_model, request-promotion, promote-churn_model run on a folder that no longer exists"
+               in w for w in on_main.warnings)
     # A later push that does not touch churn_model/ no longer sets the parameter: the mapping is only stale.
     repo.write("docs/more.md", "x\n")
     repo.commit("docs")

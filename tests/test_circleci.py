@@ -108,7 +108,8 @@ def test_a_third_model_folder_appears_in_the_mapping_and_the_workflows(tmp_path)
     assert [j["monitor"]["name"] for j in dynamic["workflows"]["monitor-models"]["jobs"]] == [
         "monitor-abalone_model", "monitor-churn_model", "monitor-third_model"]
     assert [next(iter(job.values())).get("name", next(iter(job))) for job in workflow["jobs"]] == [
-        "train-third_model", "request-deployment", "approve-third_model", "deploy-third_model"]
+        "train-third_model", "request-deployment", "approve-third_model", "deploy-third_model", "request-promotion",
+        "promote-third_model"]
     assert validate(repo.path / SETUP_CONFIG, repo.path / DYNAMIC_CONFIG).returncode == 0
     # The branch adding it selects it, and only it.
     assert project_changes(repo.path).models == ["third_model"]
@@ -127,16 +128,27 @@ def test_continuation_gates_release_on_an_approval_and_deploys_on_main_only():
     assert "requires" not in jobs["deploy-abalone_model"]
     assert jobs["approve-abalone_model"]["context"] == jobs["deploy-abalone_model"]["context"] == "modelops-release"
     assert jobs["train-abalone_model"]["context"] == "modelops-train"
+    # On main: staging and the gate, then a second approval, then production in a context of its own.
+    main = {"branches": {"only": "main"}}
+    assert jobs["request-promotion"] == {"type": "approval", "requires": ["deploy-abalone_model"], "filters": main}
+    assert jobs["promote-abalone_model"] == {"model": "abalone_model", "context": "modelops-production",
+                                             "requires": ["request-promotion"], "filters": main,
+                                             "name": "promote-abalone_model"}
+    assert len({jobs[j]["context"] for j in ("train-abalone_model", "approve-abalone_model",
+                                            "promote-abalone_model")}) == 3
 
     definitions = dynamic["jobs"]
     commands = {name: [s["run"]["command"] for s in job["steps"] if isinstance(s, dict) and "run" in s]
                 for name, job in definitions.items()}
     assert any("-m ci run << parameters.model >> --stage train --backend sagemaker" in c for c in commands["train"])
-    assert any("-m ci deploy << parameters.model >> --backend sagemaker" in c for c in commands["deploy"])
-    for name in ("train", "deploy"):
+    assert any("-m ci deploy << parameters.model >> --env staging --backend sagemaker" in c
+               for c in commands["deploy"])
+    assert any("-m ci promote << parameters.model >> --backend sagemaker --by \"${CIRCLE_USERNAME:?" in c
+               for c in commands["promote"])
+    for name in ("train", "deploy", "promote"):  # the gate's notebook, and production's deploy notebook
         assert {"store_artifacts": {"path": "artifacts", "destination": "artifacts", "when": "always"}} in (
             definitions[name]["steps"])
-    for name in ("train", "approve", "deploy"):  # AWS through the OIDC role, never keys
+    for name in ("train", "approve", "deploy", "promote"):  # AWS through the OIDC role, never keys
         [aws] = [s["aws-cli/setup"] for s in definitions[name]["steps"] if isinstance(s, dict) and "aws-cli/setup" in s]
         assert aws["role_arn"] == "${MODELOPS_AWS_ROLE_ARN}" and not any("KEY" in str(v) for v in aws.values())
     test_steps = definitions["test"]["steps"]

@@ -160,3 +160,76 @@ def test_selectable_output_needs_an_objective_that_has_one(abalone_raw):
     with pytest.raises(ConfigError, match=r"no selectable output for objective 'count:poisson' \(it answers every "
                                           r"request with a 500\)"):
         parse_model_config(abalone_raw)
+
+
+def test_each_model_has_a_staging_and_a_production_endpoint_and_a_promotion_slo():
+    from modelops.config import PRODUCTION, SLO, STAGING, endpoint_owner
+
+    abalone = load_model_config(ROOT / "abalone_model")
+    staging, production = abalone.deploy_environment(STAGING), abalone.deploy_environment(PRODUCTION)
+    assert (staging.endpoint, production.endpoint) == ("abalone-model-staging", "abalone-model")
+    assert (production.instance_type, production.instance_count) == ("ml.m5.large", 1)
+    assert abalone.slo == SLO(p50_ms=100, p99_ms=500, error_rate=0) and staging.slo is None
+    assert endpoint_owner("abalone-model-staging") == ("abalone-model", STAGING)
+    assert endpoint_owner("abalone-model") == ("abalone-model", PRODUCTION)
+    with pytest.raises(ConfigError, match=r"unknown environment 'prod'\. Fix: use one of \['staging', 'production'\]"):
+        abalone.deploy_environment("prod")
+
+
+def test_without_environments_both_get_defaults_and_the_gate_only_holds_errors(abalone_raw):
+    from modelops.config import SLO
+
+    raw = {k: v for k, v in abalone_raw.items() if k != "environments"}
+    config = parse_model_config(raw)
+    assert config.deploy_environment("staging").endpoint == "abalone-model-staging"
+    assert config.deploy_environment("production").instance_count == 1
+    assert config.slo == SLO(error_rate=0.0) and config.slo.describe() == "error_rate <= 0"
+
+
+def test_production_reserves_rollout_and_autoscaling_for_the_guarded_rollout(abalone_raw):
+    from modelops.config import Autoscaling, Rollout
+
+    raw = copy.deepcopy(abalone_raw)
+    raw["environments"]["production"].update(
+        instance_count=2, rollout={"strategy": "canary", "traffic_percent": 10, "interval_seconds": 300,
+                                   "bake_seconds": 600},
+        autoscaling={"min_instances": 2, "max_instances": 4, "target_invocations_per_instance": 1000})
+    production = parse_model_config(raw).deploy_environment("production")
+    assert production.rollout == Rollout("canary", 10, 300, 600)
+    assert production.autoscaling == Autoscaling(2, 4, 1000)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r.update(endpoint={"instance_type": "ml.m5.large"}),
+     r"key 'endpoint' is replaced by 'environments'.*Fix: move its instance_type and instance_count under "
+     r"environments\.staging and environments\.production"),
+    (lambda r: r.update(name="fraud-staging"),
+     r"ends with '-staging'.*staging endpoint.*Fix: choose a name that does not end with '-staging'"),
+    (lambda r: r["environments"]["staging"].update(slo={"p99_ms": 10}),
+     r"environments\.staging\.slo': the promotion gate holds staging to production's SLOs.*Fix: move it to "
+     r"environments\.production\.slo"),
+    (lambda r: r["environments"]["staging"].update(autoscaling={"min_instances": 1, "max_instances": 2}),
+     r"environments\.staging\.autoscaling'.*Fix: move it to environments\.production\.autoscaling"),
+    (lambda r: r["environments"]["production"].update(slo={"p50_ms": 50, "p99_ms": 10}),
+     r"p50_ms 50 above p99_ms 10, which no endpoint can meet\. Fix: swap or correct them"),
+    (lambda r: r["environments"]["production"].update(slo={"error_rate": 2}),
+     r"key 'environments\.production\.slo\.error_rate': 2 is greater than the maximum of 1"),
+    (lambda r: r["environments"]["production"].update(slo={"p99": 10}),
+     r"unknown key 'environments\.production\.slo\.p99' \(did you mean 'p99_ms'\?\)"),
+    (lambda r: r["environments"]["production"].update(autoscaling={"min_instances": 4, "max_instances": 2}),
+     r"min_instances 4 above max_instances 2\. Fix: swap or correct them"),
+    (lambda r: r["environments"]["production"].update(instance_count=5,
+                                                      autoscaling={"min_instances": 1, "max_instances": 2}),
+     r"instance_count' is 5, outside autoscaling's 1-2.*Fix: set it within them"),
+    (lambda r: r["environments"]["production"].update(rollout={"strategy": "linear"}),
+     r"rollout\.traffic_percent' is missing: a linear rollout.*Fix: add e\.g\. traffic_percent: 10"),
+    (lambda r: r["environments"]["production"].update(rollout={"strategy": "blue-green"}),
+     r"rollout\.strategy' is 'blue-green', which is not one of \['all_at_once', 'canary', 'linear'\]"),
+    (lambda r: r["environments"].update(qa={"instance_count": 1}),
+     r"unknown key 'environments\.qa'.*allowed: \['staging', 'production'\]"),
+])
+def test_malformed_environments_name_key_and_fix(abalone_raw, mutate, message):
+    raw = copy.deepcopy(abalone_raw)
+    mutate(raw)
+    with pytest.raises(ConfigError, match=message):
+        parse_model_config(raw)

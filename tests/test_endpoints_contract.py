@@ -201,6 +201,7 @@ class SageMakerHosting:
         self.control = moto_client("sagemaker")  # clients of their own: these handlers are not on them
         self.s3 = moto_client("s3")
         self.models: dict[str, object] = {}
+        self.configs: dict[str, object] = {}
         for client, operation, handler in ((endpoints.sagemaker, "sagemaker.UpdateEndpoint", self._update),
                                            (endpoints.runtime, "sagemaker-runtime.InvokeEndpoint", self._invoke)):
             client.meta.events.register(f"before-parameter-build.{operation}", _remember_params)
@@ -240,16 +241,29 @@ class SageMakerHosting:
                         "InvokedProductionVariant": "AllTraffic"})
 
     def _booster(self, endpoint: dict):
-        """The model the endpoint's config serves: config -> model -> model package -> model.tar.gz."""
+        """The model the endpoint's config serves: config -> model -> model package -> model.tar.gz.
+
+        Kept per endpoint config, which SageMaker never changes (an update switches to another one): the
+        promotion gate sends hundreds of requests, each of which would otherwise make three describe calls.
+        """
+        name = endpoint["EndpointConfigName"]
+        if name not in self.configs:
+            self.configs[name] = self._load(name)
+        return self.configs[name]
+
+    def _load(self, config_name: str):
         from modelops.training import unpack_model
 
-        config = self.control.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        config = self.control.describe_endpoint_config(EndpointConfigName=config_name)
         model = self.control.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
         package = self.control.describe_model_package(ModelPackageName=model["PrimaryContainer"]["ModelPackageName"])
         uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         if uri not in self.models:
             bucket, _, key = uri[len("s3://"):].partition("/")
-            self.models[uri] = unpack_model(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            booster = unpack_model(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            # One thread: the same predictions, without every request's threads contending on a busy machine.
+            booster.set_param("nthread", 1)
+            self.models[uri] = booster
         return self.models[uri]
 
     @staticmethod
@@ -262,7 +276,7 @@ class SageMakerHosting:
         except ValueError as exc:
             return 415, str(exc)
         try:
-            scores = booster.predict(xgboost.DMatrix(rows), validate_features=False)
+            scores = booster.predict(xgboost.DMatrix(rows, nthread=1), validate_features=False)
         except xgboost.core.XGBoostError as exc:
             return 400, f"Unable to evaluate payload provided: {str(exc).splitlines()[0]}"
         return 200, "".join(f"{score}\n" for score in scores.tolist())  # one per line, as numpy's savetxt writes

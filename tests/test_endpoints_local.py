@@ -236,7 +236,7 @@ def test_verify_endpoint_under_inference_output(served):
     try:
         answer = served.ops.endpoints.invoke(NAME, to_csv(served.X[:2]))
         assert not answer.endswith(b"\n")  # the container's selectable CSV: no final line break
-        check = verify_endpoint(served.ops, config, package)
+        check = verify_endpoint(served.ops, config, package, "production")  # NAME is the production endpoint
         assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
     finally:
         served.ops.endpoints.deploy(NAME, package, log=lambda line: None)

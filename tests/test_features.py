@@ -199,5 +199,10 @@ def test_raw_records_need_a_deployed_version_to_be_encoded_for(home, abalone_raw
     from modelops.deploy import encode_request
     from modelops.errors import EndpointFailed
 
-    with pytest.raises(EndpointFailed, match=r"'abalone-model' serves no version\. Fix: deploy it"):
-        encode_request(get_backend("local"), load_model_config(ROOT / "abalone_model"), abalone_raw.head(2))
+    config = load_model_config(ROOT / "abalone_model")
+    with pytest.raises(EndpointFailed, match=r"'abalone-model' serves no version\. Fix: promote staging's version "
+                                             r"\(`python -m ci promote abalone_model --by NAME`\)"):
+        encode_request(get_backend("local"), config, abalone_raw.head(2))
+    with pytest.raises(EndpointFailed, match=r"'abalone-model-staging' serves no version\. Fix: deploy it "
+                                             r"\(`python -m ci deploy abalone_model --env staging`\)"):
+        encode_request(get_backend("local"), config, abalone_raw.head(2), env_name="staging")

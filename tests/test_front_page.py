@@ -92,3 +92,55 @@ def test_each_interval_is_drawn_beside_its_metric_with_the_rule_that_decided():
     assert rmse["zero"] == 70 and rmse["zero"] < rmse["low"] < rmse["point"] < rmse["high"] <= 140  # right of 0
     assert r2["low"] < r2["zero"] < r2["point"] < r2["high"]  # the interval straddles 0
     assert interval_plot(None, 0.1) is None and review.bootstrap["rows"] == 418
+
+
+def deploy_run(env: str, version: int) -> NotebookRun:
+    from modelops.records import DeployRecord
+
+    record = DeployRecord(version=version, endpoint_url=f"http://127.0.0.1:9/{env}", deployed=True,
+                          predictions_identical=True, p50_latency_ms=1.5, p99_latency_ms=4.0, env_name=env,
+                          endpoint="m-model" + ("-staging" if env == "staging" else ""),
+                          package_id=f"local:m/{version}")
+    return NotebookRun("m_model", "deploy", "passed", scraps=record.to_scraps(), variant=env,
+                       html=f"m_model/deploy-{env}.html")
+
+
+def gate_run(passed: bool = True, version: int = 4) -> NotebookRun:
+    from modelops.records import PromoteRecord
+
+    record = PromoteRecord(gate_passed=passed, staging_version=version, staging_package_id=f"local:m/{version}",
+                           rows_replayed=418, rows_identical=418, errors=0, gate_error_rate=0.0, gate_p50_ms=1.7,
+                           gate_p99_ms=612.0 if not passed else 5.2, slo_p50_ms=100, slo_p99_ms=500,
+                           production_version=3,
+                           gate_failures=() if passed else ("p99 latency 612.0 ms above the SLO's 500 ms",))
+    return NotebookRun("m_model", "promote", "passed" if passed else "failed", scraps=record.to_scraps(),
+                       html="m_model/promote.html",
+                       error=None if passed else {"cell": 9, "ename": "PromotionGateFailed", "evalue": "p99 latency"})
+
+
+def test_staging_and_production_side_by_side_with_the_gate_and_the_promote_command():
+    trained = {**TRAINED, "status": "Approved"}
+    [review] = model_reviews([*runs(trained=trained), deploy_run("production", 3), deploy_run("staging", 4),
+                              gate_run()])
+    assert review.deployed["staging"]["version"] == 4 and review.deployed["production"]["version"] == 3
+    assert review.gate["gate_passed"] and review.promote_command == "python -m ci promote m_model --by YOUR_NAME"
+    page = render_index([*runs(trained=trained), deploy_run("staging", 4), deploy_run("production", 3), gate_run()])
+    assert "Staging and production" in page and 'data-env-version="4"' in page and 'data-env-version="3"' in page
+    assert "Promotion gate passed</strong> for staging's\n    v4: 418 of 418 held-out rows" in page
+    assert "request-promotion" in page and "python -m ci promote m_model --by YOUR_NAME" in page
+    assert page.index("deploy-staging") < page.index("deploy-production")  # staging first in the notebooks list
+    # Once production serves staging's version there is nothing to promote.
+    [promoted] = model_reviews([*runs(trained=trained), deploy_run("staging", 4), deploy_run("production", 4),
+                                gate_run()])
+    assert promoted.promote_command is None
+
+
+def test_a_failed_gate_is_the_verdict_and_says_production_is_untouched():
+    [review] = model_reviews([*runs(trained={**TRAINED, "status": "Approved"}), deploy_run("staging", 4),
+                              gate_run(passed=False)])
+    assert review.verdict == "FAILED" and review.verdict_line.startswith("promote failed: PromotionGateFailed")
+    assert review.promote_command is None
+    page = render_index([*runs(trained={**TRAINED, "status": "Approved"}), deploy_run("staging", 4),
+                         gate_run(passed=False)])
+    assert 'data-gate="failed"' in page and "p99 latency 612.0 ms above the SLO&#39;s 500 ms" in page
+    assert "Production is untouched (it serves v3)" in page

@@ -179,37 +179,66 @@ def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path)
 
 
 @pytest.mark.notebook
-def test_pipeline_trains_approves_and_deploys_both_models(home, tmp_path):
+def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, tmp_path):
+    from ci.history import render_history
     from ci.models import discover_models
     from ci.pipeline import run_pipeline, summary_table
+    from modelops.history import actor, history_report, verify_history
 
     artifacts = Artifacts(tmp_path / "artifacts")
     outcomes = run_pipeline(discover_models(ROOT), backend="local", artifacts=artifacts, approval="auto",
                             approver="ci-test", log=lambda line: None)
     assert [(o.model, o.ok, o.version) for o in outcomes] == [("abalone_model", True, 1), ("churn_model", True, 1)]
+    ops = get_backend("local")
     for outcome in outcomes:
         metrics = artifacts.metrics(outcome.model)
         for name, (low, high) in EXPECTED_QUALITY[outcome.model].items():
             assert low <= metrics[name] <= high, (outcome.model, name, metrics[name])
         primary = "rmse" if outcome.model == "abalone_model" else "auc"
-        # The deploy notebook scored the test split through the endpoint: same answers, same metric.
-        assert metrics["predictions_identical"] is True and metrics["deployed"] is True
-        assert metrics[f"endpoint_{primary}"] == pytest.approx(metrics[primary], rel=1e-6)
-        assert metrics["p50_latency_ms"] > 0 and metrics["rows_per_second"] > 0
-        assert outcome.endpoint_url.startswith("http://127.0.0.1:") and outcome.smoke_prediction is not None
-        package = get_backend("local").registry.get(outcome.model.replace("_", "-"), 1)
+        name = outcome.model.replace("_", "-")
+        # Each environment's deploy notebook scored the test split through its endpoint: same answers, same metric.
+        for env in ("staging", "production"):
+            deployed = metrics[f"deploy-{env}"]
+            assert deployed["predictions_identical"] is True and deployed["deployed"] is True
+            assert deployed[f"endpoint_{primary}"] == pytest.approx(metrics[primary], rel=1e-6)
+            assert deployed["p50_latency_ms"] > 0 and deployed["rows_per_second"] > 0
+            assert images(tmp_path / "artifacts" / outcome.model / f"deploy-{env}.ipynb") == 1
+        # The gate replayed every test row through staging, answered exactly as the artifact predicts offline.
+        rows = EXPECTED_GATHER[outcome.model]["rows_test"]
+        assert (metrics["gate_passed"], metrics["rows_replayed"], metrics["rows_identical"], metrics["errors"]) == (
+            True, rows, rows, 0)
+        assert 0 < metrics["gate_p50_ms"] <= metrics["gate_p99_ms"] <= metrics["slo_p99_ms"] == 500
+        assert outcome.gate.gate_passed and images(tmp_path / "artifacts" / outcome.model / "promote.ipynb") == 1
+        # Production serves the very package staging serves.
+        staging, production = ops.endpoints.status(f"{name}-staging"), ops.endpoints.status(name)
+        assert staging.package_id == production.package_id == f"local:{name}/1"
+        assert outcome.endpoint_url == production.url and outcome.smoke_prediction is not None
+        package = ops.registry.get(name, 1)
         assert package.status == "Approved" and package.status_by == "ci-test"
-        assert images(tmp_path / "artifacts" / outcome.model / "deploy.ipynb") == 1
+        events = ops.history.events(name)
+        runner = actor()  # who deployed to staging and ran the gate: nobody was named, so the user running them
+        assert [(e.action, e.environment, e.by) for e in events] == [
+            ("registered", None, events[0].by), ("Approved", None, "ci-test"), ("deployed", "staging", runner),
+            ("gate-passed", "staging", runner), ("promoted", "production", "ci-test")]
+        assert {e.package_id for e in events} == {f"local:{name}/1"} and events[-1].git_commit
+        assert verify_history(ops.history, name).intact
+        answer = history_report(ops.history, name, instant=events[-1].at)
+        assert [(s.env_name, s.version) for s in answer.served] == [("staging", 1), ("production", 1)]
+        print(render_history(answer))  # the answer the report quotes (pytest -s)
     table = summary_table(outcomes)
-    assert "abalone_model" in table and "rmse 2.1 " in table and "auc 0.9858" in table
+    assert "abalone_model" in table and "staging" in table and "production" in table and "passed (p99" in table
+    [page] = [r for r in model_reviews(artifacts.runs()) if r.model == "abalone_model"]
+    assert set(page.deployed) == {"staging", "production"} and page.promote_command is None
 
-    # Deploying again from the same tree: skipped while the endpoint serves it; forced, the notebook says so.
+    # Deploying again from the same tree: skipped while staging serves it (the gate runs: it measures the live
+    # endpoint now); forced, the notebook says so.
     folder = resolve_model_dir(ROOT / "abalone_model")
-    assert run_stage(folder, "deploy", artifacts=artifacts)[0].status == "skipped"
-    again = run_stage(folder, "deploy", artifacts=artifacts, force=True)
-    assert again[0].status == "passed" and again[0].scraps["deployed"] is False
-    # Once the endpoint is stopped, the deploy notebook runs again and brings it back.
-    get_backend("local").endpoints.stop("abalone-model")
+    again = run_stage(folder, "deploy", artifacts=artifacts)
+    assert [(r.name, r.status) for r in again] == [("deploy-staging", "skipped"), ("promote", "passed")]
+    forced = run_stage(folder, "deploy", artifacts=artifacts, force=True)
+    assert forced[0].status == "passed" and forced[0].scraps["deployed"] is False
+    # Once the staging endpoint is stopped, the deploy notebook runs again and brings it back.
+    get_backend("local").endpoints.stop("abalone-model-staging")
     restarted = run_stage(folder, "deploy", artifacts=artifacts)
     assert restarted[0].status == "passed" and restarted[0].scraps["deployed"] is True
 
@@ -235,7 +264,7 @@ def test_deploy_stage_without_an_approved_package_exits_4(home, tmp_path):
     with pytest.raises(NotebookFailed, match=r"NoApprovedPackage: no approved package of abalone-model") as failed:
         run_stage(resolve_model_dir(ROOT / "abalone_model"), "deploy", artifacts=artifacts)
     assert failed.value.exit_code == 4
-    assert (tmp_path / "artifacts" / "abalone_model" / "deploy.html").is_file()
+    assert (tmp_path / "artifacts" / "abalone_model" / "deploy-staging.html").is_file()
 
 
 def _nbval(folder, *notebooks: str):
@@ -261,17 +290,21 @@ def test_notebooks_run_under_nbval_in_the_order_of_the_flow(home, tmp_path):
     registry = get_backend("local").registry
     [pending] = registry.versions("abalone-model", PENDING)
     registry.approve("abalone-model", pending.version, by="jupyter-user")
-    assert " passed" in _nbval(folder, "deploy.ipynb")
-    status = get_backend("local").endpoints.status("abalone-model")
+    assert " passed" in _nbval(folder, "deploy.ipynb", "promote.ipynb")  # staging, then the gate against it
+    status = get_backend("local").endpoints.status("abalone-model-staging")
     assert status.status == "InService" and status.version == pending.version
-    # A client sends the test rows; the monitor, run as it stands, finds them like training (the deploy's own
-    # checks, captured too, are left out).
+    assert [e.action for e in get_backend("local").history.events("abalone-model")][-2:] == ["deployed",
+                                                                                            "gate-passed"]
+    # Promoted, production serves clients; the monitor, run as it stands, finds their rows like training (the
+    # deploy's own checks, captured too, are left out).
     import modelops
     from modelops.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
     ops = get_backend("local")
     config = modelops.load_model_config(folder)
+    modelops.deploy_package(ops, config, registry.get("abalone-model", pending.version), env_name="production",
+                            by="jupyter-user", log=lambda line: None)
     rows, _ = features_and_target(modelops.read_split(ops.store, modelops.load_dataset(ops.store, config), "test"))
     for start in range(0, len(rows), 10):
         ops.endpoints.invoke("abalone-model", to_csv(rows[start:start + 10]))

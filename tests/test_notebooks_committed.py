@@ -57,8 +57,7 @@ def test_sync_keeps_a_models_parameter_values_and_own_cells_and_takes_the_rest_f
 
     root = tmp_path
     (root / "notebooks" / "templates").mkdir(parents=True)
-    names = model_notebooks()
-    for name in names:
+    for name in model_notebooks():
         template = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "modelops", "display_name": "m"}})
         template.cells = [_cell('backend = "local"  # which backend\nseed = None', "parameters", id="p"),
                           _cell("x = 1", id="a"), _cell("y = 2", id="b")]
@@ -67,8 +66,8 @@ def test_sync_keeps_a_models_parameter_values_and_own_cells_and_takes_the_rest_f
     folder.mkdir()
     (folder / "model.yml").write_text("name: demo\n")
     model = ModelFolder(folder)
-    assert [d.missing for d in check(root, [model])] == [True] * len(names)
-    assert len(sync(root, [model])) == len(names) and check(root, [model]) == [] and sync(root, [model]) == []
+    assert [d.missing for d in check(root, [model])] == [True] * len(model_notebooks())
+    assert len(sync(root, [model])) == len(model_notebooks()) and check(root, [model]) == [] == sync(root, [model])
 
     # The model sets its own seed and adds a parameter and a cell of its own; someone also edits a shared cell.
     mine = nbformat.read(folder / "train_register.ipynb", as_version=4)

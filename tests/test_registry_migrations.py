@@ -75,7 +75,7 @@ def assert_chained(events: list[dict]) -> None:
 
 def test_migrations_are_numbered_one_by_one():
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
     assert all(m.why and m.steps for m in MIGRATIONS)
 
 
@@ -174,7 +174,7 @@ def test_concurrent_openers_migrate_once_and_the_other_waits_for_the_result(tmp_
         # Hold the lock until the other opener is blocked on it, so the race is certain, not likely.
         assert waiting.wait(timeout=30), "the second opener never asked for the write lock"
 
-    migrations = (*MIGRATIONS, Migration(3, "slow", (slow,)))
+    migrations = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "slow", (slow,)))
     found: dict[str, int] = {}
     errors: list[BaseException] = []
 
@@ -196,11 +196,11 @@ def test_concurrent_openers_migrate_once_and_the_other_waits_for_the_result(tmp_
     for thread in threads:
         thread.join(timeout=60)
     assert not errors and waiting.is_set()
-    assert found == {"first": 0, "second": 3}  # the second read version 0, waited, then found 3 and did nothing
+    assert found == {"first": 0, "second": SCHEMA_VERSION + 1}  # the second read 0, waited, then found it done
     db = sqlite3.connect(path)
     assert db.execute("SELECT who FROM migrated_by").fetchall() == [("first",)]
     db.close()
-    assert user_version(path) == 3
+    assert user_version(path) == SCHEMA_VERSION + 1
 
 
 def _open_and_register(path, start, queue):

@@ -468,7 +468,7 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
     config = parse_model_config(raw)
     deploy_package(sagemaker, config, approved_package(sagemaker), timeout=5, log=lambda line: None)
     client = boto3.client("sagemaker")
-    endpoint = client.describe_endpoint(EndpointName=config.name)
+    endpoint = client.describe_endpoint(EndpointName="churn-model-staging")  # deploys go to staging by default
     [variant] = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"]
     container = client.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
     assert container["Environment"] == {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability",
@@ -494,7 +494,7 @@ def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sage
     deploy_package(sagemaker, config, approved_package(sagemaker), timeout=5, log=lambda line: None)
     client = boto3.client("sagemaker")
     described = client.describe_endpoint_config(
-        EndpointConfigName=client.describe_endpoint(EndpointName=config.name)["EndpointConfigName"])
+        EndpointConfigName=client.describe_endpoint(EndpointName=f"{config.name}-staging")["EndpointConfigName"])
     # What the SageMaker SDK's DataCaptureConfig(enable_capture=True, ...)._to_request_dict() sends.
     assert described["DataCaptureConfig"] == {
         "EnableCapture": True, "InitialSamplingPercentage": 13,
@@ -505,7 +505,7 @@ def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sage
     deploy_package(sagemaker, parse_model_config({**raw, "name": "plain"}),
                    approved_package(sagemaker, "plain-20261126-163000-beef"), timeout=5, log=lambda line: None)
     plain = client.describe_endpoint_config(
-        EndpointConfigName=client.describe_endpoint(EndpointName="plain")["EndpointConfigName"])
+        EndpointConfigName=client.describe_endpoint(EndpointName="plain-staging")["EndpointConfigName"])
     assert not plain.get("DataCaptureConfig")  # capture off: none sent (moto answers an empty one)
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.config import SearchParameter
 from modelops.errors import RegistryError, StoreError
 from modelops.lineage import Lineage
+
+if TYPE_CHECKING:
+    from modelops.config import Autoscaling, Rollout
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
@@ -374,12 +379,15 @@ class Registry(abc.ABC):
         """The group's versions, newest first, optionally only those with ``status`` (empty if no group)."""
 
     @abc.abstractmethod
-    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None,
-                    expected: str) -> PackageVersion:
-        """Store a status change, only if the stored status is still ``expected`` (else RegistryError)."""
+    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None, expected: str,
+                    git_commit: str | None = None, ci_url: str | None = None) -> PackageVersion:
+        """Store a status change, only if the stored status is still ``expected`` (else RegistryError), and append
+        it to the history with the commit and CI job it was made from."""
 
-    def approve(self, group: str, version: int, *, by: str, note: str | None = None) -> PackageVersion:
-        """Approve a pending version, recording who, when and why.
+    def approve(self, group: str, version: int, *, by: str, note: str | None = None,
+                git_commit: str | None = None) -> PackageVersion:
+        """Approve a pending version, recording who, when and why (and in the history: from which commit and, in
+        CircleCI, which job: ``$CIRCLE_SHA1``, ``$CIRCLE_BUILD_URL``).
 
         Raises:
             RegistryError: no such version, or it was rejected (a rejected version is never revived).
@@ -393,9 +401,11 @@ class Registry(abc.ABC):
                 f"{f' ({package.status_note})' if package.status_note else ''} and cannot be approved. "
                 f"Fix: train and register a new version."
             )
-        return self._set_status(package, APPROVED, by=_who(by), note=note, expected=package.status)
+        return self._set_status(package, APPROVED, by=_who(by), note=note, expected=package.status,
+                                **_provenance(git_commit))
 
-    def reject(self, group: str, version: int, *, by: str, note: str | None = None) -> PackageVersion:
+    def reject(self, group: str, version: int, *, by: str, note: str | None = None,
+               git_commit: str | None = None) -> PackageVersion:
         """Reject a version (pending, or approved but not wanted any more), recording who, when and why.
 
         Raises:
@@ -404,7 +414,8 @@ class Registry(abc.ABC):
         package = self.get(group, version)
         if package.status == REJECTED:
             return package
-        return self._set_status(package, REJECTED, by=_who(by), note=note, expected=package.status)
+        return self._set_status(package, REJECTED, by=_who(by), note=note, expected=package.status,
+                                **_provenance(git_commit))
 
     def latest(self, group: str, status: str | None = None) -> PackageVersion | None:
         found = self.versions(group, status)
@@ -493,6 +504,7 @@ class EndpointStatus:
     url: str | None
     started_at: str | None = None
     uptime_seconds: float | None = None
+    package_id: str | None = None  # the registry's id of the package served now (what promotion copies)
     detail: dict[str, Any] = field(default_factory=dict)  # backend specifics: pid, port, log, endpoint config
     message: str = ""
 
@@ -503,14 +515,19 @@ class Endpoints(abc.ABC):
     @abc.abstractmethod
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               data_capture: DataCapture | None = None, log=print) -> Deployment:
+               data_capture: DataCapture | None = None, rollout: Rollout | None = None,
+               autoscaling: Autoscaling | None = None, log=print) -> Deployment:
         """Create the endpoint serving ``package``, or switch an existing one to it, and wait until in service.
 
-        The caller has already checked that ``package`` is approved. The artifact's sha256 is checked
-        against ``package.artifact_sha256`` before it is served. ``environment`` is the container's
-        (SAGEMAKER_INFERENCE_OUTPUT, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ``ServingConfig.environment``);
-        it belongs to this version, so a rollback brings back the previous version's. So does ``data_capture``
-        (None: nothing is captured), as on SageMaker it is part of the version's endpoint config.
+        The caller has already checked that ``package`` is approved (and, for production, that it passed the
+        promotion gate). The artifact's sha256 is checked against ``package.artifact_sha256`` before it is
+        served. ``environment`` is the container's (SAGEMAKER_INFERENCE_OUTPUT,
+        SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ``ServingConfig.environment``), not the deployment environment
+        (staging/production, which only chooses ``name`` and the settings passed here); it belongs to this
+        version, so a rollback brings back the previous version's. So does ``data_capture`` (None: nothing is
+        captured), as on SageMaker it is part of the version's endpoint config. ``rollout`` and ``autoscaling`` are the
+        production environment's (model.yml ``environments.production``; None elsewhere): how an update shifts
+        traffic, and the instance bounds.
 
         Returns:
             The deployment; its ``previous_version`` is what served before.
@@ -569,6 +586,122 @@ class Endpoints(abc.ABC):
         """
 
 
+#: What an event records. Approvals and rejections carry the registry status they set (APPROVED, REJECTED).
+REGISTERED = "registered"
+DEPLOYED = "deployed"  # a version was deployed to staging
+GATE_PASSED = "gate-passed"  # the promotion gate passed for what staging serves
+GATE_FAILED = "gate-failed"
+PROMOTED = "promoted"  # a version that passed the gate was deployed to production
+ROLLED_BACK = "rolled-back"  # an endpoint went back to the version it served before
+STOPPED = "stopped"  # an endpoint stopped serving
+ACTIONS = (REGISTERED, APPROVED, REJECTED, DEPLOYED, GATE_PASSED, GATE_FAILED, PROMOTED, ROLLED_BACK, STOPPED)
+#: The actions after which an environment serves the event's version.
+SERVES = (DEPLOYED, PROMOTED, ROLLED_BACK)
+
+#: The fields an event's hash covers, under the names the hash uses (``group``, not the local column ``grp``),
+#: so that both backends' logs (SQLite, S3 objects) chain the same records the same way.
+EVENT_FIELDS = ("group", "version", "at", "action", "by", "note", "environment", "package_id", "git_commit",
+                "ci_url")
+
+
+def event_hash(event: dict[str, Any], prev_hash: str | None) -> str:
+    """sha256 of the event's canonical JSON (sorted keys, no spaces, UTF-8) with the previous event's hash.
+
+    The first event of a group has ``prev_hash`` None. Changing or deleting any event changes every hash
+    after it, so a broken chain shows where the history was altered.
+    """
+    canonical = {**{name: event.get(name) for name in EVENT_FIELDS}, "prev_hash": prev_hash}
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a model's append-only history: who did what to which version, where and when.
+
+    ``environment`` is the deployment environment (staging or production) for endpoint events, None for
+    registry events. ``seq`` numbers a model's events 1, 2, ... in the order they were appended; ``prev_hash``
+    and ``hash`` chain them (``event_hash``).
+    """
+
+    group: str
+    version: int
+    at: str  # ISO 8601, UTC, milliseconds
+    action: str  # one of ACTIONS
+    by: str | None = None
+    note: str | None = None
+    environment: str | None = None
+    package_id: str | None = None
+    git_commit: str | None = None
+    ci_url: str | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    seq: int | None = None
+
+    def content(self) -> dict[str, Any]:
+        """The fields the hash covers."""
+        return {name: getattr(self, name) for name in EVENT_FIELDS}
+
+    def chained(self, prev_hash: str | None, seq: int) -> Event:
+        """This event as appended after an event whose hash is ``prev_hash``."""
+        return replace(self, prev_hash=prev_hash, hash=event_hash(self.content(), prev_hash), seq=seq)
+
+    @property
+    def intact(self) -> bool:
+        """Whether the stored hash is the hash of the stored content (False: edited after it was written)."""
+        return self.hash == event_hash(self.content(), self.prev_hash)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class History(abc.ABC):
+    """A model's append-only event log, chained by hash (local: the registry's SQLite; SageMaker: S3 objects).
+
+    The registry appends its own events (registered, approved, rejected); endpoint events are appended above
+    the backends, by ``modelops.deploy`` and ``modelops.promotion``, after the change they record succeeded.
+    """
+
+    @abc.abstractmethod
+    def append(self, event: Event) -> Event:
+        """Chain ``event`` after the group's newest one and store it; concurrent appends never fork the chain.
+
+        Returns:
+            The stored event, with ``seq``, ``prev_hash`` and ``hash``.
+
+        Raises:
+            HistoryError: it could not be stored (nothing was stored).
+        """
+
+    @abc.abstractmethod
+    def events(self, group: str) -> list[Event]:
+        """The group's events as stored, in the order they were appended (empty for a group without any).
+
+        Raises:
+            HistoryError: the log could not be read.
+        """
+
+    @abc.abstractmethod
+    def head(self, group: str) -> tuple[int, str] | None:
+        """The (seq, hash) the backend recorded for the group's newest event, apart from the events themselves.
+
+        What detects deleted newest events, which leave no gap behind them.
+        """
+
+
+def unapplied_settings(name: str, rollout: Rollout | None, autoscaling: Autoscaling | None) -> list[str]:
+    """What a deploy says it does not apply of the production settings it was given (until guarded rollout and
+    autoscaling are implemented behind ``Endpoints.deploy``)."""
+    lines = []
+    if rollout is not None and rollout.strategy != "all_at_once":
+        lines.append(f"{name}: model.yml's rollout ({rollout.strategy}) is not applied yet: the endpoint switches "
+                     f"all at once when the new version is in service")
+    if autoscaling is not None:
+        lines.append(f"{name}: model.yml's autoscaling ({autoscaling.min_instances}-{autoscaling.max_instances} "
+                     f"instances) is not registered yet: the endpoint keeps its instance count")
+    return lines
+
+
 class Backend(abc.ABC):
     """One backend: a store, a trainer, a registry and endpoints, chosen by name (see ``get_backend``)."""
 
@@ -597,12 +730,24 @@ class Backend(abc.ABC):
     def endpoints(self) -> Endpoints:
         """This backend's endpoints (built on first use)."""
 
+    @property
+    @abc.abstractmethod
+    def history(self) -> History:
+        """This backend's event history (built on first use)."""
+
     @abc.abstractmethod
     def image_uri(self, container_version: str) -> str:
         """The SageMaker built-in XGBoost image for a container version (what packages record and serve)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} store={self.store.uri()!r}>"
+
+
+def _provenance(git_commit: str | None) -> dict[str, str | None]:
+    """The commit and CI job a decision was made from: the caller's checkout, else CircleCI's."""
+    import os
+
+    return {"git_commit": git_commit or os.environ.get("CIRCLE_SHA1"), "ci_url": os.environ.get("CIRCLE_BUILD_URL")}
 
 
 def _who(by: str) -> str:

@@ -14,7 +14,7 @@ class LocalBackend(Backend):
     """Everything under ``home`` (default ``$MODELOPS_HOME`` or ``.modelops/`` at the project root)::
 
         home/store/       datasets, training outputs (model.tar.gz, logs), evaluation reports
-        home/registry.db  model package groups and versions (SQLite)
+        home/registry.db  model package groups and versions, and every model's event history (SQLite)
         home/tuning/      one Optuna study database per model (SQLite), so an interrupted search resumes
         home/endpoints/   one folder per endpoint: its record (pid, port, versions) and server log
         home/store/<model>/data-capture/<endpoint>/AllTraffic/yyyy/mm/dd/hh/  what endpoints captured
@@ -50,6 +50,12 @@ class LocalBackend(Backend):
         from modelops.backends.local.endpoints import LocalEndpoints
 
         return LocalEndpoints(self.home)
+
+    @cached_property
+    def history(self):
+        from modelops.backends.local.registry import LocalHistory
+
+        return LocalHistory(self.registry)
 
     def image_uri(self, container_version: str) -> str:
         # No container runs locally; record which SageMaker image the artifact is meant for.

@@ -36,6 +36,7 @@ from modelops.backends.base import (
     PackageVersion,
     ServedPackage,
     safe_key,
+    unapplied_settings,
 )
 from modelops.backends.local.processes import pid_exists, tail, terminate
 from modelops.backends.local.runtime import RuntimeRouter
@@ -60,7 +61,10 @@ class LocalEndpoints(Endpoints):
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               data_capture: DataCapture | None = None, log=print) -> Deployment:
+               data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
+               log=print) -> Deployment:
+        for line in unapplied_settings(name, rollout, autoscaling):
+            log(line)
         with self._locked(name):
             return self._switch(name, ServedPackage.of(package, environment, data_capture), timeout=timeout,
                                 log=log, action="deploy")
@@ -97,6 +101,7 @@ class LocalEndpoints(Endpoints):
             url=self._runtime_url(name, self.runtime.recorded_url()),
             started_at=record.get("started_at"),
             uptime_seconds=uptime,
+            package_id=(record.get("current") or {}).get("package_id"),
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
                     "container_url": f"{record['url']}/invocations" if record.get("url") else None,
                     "log": str(self._log(name)), "responses": alive.get("responses") if alive else None,

@@ -12,7 +12,6 @@ To change the schema, append a migration to ``MIGRATIONS``; never edit one that 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -22,8 +21,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelops.backends.base import PENDING, PackageVersion, Registry, TrainingResult
-from modelops.errors import RegistryError
+from modelops.backends.base import (
+    EVENT_FIELDS,
+    PENDING,
+    REGISTERED,
+    Event,
+    History,
+    PackageVersion,
+    Registry,
+    TrainingResult,
+    event_hash,
+)
+from modelops.errors import HistoryError, RegistryError
 from modelops.lineage import Lineage
 
 #: Version 1: the schema as shipped before it had a version (those databases say user_version 0).
@@ -80,29 +89,25 @@ ALTER TABLE events ADD COLUMN hash TEXT;
 CREATE INDEX events_by_group ON events (grp, id);
 """
 
+#: Version 3: each group's newest event (its position and hash) kept apart from the events, so that deleting the
+#: newest events, which leaves no gap in the chain, is detected too.
+SCHEMA_V4 = """
+CREATE TABLE event_heads (
+    grp TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO event_heads (grp, seq, hash)
+    SELECT grp, COUNT(*), (SELECT hash FROM events AS newest WHERE newest.grp = events.grp ORDER BY id DESC LIMIT 1)
+    FROM events GROUP BY grp;
+"""
+
 APPEND_ONLY = """
 CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'registry events are append-only'); END;
 CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'registry events are append-only'); END;
 """
-
-#: The fields an event's hash covers, under the names the hash uses (``group``, not the column ``grp``), so
-#: that an event log kept elsewhere (S3 for SageMaker) can chain the same records the same way.
-EVENT_FIELDS = ("group", "version", "at", "action", "by", "note", "environment", "package_id", "git_commit",
-                "ci_url")
-
-
-def event_hash(event: dict[str, Any], prev_hash: str | None) -> str:
-    """sha256 of the event's canonical JSON (sorted keys, no spaces, UTF-8) with the previous event's hash.
-
-    The first event of a group has ``prev_hash`` None. Changing or deleting any event changes every hash
-    after it, so a broken chain shows where the history was altered.
-    """
-    canonical = {**{name: event.get(name) for name in EVENT_FIELDS}, "prev_hash": prev_hash}
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 def _run(script: str) -> Callable[[sqlite3.Connection], None]:
     """A migration step running each statement of ``script`` on the open transaction.
@@ -166,6 +171,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               (_run(SCHEMA_V2), _backfill_events_v2, _run(APPEND_ONLY))),
     Migration(3, "each version records its monitoring baseline (statistics and constraints beside its artifact, "
                  "issue 18); versions registered before have none", (_run(SCHEMA_V3),)),
+    Migration(4, "each group's newest event is recorded apart from the events, so that deleting the newest ones is "
+                 "detected (the chain alone shows an edited, reordered or deleted event before the newest)",
+              (_run(SCHEMA_V4),)),
 )
 #: The newest schema this code reads and writes.
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -241,7 +249,7 @@ class LocalRegistry(Registry):
                  _dumps(training.hyperparameters), _dumps(metrics), _dumps(report) if report else None, data_sha256,
                  dataset_id, _dumps(lineage.to_json()), lineage.tree_hash, _dumps(baselines) if baselines else None),
             )
-            _append_event(db, {"group": group, "version": version, "at": now, "action": "registered",
+            _append_event(db, {"group": group, "version": version, "at": now, "action": REGISTERED,
                                "by": lineage.branch, "note": training.job_name, "git_commit": lineage.git_commit,
                                "ci_url": lineage.ci_build_url})
         return self.get(group, version)
@@ -270,8 +278,8 @@ class LocalRegistry(Registry):
             rows = db.execute("SELECT * FROM events WHERE grp = ? ORDER BY id", (group,)).fetchall()
         return [{**_event_record(r), "prev_hash": r["prev_hash"], "hash": r["hash"]} for r in rows]
 
-    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None,
-                    expected: str) -> PackageVersion:
+    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None, expected: str,
+                    git_commit: str | None = None, ci_url: str | None = None) -> PackageVersion:
         now = _now()
         with self._transaction() as db:
             changed = db.execute(
@@ -283,7 +291,7 @@ class LocalRegistry(Registry):
                 raise RegistryError(f"{package.label} changed status while this command ran. Fix: look at "
                                     f"`python -m ci registry` and try again.")
             _append_event(db, {"group": package.group, "version": package.version, "at": now, "action": status,
-                               "by": by, "note": note})
+                               "by": by, "note": note, "git_commit": git_commit, "ci_url": ci_url})
         return self.get(package.group, package.version)
 
     @contextmanager
@@ -318,17 +326,61 @@ class LocalRegistry(Registry):
             db.execute("COMMIT")
 
 
-def _append_event(db: sqlite3.Connection, event: dict[str, Any]) -> None:
-    """Add an event to its group's chain (inside the caller's IMMEDIATE transaction, so the chain has no fork)."""
+class LocalHistory(History):
+    """The events table of the local registry's database (append-only by trigger), with each group's head."""
+
+    def __init__(self, registry: LocalRegistry):
+        self.registry = registry
+
+    def append(self, event: Event) -> Event:
+        try:
+            with self.registry._transaction() as db:
+                seq = _append_event(db, event.content())
+                row = db.execute("SELECT * FROM events WHERE grp = ? ORDER BY id DESC LIMIT 1",
+                                 (event.group,)).fetchone()
+        except RegistryError as exc:
+            raise HistoryError(f"the event ({event.action} v{event.version} of {event.group}) could not be recorded: "
+                               f"{exc}") from exc
+        return _event(row, seq)
+
+    def events(self, group: str) -> list[Event]:
+        try:
+            with self.registry._connection() as db:
+                rows = db.execute("SELECT * FROM events WHERE grp = ? ORDER BY id", (group,)).fetchall()
+        except RegistryError as exc:
+            raise HistoryError(f"the history of {group} could not be read: {exc}") from exc
+        return [_event(row, seq) for seq, row in enumerate(rows, 1)]
+
+    def head(self, group: str) -> tuple[int, str] | None:
+        with self.registry._connection() as db:
+            row = db.execute("SELECT seq, hash FROM event_heads WHERE grp = ?", (group,)).fetchone()
+        return (row["seq"], row["hash"]) if row else None
+
+
+def _append_event(db: sqlite3.Connection, event: dict[str, Any]) -> int:
+    """Add an event to its group's chain (inside the caller's IMMEDIATE transaction, so the chain has no fork).
+
+    Returns:
+        Its place in the group's history (1 for the first).
+    """
     event = {name: event.get(name) for name in EVENT_FIELDS}
     event["package_id"] = event["package_id"] or _package_id(event["group"], event["version"])
     last = db.execute("SELECT hash FROM events WHERE grp = ? ORDER BY id DESC LIMIT 1", (event["group"],)).fetchone()
     prev_hash = last["hash"] if last else None
+    digest = event_hash(event, prev_hash)
     db.execute("INSERT INTO events (grp, version, at, action, by, note, environment, package_id, git_commit, ci_url, "
                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (event["group"], event["version"], event["at"], event["action"], event["by"], event["note"],
-                event["environment"], event["package_id"], event["git_commit"], event["ci_url"], prev_hash,
-                event_hash(event, prev_hash)))
+                event["environment"], event["package_id"], event["git_commit"], event["ci_url"], prev_hash, digest))
+    (seq,) = db.execute("SELECT COUNT(*) FROM events WHERE grp = ?", (event["group"],)).fetchone()
+    db.execute("INSERT INTO event_heads (grp, seq, hash) VALUES (?, ?, ?) "
+               "ON CONFLICT (grp) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+               (event["group"], seq, digest))
+    return seq
+
+
+def _event(row: sqlite3.Row, seq: int) -> Event:
+    return Event(**_event_record(row), prev_hash=row["prev_hash"], hash=row["hash"], seq=seq)
 
 
 def _event_record(row: sqlite3.Row) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class SageMakerBackend(Backend):
         s3://BUCKET/PREFIX/<model>/training/<job> training job outputs (model.tar.gz, log)
         s3://BUCKET/PREFIX/<model>/tuning/<job>   the training jobs of a hyperparameter tuning job
         s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
+        s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
         SageMaker model package group <model>     versions and their approval status
         SageMaker endpoint <model>                with one model + endpoint config per deployed version
 
@@ -51,7 +52,7 @@ class SageMakerBackend(Backend):
     def registry(self):
         from modelops.backends.sagemaker.registry import SageMakerRegistry
 
-        return SageMakerRegistry(self.aws.client("sagemaker"), self.store)
+        return SageMakerRegistry(self.aws.client("sagemaker"), self.store, self.history)
 
     @cached_property
     def endpoints(self):
@@ -59,6 +60,12 @@ class SageMakerBackend(Backend):
 
         return SageMakerEndpoints(self.aws.client("sagemaker"), self.aws.client("sagemaker-runtime"), self.store,
                                   self.settings.role_arn, self.settings.region, poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def history(self):
+        from modelops.backends.sagemaker.history import S3History
+
+        return S3History(self.store, self.aws.client("sagemaker"))
 
     def image_uri(self, container_version: str) -> str:
         """The built-in XGBoost image of ``container_version`` in this region, as the SageMaker SDK knows it."""

@@ -20,6 +20,7 @@ from modelops.backends.base import (
     Endpoints,
     EndpointStatus,
     PackageVersion,
+    unapplied_settings,
 )
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
 from modelops.backends.sagemaker.store import S3Store
@@ -45,12 +46,16 @@ class SageMakerEndpoints(Endpoints):
         self.role_arn = role_arn
         self.region = region
         self.poll_seconds = poll_seconds
+        self._packages: dict[str, str | None] = {}  # endpoint config -> the package it serves (configs never change)
 
     # -- the interface -------------------------------------------------------------------------------------
 
     def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
-               data_capture: DataCapture | None = None, log=print) -> Deployment:
+               data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
+               log=print) -> Deployment:
+        for line in unapplied_settings(name, rollout, autoscaling):
+            log(line)
         self._check_artifact(name, package)
         config = self._create_config(name, package, instance_type, instance_count, environment or {}, data_capture,
                                      log)
@@ -79,6 +84,7 @@ class SageMakerEndpoints(Endpoints):
             previous_version=_int(tags.get(PREVIOUS_VERSION_TAG)),
             url=self.url(name),
             started_at=created.isoformat(timespec="seconds") if isinstance(created, datetime) else None,
+            package_id=self._served_package(endpoint["EndpointConfigName"]),
             detail={"endpoint_config": endpoint.get("EndpointConfigName"),
                     "previous_endpoint_config": tags.get(PREVIOUS_CONFIG_TAG), "arn": endpoint.get("EndpointArn")},
             message=endpoint.get("FailureReason") or "",
@@ -226,6 +232,15 @@ class SageMakerEndpoints(Endpoints):
                                      f"on, and "
                                      f"{still}. Fix: watch `python -m ci endpoints`, or pass a longer --timeout.")
             time.sleep(self.poll_seconds)
+
+    def _served_package(self, config: str) -> str | None:
+        """The model package an endpoint config of ours serves: config -> model -> its ModelPackageName."""
+        if config not in self._packages:
+            with translated(EndpointFailed, f"reading endpoint config {config}"):
+                variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+                model = self.sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+            self._packages[config] = (model.get("PrimaryContainer") or {}).get("ModelPackageName")
+        return self._packages[config]
 
     def _describe(self, name: str) -> tuple[dict | None, dict[str, str]]:
         """The endpoint and its tags, or (None, {}) if it does not exist or this project did not create it."""

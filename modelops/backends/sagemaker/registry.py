@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from modelops.backends.base import PENDING, PackageVersion, Registry, TrainingResult
+from modelops.backends.base import PENDING, REGISTERED, Event, History, PackageVersion, Registry, TrainingResult
 from modelops.backends.sagemaker.aws import error_code, is_not_found, now_iso, translated
 from modelops.backends.sagemaker.store import S3Store
 from modelops.errors import RegistryError
@@ -33,9 +33,10 @@ class SageMakerRegistry(Registry):
     in CustomerMetadataProperties, one property per value so the console shows them.
     """
 
-    def __init__(self, sagemaker_client, store: S3Store):
+    def __init__(self, sagemaker_client, store: S3Store, history: History):
         self.sagemaker = sagemaker_client
         self.store = store
+        self.history = history  # registrations and decisions are appended to it, as the local registry does
 
     def register(self, group: str, *, training: TrainingResult, metrics: dict[str, Any], data_sha256: str,
                  dataset_id: str, lineage: Lineage, description: str = "",
@@ -68,7 +69,11 @@ class SageMakerRegistry(Registry):
                 for part, section in _DRIFT_CHECK_BASELINES.items()}
         with translated(RegistryError, f"registering a new version of {group}"):
             arn = self.sagemaker.create_model_package(**request)["ModelPackageArn"]
-        return self._describe(arn)
+        package = self._describe(arn)
+        self.history.append(Event(group, package.version, now_iso(), REGISTERED, by=lineage.branch,
+                                  note=training.job_name, package_id=arn, git_commit=lineage.git_commit,
+                                  ci_url=lineage.ci_build_url))
+        return package
 
     def get(self, group: str, version: int) -> PackageVersion:
         summaries = self._summaries(group)
@@ -84,8 +89,8 @@ class SageMakerRegistry(Registry):
         packages = [self._describe(s["ModelPackageArn"]) for s in self._summaries(group, status)]
         return sorted(packages, key=lambda p: p.version, reverse=True)
 
-    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None,
-                    expected: str) -> PackageVersion:
+    def _set_status(self, package: PackageVersion, status: str, *, by: str, note: str | None, expected: str,
+                    git_commit: str | None = None, ci_url: str | None = None) -> PackageVersion:
         with translated(RegistryError, f"reading {package.label}"):
             current = self.sagemaker.describe_model_package(ModelPackageName=package.package_id)
         # SageMaker has no conditional update: this check narrows the race with another reviewer, it cannot
@@ -95,12 +100,15 @@ class SageMakerRegistry(Registry):
                                 f"{current['ModelApprovalStatus']}). Fix: look at `python -m ci registry` and try "
                                 f"again.")
         # The whole property map is sent: AWS merges it into the stored one, moto replaces it; both end equal.
+        now = now_iso()
         properties = {**current.get("CustomerMetadataProperties", {}), _STATUS_BY: _value(_STATUS_BY, by),
-                      _STATUS_AT: now_iso()}
+                      _STATUS_AT: now}
         with translated(RegistryError, f"setting {package.label} to {status}"):
             self.sagemaker.update_model_package(ModelPackageArn=package.package_id, ModelApprovalStatus=status,
                                                 ApprovalDescription=(note or "")[:1024],
                                                 CustomerMetadataProperties=properties)
+        self.history.append(Event(package.group, package.version, now, status, by=by, note=note,
+                                  package_id=package.package_id, git_commit=git_commit, ci_url=ci_url))
         return self._describe(package.package_id)
 
     def _ensure_group(self, group: str) -> None:

@@ -1,0 +1,243 @@
+"""The promotion gate: what staging serves, tested live before production may take it.
+
+Unlike a check that the endpoint is ``InService`` (what the SageMaker MLOps templates' staging test does), the
+gate replays every held-out test row of the served package through the staging endpoint, one request per row,
+as a client would (``Endpoints.invoke``: boto3's SageMaker Runtime ``invoke_endpoint`` on AWS), and requires:
+
+- every answer identical to the artifact's own prediction for that row, computed offline (float32-exact; with
+  ``serving.inference_output``, byte for byte what the container writes for it);
+- the p50 and p99 of those requests' latency, and the share of requests that failed, within production's SLO
+  (model.yml ``environments.production.slo``).
+
+Its outcome is an event in the model's history (``gate-passed``/``gate-failed`` for the package on staging),
+which is what production deploys check (``modelops.deploy.require_gate_passed``): a package that failed, or
+never ran, the gate is refused before production is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from modelops.backends.base import APPROVED, GATE_FAILED, GATE_PASSED, IN_SERVICE, PackageVersion
+from modelops.config import PRODUCTION, SLO, STAGING, ModelConfig
+from modelops.errors import EndpointFailed, PromotionGateFailed, PromotionRefused
+from modelops.history import event_for
+from modelops.records import PromoteRecord
+
+#: Error messages kept on the result (the count is complete; the first few say what went wrong).
+KEPT_ERRORS = 5
+
+
+def staged_package(backend, config: ModelConfig) -> PackageVersion:
+    """The package the staging endpoint serves now, as the registry knows it: what a promotion copies.
+
+    Raises:
+        PromotionRefused: staging serves nothing, serves a package the registry does not hold, or one that is not
+            (or no longer) approved.
+    """
+    name = config.deploy_environment(STAGING).endpoint
+    folder = config.folder.name if config.folder else "MODEL_DIR"
+    status = backend.endpoints.status(name)
+    if status is None or status.version is None or status.status != IN_SERVICE:
+        state = "does not exist" if status is None else f"is {status.status}"
+        raise PromotionRefused(f"the staging endpoint {name} {state}, so there is nothing to promote. Fix: deploy the "
+                               f"approved version to staging (`python -m ci deploy {folder} --env staging`).")
+    package = backend.registry.get(config.name, status.version)
+    if status.package_id and status.package_id != package.package_id:
+        raise PromotionRefused(f"{name} serves package {status.package_id}, but the registry's {package.label} is "
+                               f"{package.package_id}: staging serves something the registry does not hold. Fix: "
+                               f"deploy an approved version to staging (`python -m ci deploy {folder} --env "
+                               f"staging`).")
+    if package.status != APPROVED:
+        why = f" by {package.status_by} at {package.status_at}" if package.status_by else ""
+        raise PromotionRefused(f"{name} serves {package.label}, which is {package.status}{why}; only an approved "
+                               f"package is promoted. Fix: deploy an approved version to staging (`python -m ci "
+                               f"deploy {folder} --env staging`).")
+    return package
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's measurements for one package on staging, and the SLO it was held to."""
+
+    model: str
+    endpoint: str
+    package: PackageVersion
+    slo: SLO
+    rows: int
+    identical: int
+    latencies_ms: tuple[float, ...]  # of the requests that were answered
+    errors: tuple[str, ...]  # the first KEPT_ERRORS messages
+    error_count: int
+    max_abs_difference: float | None
+    production_version: int | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.error_count / self.rows if self.rows else 0.0
+
+    @property
+    def p50_ms(self) -> float | None:
+        return float(np.percentile(self.latencies_ms, 50)) if self.latencies_ms else None
+
+    @property
+    def p99_ms(self) -> float | None:
+        return float(np.percentile(self.latencies_ms, 99)) if self.latencies_ms else None
+
+    @property
+    def failures(self) -> list[str]:
+        """What failed, one sentence each (empty: the gate passed)."""
+        failed = []
+        if self.rows == 0:
+            failed.append("no test rows to replay")
+        answered = self.rows - self.error_count
+        if self.identical < answered:
+            failed.append(f"{answered - self.identical} of {answered} answers differ from the artifact's offline "
+                          f"predictions (max |difference| {self.max_abs_difference:.3g})")
+        if self.error_rate > self.slo.error_rate:
+            failed.append(f"error rate {self.error_rate:.2%} ({self.error_count} of {self.rows} requests) above the "
+                          f"SLO's {self.slo.error_rate:.2%}" + (f": {self.errors[0]}" if self.errors else ""))
+        for label, value, bound in (("p50", self.p50_ms, self.slo.p50_ms), ("p99", self.p99_ms, self.slo.p99_ms)):
+            if bound is not None and (value is None or value > bound):
+                shown = "unmeasured" if value is None else f"{value:.1f} ms"
+                failed.append(f"{label} latency {shown} above the SLO's {bound:g} ms")
+        return failed
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        """One line: the figures, then what failed (what the history's event and the report say)."""
+        figures = (f"{self.identical}/{self.rows} rows identical, p50 {_ms(self.p50_ms)}, p99 {_ms(self.p99_ms)}, "
+                   f"{self.error_count} errors")
+        return figures if self.passed else f"{figures}; FAILED: {'; '.join(self.failures)}"
+
+    def table(self) -> pd.DataFrame:
+        """Each figure beside what it must be, and whether it is (what the promote notebook shows)."""
+        answered = self.rows - self.error_count
+        rows = [
+            ("answers identical to the artifact offline", f"{self.identical} of {answered}", "all",
+             self.identical == answered and self.rows > 0),
+            ("error rate", f"{self.error_rate:.2%} ({self.error_count} of {self.rows})",
+             f"<= {self.slo.error_rate:.2%}", self.error_rate <= self.slo.error_rate),
+            ("p50 latency", _ms(self.p50_ms), _bound(self.slo.p50_ms),
+             self.slo.p50_ms is None or (self.p50_ms is not None and self.p50_ms <= self.slo.p50_ms)),
+            ("p99 latency", _ms(self.p99_ms), _bound(self.slo.p99_ms),
+             self.slo.p99_ms is None or (self.p99_ms is not None and self.p99_ms <= self.slo.p99_ms)),
+        ]
+        return pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
+
+    def record(self) -> PromoteRecord:
+        return PromoteRecord(
+            gate_passed=self.passed, staging_version=self.package.version, staging_package_id=self.package.package_id,
+            rows_replayed=self.rows, rows_identical=self.identical, errors=self.error_count,
+            gate_error_rate=round(self.error_rate, 6), gate_p50_ms=_round(self.p50_ms), gate_p99_ms=_round(self.p99_ms),
+            max_abs_difference=self.max_abs_difference, slo_p50_ms=self.slo.p50_ms, slo_p99_ms=self.slo.p99_ms,
+            slo_error_rate=self.slo.error_rate, gate_failures=tuple(self.failures),
+            production_version=self.production_version)
+
+    def _repr_markdown_(self) -> str:
+        verdict = "**passed**" if self.passed else "**FAILED**"
+        return f"Promotion gate {verdict} for {self.package.label} on `{self.endpoint}`: {self.summary()}"
+
+
+def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) -> GateResult:
+    """Replay the held-out test rows through the staging endpoint and hold it to the SLO; record the outcome.
+
+    Args:
+        backend: the backend (its endpoints' ``invoke`` is the SageMaker Runtime API's ``invoke_endpoint``).
+        config: the model (its production SLO and container environment).
+        by: who ran the gate (recorded; default ``$CIRCLE_USERNAME`` or the user running this).
+        log: receives progress lines.
+
+    Returns:
+        The measurements; ``passed`` says whether production may take the package (``check_gate`` raises if not).
+
+    Raises:
+        PromotionRefused: staging serves nothing promotable (see ``staged_package``).
+    """
+    from modelops.deploy import held_out_split
+    from modelops.prepare import features_and_target
+    from modelops.serving import protocol
+    from modelops.training import load_artifact
+
+    package = staged_package(backend, config)
+    endpoint = config.deploy_environment(STAGING).endpoint
+    X, _ = features_and_target(held_out_split(backend, config, package))
+    booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
+    expected = booster.inplace_predict(X)
+    output = protocol.Output.of(booster, config.serving.environment)
+    log(f"{endpoint}: replaying {len(X)} test rows of {package.label}, one request each")
+    latencies, errors, error_count, identical, worst = [], [], 0, 0, 0.0
+    for row, want in zip(X, expected):
+        body = protocol.to_csv(row)
+        started = time.perf_counter()
+        try:
+            answer = backend.endpoints.invoke(endpoint, body)
+        except EndpointFailed as exc:
+            error_count += 1
+            if len(errors) < KEPT_ERRORS:
+                errors.append(str(exc))
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+        same, difference = _same_answer(answer, np.asarray(want)[None, ...], output)
+        identical += same
+        worst = max(worst, difference)
+    production = backend.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
+    result = GateResult(config.name, endpoint, package, config.slo, len(X), identical, tuple(latencies),
+                        tuple(errors), error_count, worst if len(X) > error_count else None,
+                        production.version if production is not None and production.status == IN_SERVICE else None)
+    backend.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
+                                     version=package.version, folder=config.folder, env_name=STAGING,
+                                     package_id=package.package_id, by=by, note=result.summary()))
+    log(f"{endpoint}: promotion gate {'passed' if result.passed else 'FAILED'}: {result.summary()}")
+    return result
+
+
+def check_gate(result: GateResult) -> None:
+    """Raise when the gate failed, with a report naming what failed; production is not touched either way.
+
+    Raises:
+        PromotionGateFailed: naming each failure, what production serves, and the fix.
+    """
+    if result.passed:
+        return
+    production = f"v{result.production_version}" if result.production_version else "nothing"
+    raise PromotionGateFailed(
+        f"{result.model}: the promotion gate failed for {result.package.label} on {result.endpoint}: "
+        f"{'; '.join(result.failures)}. Production is untouched (it serves {production}). Fix: answers that differ "
+        f"mean staging does not serve the reviewed artifact (deploy it again); latency or errors above the SLO: "
+        f"look at the endpoint's log and instances (model.yml environments.staging), or, if the SLO itself is wrong, "
+        f"change environments.production.slo (a model.yml change is a new version to train and approve)."
+    )
+
+
+def _same_answer(answer: bytes, expected: np.ndarray, output) -> tuple[bool, float]:
+    """Whether one row's answer is the artifact's prediction, and by how much it differs (float32-exact)."""
+    from modelops.serving import protocol
+
+    if output.inference_output is not None:
+        return answer == protocol.render(expected, protocol.CSV, output), 0.0
+    try:
+        answered = protocol.read_predictions(answer).reshape(expected.shape)
+    except ValueError:
+        return False, float("inf")
+    difference = float(np.max(np.abs(answered - expected))) if answered.size else 0.0
+    return bool(np.array_equal(answered.astype(np.float32), expected.astype(np.float32))), difference
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _bound(value: float | None) -> str:
+    return "not gated" if value is None else f"<= {value:g} ms"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
