@@ -29,10 +29,23 @@ SHARED_DATA = _shared_data()
 os.environ.setdefault("MODELOPS_RUNTIME_PORT", "0")
 
 
+#: Modules whose tests each take seconds: real servers, subprocesses of the CLI or a kernel, moto end to end.
+SLOW_MODULES = frozenset({
+    "test_benchmarks", "test_cli_registry", "test_endpoints_local", "test_runtime_api", "test_runner",
+    "test_sagemaker_backend", "test_sagemaker_notebooks", "test_sagemaker_tuner", "test_new_model",
+    "test_endpoint_abuse", "test_promotion_local", "test_github", "test_capture",
+})
+
+
 def pytest_collection_modifyitems(items):
-    """Notebook runs are slow by nature: the quick tier (`pytest -m "not slow"`) leaves them out."""
+    """The quick tier (`pytest -m "not slow"`) leaves out what takes seconds a test: notebook runs, the modules
+    above, and the sagemaker half of the contract suites (moto)."""
     for item in items:
-        if item.get_closest_marker("notebook") and not item.get_closest_marker("slow"):
+        if item.get_closest_marker("slow"):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (item.get_closest_marker("notebook") or item.module.__name__.rpartition(".")[2] in SLOW_MODULES
+                or any(isinstance(v, str) and v == "sagemaker" for v in params.values())):
             item.add_marker(pytest.mark.slow)
 
 

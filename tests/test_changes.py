@@ -359,6 +359,7 @@ def test_orb_mapping_semantics():
         orb_parameters(["docs/a"], parse_mapping("docs/(.* x true"))
 
 
+@pytest.mark.slow
 def test_changed_command_prints_models_and_json(tmp_path):
     repo = project(tmp_path)
     branch(repo, **{"abalone_model__model.yml": "name: changed\n"})
@@ -581,6 +582,7 @@ def test_a_config_naming_another_base_branch_is_followed_to_the_remote(tmp_path)
     assert found.compared == repo.git("rev-parse", "origin/trunk")
 
 
+@pytest.mark.slow
 def test_names_the_orb_cannot_read_do_not_crash_the_command(tmp_path):
     pushed = named(b"churn_model/\xff \"x\".md")(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -59,6 +59,7 @@ def test_checked_in_files_are_what_generate_writes():
     assert stale_files(ROOT) == []
 
 
+@pytest.mark.slow
 def test_check_fails_on_a_hand_edit_and_says_how_to_fix(tmp_path):
     repo = three_model_project(tmp_path)
     assert cli("circleci", "check", cwd=repo.path).returncode == 0
@@ -71,6 +72,7 @@ def test_check_fails_on_a_hand_edit_and_says_how_to_fix(tmp_path):
     assert cli("circleci", "check", cwd=repo.path).returncode == 0
 
 
+@pytest.mark.slow
 def test_both_files_validate_against_the_circleci_schema(tmp_path):
     result = validate(ROOT / SETUP_CONFIG, ROOT / DYNAMIC_CONFIG)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -81,6 +83,7 @@ def test_both_files_validate_against_the_circleci_schema(tmp_path):
     assert validate(broken).returncode == 1  # the validation can fail
 
 
+@pytest.mark.slow
 def test_a_third_model_folder_appears_in_the_mapping_and_the_workflows(tmp_path):
     repo = three_model_project(tmp_path)
     repo.git("checkout", "-q", "-b", "third")
@@ -199,6 +202,7 @@ def test_a_schedule_trigger_monitors_every_model_and_runs_nothing_else():
     assert aws["role_arn"] == "${MODELOPS_AWS_ROLE_ARN}"
 
 
+@pytest.mark.slow
 def test_approve_job_approves_exactly_the_version_train_wrote(tmp_path, home):
     """The approve job's command, run in a shell as CircleCI would (local backend, a seeded registry)."""
     from ci.artifacts import NotebookRun

@@ -115,6 +115,7 @@ def test_threshold_passes():
     assert rmse.describe() == "<= 2.3"
 
 
+@pytest.mark.slow
 def test_xgboost_version_is_read_without_importing_xgboost():
     import subprocess
     import sys

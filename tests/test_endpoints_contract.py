@@ -296,6 +296,7 @@ def _error(status: int, code: str, message: str, **fields):
     return _answer({"Error": {"Code": code, "Message": message}, **fields}, status)
 
 
+@pytest.mark.slow
 def test_the_sagemaker_hosting_stand_in_is_faithful_where_it_matters(aws):
     """The stand-in keeps moto's answers for what moto does: an unknown endpoint's UpdateEndpoint is refused."""
     from tests.contract import sagemaker_on_moto

@@ -92,6 +92,7 @@ def test_sync_keeps_a_models_parameter_values_and_own_cells_and_takes_the_rest_f
     assert check(root, [model]) == []
 
 
+@pytest.mark.slow
 def test_ci_notebooks_check_exits_1_with_the_diff_and_sync_fixes_it(tmp_path):
     import subprocess
     import sys
@@ -110,6 +111,7 @@ def test_ci_notebooks_check_exits_1_with_the_diff_and_sync_fixes_it(tmp_path):
     assert subprocess.run([*command, "check"], cwd=repo.path, capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_pre_commit_strips_notebooks_as_they_are_committed():
     """The pre-commit nbstripout hook, with its configured args, would change no committed notebook."""
     import subprocess

@@ -119,6 +119,7 @@ def _register_many(path, count, queue):
     queue.put([register(registry).version for _ in range(count)])
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_from_two_processes_lose_nothing(tmp_path):
     path = tmp_path / "registry.db"
     build_local(tmp_path)  # create the schema once
@@ -142,6 +143,7 @@ def _approve_while_registering(path, queue):
     queue.put([registry.approve(GROUP, v, by="racer").status for v in range(1, 6)])
 
 
+@pytest.mark.slow
 def test_approval_racing_new_registrations(tmp_path):
     registry = build_local(tmp_path)
     for _ in range(5):

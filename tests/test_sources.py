@@ -94,6 +94,7 @@ def test_unreachable_host(offline_home):
         fetch_source(f"http://127.0.0.1:{port}/abalone.data", progress=False, timeout=5)
 
 
+@pytest.mark.slow
 def test_s3_download_with_moto(offline_home, aws):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sample-files")
@@ -103,6 +104,7 @@ def test_s3_download_with_moto(offline_home, aws):
     assert got.origin == "download" and got.sha256 == CHURN_SHA and got.path.name == "churn.txt"
 
 
+@pytest.mark.slow
 def test_s3_missing_object(offline_home, aws):
     boto3.client("s3").create_bucket(Bucket="sample-files")
     with pytest.raises(DataSourceError, match=r"S3 NoSuchKey.*local copy"):
