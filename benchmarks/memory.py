@@ -154,8 +154,8 @@ def endpoint_processes(home: Path, project: Path, models: tuple[str, ...]) -> li
     for model in models:
         config = modelops.load_model_config(project / model)
         package = select_package(ops.registry, config, latest_approved=True)
-        smoke_invoke(ops, config)
-        pid = ops.endpoints.status(config.name).detail["pid"]
+        smoke_invoke(ops, config, "staging")  # both modes deploy to staging (the full pipeline promotes too)
+        pid = ops.endpoints.status(config.deploy_environment("staging").endpoint).detail["pid"]
         found.append({"name": config.name, "rss": _rss(pid), "hwm": _hwm(pid),
                       "artifact": package.artifact_uri.removeprefix("file://")})
     return found

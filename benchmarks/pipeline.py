@@ -199,7 +199,7 @@ def _plain_model(folder: str, until: str) -> str:
     latency = modelops.measure_latency(ops, config, approved)
     figures.append(plots.latency(latency))
     _render(figures)
-    prediction = smoke_invoke(ops, config)
+    prediction = smoke_invoke(ops, config, "staging")
     if not check.identical:
         raise SystemExit(f"{folder}: endpoint answers differ from in-process predictions")
     return f"{folder}: v{package.version} {verdict.verdict}, smoke prediction {prediction}"

@@ -417,9 +417,17 @@ def _backend_option(function):
 @_artifacts_option
 def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, artifacts_dir) -> None:
     """Deploy the approved package of MODEL_DIR that matches its git tree (the deploy notebook; on staging, then the
-    promote notebook: the promotion gate). Exits 7 when the gate fails."""
+    promote notebook: the promotion gate). Exits 9 when the gate fails; production refuses a package whose newest
+    gate did not pass (exit 4) before any notebook runs, so the record of what production serves stays."""
     from ci.models import resolve_model_dir
     from ci.runner import run_stage
+
+    if env_name == "production":
+        from modelops.deploy import require_gate_passed, select_package
+
+        config, ops = _model_and_backend(model_dir, backend)
+        require_gate_passed(ops, config, select_package(ops.registry, config, version=version,
+                                                        latest_approved=latest_approved))
 
     parameters = {"timeout": timeout, **({"by": by} if by else {})}
     if version is not None:

@@ -111,9 +111,10 @@ def test_feature_branch_trains_and_waits_for_approval_then_main_deploys_it(home,
     repo.commit("feature (squashed)")
     main_run = pipeline(repo, tmp_path)
     assert main_run.returncode == 0, main_run.stderr
-    assert "branch main: deploy for abalone_model" in main_run.stderr
-    [endpoint] = get_backend("local").endpoints.list()
-    assert (endpoint.version, endpoint.status) == (1, "InService")
+    assert "branch main: deploy to staging + gate + promotion for abalone_model" in main_run.stderr
+    [endpoint] = get_backend("local").endpoints.list()  # staging; production waits for the second approval
+    assert (endpoint.name, endpoint.version, endpoint.status) == ("abalone-model-staging", 1, "InService")
     assert endpoint.url in main_run.stdout
-    assert (artifacts / "deploy.html").is_file()
+    assert "awaiting promotion: python -m ci promote abalone_model --by NAME" in main_run.stdout
+    assert (artifacts / "deploy-staging.html").is_file() and (artifacts / "promote.html").is_file()
     assert [p.version for p in registry.versions("abalone-model")] == [1]  # main trained nothing

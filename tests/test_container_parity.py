@@ -315,21 +315,22 @@ def test_container_switches_travel_with_each_version(served, monkeypatch):
     served.serving = ("binary", {"SAGEMAKER_INFERENCE_OUTPUT": "probability"})
 
 
-def test_deploy_package_takes_the_switches_from_model_yml(served):
-    from types import SimpleNamespace
-
+def test_deploy_package_takes_the_switches_from_model_yml(served, tmp_path):
     import yaml
 
+    from modelops.backends.local import LocalBackend
     from modelops.config import parse_model_config
     from modelops.deploy import deploy_package
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["name"], raw["serving"] = NAME, {"inference_output": ["predicted_label", "probability"]}
-    served.serve("regression")
-    deploy_package(SimpleNamespace(endpoints=served.endpoints), parse_model_config(raw), served.packages["binary"],
-                   log=lambda line: None)
-    served.serving = ("binary", {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"})
+    ops = LocalBackend(tmp_path / "home")
+    try:
+        deployed = deploy_package(ops, parse_model_config(raw), served.packages["binary"], log=lambda line: None)
+        assert deployed.endpoint == f"{NAME}-staging"
+        body = ops.endpoints.invoke(deployed.endpoint, protocol.to_csv(ROWS))
+    finally:
+        stop_endpoints(tmp_path / "home")
     probability = served.expected("binary").tolist()
-    body = served.invoke(protocol.to_csv(ROWS))[2]
     assert body == "\n".join(f"{int(p > 0.5)},{p!r}" for p in probability).encode()

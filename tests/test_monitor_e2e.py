@@ -48,6 +48,13 @@ def trained(ops, model: str):
     return config, package, X, y, dataset.feature_encoding
 
 
+def promoted(ops, config, package, **settings) -> None:
+    """Serve ``package`` in production as the pipeline does: staging, the promotion gate, then production."""
+    modelops.deploy_package(ops, config, package, log=lambda line: None, **settings)
+    modelops.check_gate(modelops.run_gate(ops, config, by="test", log=lambda line: None))
+    modelops.deploy_package(ops, config, package, env_name="production", log=lambda line: None, **settings)
+
+
 def send(ops, config, X, batch: int = 7) -> int:
     """Send rows as a client would (a few rows a request); returns the requests sent."""
     requests = 0
@@ -97,11 +104,11 @@ def violations(report) -> set[tuple[str, str]]:
 def test_replays_of_the_test_split_through_a_local_endpoint(home, tmp_path, model):
     ops = LocalBackend(home)
     config, package, X, y, encoding = trained(ops, model)
-    modelops.deploy_package(ops, config, package, log=lambda line: None)
+    promoted(ops, config, package)
     total = 0
     # The deploy's own checks (the test split, then the same rows thousands of times) are captured, marked.
-    modelops.verify_endpoint(ops, config, package)
-    modelops.measure_latency(ops, config, package, calls=20, batch_rows=3000)
+    modelops.verify_endpoint(ops, config, package, env_name="production")
+    modelops.measure_latency(ops, config, package, calls=20, batch_rows=3000, env_name="production")
     total += 22
     served = served_model(ops, config)
     feature, group = DRIFT[model]
@@ -139,7 +146,7 @@ def test_ci_monitor_runs_the_notebook_and_exits_7_on_a_violation(home, tmp_path)
 
     ops = LocalBackend(home)
     config, package, X, _, encoding = trained(ops, "abalone_model")
-    modelops.deploy_package(ops, config, package, log=lambda line: None)
+    promoted(ops, config, package)
     started = time.time()
     sent = send(ops, config, X)
     clean_window = window(ops, config, sent, started)
@@ -172,7 +179,7 @@ def test_sagemaker_data_capture_on_s3_is_read_by_the_same_code(aws, home):
     ops = sagemaker_on_moto()
     CapturingHosting(ops.endpoints)
     config, package, X, _, encoding = trained_on_s3(ops)
-    modelops.deploy_package(ops, config, package, timeout=5, log=lambda line: None)
+    promoted(ops, config, package, timeout=5)
     served = served_model(ops, config)
     assert served.package.version == package.version and served.baseline.uris == package.baselines
     started = time.time()

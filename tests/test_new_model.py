@@ -47,11 +47,13 @@ def third_model(tmp_path_factory):
 def test_scaffolded_model_runs_its_whole_local_pipeline(third_model):
     repo, run = third_model
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "day_minutes: v1 serving at http://127.0.0.1:" in run.stderr
+    assert "day_minutes: v1 promoted by tester: production serves it at http://127.0.0.1:" in run.stderr
     metrics = json.loads((repo.path / "artifacts" / "day_minutes" / "metrics.json").read_text())
     assert metrics["verdict"] == "APPROVE" and metrics["quality_passed"] is True
     assert metrics["r2"] > 0.1 and metrics["rmse"] < metrics["baseline_rmse"]  # a real lift over the mean
-    assert metrics["predictions_identical"] is True and metrics["status"] == "Approved"
+    assert metrics["status"] == "Approved"
+    assert metrics["deploy-staging"]["predictions_identical"] is True
+    assert metrics["deploy-production"]["predictions_identical"] is True and metrics["gate_passed"] is True
     from ci.stages import model_notebooks
 
     assert {p.name for p in (repo.path / "day_minutes").iterdir()} == {
@@ -79,7 +81,8 @@ def test_front_page_shows_verdict_metrics_plots_and_links_in_a_browser(third_mod
         assert len(images) >= 5 and all(width > 0 for _, width in images), images
         links = page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))")
         notebooks = [h for h in links if h.endswith(".html")]
-        assert {Path(h).stem for h in notebooks} >= {"train_register", "review", "deploy"}
+        assert {Path(h).stem for h in notebooks} >= {"train_register", "review", "deploy-staging", "promote",
+                                                     "deploy-production"}
         missing = [h for h in links if not (index.parent / h).is_file()]
         assert missing == [], f"links that do not resolve: {missing}"
         page.goto((index.parent / notebooks[0]).as_uri())  # a linked notebook opens as a page

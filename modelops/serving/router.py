@@ -321,13 +321,15 @@ class Router:
         await _respond(send, 200, out, answer)
 
     def _unreachable(self, name: str, record: dict, exc: OSError) -> ApiError:
+        from modelops.config import endpoint_owner
+
         fresh = self.records.get(name) or record
         pid = fresh.get("pid")
         why = (f"its server process {pid} is not running" if pid and not pid_exists(pid)
                else f"its server process {pid} does not answer on port {fresh.get('port')} ({exc})")
         return ApiError(503, "ServiceUnavailable",
                              f"Endpoint {name} does not answer: {why} (log: {self._log(name)}). Fix: restart it "
-                             f"with `python -m ci deploy <model folder>`.")
+                             f"with `python -m ci deploy <model folder> --env {endpoint_owner(name)[1]}`.")
 
     def _log(self, name: str) -> str:
         return str(self.records.root / name / "server.log")

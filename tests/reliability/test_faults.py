@@ -69,10 +69,12 @@ def test_a_dead_endpoint_is_shown_down_and_deploy_brings_it_back(deployed):
     invoked = subprocess.run([sys.executable, "-m", "ci", "invoke", "abalone_model", "--csv", "-"], cwd=repo.path,
                              input="0.5,0.4,0.1,0.5,0.2,0.1,0.15,0,0,1\n", capture_output=True, text=True,
                              env={**os.environ, **env})
-    assert invoked.returncode == 5 and "restart it with `python -m ci deploy" in invoked.stderr
-    redeployed = cli(repo.path, "deploy", "abalone_model", "--artifacts", str(base / "artifacts"), env=env)
+    assert invoked.returncode == 5
+    assert "restart it with `python -m ci deploy <model folder> --env production`" in invoked.stderr
+    redeployed = cli(repo.path, "deploy", "abalone_model", "--env", "production", "--artifacts",
+                     str(base / "artifacts"), env=env)
     assert redeployed.returncode == 0, redeployed.stderr
-    assert "v1 deployed" in redeployed.stdout
+    assert "production: v1 deployed" in redeployed.stdout
 
 
 def test_a_damaged_artifact_is_refused_and_the_live_version_keeps_serving(deployed):
@@ -91,7 +93,8 @@ def test_a_damaged_artifact_is_refused_and_the_live_version_keeps_serving(deploy
     assert result.returncode == 5, result.stderr
     assert "registry recorded" in result.stderr and "v1 keeps serving" in result.stderr
     status = json.loads(cli(repo.path, "endpoints", "--json", env=env).stdout)
-    assert [(e["name"], e["status"], e["version"]) for e in status] == [("abalone-model", "InService", 1)]
+    assert sorted((e["name"], e["status"], e["version"]) for e in status) == [
+        ("abalone-model", "InService", 1), ("abalone-model-staging", "InService", 1)]
 
 
 def test_a_runner_killed_mid_notebook_leaves_nothing_trusted_and_a_rerun_recovers(deployed):
@@ -133,5 +136,7 @@ def test_stop_takes_several_models_or_all(deployed):
     assert listed and all(e["status"] == "Stopped" for e in listed)
     assert stopped.stdout.splitlines() == [f"{e['name']}: stopped" for e in listed]
     assert cli(repo.path, "stop", "--all", env=env).stdout.strip() == "no endpoint is running"
-    again = cli(repo.path, "stop", "abalone_model", env=env)  # stopping a stopped endpoint is not an error
+    # Stopping a stopped endpoint named by its environment is not an error; without one, nothing serves.
+    again = cli(repo.path, "stop", "abalone_model", "--env", "production", env=env)
     assert again.returncode == 0 and again.stdout.strip() == "abalone-model: stopped"
+    assert cli(repo.path, "stop", "abalone_model", env=env).stdout.strip() == "no endpoint is running"

@@ -88,8 +88,12 @@ class LocalEndpoints(Endpoints):
         state = IN_SERVICE if alive else (STOPPED if record.get("status") == STOPPED else DOWN)
         message = ""
         if state == DOWN:
+            from modelops.config import endpoint_owner
+
+            env = f"--env {endpoint_owner(name)[1]}"
             message = (f"the server process {record.get('pid')} is not running (log: {self._log(name)}). Fix: "
-                       f"restart it with `python -m ci deploy <model folder>` (or `python -m ci rollback`).")
+                       f"restart it with `python -m ci deploy <model folder> {env}` (or `python -m ci rollback "
+                       f"<model folder> {env}`).")
         uptime = None
         if alive and record.get("started_at"):
             uptime = (datetime.now(UTC) - datetime.fromisoformat(record["started_at"])).total_seconds()
