@@ -121,7 +121,8 @@ def check_every_model_deployed(repo, run):
     for model in ("wear", "failures", "species", "shells"):
         found = metrics(repo, model)
         assert found["verdict"] == "APPROVE" and found["status"] == "Approved", model
-        assert found["predictions_identical"] is True and f"{model}: v1 serving at http://127.0.0.1:" in run.stderr
+        assert found["deploy-production"]["predictions_identical"] is True and found["gate_passed"] is True, model
+        assert f"{model}: v1 promoted by tester: production serves it at http://127.0.0.1:" in run.stderr
 
 
 def check_all_numeric_regression(repo):
