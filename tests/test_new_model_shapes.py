@@ -135,7 +135,7 @@ def check_missing_values_in_features_and_target(repo):
     gaps = tables.numeric_binary_with_gaps(repo.path.parent / "again.csv")[1]  # same seed: the same gaps
     assert found["rows_without_target"] == gaps["target"] > 0
     assert sum(found[f"rows_{split}"] for split in ("train", "validation", "test")) == 500 - gaps["target"]
-    assert found["auc"] > 0.75 and found["endpoint_auc"] == found["auc"]
+    assert found["auc"] > 0.75 and found["deploy-production"]["endpoint_auc"] == found["auc"]
 
 
 def check_multiclass_with_odd_headers_codes_and_categories(repo):
@@ -143,7 +143,7 @@ def check_multiclass_with_odd_headers_codes_and_categories(repo):
     assert found["n_features"] == 6 + 4 + 3  # 6 numeric (region is a code now), 4 regions, 3 colours
     assert found["accuracy"] > 0.7 and found["accuracy"] > found["baseline_accuracy"] + 0.3
     assert found["f1_macro"] > 0.7 and found["logloss"] < found["baseline_logloss"]
-    assert found["endpoint_accuracy"] == found["accuracy"]
+    assert found["deploy-production"]["endpoint_accuracy"] == found["accuracy"]
     figures = {p.name for p in (repo.path / "artifacts" / "species" / "figures").iterdir()}
     assert {"train_register-confusion_matrix.png", "train_register-class_scores.png"} <= figures
 
