@@ -105,9 +105,9 @@ def model_config(tmp_path: Path, rollout: dict, *, drop=(), slo=None, name="mode
 
 
 class Production:
-    """A home whose production endpoint serves v1; v2 (one column dropped) and v3 (healthy) passed the gate."""
+    """A home whose production endpoint serves v1; v2 (one column dropped, unless told not to) and a healthy next version passed the gate."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *, broken: bool = True):
         os.environ["MODELOPS_DATA_DIR"] = str(SHARED_DATA)
         self.home = tmp_path / "home"
         self.ops = LocalBackend(self.home)
@@ -115,8 +115,8 @@ class Production:
         self.config = model_config(tmp_path, canary)
         broken_config = model_config(tmp_path, canary, drop=["shell_weight"], name="dropped")
         self.v1 = self.package(self.config, rounds=10)
-        self.broken = self.package(broken_config, rounds=10)
-        self.v3 = self.package(self.config, rounds=20)
+        self.broken = self.package(broken_config, rounds=10) if broken else None
+        self.healthy = self.package(self.config, rounds=20)
         deploy_package(self.ops, self.config, self.v1, env_name=PRODUCTION, log=lambda line: None)
         dataset = self.dataset(self.config)
         self.X, _ = features_and_target(read_split(self.ops.store, dataset, "test"))
@@ -240,7 +240,7 @@ def test_a_broken_package_is_rolled_back_and_a_healthy_one_completes(production)
         # A healthy version goes the same way and completes.
         lines.clear()
         started = time.monotonic()
-        done = deploy_package(production.ops, production.config, production.v3, env_name=PRODUCTION, log=log)
+        done = deploy_package(production.ops, production.config, production.healthy, env_name=PRODUCTION, log=log)
         finished = time.monotonic()
         time.sleep(0.5)
     finally:
@@ -267,3 +267,30 @@ def router_figures(production) -> dict:
     url = f"{production.ops.endpoints.runtime.running_url()}/-/rollouts/{NAME}"
     with urllib.request.urlopen(url, timeout=5) as answer:
         return json.loads(answer.read())
+
+
+@pytest.mark.slow
+def test_a_slow_new_version_trips_the_latency_alarm_of_a_linear_rollout(tmp_path):
+    """Under an SLO no server meets (p99 of 0.001 ms), the latency alarm trips once v2 has answered enough."""
+    production = Production(tmp_path, broken=False)
+    try:
+        strict = model_config(tmp_path, {"strategy": "linear", "traffic_percent": 50, "interval_seconds": 30,
+                                         "bake_seconds": 30}, slo={"p99_ms": 0.001, "error_rate": 0}, name="strict")
+        client = Client(production.ops, production.X)
+        client.start()
+        lines = []
+        try:
+            with pytest.raises(RolloutRolledBack, match=rf"linear rollout of {NAME} to v2 was rolled back after .* at "
+                                                        rf"50% of the traffic: p99 model latency [0-9.]+ ms over \d+ "
+                                                        r"requests above the alarm's 0.001 ms"):
+                deploy_package(production.ops, strict, production.healthy, env_name=PRODUCTION, log=lines.append)
+        finally:
+            client.stop()
+        assert client.failures == [] and len(client.answers) > MIN_REQUESTS
+        assert lines[0] == (f"{NAME}: linear rollout of v2 beside v1: 50% for 30s, then 100% for 30s; alarms: error "
+                            f"rate > 0, p99 model latency > 0.001 ms")
+        status = production.ops.endpoints.status(NAME)
+        assert (status.version, status.status) == (1, IN_SERVICE)
+        assert production.ops.history.events(NAME)[-1].note.startswith(f"{NAME}: v2's rollout tripped an alarm: p99 ")
+    finally:
+        stop_endpoints(production.home)

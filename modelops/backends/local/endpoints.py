@@ -237,7 +237,7 @@ class LocalEndpoints(Endpoints):
             if reason is not None:
                 raise EndpointFailed(f"deploy of {name} to v{target.version} failed: {reason}. v{old['version']} "
                                      f"keeps serving (log: {self._log(name)}).")
-            started = time.monotonic()
+            started, before = time.monotonic(), None
             for step in steps:
                 record.update(status=UPDATING, rollout={"id": rollout_id, "version": target.version,
                                                         "package_id": target.package_id, "percent": step.percent,
@@ -260,7 +260,8 @@ class LocalEndpoints(Endpoints):
                         f"fails there (the endpoint's log, the requests it got), then deploy a fixed version.",
                         endpoint=name, version=old["version"], package_id=old.get("package_id"),
                         rolled_back=target.version, reason=alarm)
-                log(f"{name}: {step.percent:g}% step done: {seen}")
+                log(f"{name}: {step.percent:g}% step done: {figures.since(before).describe() if figures else seen}")
+                before = figures or before
             old_pid = record["pid"]
             record.pop("rollout", None)
             record.update(server, status=IN_SERVICE, current=asdict(target), previous=old,

@@ -74,6 +74,14 @@ class CanaryFigures:
     def p99_ms(self) -> float | None:
         return float(np.percentile(self.latencies_ms, 99)) if self.latencies_ms else None
 
+    def since(self, earlier: CanaryFigures | None) -> CanaryFigures:
+        """The counts since ``earlier`` (a step's own); the latencies stay the newest ones."""
+        if earlier is None:
+            return self
+        return CanaryFigures(self.requests - earlier.requests, self.canary - earlier.canary,
+                             self.errors - earlier.errors, self.both_failed - earlier.both_failed,
+                             self.latencies_ms, self.last_error)
+
     def describe(self) -> str:
         share = self.canary / self.requests if self.requests else 0.0
         p99 = f", p99 model latency {self.p99_ms:.1f} ms" if self.p99_ms is not None else ""
