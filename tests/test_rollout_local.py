@@ -105,7 +105,8 @@ def model_config(tmp_path: Path, rollout: dict, *, drop=(), slo=None, name="mode
 
 
 class Production:
-    """A home whose production endpoint serves v1; v2 (one column dropped, unless told not to) and a healthy next version passed the gate."""
+    """A home whose production serves v1; v2 (one column dropped; unless told not to) and a healthy next version
+    passed the gate."""
 
     def __init__(self, tmp_path: Path, *, broken: bool = True):
         os.environ["MODELOPS_DATA_DIR"] = str(SHARED_DATA)
@@ -144,7 +145,7 @@ class Production:
 class Client(threading.Thread):
     """Invokes production one row at a time through boto3 with its standard retries, until stopped."""
 
-    def __init__(self, ops: LocalBackend, rows):
+    def __init__(self, ops: LocalBackend, rows, *, extra_column: bool = False):
         super().__init__(daemon=True)
         import boto3
         from botocore.config import Config
@@ -152,7 +153,8 @@ class Client(threading.Thread):
         session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
         self.runtime = session.client("sagemaker-runtime", endpoint_url=ops.endpoints.runtime.ensure(),
                                       config=Config(retries={"mode": "standard"}))  # 3 attempts, AWS's default
-        self.bodies = [to_csv(row) for row in rows]
+        self.bodies = [to_csv([*row, 0.0] if extra_column else row) for row in rows]
+        self.pause = 0.02 if extra_column else 0
         self.answers: list[tuple[float, str]] = []  # (when, the version that answered)
         self.failures: list[str] = []
         self.stopping = threading.Event()
@@ -168,6 +170,7 @@ class Client(threading.Thread):
             except Exception as exc:  # whatever reaches the caller after boto3's retries is a failed request
                 self.failures.append(repr(exc))
             i += 1
+            time.sleep(self.pause)
 
     def stop(self):
         self.stopping.set()
@@ -237,14 +240,23 @@ def test_a_broken_package_is_rolled_back_and_a_healthy_one_completes(production)
               f"were answered by v1; the client saw {len(client.failures)} failures; rolled back "
               f"{rolled_back - shifted:.2f}s after 20% shifted ({sent_during_broken} answers in the whole deploy)")
 
-        # A healthy version goes the same way and completes.
+        # A healthy version goes the same way and completes, while another client sends rows of 11 values, which
+        # both versions refuse: the client gets the old version's ModelError, and the new version no blame.
         lines.clear()
+        malformed = Client(production.ops, production.X, extra_column=True)
+        malformed.start()
         started = time.monotonic()
-        done = deploy_package(production.ops, production.config, production.healthy, env_name=PRODUCTION, log=log)
+        try:
+            done = deploy_package(production.ops, production.config, production.healthy, env_name=PRODUCTION,
+                                  log=log)
+        finally:
+            malformed.stop()
         finished = time.monotonic()
         time.sleep(0.5)
     finally:
         client.stop()
+    assert malformed.answers == [] and len(malformed.failures) > 5
+    assert all("ModelError" in failure and "the rows have 11 columns" in failure for failure in malformed.failures)
     assert (done.version, done.previous_version) == (3, 1)
     assert client.failures == []
     during = [v for t, v in client.answers if started <= t <= finished]
@@ -258,6 +270,7 @@ def test_a_broken_package_is_rolled_back_and_a_healthy_one_completes(production)
     assert len(steps) == 2 and all("0 failed" in line for line in steps)
     figures = router_figures(production)
     assert figures["version"] == 3 and figures["errors"] == 0 and figures["canary"] > 0
+    assert figures["both_failed"] >= 1  # the bake sends every request to v3 first
     print(f"healthy: {len(during)} answers during the deploy, {during.count('3')} by v3, "
           f"{len(client.failures)} failures; " + " | ".join(steps))
 
@@ -292,5 +305,18 @@ def test_a_slow_new_version_trips_the_latency_alarm_of_a_linear_rollout(tmp_path
         status = production.ops.endpoints.status(NAME)
         assert (status.version, status.status) == (1, IN_SERVICE)
         assert production.ops.history.events(NAME)[-1].note.startswith(f"{NAME}: v2's rollout tripped an alarm: p99 ")
+
+        # Interrupted (Ctrl-C) while the new version has its share: all the traffic back to v1, its server gone.
+        def interrupt(line):
+            if "% of requests to v2" in line:
+                assert production.ops.endpoints.status(NAME).status == "Updating"
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            deploy_package(production.ops, production.config, production.healthy, env_name=PRODUCTION,
+                           log=interrupt)
+        status = production.ops.endpoints.status(NAME)
+        assert (status.version, status.status, status.detail["rollout"]) == (1, IN_SERVICE, None)
+        assert server_processes(production.home) == [status.detail["pid"]]
     finally:
         stop_endpoints(production.home)

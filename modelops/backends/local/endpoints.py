@@ -102,6 +102,7 @@ class LocalEndpoints(Endpoints):
             return None
         alive = self._alive(record)
         rollout = record.get("rollout") if alive else None
+        rollout = rollout if rollout and pid_exists(rollout["pid"]) else None  # else a dead deploy's, cleaned up next
         state = (UPDATING if rollout else IN_SERVICE) if alive else (STOPPED if record.get("status") == STOPPED
                                                                       else DOWN)
         message = ""
@@ -229,7 +230,10 @@ class LocalEndpoints(Endpoints):
             + ", then ".join(f"{s.percent:g}% for {s.seconds}s" for s in steps) + f"; alarms: {', '.join(alarms)}")
         router = self.runtime.ensure()
         log(f"{name}: starting v{target.version}'s server beside v{old['version']}'s, loading {target.artifact_uri}")
-        server = self._spawn(name, port=0, ready_file="ready-rollout.json", timeout=timeout)
+        try:
+            server = self._spawn(name, port=0, ready_file="ready-rollout.json", timeout=timeout)
+        except EndpointFailed as exc:
+            raise EndpointFailed(f"{exc} v{old['version']} keeps serving all the traffic.") from exc
         rollout_id = secrets.token_hex(8)
         done = False
         try:
