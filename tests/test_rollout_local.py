@@ -80,6 +80,16 @@ def test_latency_alarm_waits_for_enough_answers():
     assert tripped_alarm(figures(canary=100, latencies=[1e6] * 100), Rollout("canary", 10, 1, 1)) is None
 
 
+def test_the_local_backend_says_in_one_line_what_it_ignores():
+    from modelops.backends.local.endpoints import ignored_settings
+    from modelops.config import Autoscaling
+
+    assert ignored_settings("m", 3, Autoscaling(2, 4, 1000)) == (
+        "m: the local backend ignores instance_count 3 and autoscaling 2-4 instances: it runs one server process per "
+        "version (SageMaker applies them)")
+    assert ignored_settings("m", 1, Autoscaling(1, 2)).startswith("m: the local backend ignores autoscaling 1-2 ")
+
+
 def test_the_alarms_are_productions_slo(tmp_path):
     config = model_config(tmp_path, {"strategy": "linear", "traffic_percent": 25, "interval_seconds": 5},
                           slo={"p99_ms": 250, "error_rate": 0.01})

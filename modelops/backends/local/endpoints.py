@@ -275,8 +275,10 @@ class LocalEndpoints(Endpoints):
         finally:
             if not done:  # an error or an interrupt on the way: the old version takes all the traffic back
                 self._take_out(name, record, server)
-        time.sleep(DRAIN_SECONDS)  # the router reads the record per request; what the old one answers now ends
-        terminate(old_pid)
+        try:
+            time.sleep(DRAIN_SECONDS)  # the router reads the record per request; what the old one answers now ends
+        finally:
+            terminate(old_pid)
         message = f"{name} serves v{target.version} (before: v{old['version']}) after a {rollout.strategy} rollout"
         log(message)
         return Deployment(name, target.version, old["version"], self._runtime_url(name, router), IN_SERVICE, True,
