@@ -91,7 +91,7 @@ _ENVIRONMENT = {
                 "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
-        # Reserved for the guarded rollout (production only): validated here, passed to Endpoints.deploy.
+        # The guarded rollout of a production update (production only; its alarms are the slo's figures).
         "rollout": {
             "type": "object",
             "additionalProperties": False,
@@ -347,17 +347,25 @@ class SLO:
 
 @dataclass(frozen=True)
 class Rollout:
-    """How a production update shifts traffic (reserved: validated and passed to ``Endpoints.deploy``).
+    """How a production update shifts traffic (model.yml ``environments.production.rollout``).
 
     ``all_at_once`` switches when the new version is in service; ``canary`` sends ``traffic_percent`` of the
     requests to it for ``interval_seconds``, then the rest; ``linear`` shifts ``traffic_percent`` more every
-    ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed.
+    ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed, and
+    an alarm rolls it back. The alarms are production's SLO (one home for the figures the gate also holds staging
+    to): ``alarm_p99_ms`` on the new version's model latency, ``alarm_error_rate`` on its failed requests.
     """
 
     strategy: str = "all_at_once"
     traffic_percent: float | None = None
     interval_seconds: int = 0
     bake_seconds: int = 0
+    alarm_p99_ms: float | None = None  # production's slo.p99_ms (None: no latency alarm)
+    alarm_error_rate: float = 0.0  # production's slo.error_rate
+
+    def guarded(self) -> bool:
+        """Whether the new version is served beside the old one with alarms armed (else: switched at once)."""
+        return self.strategy != "all_at_once" or self.bake_seconds > 0
 
 
 @dataclass(frozen=True)
@@ -725,11 +733,13 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
 
 
 def _environment(model: str, env_name: str, raw: dict) -> DeployEnvironment:
+    slo = SLO(**raw["slo"]) if raw.get("slo") else None
     return DeployEnvironment(
         name=env_name, endpoint=endpoint_name(model, env_name),
         instance_type=raw.get("instance_type", "ml.m5.large"), instance_count=raw.get("instance_count", 1),
-        slo=SLO(**raw["slo"]) if raw.get("slo") else None,
-        rollout=Rollout(**raw["rollout"]) if raw.get("rollout") else None,
+        slo=slo,
+        rollout=Rollout(**raw["rollout"], alarm_p99_ms=slo.p99_ms if slo else None,
+                        alarm_error_rate=slo.error_rate if slo else 0.0) if raw.get("rollout") else None,
         autoscaling=Autoscaling(**raw["autoscaling"]) if raw.get("autoscaling") else None)
 
 

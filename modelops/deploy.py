@@ -29,7 +29,7 @@ from modelops.backends.base import (
     Registry,
 )
 from modelops.config import PRODUCTION, STAGING, ModelConfig, endpoint_owner
-from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused
+from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused, RolloutRolledBack
 from modelops.history import event_for, latest_gate
 from modelops.lineage import model_lineage
 from modelops.records import DeployRecord
@@ -77,7 +77,9 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env
     """Serve ``package`` on the model's endpoint in ``env_name``; deploying the version already live is a no-op.
 
     Production takes only a package that passed the promotion gate on staging. The change is recorded in the
-    history (``deployed`` to staging, ``promoted`` to production) once the endpoint serves it.
+    history (``deployed`` to staging, ``promoted`` to production) once the endpoint serves it. A production
+    update with a guarded rollout (model.yml ``environments.production.rollout``) returns when the rollout has
+    completed or rolled back, logging its progress.
 
     Args:
         backend: the backend.
@@ -92,6 +94,8 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env
         NoApprovedPackage: the package is not approved.
         PromotionRefused: production, and the package did not pass the promotion gate (production untouched).
         EndpointFailed: the switch failed or timed out (the previous version keeps serving).
+        RolloutRolledBack: production's guarded rollout tripped an alarm; the previous version serves again
+            and the history has a ``rolled-back`` event with the alarm.
         HistoryError: the endpoint switched but the event could not be recorded (the message says so).
     """
     if package.status != APPROVED:
@@ -105,11 +109,18 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env
         log(message)
         return Deployment(env.endpoint, package.version, current.previous_version, current.url, IN_SERVICE, False,
                           message)
-    deployment = backend.endpoints.deploy(env.endpoint, package, instance_type=env.instance_type,
-                                          instance_count=env.instance_count, timeout=timeout,
-                                          environment=config.serving.environment,
-                                          data_capture=data_capture(backend, config), rollout=env.rollout,
-                                          autoscaling=env.autoscaling, log=log)
+    try:
+        deployment = backend.endpoints.deploy(env.endpoint, package, instance_type=env.instance_type,
+                                              instance_count=env.instance_count, timeout=timeout,
+                                              environment=config.serving.environment,
+                                              data_capture=data_capture(backend, config), rollout=env.rollout,
+                                              autoscaling=env.autoscaling, log=log)
+    except RolloutRolledBack as exc:  # the old version serves again, by the rollout's own decision: on record
+        backend.history.append(event_for(config.name, ROLLED_BACK, version=exc.version, folder=config.folder,
+                                         env_name=env_name, package_id=exc.package_id, by=by,
+                                         note=f"{exc.endpoint}: v{exc.rolled_back}'s rollout tripped an alarm: "
+                                              f"{exc.reason}"))
+        raise
     before = f"before: v{deployment.previous_version}" if deployment.previous_version else "before: nothing"
     backend.history.append(event_for(config.name, PROMOTED if env_name == PRODUCTION else DEPLOYED,
                                      version=package.version, folder=config.folder, env_name=env_name,

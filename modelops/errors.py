@@ -68,6 +68,19 @@ class EndpointFailed(ModelOpsError):
     exit_code = 5
 
 
+class RolloutRolledBack(EndpointFailed):
+    """A guarded rollout tripped an alarm and the endpoint went back to the version it served before."""
+
+    def __init__(self, message: str, *, endpoint: str, version: int, package_id: str | None, rolled_back: int,
+                 reason: str):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.version = version  # what serves again
+        self.package_id = package_id
+        self.rolled_back = rolled_back  # the version taken out
+        self.reason = reason  # the alarm, in words
+
+
 class PromotionGateFailed(ModelOpsError):
     """The staging endpoint missed the promotion gate (answers, latency or errors against the SLOs)."""
 

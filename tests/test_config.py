@@ -187,7 +187,7 @@ def test_without_environments_both_get_defaults_and_the_gate_only_holds_errors(a
     assert config.slo == SLO(error_rate=0.0) and config.slo.describe() == "error_rate <= 0"
 
 
-def test_production_reserves_rollout_and_autoscaling_for_the_guarded_rollout(abalone_raw):
+def test_production_rollout_with_the_slo_as_its_alarms_and_autoscaling(abalone_raw):
     from modelops.config import Autoscaling, Rollout
 
     raw = copy.deepcopy(abalone_raw)
@@ -196,7 +196,9 @@ def test_production_reserves_rollout_and_autoscaling_for_the_guarded_rollout(aba
                                    "bake_seconds": 600},
         autoscaling={"min_instances": 2, "max_instances": 4, "target_invocations_per_instance": 1000})
     production = parse_model_config(raw).deploy_environment("production")
-    assert production.rollout == Rollout("canary", 10, 300, 600)
+    assert production.rollout == Rollout("canary", 10, 300, 600, alarm_p99_ms=500, alarm_error_rate=0)
+    raw["environments"]["production"].pop("slo")
+    assert parse_model_config(raw).deploy_environment("production").rollout == Rollout("canary", 10, 300, 600)
     assert production.autoscaling == Autoscaling(2, 4, 1000)
 
 

@@ -17,6 +17,15 @@
 - a body over 6 MB is HTTP 413 ``HTTP content length exceeded 6291456 bytes.`` before any endpoint sees it;
 - an endpoint whose server process died is HTTP 503 ``ServiceUnavailable`` saying how to restart it.
 
+During a guarded rollout (modelops.backends.local.rollout) the endpoint's record names a second server, the new
+version's, and the share of requests it gets: each request goes there with that probability. A request the new
+version fails (an error status, no answer in time, unreachable) is sent again to the old version, and the client
+gets the old version's answer: clients see no failure the old version would not have given them (on SageMaker
+they get the new fleet's ModelError until an alarm rolls it back; docs/rollout.md). The router counts what each
+side got, the new version's failures (only those the old version answered) and its model latency, and serves
+the figures at ``GET /-/rollouts/{EndpointName}`` to the deploy watching the rollout. Every answer carries
+``x-modelops-version`` (the version that answered; not an AWS header).
+
 Requests are SigV4-signed by AWS clients; the signature is **not** verified (any credentials work, as with
 moto): this address is bound to 127.0.0.1 and serves what the local endpoints already serve to anyone on the
 machine. The region of the signature's credential scope only goes into ``LogStreamArn``.
@@ -33,6 +42,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import re
 import sys
 import time
@@ -56,6 +66,8 @@ CONTAINER_TIMEOUT = 60.0
 IDLE_EXIT_SECONDS = 60.0
 #: Idle keep-alive connections kept per endpoint server.
 POOL_SIZE = 32
+#: The newest model latencies of a rollout's new version kept for its p99 alarm.
+LATENCY_WINDOW = 500
 
 _ROUTE = re.compile(r"^/endpoints/([^/]+)/([a-z-]+)$")
 _SCOPE_REGION = re.compile(r"Credential=[^/,]*/\d{8}/([a-z0-9-]+)/")
@@ -232,6 +244,32 @@ class Records:
         return False
 
 
+class RolloutFigures:
+    """What the router saw of one rollout: requests per side, the new version's failures and model latency."""
+
+    def __init__(self, rollout_id: str, version: int):
+        self.id, self.version = rollout_id, version
+        self.requests = 0  # every request to the endpoint since the rollout began
+        self.canary = 0  # those sent to the new version
+        self.errors = 0  # the new version failed them and the old version answered them
+        self.both_failed = 0  # the old version failed them too: the request's own fault, not the new version's
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.last_error: str | None = None
+
+    def blame(self, failure: str, *, old_version_answered: bool) -> None:
+        """Count a request the new version failed: its error if the old version answered it, else the request's."""
+        if old_version_answered:
+            self.errors += 1
+            self.last_error = failure
+        else:
+            self.both_failed += 1
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "version": self.version, "requests": self.requests, "canary": self.canary,
+                "errors": self.errors, "both_failed": self.both_failed, "latencies_ms": list(self.latencies_ms),
+                "last_error": self.last_error}
+
+
 class Router:
     """ASGI application: InvokeEndpoint for the endpoints recorded under ``home``."""
 
@@ -243,6 +281,7 @@ class Router:
         self.timeout = timeout
         self.idle_exit = idle_exit
         self.pool = Pool()
+        self.rollouts: dict[str, RolloutFigures] = {}
         self.started_at = time.time()
         self.on_idle = None  # called when the router should exit (set by main: stops uvicorn)
 
@@ -273,6 +312,12 @@ class Router:
         elif (method, path) == ("GET", "/-/status"):
             status = {"home": str(self.home), "pid": os.getpid(), "started_at": self.started_at}
             await _respond(send, 200, [(b"content-type", b"application/json")], json.dumps(status).encode())
+        elif method == "GET" and path.startswith("/-/rollouts/"):
+            figures = self.rollouts.get(path.removeprefix("/-/rollouts/"))
+            if figures is None:
+                raise ApiError(404, "ResourceNotFound", f"no rollout of {path.removeprefix('/-/rollouts/')} seen")
+            await _respond(send, 200, [(b"content-type", b"application/json")],
+                           json.dumps(figures.as_json()).encode())
         elif found:
             operation = {"async-invocations": "InvokeEndpointAsync",
                          "invocations-response-stream": "InvokeEndpointWithResponseStream"}.get(found.group(2))
@@ -299,12 +344,21 @@ class Router:
             raise ApiError(400, "ValidationError", f"Endpoint {name} has no production variant "
                                                         f"{variant.decode('latin-1')}; it has {VARIANT}.")
         body = await _read_body(receive, headers)
-        head = b"".join([b"POST /invocations HTTP/1.1\r\nhost: ", f"{record['host']}:{record['port']}".encode(),
-                         b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",
-                         *(k + b": " + v + b"\r\n" for k, v in headers if k in _FORWARDED), b"\r\n"])
+        version = (record.get("current") or {}).get("version")
+        rollout, failure = record.get("rollout"), None
+        if rollout and rollout.get("port"):
+            figures = self._figures(name, rollout)
+            figures.requests += 1
+            if random.random() * 100 < float(rollout.get("percent", 0)):
+                figures.canary += 1
+                answered, failure = await self._try_new_version(rollout, headers, body, figures)
+                if answered is not None:
+                    await _answer(send, request_id, rollout["version"], *answered)
+                    return
+        status = None
         try:
-            status, answer_headers, answer = await self.pool.send(record["host"], int(record["port"]), head, body,
-                                                                  self.timeout)
+            status, answer_headers, answer = await self.pool.send(record["host"], int(record["port"]),
+                                                                  _head(record, headers, body), body, self.timeout)
         except TimeoutError:
             raise model_error(name, 0, "Your invocation timed out while waiting for a response from container "
                                        "primary. Review the latency metrics for each container in Amazon "
@@ -312,13 +366,36 @@ class Router:
                               region=_region(headers), account=self.account, log_path=self._log(name)) from None
         except OSError as exc:
             raise self._unreachable(name, record, exc) from None
+        finally:
+            if failure is not None:  # the new version failed this request: the old version's answer says whose fault
+                figures.blame(failure, old_version_answered=status is not None and status < 400)
         if status >= 400:
             original = answer.decode("utf-8", errors="replace").strip()
             raise model_error(name, status, original, region=_region(headers), account=self.account,
                               log_path=self._log(name))
-        out = [(b"x-amzn-requestid", request_id.encode()), (b"x-amzn-invoked-production-variant", VARIANT.encode())]
-        out += [(k, v) for k, v in answer_headers if k in (b"content-type", b"x-amzn-sagemaker-custom-attributes")]
-        await _respond(send, 200, out, answer)
+        await _answer(send, request_id, version, answer_headers, answer)
+
+    async def _try_new_version(self, rollout: dict, headers, body: bytes, figures: RolloutFigures):
+        """The new version's answer ((headers, body), None), or (None, why it failed)."""
+        started = time.monotonic()
+        try:
+            status, answer_headers, answer = await self.pool.send(rollout["host"], int(rollout["port"]),
+                                                                  _head(rollout, headers, body), body, self.timeout)
+        except TimeoutError:
+            figures.latencies_ms.append(self.timeout * 1000)
+            return None, f"no answer within {self.timeout:g} s"
+        except OSError as exc:
+            return None, f"its server does not answer ({exc})"
+        figures.latencies_ms.append((time.monotonic() - started) * 1000)
+        if status >= 400:
+            return None, f"it answered {status}: {answer.decode('utf-8', errors='replace').strip()[:300]}"
+        return (answer_headers, answer), None
+
+    def _figures(self, name: str, rollout: dict) -> RolloutFigures:
+        figures = self.rollouts.get(name)
+        if figures is None or figures.id != rollout.get("id"):
+            figures = self.rollouts[name] = RolloutFigures(rollout.get("id"), rollout.get("version"))
+        return figures
 
     def _unreachable(self, name: str, record: dict, exc: OSError) -> ApiError:
         from modelops.config import endpoint_owner
@@ -364,6 +441,21 @@ class Router:
                 log.info("no endpoint of %s is running: exiting", self.home)
                 self.on_idle()
                 return
+
+
+def _head(server: dict, headers, body: bytes) -> bytes:
+    """The head of ``POST /invocations`` to an endpoint's server (``host`` and ``port`` of its record)."""
+    return b"".join([b"POST /invocations HTTP/1.1\r\nhost: ", f"{server['host']}:{server['port']}".encode(),
+                     b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",
+                     *(k + b": " + v + b"\r\n" for k, v in headers if k in _FORWARDED), b"\r\n"])
+
+
+async def _answer(send, request_id: str, version, answer_headers, answer: bytes) -> None:
+    """A model's prediction as InvokeEndpoint returns it, with the version that answered."""
+    out = [(b"x-amzn-requestid", request_id.encode()), (b"x-amzn-invoked-production-variant", VARIANT.encode()),
+           (b"x-modelops-version", str(version).encode())]
+    out += [(k, v) for k, v in answer_headers if k in (b"content-type", b"x-amzn-sagemaker-custom-attributes")]
+    await _respond(send, 200, out, answer)
 
 
 def _header(headers, name: bytes) -> bytes | None:

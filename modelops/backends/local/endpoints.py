@@ -8,6 +8,12 @@ rollback brings back the previous version's.
 
 Clients reach every endpoint of a home through one address speaking the SageMaker Runtime API (the router,
 modelops.backends.local.runtime), and so does ``invoke``: boto3's ``invoke_endpoint``, as on SageMaker.
+
+A production update with a guarded rollout (model.yml ``environments.production.rollout``: canary, linear, or
+all_at_once with a bake) starts the new version in a second server process beside the old one; the record's
+``rollout`` tells the router what share of the requests to send it, step by step, and the deploy watches the
+router's figures against the alarms (modelops.backends.local.rollout). An alarm takes the new process out and
+raises RolloutRolledBack; otherwise, after the bake, the new process becomes the endpoint's and the old one stops.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 from modelops import atomic
 from modelops.backends.base import (
@@ -36,15 +43,18 @@ from modelops.backends.base import (
     PackageVersion,
     ServedPackage,
     safe_key,
-    unapplied_settings,
 )
 from modelops.backends.local.processes import pid_exists, tail, terminate
+from modelops.backends.local.rollout import POLL_SECONDS, CanaryFigures, rollout_steps, tripped_alarm
 from modelops.backends.local.runtime import RuntimeRouter
-from modelops.errors import EndpointFailed
+from modelops.errors import EndpointFailed, RolloutRolledBack
 from modelops.serving.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
 
 DOWN = "Down"
 STOPPED = "Stopped"
+UPDATING = "Updating"
+#: After the new version takes all the traffic, the old process gets this long to finish what it is answering.
+DRAIN_SECONDS = 0.5
 
 
 class LocalEndpoints(Endpoints):
@@ -63,15 +73,21 @@ class LocalEndpoints(Endpoints):
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
-        for line in unapplied_settings(name, rollout, autoscaling):
-            log(line)
+        if instance_count > 1 or autoscaling is not None:
+            log(ignored_settings(name, instance_count, autoscaling))
+        target = ServedPackage.of(package, environment, data_capture)
         with self._locked(name):
-            return self._switch(name, ServedPackage.of(package, environment, data_capture), timeout=timeout,
-                                log=log, action="deploy")
+            record = self._without_stale_rollout(name)
+            if rollout is not None and rollout.guarded():
+                if record and record.get("current") and self._alive(record):
+                    return self._roll_out(name, record, target, rollout, timeout=timeout, log=log)
+                log(f"{name}: nothing serves yet, so the {rollout.strategy} rollout has no old version to guard: "
+                    f"v{target.version} takes all the traffic when in service")
+            return self._switch(name, target, timeout=timeout, log=log, action="deploy")
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
         with self._locked(name):
-            record = self._read(name)
+            record = self._without_stale_rollout(name)
             if record is None:
                 raise EndpointFailed(f"there is no endpoint {name!r} to roll back. Fix: deploy it first.")
             if not record.get("previous"):
@@ -85,7 +101,10 @@ class LocalEndpoints(Endpoints):
         if record is None:
             return None
         alive = self._alive(record)
-        state = IN_SERVICE if alive else (STOPPED if record.get("status") == STOPPED else DOWN)
+        rollout = record.get("rollout") if alive else None
+        rollout = rollout if rollout and pid_exists(rollout["pid"]) else None  # else a dead deploy's, cleaned up next
+        state = (UPDATING if rollout else IN_SERVICE) if alive else (STOPPED if record.get("status") == STOPPED
+                                                                      else DOWN)
         message = ""
         if state == DOWN:
             from modelops.config import endpoint_owner
@@ -109,7 +128,8 @@ class LocalEndpoints(Endpoints):
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
                     "container_url": f"{record['url']}/invocations" if record.get("url") else None,
                     "log": str(self._log(name)), "responses": alive.get("responses") if alive else None,
-                    "capture": alive.get("capture") if alive else None},
+                    "capture": alive.get("capture") if alive else None,
+                    "rollout": {"version": rollout["version"], "percent": rollout["percent"]} if rollout else None},
             message=message,
         )
 
@@ -147,6 +167,8 @@ class LocalEndpoints(Endpoints):
                 raise EndpointFailed(f"there is no endpoint {name!r}. Fix: see `python -m ci endpoints`.")
             if self._alive(record):
                 terminate(record["pid"])
+            if record.get("rollout"):  # stopped in the middle of a rollout (by another process)
+                terminate(record.pop("rollout")["pid"])
             record.update(status=STOPPED, pid=None)
             self._write(name, record)
         # Nothing left to route to: stop the router too (decided under its lock, so a deploy running now in
@@ -163,14 +185,8 @@ class LocalEndpoints(Endpoints):
             log(f"{name}: starting a local inference server")
             record = self._start(name, record, timeout=timeout)
         log(f"{name}: loading v{target.version} ({target.artifact_uri})")
-        try:
-            status, answer = self._request(record, "POST", "/-/load", json.dumps(asdict(target)).encode(),
-                                           {"Content-Type": "application/json",
-                                            "X-Modelops-Token": record["token"]}, timeout=timeout)
-        except OSError as exc:
-            status, answer = 0, str(exc).encode()
-        if status != 200:
-            reason = answer.decode(errors="replace").strip()
+        reason = self._load(record, target, timeout=timeout)
+        if reason is not None:
             if current:
                 raise EndpointFailed(f"{action} of {name} to v{target.version} failed: {reason}. v{current['version']} "
                                      f"keeps serving (log: {self._log(name)}).")
@@ -196,16 +212,142 @@ class LocalEndpoints(Endpoints):
         return Deployment(name, target.version, previous["version"] if previous else None, url, IN_SERVICE, True,
                           message)
 
+    def _load(self, server: dict, target: ServedPackage, *, timeout: float) -> str | None:
+        """Have ``server`` load (check, warm) ``target``; None when it serves it, else the reason it does not."""
+        try:
+            status, answer = self._request(server, "POST", "/-/load", json.dumps(asdict(target)).encode(),
+                                           {"Content-Type": "application/json",
+                                            "X-Modelops-Token": server["token"]}, timeout=timeout)
+        except OSError as exc:
+            status, answer = 0, str(exc).encode()
+        return None if status == 200 else answer.decode(errors="replace").strip()
+
+    def _roll_out(self, name: str, record: dict, target: ServedPackage, rollout, *, timeout: float,
+                  log) -> Deployment:
+        """The new version beside the old one, step by step with the alarms armed; rolled back when one trips."""
+        old = record["current"]
+        steps = rollout_steps(rollout)
+        alarms = [f"error rate > {rollout.alarm_error_rate:g}"]
+        if rollout.alarm_p99_ms is not None:
+            alarms.append(f"p99 model latency > {rollout.alarm_p99_ms:g} ms")
+        log(f"{name}: {rollout.strategy} rollout of v{target.version} beside v{old['version']}: "
+            + ", then ".join(f"{s.percent:g}% for {s.seconds}s" for s in steps) + f"; alarms: {', '.join(alarms)}")
+        router = self.runtime.ensure()
+        log(f"{name}: starting v{target.version}'s server beside v{old['version']}'s, loading {target.artifact_uri}")
+        try:
+            server = self._spawn(name, port=0, ready_file="ready-rollout.json", timeout=timeout)
+        except EndpointFailed as exc:
+            raise EndpointFailed(f"{exc} v{old['version']} keeps serving all the traffic.") from exc
+        rollout_id = secrets.token_hex(8)
+        done = False
+        try:
+            reason = self._load(server, target, timeout=timeout)
+            if reason is not None:
+                raise EndpointFailed(f"deploy of {name} to v{target.version} failed: {reason}. v{old['version']} "
+                                     f"keeps serving (log: {self._log(name)}).")
+            started, before = time.monotonic(), None
+            for step in steps:
+                record.update(status=UPDATING, rollout={"id": rollout_id, "version": target.version,
+                                                        "package_id": target.package_id, "percent": step.percent,
+                                                        **server})
+                self._write(name, record)
+                log(f"{name}: {step.percent:g}% of requests to v{target.version} for {step.seconds}s"
+                    + (" (the bake)" if step.percent == 100 else ""))
+                alarm, figures = self._watch(name, router, rollout_id, server, step.seconds, rollout)
+                seen = figures.describe() if figures else "no requests so far"
+                if alarm is not None:
+                    self._take_out(name, record, server)
+                    done = True
+                    elapsed = time.monotonic() - started
+                    log(f"{name}: alarm: {alarm}. Rolled back after {elapsed:.1f}s: v{old['version']} serves all "
+                        f"the traffic, v{target.version}'s server stopped ({seen})")
+                    raise RolloutRolledBack(
+                        f"the {rollout.strategy} rollout of {name} to v{target.version} was rolled back after "
+                        f"{elapsed:.1f}s at {step.percent:g}% of the traffic: {alarm}. v{old['version']} serves all "
+                        f"the traffic again ({seen}; log: {self._log(name)}). Fix: find why v{target.version} "
+                        f"fails there (the endpoint's log, the requests it got), then deploy a fixed version.",
+                        endpoint=name, version=old["version"], package_id=old.get("package_id"),
+                        rolled_back=target.version, reason=alarm)
+                log(f"{name}: {step.percent:g}% step done: {figures.since(before).describe() if figures else seen}")
+                before = figures or before
+            old_pid = record["pid"]
+            record.pop("rollout", None)
+            record.update(server, status=IN_SERVICE, current=asdict(target), previous=old,
+                          updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            self._write(name, record)
+            done = True
+        finally:
+            if not done:  # an error or an interrupt on the way: the old version takes all the traffic back
+                self._take_out(name, record, server)
+        try:
+            time.sleep(DRAIN_SECONDS)  # the router reads the record per request; what the old one answers now ends
+        finally:
+            terminate(old_pid)
+        message = f"{name} serves v{target.version} (before: v{old['version']}) after a {rollout.strategy} rollout"
+        log(message)
+        return Deployment(name, target.version, old["version"], self._runtime_url(name, router), IN_SERVICE, True,
+                          message)
+
+    def _watch(self, name: str, router: str, rollout_id: str, server: dict, seconds: float, rollout):
+        """Poll the router's figures for ``seconds``: (the alarm that tripped or None, the figures last seen)."""
+        deadline = time.monotonic() + seconds
+        figures = None
+        while True:
+            figures = self._figures(router, name, rollout_id) or figures
+            alarm = tripped_alarm(figures, rollout) if figures else None
+            if alarm is None and not pid_exists(server["pid"]):
+                alarm = f"the new version's server process {server['pid']} exited (log: {self._log(name)})"
+            if alarm is not None or time.monotonic() >= deadline:
+                return alarm, figures
+            time.sleep(POLL_SECONDS)
+
+    def _figures(self, router: str, name: str, rollout_id: str) -> CanaryFigures | None:
+        """What the router counted of this rollout (None: no request yet, or the router does not answer)."""
+        address = urlparse(router)
+        try:
+            status, answer = self._request({"host": address.hostname, "port": address.port}, "GET",
+                                           f"/-/rollouts/{name}", timeout=5)
+            data = json.loads(answer) if status == 200 else {}
+        except (OSError, ValueError):
+            return None
+        return CanaryFigures.from_json(data) if data.get("id") == rollout_id else None
+
+    def _take_out(self, name: str, record: dict, server: dict) -> None:
+        """All the traffic back to the version the record serves; the rollout's server stopped."""
+        record.pop("rollout", None)
+        record.update(status=IN_SERVICE)
+        self._write(name, record)
+        terminate(server["pid"])
+
+    def _without_stale_rollout(self, name: str) -> dict | None:
+        """The record, rid of a rollout whose deploy died (called under the lock, so none is under way)."""
+        record = self._read(name)
+        if record and record.get("rollout"):
+            stale = record.pop("rollout")
+            if record.get("status") == UPDATING:
+                record["status"] = IN_SERVICE
+            self._write(name, record)
+            if pid_exists(stale["pid"]):
+                terminate(stale["pid"])
+        return record
+
     def _start(self, name: str, record: dict, *, timeout: float) -> dict:
+        server = self._spawn(name, port=record.get("port") or 0, ready_file="ready.json", timeout=timeout)
+        record = {**record, "name": name, **server, "status": "Creating"}
+        self._write(name, record)
+        return record
+
+    def _spawn(self, name: str, *, port: int, ready_file: str, timeout: float) -> dict:
+        """Start a server process for ``name`` (no model loaded yet); its pid, host, port, token, url, start."""
         folder = self.root / safe_key(name)
         folder.mkdir(parents=True, exist_ok=True)
-        ready = folder / "ready.json"
+        ready = folder / ready_file
         ready.unlink(missing_ok=True)
         token = secrets.token_hex(16)
         with open(self._log(name), "ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "modelops.serving", "--name", name, "--host", self.host,
-                 "--port", str(record.get("port") or 0), "--ready-file", str(ready)],
+                 "--port", str(port), "--ready-file", str(ready)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
                 env=_server_environment(token), start_new_session=True,
             )
@@ -221,11 +363,8 @@ class LocalEndpoints(Endpoints):
             time.sleep(0.02)
         port = json.loads(ready.read_text())["port"]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        record = {**record, "name": name, "pid": process.pid, "host": self.host, "port": port, "token": token,
-                  "url": f"http://{host}:{port}", "status": "Creating",
-                  "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        self._write(name, record)
-        return record
+        return {"pid": process.pid, "host": self.host, "port": port, "token": token, "url": f"http://{host}:{port}",
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def _alive(self, record: dict) -> dict | None:
         """The server's status if its process runs and answers as this endpoint (pids get reused)."""
@@ -293,6 +432,15 @@ class LocalEndpoints(Endpoints):
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ignored_settings(name: str, instance_count: int, autoscaling) -> str:
+    """The one line a local deploy logs about production's scale settings, which it does not apply."""
+    ignored = [f"instance_count {instance_count}"] if instance_count > 1 else []
+    if autoscaling is not None:
+        ignored.append(f"autoscaling {autoscaling.min_instances}-{autoscaling.max_instances} instances")
+    return (f"{name}: the local backend ignores {' and '.join(ignored)}: it runs one server process per version "
+            f"(SageMaker applies them)")
 
 
 def _server_environment(token: str) -> dict[str, str]:
