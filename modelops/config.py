@@ -65,6 +65,8 @@ ENVIRONMENT_NAMES = (STAGING, PRODUCTION)
 STAGING_SUFFIX = f"-{STAGING}"
 #: How a production update shifts traffic (see Rollout).
 ROLLOUT_STRATEGIES = ("all_at_once", "canary", "linear")
+#: The largest canary SageMaker's deployment guardrails take, in percent of the new fleet's capacity.
+MAX_CANARY_PERCENT = 50
 
 _NUMBER = {"type": "number"}
 _THRESHOLD = {
@@ -91,7 +93,7 @@ _ENVIRONMENT = {
                 "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
-        # Reserved for the guarded rollout (production only): validated here, passed to Endpoints.deploy.
+        # The guarded rollout of a production update (production only; see Rollout).
         "rollout": {
             "type": "object",
             "additionalProperties": False,
@@ -103,7 +105,7 @@ _ENVIRONMENT = {
                 "bake_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
             },
         },
-        # Production's instance bounds: validated here, passed to Endpoints.deploy (production only).
+        # Production's instance bounds and scaling target (production only; see Autoscaling).
         "autoscaling": {
             "type": "object",
             "additionalProperties": False,
@@ -347,22 +349,29 @@ class SLO:
 
 @dataclass(frozen=True)
 class Rollout:
-    """How a production update shifts traffic (reserved: validated and passed to ``Endpoints.deploy``).
+    """How a production update shifts traffic (``Endpoints.deploy``; on SageMaker, deployment guardrails).
 
     ``all_at_once`` switches when the new version is in service; ``canary`` sends ``traffic_percent`` of the
     requests to it for ``interval_seconds``, then the rest; ``linear`` shifts ``traffic_percent`` more every
-    ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed.
+    ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed
+    (thresholds: production's SLO), and a tripped alarm rolls the update back.
     """
 
     strategy: str = "all_at_once"
     traffic_percent: float | None = None
     interval_seconds: int = 0
     bake_seconds: int = 0
+    #: What the alarms hold the new version to: production's ``slo`` (set from there, not a key of ``rollout``).
+    slo: SLO | None = None
 
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Production's instance bounds (reserved: validated and passed to ``Endpoints.deploy``)."""
+    """Production's instance bounds and the load per instance the count is scaled to hold.
+
+    On SageMaker: Application Auto Scaling target tracking on ``SageMakerVariantInvocationsPerInstance`` (requests
+    per instance per minute); the local backend runs one process and says so.
+    """
 
     min_instances: int
     max_instances: int
@@ -725,11 +734,11 @@ def parse_model_config(raw: Any, *, source: str = CONFIG_FILE) -> ModelConfig:
 
 
 def _environment(model: str, env_name: str, raw: dict) -> DeployEnvironment:
+    slo = SLO(**raw["slo"]) if raw.get("slo") else None
     return DeployEnvironment(
         name=env_name, endpoint=endpoint_name(model, env_name),
         instance_type=raw.get("instance_type", "ml.m5.large"), instance_count=raw.get("instance_count", 1),
-        slo=SLO(**raw["slo"]) if raw.get("slo") else None,
-        rollout=Rollout(**raw["rollout"]) if raw.get("rollout") else None,
+        slo=slo, rollout=Rollout(**raw["rollout"], slo=slo) if raw.get("rollout") else None,
         autoscaling=Autoscaling(**raw["autoscaling"]) if raw.get("autoscaling") else None)
 
 
@@ -989,7 +998,20 @@ def _environment_problems(environments: dict) -> list[str]:
         elif not low <= count <= high:
             problems.append(f"key 'environments.production.instance_count' is {count}, outside autoscaling's "
                             f"{low}-{high}: the endpoint would start where it may not stay. Fix: set it within them")
+    if scaling and "target_invocations_per_instance" not in scaling:
+        problems.append("key 'environments.production.autoscaling.target_invocations_per_instance' is missing: "
+                        "without a target nothing moves the instance count between the bounds. Fix: add e.g. "
+                        "target_invocations_per_instance: 1000 (requests per instance per minute)")
     rollout = production.get("rollout") or {}
+    percent = rollout.get("traffic_percent")
+    if percent is not None and percent != int(percent):
+        problems.append(f"key 'environments.production.rollout.traffic_percent' is {percent:g}: SageMaker sizes "
+                        f"traffic steps in whole percents of capacity. Fix: use a whole number, e.g. "
+                        f"{max(1, round(percent))}")
+    if rollout.get("strategy") == "canary" and percent is not None and percent > MAX_CANARY_PERCENT:
+        problems.append(f"key 'environments.production.rollout.traffic_percent' is {percent:g}, but a canary is at "
+                        f"most {MAX_CANARY_PERCENT}% of the new fleet (SageMaker's limit). Fix: lower it, or use "
+                        f"strategy linear")
     if rollout.get("strategy") in ("canary", "linear") and "traffic_percent" not in rollout:
         problems.append(f"key 'environments.production.rollout.traffic_percent' is missing: a {rollout['strategy']} "
                         f"rollout shifts that share of the traffic at a time. Fix: add e.g. traffic_percent: 10")

@@ -176,6 +176,10 @@ class TrainingResult:
 class Trainer(abc.ABC):
     """Runs training jobs with the SageMaker built-in XGBoost algorithm's semantics."""
 
+    #: Whether ``TrainingSpec.instance_count`` > 1 trains on that many instances (SageMaker: distributed XGBoost on
+    #: sharded train data) or is ignored (one process on this machine; ``train_model`` says so).
+    distributed: bool = False
+
     @abc.abstractmethod
     def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
         """Train and write ``model.tar.gz`` under ``spec.output_uri``.
