@@ -694,8 +694,8 @@ class History(abc.ABC):
 
 
 def unapplied_settings(name: str, rollout: Rollout | None, autoscaling: Autoscaling | None) -> list[str]:
-    """What a deploy says it does not apply of the production settings it was given (until guarded rollout and
-    autoscaling are implemented behind ``Endpoints.deploy``)."""
+    """What a deploy says it does not apply of the production settings it was given (for a backend that does not
+    apply them; the sagemaker backend applies both, see docs/scaling.md)."""
     lines = []
     if rollout is not None and rollout.strategy != "all_at_once":
         lines.append(f"{name}: model.yml's rollout ({rollout.strategy}) is not applied yet: the endpoint switches "
