@@ -21,8 +21,16 @@ from modelops.backends.base import (
     EndpointStatus,
     PackageVersion,
 )
-from modelops.backends.sagemaker import guardrails
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
+from modelops.backends.sagemaker.guardrails import (
+    Alarms,
+    Registered,
+    Scaling,
+    deployment_config,
+    describe_rollout,
+    is_guarded,
+    rollout_seconds,
+)
 from modelops.backends.sagemaker.store import S3Store
 from modelops.errors import EndpointFailed, StoreError
 
@@ -44,8 +52,8 @@ class SageMakerEndpoints(Endpoints):
                  cloudwatch_client=None, autoscaling_client=None, poll_seconds: float = 15):
         self.sagemaker = sagemaker_client
         self.runtime = runtime_client
-        self.alarms = guardrails.Alarms(cloudwatch_client)
-        self.scaling = guardrails.Scaling(autoscaling_client)
+        self.alarms = Alarms(cloudwatch_client)
+        self.scaling = Scaling(autoscaling_client)
         self.store = store
         self.role_arn = role_arn
         self.region = region
@@ -59,7 +67,7 @@ class SageMakerEndpoints(Endpoints):
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
         """See ``Endpoints.deploy``. On SageMaker, ``rollout`` makes an update of an existing endpoint a guarded
-        one (deployment guardrails, rolled back by the alarms ``guardrails.rollout_alarms``; a first deploy has
+        one (deployment guardrails, rolled back by the alarms ``guardrails.rollout_alarms`` makes; a first deploy has
         nothing to shift from), and ``autoscaling`` registers the variant with Application Auto Scaling once the
         endpoint serves (None: any registration is removed)."""
         self._check_artifact(name, package)
@@ -207,9 +215,9 @@ class SageMakerEndpoints(Endpoints):
                                  + ". Fix: wait for it to settle (`python -m ci endpoints`); a Failed endpoint can "
                                    "only be stopped and deployed again.")
         guard, alarm_names = {}, []
-        if guardrails.is_guarded(rollout):
+        if is_guarded(rollout):
             alarm_names = self.alarms.put(name, rollout.slo, log)
-            guard = {"DeploymentConfig": guardrails.deployment_config(rollout, alarm_names)}
+            guard = {"DeploymentConfig": deployment_config(rollout, alarm_names)}
         suspended = self._suspend_scaling(name, current_config, config, instance_type, log)
         serving = f"v{current_version} keeps serving ({current_config})"
         try:
@@ -218,9 +226,9 @@ class SageMakerEndpoints(Endpoints):
         except EndpointFailed:
             self.scaling.restore(name, suspended)
             raise
-        shifting = f", {guardrails.describe_rollout(rollout)}, rolled back by its alarms" if guard else ""
+        shifting = f", {describe_rollout(rollout)}, rolled back by its alarms" if guard else ""
         log(f"{name}: updating from v{current_version} ({current_config}) to v{version} ({config}{shifting})")
-        settled = self._wait(name, timeout + guardrails.rollout_seconds(rollout if guard else None), log,
+        settled = self._wait(name, timeout + rollout_seconds(rollout if guard else None), log,
                              serving=f"v{current_version} ({current_config})")
         if settled["EndpointStatus"] != IN_SERVICE or settled["EndpointConfigName"] != config:
             reason = failure_reason(settled)
@@ -246,7 +254,7 @@ class SageMakerEndpoints(Endpoints):
         return Deployment(name, version, current_version, self.url(name), IN_SERVICE, True, message)
 
     def _suspend_scaling(self, name: str, current_config: str, config: str, instance_type: str | None,
-                         log) -> guardrails.Registered | None:
+                         log) -> Registered | None:
         """Deregister the variant from autoscaling when the update changes its instance type, which SageMaker
         refuses for a scalable target; return what was registered, to restore (None: nothing was removed)."""
         registered = self.scaling.registered(name)
