@@ -67,9 +67,9 @@ class SageMakerEndpoints(Endpoints):
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
         """See ``Endpoints.deploy``. On SageMaker, ``rollout`` makes an update of an existing endpoint a guarded
-        one (deployment guardrails, rolled back by the alarms ``guardrails.rollout_alarms`` makes; a first deploy has
-        nothing to shift from), and ``autoscaling`` registers the variant with Application Auto Scaling once the
-        endpoint serves (None: any registration is removed)."""
+        one (deployment guardrails, rolled back by the CloudWatch alarms of ``guardrails.rollout_alarms``; a first
+        deploy has nothing to shift from), and ``autoscaling`` registers the variant with Application Auto Scaling
+        once the endpoint serves (None: any registration is removed)."""
         self._check_artifact(name, package)
         config = self._create_config(name, package, instance_type, instance_count, environment or {}, data_capture,
                                      log)
