@@ -159,6 +159,7 @@ def test_a_canary_update_creates_the_alarms_then_sends_the_deployment_config(sag
                          r"alarms\)", line) for line in lines)
 
 
+@pytest.mark.slow  # moto
 def test_an_alarm_that_trips_rolls_back_and_the_old_version_keeps_serving(sagemaker, monkeypatch):
     package = package_v2(sagemaker, monkeypatch)
     endpoints = sagemaker.endpoints
@@ -174,6 +175,7 @@ def test_an_alarm_that_trips_rolls_back_and_the_old_version_keeps_serving(sagema
         stub.assert_no_pending_responses()  # no AddTags: the record still says v1
 
 
+@pytest.mark.slow  # moto
 def test_the_wait_covers_the_traffic_steps_and_the_bake(sagemaker, monkeypatch):
     package = package_v2(sagemaker, monkeypatch)
     endpoints = sagemaker.endpoints
@@ -190,6 +192,7 @@ def test_the_wait_covers_the_traffic_steps_and_the_bake(sagemaker, monkeypatch):
     assert waited == [600 + 300 + 600]
 
 
+@pytest.mark.slow  # moto
 def test_a_latency_alarm_goes_when_the_slo_drops_p99(aws):
     alarms = guardrails.Alarms(boto3.client("cloudwatch"))
     alarms.put("m", SLO_GATED, log=lambda line: None)
@@ -208,6 +211,7 @@ def registered(name: str = "abalone-model") -> tuple[list, list]:
             client.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingPolicies"])
 
 
+@pytest.mark.slow  # moto
 def test_production_is_registered_with_application_auto_scaling_and_stop_removes_it(sagemaker):
     lines = []
     sagemaker.endpoints.deploy("abalone-model", approved_package(sagemaker), timeout=5, autoscaling=SCALING,
@@ -229,6 +233,7 @@ def test_production_is_registered_with_application_auto_scaling_and_stop_removes
     assert boto3.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
 
 
+@pytest.mark.slow  # moto
 def test_model_yml_without_autoscaling_removes_a_registration(sagemaker):
     scaling = sagemaker.endpoints.scaling
     scaling.apply("abalone-model", SCALING, log=lambda line: None)
@@ -340,6 +345,7 @@ def test_distributed_training_shards_the_train_split_one_object_per_instance(sag
     assert f"train channel: reusing 3 shards under {shards}" in again
 
 
+@pytest.mark.slow  # moto
 def test_more_instances_than_train_rows_is_a_config_error(sagemaker):
     store = sagemaker.store
     spec = spec_for(store, instance_count=11)
@@ -350,6 +356,7 @@ def test_more_instances_than_train_rows_is_a_config_error(sagemaker):
     assert boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
+@pytest.mark.slow  # moto
 def test_a_single_instance_keeps_one_replicated_train_channel(sagemaker):
     from modelops.backends.sagemaker.trainer import training_job_request
 
