@@ -65,6 +65,8 @@ ENVIRONMENT_NAMES = (STAGING, PRODUCTION)
 STAGING_SUFFIX = f"-{STAGING}"
 #: How a production update shifts traffic (see Rollout).
 ROLLOUT_STRATEGIES = ("all_at_once", "canary", "linear")
+#: The largest canary SageMaker's deployment guardrails take, in percent of the new fleet's capacity.
+MAX_CANARY_PERCENT = 50
 
 _NUMBER = {"type": "number"}
 _THRESHOLD = {
@@ -103,7 +105,7 @@ _ENVIRONMENT = {
                 "bake_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
             },
         },
-        # Production's instance bounds: validated here, passed to Endpoints.deploy (production only).
+        # Production's instance bounds and scaling target (production only; see Autoscaling).
         "autoscaling": {
             "type": "object",
             "additionalProperties": False,
@@ -347,21 +349,32 @@ class SLO:
 
 @dataclass(frozen=True)
 class Rollout:
-    """How a production update shifts traffic (model.yml ``environments.production.rollout``).
+    """How a production update shifts traffic (model.yml ``environments.production.rollout``; ``Endpoints.deploy``).
 
     ``all_at_once`` switches when the new version is in service; ``canary`` sends ``traffic_percent`` of the
     requests to it for ``interval_seconds``, then the rest; ``linear`` shifts ``traffic_percent`` more every
     ``interval_seconds``. Either way the new version then bakes for ``bake_seconds`` with the alarms armed, and
-    an alarm rolls it back. The alarms are production's SLO (one home for the figures the gate also holds staging
-    to): ``alarm_p99_ms`` on the new version's model latency, ``alarm_error_rate`` on its failed requests.
+    a tripped alarm rolls the update back. The alarms hold the new version to production's SLO (one home for the
+    figures the gate also holds staging to): locally the router's figures for the new version, on SageMaker
+    CloudWatch alarms on its 5xx errors and model latency (deployment guardrails).
     """
 
     strategy: str = "all_at_once"
     traffic_percent: float | None = None
     interval_seconds: int = 0
     bake_seconds: int = 0
-    alarm_p99_ms: float | None = None  # production's slo.p99_ms (None: no latency alarm)
-    alarm_error_rate: float = 0.0  # production's slo.error_rate
+    #: What the alarms hold the new version to: production's ``slo`` (set from there, not a key of ``rollout``).
+    slo: SLO | None = None
+
+    @property
+    def alarm_p99_ms(self) -> float | None:
+        """The latency alarm's threshold: production's slo.p99_ms (None: no latency alarm)."""
+        return self.slo.p99_ms if self.slo else None
+
+    @property
+    def alarm_error_rate(self) -> float:
+        """The error alarm's threshold: production's slo.error_rate."""
+        return self.slo.error_rate if self.slo else 0.0
 
     def guarded(self) -> bool:
         """Whether the new version is served beside the old one with alarms armed (else: switched at once)."""
@@ -370,7 +383,11 @@ class Rollout:
 
 @dataclass(frozen=True)
 class Autoscaling:
-    """Production's instance bounds (reserved: validated and passed to ``Endpoints.deploy``)."""
+    """Production's instance bounds and the load per instance the count is scaled to hold.
+
+    On SageMaker: Application Auto Scaling target tracking on ``SageMakerVariantInvocationsPerInstance`` (requests
+    per instance per minute); the local backend runs one process and says so.
+    """
 
     min_instances: int
     max_instances: int
@@ -737,9 +754,7 @@ def _environment(model: str, env_name: str, raw: dict) -> DeployEnvironment:
     return DeployEnvironment(
         name=env_name, endpoint=endpoint_name(model, env_name),
         instance_type=raw.get("instance_type", "ml.m5.large"), instance_count=raw.get("instance_count", 1),
-        slo=slo,
-        rollout=Rollout(**raw["rollout"], alarm_p99_ms=slo.p99_ms if slo else None,
-                        alarm_error_rate=slo.error_rate if slo else 0.0) if raw.get("rollout") else None,
+        slo=slo, rollout=Rollout(**raw["rollout"], slo=slo) if raw.get("rollout") else None,
         autoscaling=Autoscaling(**raw["autoscaling"]) if raw.get("autoscaling") else None)
 
 
@@ -999,7 +1014,20 @@ def _environment_problems(environments: dict) -> list[str]:
         elif not low <= count <= high:
             problems.append(f"key 'environments.production.instance_count' is {count}, outside autoscaling's "
                             f"{low}-{high}: the endpoint would start where it may not stay. Fix: set it within them")
+    if scaling and "target_invocations_per_instance" not in scaling:
+        problems.append("key 'environments.production.autoscaling.target_invocations_per_instance' is missing: "
+                        "without a target nothing moves the instance count between the bounds. Fix: add e.g. "
+                        "target_invocations_per_instance: 1000 (requests per instance per minute)")
     rollout = production.get("rollout") or {}
+    percent = rollout.get("traffic_percent")
+    if percent is not None and percent != int(percent):
+        problems.append(f"key 'environments.production.rollout.traffic_percent' is {percent:g}: SageMaker sizes "
+                        f"traffic steps in whole percents of capacity. Fix: use a whole number, e.g. "
+                        f"{max(1, round(percent))}")
+    if rollout.get("strategy") == "canary" and percent is not None and percent > MAX_CANARY_PERCENT:
+        problems.append(f"key 'environments.production.rollout.traffic_percent' is {percent:g}, but a canary is at "
+                        f"most {MAX_CANARY_PERCENT}% of the new fleet (SageMaker's limit). Fix: lower it, or use "
+                        f"strategy linear")
     if rollout.get("strategy") in ("canary", "linear") and "traffic_percent" not in rollout:
         problems.append(f"key 'environments.production.rollout.traffic_percent' is missing: a {rollout['strategy']} "
                         f"rollout shifts that share of the traffic at a time. Fix: add e.g. traffic_percent: 10")

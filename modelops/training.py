@@ -239,6 +239,10 @@ def train_model(backend, config, dataset, *, log=print):
         instance_count=config.training.instance_count,
         max_runtime_seconds=config.training.max_runtime_seconds,
     )
+    if spec.instance_count > 1 and not backend.trainer.distributed:
+        log(f"{name}: training.instance_count {spec.instance_count} is ignored by the {backend.name} backend: it "
+            f"trains on one process, on all train rows (SageMaker trains on {spec.instance_count} instances, each on "
+            f"its shard)")
     return backend.trainer.train(spec, log=log)
 
 

@@ -33,7 +33,7 @@ os.environ.setdefault("MODELOPS_RUNTIME_PORT", "0")
 SLOW_MODULES = frozenset({
     "test_benchmarks", "test_cli_registry", "test_endpoints_local", "test_runtime_api", "test_runner",
     "test_sagemaker_backend", "test_sagemaker_notebooks", "test_sagemaker_tuner", "test_new_model",
-    "test_endpoint_abuse", "test_promotion_local", "test_github", "test_capture",
+    "test_endpoint_abuse", "test_promotion_local", "test_github", "test_capture", "test_sagemaker_scale",
 })
 
 

@@ -187,8 +187,8 @@ def test_without_environments_both_get_defaults_and_the_gate_only_holds_errors(a
     assert config.slo == SLO(error_rate=0.0) and config.slo.describe() == "error_rate <= 0"
 
 
-def test_production_rollout_with_the_slo_as_its_alarms_and_autoscaling(abalone_raw):
-    from modelops.config import Autoscaling, Rollout
+def test_production_has_a_guarded_rollout_held_to_its_slo_and_autoscaling(abalone_raw):
+    from modelops.config import SLO, Autoscaling, Rollout
 
     raw = copy.deepcopy(abalone_raw)
     raw["environments"]["production"].update(
@@ -196,9 +196,13 @@ def test_production_rollout_with_the_slo_as_its_alarms_and_autoscaling(abalone_r
                                    "bake_seconds": 600},
         autoscaling={"min_instances": 2, "max_instances": 4, "target_invocations_per_instance": 1000})
     production = parse_model_config(raw).deploy_environment("production")
-    assert production.rollout == Rollout("canary", 10, 300, 600, alarm_p99_ms=500, alarm_error_rate=0)
+    # The alarms' thresholds are production's SLO, carried by the rollout (one home: environments.production.slo).
+    assert production.rollout == Rollout("canary", 10, 300, 600, slo=SLO(p50_ms=100, p99_ms=500, error_rate=0))
+    assert production.rollout.slo is production.slo
+    assert (production.rollout.alarm_p99_ms, production.rollout.alarm_error_rate) == (500, 0)
     raw["environments"]["production"].pop("slo")
-    assert parse_model_config(raw).deploy_environment("production").rollout == Rollout("canary", 10, 300, 600)
+    bare = parse_model_config(raw).deploy_environment("production").rollout
+    assert bare == Rollout("canary", 10, 300, 600) and (bare.alarm_p99_ms, bare.alarm_error_rate) == (None, 0.0)
     assert production.autoscaling == Autoscaling(2, 4, 1000)
 
 
@@ -226,6 +230,15 @@ def test_production_rollout_with_the_slo_as_its_alarms_and_autoscaling(abalone_r
      r"instance_count' is 5, outside autoscaling's 1-2.*Fix: set it within them"),
     (lambda r: r["environments"]["production"].update(rollout={"strategy": "linear"}),
      r"rollout\.traffic_percent' is missing: a linear rollout.*Fix: add e\.g\. traffic_percent: 10"),
+    (lambda r: r["environments"]["production"].update(rollout={"strategy": "canary", "traffic_percent": 60}),
+     r"traffic_percent' is 60, but a canary is at most 50% of the new fleet \(SageMaker's limit\)\. Fix: lower it, "
+     r"or use strategy linear"),
+    (lambda r: r["environments"]["production"].update(rollout={"strategy": "linear", "traffic_percent": 12.5}),
+     r"traffic_percent' is 12\.5: SageMaker sizes traffic steps in whole percents of capacity\. Fix: use a whole "
+     r"number, e\.g\. 12"),
+    (lambda r: r["environments"]["production"].update(autoscaling={"min_instances": 1, "max_instances": 2}),
+     r"target_invocations_per_instance' is missing: without a target nothing moves the instance count.*Fix: add "
+     r"e\.g\. target_invocations_per_instance: 1000"),
     (lambda r: r["environments"]["production"].update(rollout={"strategy": "blue-green"}),
      r"rollout\.strategy' is 'blue-green', which is not one of \['all_at_once', 'canary', 'linear'\]"),
     (lambda r: r["environments"].update(qa={"instance_count": 1}),

@@ -23,7 +23,7 @@ import yaml
 from modelops.backends.base import GATE_PASSED, IN_SERVICE, ROLLED_BACK
 from modelops.backends.local import LocalBackend
 from modelops.backends.local.rollout import MIN_REQUESTS, CanaryFigures, Step, rollout_steps, tripped_alarm
-from modelops.config import PRODUCTION, STAGING, Rollout, load_model_config
+from modelops.config import PRODUCTION, SLO, STAGING, Rollout, load_model_config
 from modelops.datasets import fetch_data, read_split, write_dataset
 from modelops.deploy import deploy_package
 from modelops.errors import RolloutRolledBack
@@ -55,12 +55,12 @@ def figures(canary=0, errors=0, both_failed=0, latencies=(), last_error=None) ->
 
 
 def test_error_alarm_counts_only_what_the_old_version_answered():
-    strict = Rollout("canary", 10, 1, 1, alarm_p99_ms=500, alarm_error_rate=0)
+    strict = Rollout("canary", 10, 1, 1, slo=SLO(p99_ms=500, error_rate=0))
     assert tripped_alarm(figures(canary=1, errors=1, last_error="it answered 400"), strict).startswith(
         "error rate 1/1 above the alarm's 0 (production's slo.error_rate); last: it answered 400")
     # Requests both versions failed are the client's own (a malformed row): never the new version's fault.
     assert tripped_alarm(figures(canary=50, both_failed=50), strict) is None
-    lenient = Rollout("canary", 10, 1, 1, alarm_error_rate=0.05)
+    lenient = Rollout("canary", 10, 1, 1, slo=SLO(error_rate=0.05))
     assert tripped_alarm(figures(canary=3, errors=1), lenient) is None  # 1 in 20 at least: 5 %, not above
     assert tripped_alarm(figures(canary=3, errors=2), lenient) is not None  # 2 in 20
     assert tripped_alarm(figures(canary=100, errors=5), lenient) is None
@@ -68,7 +68,7 @@ def test_error_alarm_counts_only_what_the_old_version_answered():
 
 
 def test_latency_alarm_waits_for_enough_answers():
-    rollout = Rollout("canary", 10, 1, 1, alarm_p99_ms=50)
+    rollout = Rollout("canary", 10, 1, 1, slo=SLO(p99_ms=50))
     slow = [200.0] * (MIN_REQUESTS - 1)
     assert tripped_alarm(figures(canary=len(slow), latencies=slow), rollout) is None
     message = tripped_alarm(figures(canary=MIN_REQUESTS, latencies=[*slow, 200.0]), rollout)

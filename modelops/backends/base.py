@@ -176,6 +176,10 @@ class TrainingResult:
 class Trainer(abc.ABC):
     """Runs training jobs with the SageMaker built-in XGBoost algorithm's semantics."""
 
+    #: Whether ``TrainingSpec.instance_count`` > 1 trains on that many instances (SageMaker: distributed XGBoost on
+    #: sharded train data) or is ignored (one process on this machine; ``train_model`` says so).
+    distributed: bool = False
+
     @abc.abstractmethod
     def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
         """Train and write ``model.tar.gz`` under ``spec.output_uri``.
@@ -690,8 +694,8 @@ class History(abc.ABC):
 
 
 def unapplied_settings(name: str, rollout: Rollout | None, autoscaling: Autoscaling | None) -> list[str]:
-    """What a deploy says it does not apply of the production settings it was given (until guarded rollout and
-    autoscaling are implemented behind ``Endpoints.deploy``)."""
+    """What a deploy says it does not apply of the production settings it was given (for a backend that does not
+    apply them; the sagemaker backend applies both, see docs/scaling.md)."""
     lines = []
     if rollout is not None and rollout.strategy != "all_at_once":
         lines.append(f"{name}: model.yml's rollout ({rollout.strategy}) is not applied yet: the endpoint switches "

@@ -21,6 +21,8 @@ class SageMakerBackend(Backend):
         s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
         SageMaker model package group <model>     versions and their approval status
         SageMaker endpoint <model>                with one model + endpoint config per deployed version
+        CloudWatch alarms modelops-<endpoint>-*   what rolls a guarded production update back
+        Application Auto Scaling target           endpoint/<model>/variant/AllTraffic (production's autoscaling)
 
     Settings (region, execution role, bucket, prefix) come from ``settings.sagemaker_settings``; credentials
     from boto3's standard chain. Nothing is created before the settings are checked.
@@ -59,7 +61,10 @@ class SageMakerBackend(Backend):
         from modelops.backends.sagemaker.endpoints import SageMakerEndpoints
 
         return SageMakerEndpoints(self.aws.client("sagemaker"), self.aws.client("sagemaker-runtime"), self.store,
-                                  self.settings.role_arn, self.settings.region, poll_seconds=self.poll_seconds)
+                                  self.settings.role_arn, self.settings.region,
+                                  cloudwatch_client=self.aws.client("cloudwatch"),
+                                  autoscaling_client=self.aws.client("application-autoscaling"),
+                                  poll_seconds=self.poll_seconds)
 
     @cached_property
     def history(self):

@@ -20,9 +20,17 @@ from modelops.backends.base import (
     Endpoints,
     EndpointStatus,
     PackageVersion,
-    unapplied_settings,
 )
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
+from modelops.backends.sagemaker.guardrails import (
+    Alarms,
+    Registered,
+    Scaling,
+    deployment_config,
+    describe_rollout,
+    is_guarded,
+    rollout_seconds,
+)
 from modelops.backends.sagemaker.store import S3Store
 from modelops.errors import EndpointFailed, StoreError
 
@@ -33,15 +41,19 @@ PREVIOUS_CONFIG_TAG = "modelops:previous-config"
 VARIANT = PRODUCTION_VARIANT
 #: Statuses that end a wait (anything else, such as Creating or Updating, is still moving).
 SETTLED = (IN_SERVICE, "Failed", "OutOfService", "UpdateRollbackFailed")
+#: ``_switch``'s autoscaling for a rollback: keep whatever the endpoint is registered with.
+KEEP_SCALING = object()
 
 
 class SageMakerEndpoints(Endpoints):
     """Real-time endpoints on SageMaker hosting, running the registered package's XGBoost container."""
 
     def __init__(self, sagemaker_client, runtime_client, store: S3Store, role_arn: str, region: str, *,
-                 poll_seconds: float = 15):
+                 cloudwatch_client=None, autoscaling_client=None, poll_seconds: float = 15):
         self.sagemaker = sagemaker_client
         self.runtime = runtime_client
+        self.alarms = Alarms(cloudwatch_client)
+        self.scaling = Scaling(autoscaling_client)
         self.store = store
         self.role_arn = role_arn
         self.region = region
@@ -54,12 +66,15 @@ class SageMakerEndpoints(Endpoints):
                instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
-        for line in unapplied_settings(name, rollout, autoscaling):
-            log(line)
+        """See ``Endpoints.deploy``. On SageMaker, ``rollout`` makes an update of an existing endpoint a guarded
+        one (deployment guardrails, rolled back by the CloudWatch alarms of ``guardrails.rollout_alarms``; a first
+        deploy has nothing to shift from), and ``autoscaling`` registers the variant with Application Auto Scaling
+        once the endpoint serves (None: any registration is removed)."""
         self._check_artifact(name, package)
         config = self._create_config(name, package, instance_type, instance_count, environment or {}, data_capture,
                                      log)
-        return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy")
+        return self._switch(name, config, package.version, timeout=timeout, log=log, action="deploy",
+                            rollout=rollout, autoscaling=autoscaling, instance_type=instance_type)
 
     def rollback(self, name: str, *, timeout: float = 600, log=print) -> Deployment:
         endpoint, tags = self._describe(name)
@@ -70,7 +85,7 @@ class SageMakerEndpoints(Endpoints):
             raise EndpointFailed(f"endpoint {name!r} has no previous version to roll back to (it serves "
                                  f"v{tags.get(VERSION_TAG)}, its first deployed version).")
         return self._switch(name, previous, int(tags[PREVIOUS_VERSION_TAG]), timeout=timeout, log=log,
-                            action="rollback")
+                            action="rollback", autoscaling=KEEP_SCALING)
 
     def status(self, name: str) -> EndpointStatus | None:
         endpoint, tags = self._describe(name)
@@ -116,8 +131,11 @@ class SageMakerEndpoints(Endpoints):
         if endpoint is None:
             raise EndpointFailed(f"there is no endpoint {name!r} created by this project. Fix: see "
                                  f"`python -m ci endpoints`.")
+        # Autoscaling first: AWS deregisters the variant with the endpoint only if the caller may do so itself.
+        self.scaling.deregister(name)
         with translated(EndpointFailed, f"deleting endpoint {name}"):
             self.sagemaker.delete_endpoint(EndpointName=name)
+        self.alarms.delete_for(name)
         # Only what carries our tag for this exact endpoint name: never everything whose name contains it.
         for kind in ("endpoint_config", "model"):
             for resource in self._owned(kind, name):
@@ -169,7 +187,8 @@ class SageMakerEndpoints(Endpoints):
         log(f"{name}: model and endpoint config {resource} ({instance_count} x {instance_type}{captured})")
         return resource
 
-    def _switch(self, name: str, config: str, version: int, *, timeout: float, log, action: str) -> Deployment:
+    def _switch(self, name: str, config: str, version: int, *, timeout: float, log, action: str, rollout=None,
+                autoscaling=KEEP_SCALING, instance_type: str | None = None) -> Deployment:
         endpoint, tags = self._describe(name)
         arn_tags = [{"Key": ENDPOINT_TAG, "Value": name}, {"Key": VERSION_TAG, "Value": str(version)}]
         if endpoint is None:
@@ -181,6 +200,8 @@ class SageMakerEndpoints(Endpoints):
                 raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']}: "
                                      f"{failure_reason(settled)}. Nothing is serving "
                                      f"on {name} (logs: CloudWatch /aws/sagemaker/Endpoints/{name}).")
+            if autoscaling is not KEEP_SCALING:
+                self.scaling.apply(name, autoscaling, log)
             message = f"{name} serves v{version} (before: nothing)"
             log(message)
             return Deployment(name, version, None, self.url(name), IN_SERVICE, True, message)
@@ -193,16 +214,29 @@ class SageMakerEndpoints(Endpoints):
                                  + (f" ({endpoint['FailureReason']})" if endpoint.get("FailureReason") else "")
                                  + ". Fix: wait for it to settle (`python -m ci endpoints`); a Failed endpoint can "
                                    "only be stopped and deployed again.")
-        with translated(EndpointFailed, f"updating endpoint {name} to {config}",
-                        f"v{current_version} keeps serving ({current_config})"):
-            self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config)
-        log(f"{name}: updating from v{current_version} ({current_config}) to v{version} ({config})")
-        settled = self._wait(name, timeout, log, serving=f"v{current_version} ({current_config})")
+        guard, alarm_names = {}, []
+        if is_guarded(rollout):
+            alarm_names = self.alarms.put(name, rollout.slo, log)
+            guard = {"DeploymentConfig": deployment_config(rollout, alarm_names)}
+        suspended = self._suspend_scaling(name, current_config, config, instance_type, log)
+        serving = f"v{current_version} keeps serving ({current_config})"
+        try:
+            with translated(EndpointFailed, f"updating endpoint {name} to {config}", serving):
+                self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config, **guard)
+        except EndpointFailed:
+            self.scaling.restore(name, suspended)
+            raise
+        shifting = f", {describe_rollout(rollout)}, rolled back by its alarms" if guard else ""
+        log(f"{name}: updating from v{current_version} ({current_config}) to v{version} ({config}{shifting})")
+        settled = self._wait(name, timeout + rollout_seconds(rollout if guard else None), log,
+                             serving=f"v{current_version} ({current_config})")
         if settled["EndpointStatus"] != IN_SERVICE or settled["EndpointConfigName"] != config:
             reason = failure_reason(settled)
             if settled["EndpointStatus"] == IN_SERVICE and settled["EndpointConfigName"] == current_config:
-                raise EndpointFailed(f"{action} of {name} to v{version} failed: {reason}. v{current_version} keeps "
-                                     f"serving (endpoint config {current_config}); logs: CloudWatch "
+                self.scaling.restore(name, suspended)
+                alarms = (f" (alarms: {', '.join(alarm_names)}; see their history in CloudWatch)" if guard else "")
+                raise EndpointFailed(f"{action} of {name} to v{version} failed: {reason}{alarms}. v{current_version} "
+                                     f"keeps serving (endpoint config {current_config}); logs: CloudWatch "
                                      f"/aws/sagemaker/Endpoints/{name}.")
             raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']} with "
                                  f"config {settled['EndpointConfigName']}: {reason}. Fix: deploy a known good version "
@@ -211,9 +245,32 @@ class SageMakerEndpoints(Endpoints):
             self.sagemaker.add_tags(ResourceArn=settled["EndpointArn"], Tags=[
                 *arn_tags, {"Key": PREVIOUS_VERSION_TAG, "Value": str(current_version)},
                 {"Key": PREVIOUS_CONFIG_TAG, "Value": current_config}])
+        if autoscaling is KEEP_SCALING:
+            self.scaling.restore(name, suspended)
+        else:
+            self.scaling.apply(name, autoscaling, log)
         message = f"{name} serves v{version} (before: v{current_version})"
         log(message)
         return Deployment(name, version, current_version, self.url(name), IN_SERVICE, True, message)
+
+    def _suspend_scaling(self, name: str, current_config: str, config: str, instance_type: str | None,
+                         log) -> Registered | None:
+        """Deregister the variant from autoscaling when the update changes its instance type, which SageMaker
+        refuses for a scalable target; return what was registered, to restore (None: nothing was removed)."""
+        registered = self.scaling.registered(name)
+        if registered is None:
+            return None
+        old_type, new_type = self._instance_type(current_config), instance_type or self._instance_type(config)
+        if old_type == new_type:
+            return None
+        self.scaling.deregister(name)
+        log(f"{name}: autoscaling deregistered while the instance type changes from {old_type} to {new_type}")
+        return registered
+
+    def _instance_type(self, config: str) -> str | None:
+        with translated(EndpointFailed, f"reading endpoint config {config}"):
+            variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        return variants[0].get("InstanceType")
 
     def _wait(self, name: str, timeout: float, log, *, serving: str | None = None) -> dict:
         deadline = time.monotonic() + timeout

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
+from dataclasses import replace
 
 import botocore.exceptions
 
@@ -44,9 +46,14 @@ class SageMakerTrainer(Trainer):
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds  # None: the job's max runtime plus 30 minutes for provisioning
 
+    #: instance_count > 1 trains on that many instances, each on its shard of the train split.
+    distributed = True
+
     def train(self, spec: TrainingSpec, *, log=print) -> TrainingResult:
         image = self.image_uri(spec.container_version)
         started = time.monotonic()
+        if spec.instance_count > 1:
+            spec = replace(spec, train_uri=shard_train_channel(self.store, spec.train_uri, spec.instance_count, log))
         self._create(spec, image)
         log(f"{spec.job_name}: created ({image}, {spec.instance_count} x {spec.instance_type})")
         job = self._wait(spec, log)
@@ -176,7 +183,7 @@ def training_job_request(spec: TrainingSpec, image: str, role_arn: str) -> dict:
         "RoleArn": role_arn,
         # SageMaker takes hyperparameters as strings; the container parses them.
         "HyperParameters": {k: str(v) for k, v in spec.hyperparameters.items()},
-        "InputDataConfig": channels(spec.train_uri, spec.validation_uri),
+        "InputDataConfig": channels(spec.train_uri, spec.validation_uri, sharded=spec.instance_count > 1),
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                            "VolumeSizeInGB": 10},
@@ -189,15 +196,73 @@ def _int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def channels(train_uri: str, validation_uri: str) -> list[dict]:
-    """The train and validation channels as the built-in container reads them: text/csv under an S3 prefix."""
+def channels(train_uri: str, validation_uri: str, *, sharded: bool = False) -> list[dict]:
+    """The train and validation channels as the built-in container reads them: text/csv under an S3 prefix.
 
-    def channel(name: str, uri: str) -> dict:
+    ``sharded`` (distributed training): each instance gets its share of the train prefix's objects
+    (``ShardedByS3Key``), while validation stays whole on every instance (``FullyReplicated``). The container
+    (sagemaker_xgboost_container/algorithm_mode/train.py) leaves a host without train or validation data out of
+    the rabit ring, so every instance needs both; and with a replicated train channel every instance would
+    add the same rows' gradients again, which is not the single-instance model.
+    """
+
+    def channel(name: str, uri: str, distribution: str) -> dict:
         return {"ChannelName": name, "ContentType": "text/csv", "CompressionType": "None",
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                                "S3DataDistributionType": "FullyReplicated"}}}
+                                                "S3DataDistributionType": distribution}}}
 
-    return [channel("train", train_uri), channel("validation", validation_uri)]
+    return [channel("train", train_uri, "ShardedByS3Key" if sharded else "FullyReplicated"),
+            channel("validation", validation_uri, "FullyReplicated")]
+
+
+#: Written last beside the shards' prefix (not in it: SageMaker would hand it to an instance as data): their
+#: source's sha256 and count, so a complete set is reused, never a part.
+SHARDS_MANIFEST_SUFFIX = ".json"
+
+
+def shard_train_channel(store: S3Store, train_uri: str, count: int, log=print) -> str:
+    """Split the train channel's rows into ``count`` objects under a sibling prefix and return that prefix.
+
+    SageMaker's ``ShardedByS3Key`` hands each of n instances about 1/n of the prefix's *objects*, so the one
+    ``train.csv`` a dataset holds is cut into ``count`` contiguous parts of nearly equal rows (in order: their
+    concatenation is the original file). The shards of one train file are written once per count
+    (``<train>-shards-<count>/``) and reused while their manifest (``<train>-shards-<count>.json``) names the
+    same source sha256.
+
+    Raises:
+        ConfigError: the split has fewer rows than instances (an instance would get none).
+        StoreError: the train channel cannot be read or the shards cannot be written.
+    """
+    objects = [o for o in store.list_objects(train_uri) if not o.uri.endswith("/")]
+    if not objects:
+        raise StoreError(f"the train channel {train_uri} holds no objects. Fix: gather the data again.")
+    body = b"".join(_with_newline(store.get_bytes(o.uri)) for o in objects)
+    source = hashlib.sha256(body).hexdigest()
+    prefix = f"{train_uri.rstrip('/')}-shards-{count}/"
+    manifest_uri = prefix.rstrip("/") + SHARDS_MANIFEST_SUFFIX
+    if store.exists(manifest_uri) and json.loads(store.get_bytes(manifest_uri)).get("source_sha256") == source:
+        log(f"train channel: reusing {count} shards under {prefix}")
+        return prefix
+    rows = body.splitlines(keepends=True)
+    if len(rows) < count:
+        raise ConfigError(f"training.instance_count is {count}, but the train split has {len(rows)} rows: an instance "
+                          f"without rows is left out of training. Fix: lower training.instance_count in model.yml "
+                          f"to at most {len(rows)} (one instance is plenty for a split this small).")
+    base, extra = divmod(len(rows), count)
+    start = 0
+    for index in range(count):
+        size = base + (1 if index < extra else 0)
+        store.put_bytes(f"{prefix}part-{index:05d}-of-{count:05d}.csv", b"".join(rows[start:start + size]),
+                        content_type="text/csv")
+        start += size
+    store.put_bytes(manifest_uri, json.dumps({"source_sha256": source, "count": count, "rows": len(rows)}).encode(),
+                    content_type="application/json")
+    log(f"train channel: {len(rows)} rows in {count} shards under {prefix} (ShardedByS3Key, one per instance)")
+    return prefix
+
+
+def _with_newline(data: bytes) -> bytes:
+    return data if not data or data.endswith(b"\n") else data + b"\n"
 
 
 def parse_curves(lines: list[str]) -> tuple[dict[str, list[float]], str | None]:
