@@ -19,7 +19,7 @@ from botocore.validate import ParamValidator
 
 from modelops.backends.sagemaker import guardrails
 from modelops.config import SLO, Autoscaling, Rollout
-from modelops.errors import ConfigError, EndpointFailed
+from modelops.errors import ConfigError, EndpointFailed, RolloutRolledBack
 from tests.test_sagemaker_backend import (
     CONFIG_V1,
     CONFIG_V2,
@@ -167,11 +167,12 @@ def test_an_alarm_that_trips_rolls_back_and_the_old_version_keeps_serving(sagema
     with Stubber(endpoints.sagemaker) as stub:
         expect_guarded_update(stub, package)
         stub.add_response("describe_endpoint", described_endpoint(CONFIG_V1, FailureReason=reason))
-        with pytest.raises(EndpointFailed, match=r"deploy of abalone-model to v2 failed: Deployment was rolled back.*"
-                                                 r"\(alarms: modelops-abalone-model-Invocation5XXErrors, "
-                                                 r"modelops-abalone-model-ModelLatency; see their history in "
-                                                 r"CloudWatch\)\. v1 keeps serving"):
+        with pytest.raises(RolloutRolledBack, match=r"deploy of abalone-model to v2 failed: Deployment was rolled "
+                                                    r"back.*\(alarms: modelops-abalone-model-Invocation5XXErrors, "
+                                                    r"modelops-abalone-model-ModelLatency; see their history in "
+                                                    r"CloudWatch\)\. v1 keeps serving") as caught:
             endpoints.deploy("abalone-model", package, timeout=5, rollout=CANARY, log=lambda line: None)
+        assert (caught.value.version, caught.value.rolled_back) == (1, 2)  # what deploy_package records
         stub.assert_no_pending_responses()  # no AddTags: the record still says v1
 
 

@@ -32,7 +32,7 @@ from modelops.backends.sagemaker.guardrails import (
     rollout_seconds,
 )
 from modelops.backends.sagemaker.store import S3Store
-from modelops.errors import EndpointFailed, StoreError
+from modelops.errors import EndpointFailed, RolloutRolledBack, StoreError
 
 ENDPOINT_TAG = "modelops:endpoint"
 VERSION_TAG = "modelops:version"
@@ -235,9 +235,14 @@ class SageMakerEndpoints(Endpoints):
             if settled["EndpointStatus"] == IN_SERVICE and settled["EndpointConfigName"] == current_config:
                 self.scaling.restore(name, suspended)
                 alarms = (f" (alarms: {', '.join(alarm_names)}; see their history in CloudWatch)" if guard else "")
-                raise EndpointFailed(f"{action} of {name} to v{version} failed: {reason}{alarms}. v{current_version} "
-                                     f"keeps serving (endpoint config {current_config}); logs: CloudWatch "
-                                     f"/aws/sagemaker/Endpoints/{name}.")
+                message = (f"{action} of {name} to v{version} failed: {reason}{alarms}. v{current_version} keeps "
+                           f"serving (endpoint config {current_config}); logs: CloudWatch "
+                           f"/aws/sagemaker/Endpoints/{name}.")
+                if guard:  # the guardrails rolled it back: deploy_package records it in the history
+                    raise RolloutRolledBack(message, endpoint=name, version=current_version,
+                                            package_id=None,  # the history names it by version
+                                            rolled_back=version, reason=f"{reason}{alarms}")
+                raise EndpointFailed(message)
             raise EndpointFailed(f"{action} of {name} to v{version} failed: endpoint {settled['EndpointStatus']} with "
                                  f"config {settled['EndpointConfigName']}: {reason}. Fix: deploy a known good version "
                                  f"again (`python -m ci deploy <model folder> --version N`).")
