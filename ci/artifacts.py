@@ -16,11 +16,8 @@ Layout of an artifacts folder::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -150,16 +147,9 @@ class Artifacts:
         atomic.write_text(self.root / "index.html", render_index(runs))
         atomic.write_text(self.root / "summary.md", render_summary(runs))
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self):
         # Models run in parallel processes share one run log: serialise its read-modify-write.
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".runs.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return atomic.locked(self.root / ".runs.lock")
 
 
 def extract_figures(ipynb: Path, folder: Path, prefix: str) -> dict[str, Path]:

@@ -1,7 +1,9 @@
-"""Atomic file writes: write a temporary file beside the target, fsync, then rename over it."""
+"""Atomic file writes: write a temporary file beside the target, fsync, then rename over it; and a lock file for
+read-modify-write sequences shared between processes."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -57,3 +59,19 @@ def copy_file(source: str | Path, path: str | Path) -> Path:
     with open(source, "rb") as src, atomic_open(path, "wb") as dst:
         shutil.copyfileobj(src, dst, 1024 * 1024)
     return Path(path)
+
+
+@contextmanager
+def locked(lock_file: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created, with its folder) while the block runs.
+
+    Serialises read-modify-write sequences between processes (and threads with their own open file).
+    """
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -72,6 +72,23 @@ def record_values(record: memoryview, map_field: int = 1, key: str = "values") -
     The container skips a record whose features have no ``values`` entry, or whose entry holds no tensor.
     """
     found = None
+    for entry_key, value in _map_entries(record, map_field):
+        if entry_key == key:
+            found = (value,)  # a later entry with the same key replaces this one
+    return found[0] if found else None
+
+
+def read_records(body: bytes, map_field: int = 1) -> list[dict[str, np.ndarray]]:
+    """Every record's tensors by key (client side: e.g. the label map of a selectable-output answer)."""
+    records = []
+    for record in frames(body):
+        found: dict[str, Tensor | None] = dict(_map_entries(record, map_field))  # a later key replaces an earlier
+        records.append({k: v.array() for k, v in found.items() if v is not None})
+    return records
+
+
+def _map_entries(record: memoryview, map_field: int):
+    """The (key, tensor or None) entries of a Record's features (1) or label (2) map, in wire order."""
     for number, wire, payload in _fields(record):
         if number == map_field and wire == 2:
             entry_key, value = "", None
@@ -80,27 +97,7 @@ def record_values(record: memoryview, map_field: int = 1, key: str = "values") -
                     entry_key = _text(entry_payload)
                 elif entry_number == 2 and entry_wire == 2:
                     value = _value(entry_payload, value)
-            if entry_key == key:
-                found = (value,)  # a later entry with the same key replaces this one
-    return found[0] if found else None
-
-
-def read_records(body: bytes, map_field: int = 1) -> list[dict[str, np.ndarray]]:
-    """Every record's tensors by key (client side: e.g. the label map of a selectable-output answer)."""
-    records = []
-    for record in frames(body):
-        found: dict[str, Tensor | None] = {}
-        for number, wire, payload in _fields(record):
-            if number == map_field and wire == 2:
-                entry_key, value = "", None
-                for entry_number, entry_wire, entry_payload in _fields(payload):
-                    if entry_number == 1 and entry_wire == 2:
-                        entry_key = _text(entry_payload)
-                    elif entry_number == 2 and entry_wire == 2:
-                        value = _value(entry_payload, value)
-                found[entry_key] = value
-        records.append({k: v.array() for k, v in found.items() if v is not None})
-    return records
+            yield entry_key, value
 
 
 def _value(payload: memoryview, previous: Tensor | None) -> Tensor | None:

@@ -18,7 +18,6 @@ raises RolloutRolledBack; otherwise, after the bake, the new process becomes the
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import os
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +42,7 @@ from modelops.backends.base import (
     ServedPackage,
     safe_key,
 )
-from modelops.backends.local.processes import pid_exists, tail, terminate
+from modelops.backends.local.processes import pid_exists, terminate, wait_ready
 from modelops.backends.local.rollout import POLL_SECONDS, CanaryFigures, rollout_steps, tripped_alarm
 from modelops.backends.local.runtime import RuntimeRouter
 from modelops.errors import EndpointFailed, RolloutRolledBack
@@ -351,17 +349,8 @@ class LocalEndpoints(Endpoints):
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
                 env=_server_environment(token), start_new_session=True,
             )
-        deadline = time.monotonic() + min(timeout, 120)
-        while not ready.exists():
-            if process.poll() is not None:
-                raise EndpointFailed(f"the inference server for {name} exited with code {process.returncode} while "
-                                     f"starting. Log: {self._log(name)}:\n{tail(self._log(name))}")
-            if time.monotonic() > deadline:
-                terminate(process.pid)
-                raise EndpointFailed(f"the inference server for {name} did not start within {timeout:.0f}s. "
-                                     f"Log: {self._log(name)}")
-            time.sleep(0.02)
-        port = json.loads(ready.read_text())["port"]
+        port = wait_ready(process, ready, what=f"the inference server for {name}", log_path=self._log(name),
+                          timeout=min(timeout, 120))
         host = f"[{self.host}]" if ":" in self.host else self.host
         return {"pid": process.pid, "host": self.host, "port": port, "token": token, "url": f"http://{host}:{port}",
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -422,16 +411,8 @@ class LocalEndpoints(Endpoints):
     def _log(self, name: str) -> Path:
         return self.root / safe_key(name) / "server.log"
 
-    @contextmanager
     def _locked(self, name: str):
-        folder = self.root / safe_key(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return atomic.locked(self.root / safe_key(name) / ".lock")
 
 
 def ignored_settings(name: str, instance_count: int, autoscaling) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+
+from modelops.errors import EndpointFailed
 
 
 def pid_exists(pid: int) -> bool:
@@ -46,3 +50,23 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log)"
+
+
+def wait_ready(process: subprocess.Popen, ready: Path, *, what: str, log_path: Path, timeout: float,
+               poll: float = 0.02) -> int:
+    """Wait until a server process started with ``--ready-file`` writes it; the port it listens on.
+
+    Raises:
+        EndpointFailed: the process exited while starting (with its log's tail), or did not start within
+            ``timeout`` seconds (then it is terminated).
+    """
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if process.poll() is not None:
+            raise EndpointFailed(f"{what} exited with code {process.returncode} while starting. Log: {log_path}:\n"
+                                 f"{tail(log_path)}")
+        if time.monotonic() > deadline:
+            terminate(process.pid)
+            raise EndpointFailed(f"{what} did not start within {timeout:.0f}s. Log: {log_path}")
+        time.sleep(poll)
+    return json.loads(ready.read_text())["port"]

@@ -10,20 +10,16 @@ parallel deploys start one router.
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import os
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from modelops import atomic
-from modelops.backends.local.processes import pid_exists, tail, terminate
-from modelops.errors import EndpointFailed
+from modelops.backends.local.processes import pid_exists, terminate, wait_ready
 
 PORT_ENV = "MODELOPS_RUNTIME_PORT"
 #: The router's port unless it is taken (then any free one, recorded) or MODELOPS_RUNTIME_PORT is set.
@@ -86,17 +82,8 @@ class RuntimeRouter:
                  "--port", str(port), "--ready-file", str(ready)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder,
                 start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if process.poll() is not None:
-                raise EndpointFailed(f"the local SageMaker Runtime router exited with code {process.returncode} "
-                                     f"while starting. Log: {self.log_path}:\n{tail(self.log_path)}")
-            if time.monotonic() > deadline:
-                terminate(process.pid)
-                raise EndpointFailed(f"the local SageMaker Runtime router did not start within {timeout:.0f}s. "
-                                     f"Log: {self.log_path}")
-            time.sleep(0.01)
-        port = json.loads(ready.read_text())["port"]
+        port = wait_ready(process, ready, what="the local SageMaker Runtime router", log_path=self.log_path,
+                          timeout=timeout, poll=0.01)
         host = f"[{self.host}]" if ":" in self.host else self.host
         record = {"pid": process.pid, "host": self.host, "port": port, "url": f"http://{host}:{port}",
                   "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -125,12 +112,5 @@ class RuntimeRouter:
         except (FileNotFoundError, ValueError):
             return None
 
-    @contextmanager
     def _locked(self):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return atomic.locked(self.folder / ".lock")
