@@ -4,8 +4,8 @@
 
 Two models' predictions on the same rows, both problem types (abalone-sized regression, 418 rows; churn-sized
 binary, 500 rows; ``--rows`` sets the binary size):
-  - ours: ``modelops.bootstrap.paired_bootstrap`` (every metric of the problem type, both models, all resamples);
-  - baseline: the same resamples drawn as row indices, and for each one ``modelops.evaluation``'s metric
+  - ours: ``modelops.review.bootstrap.paired_bootstrap`` (every metric of the problem type, both models, all resamples);
+  - baseline: the same resamples drawn as row indices, and for each one ``modelops.review.evaluation``'s metric
     functions on the drawn rows of each model (what one writes first: a Python loop over resamples).
 Both must give the same intervals (asserted). Target: ours under a second for 2,000 resamples on 2 shared cores
 (the review runs it once per model and stage).
@@ -57,7 +57,7 @@ def _data(problem: str, rows: int):
 
 
 def _ours(problem, y, a, b, resamples) -> float:
-    from modelops.bootstrap import paired_bootstrap
+    from modelops.review.bootstrap import paired_bootstrap
 
     started = time.perf_counter()
     paired_bootstrap(problem, y, a, b, resamples=resamples, seed=1)
@@ -65,9 +65,8 @@ def _ours(problem, y, a, b, resamples) -> float:
 
 
 def _loop_intervals(problem, y, a, b, resamples) -> dict[str, tuple[float, float]]:
-    from modelops.bootstrap import resample_weights
-    from modelops.evaluation import metrics_for
-    from modelops.metrics import metric
+    from modelops.metrics import metric, metrics_for
+    from modelops.review.bootstrap import resample_weights
 
     weights = resample_weights(len(y), resamples, 1).astype(int)
     gains: dict[str, list[float]] = {}
@@ -86,7 +85,7 @@ def _loop(problem, y, a, b, resamples) -> float:
 
 
 def _check_same(problem, y, a, b, resamples) -> None:
-    from modelops.bootstrap import paired_bootstrap
+    from modelops.review.bootstrap import paired_bootstrap
 
     vectorised = paired_bootstrap(problem, y, a, b, resamples=resamples, seed=1).intervals
     looped = _loop_intervals(problem, y, a, b, resamples)

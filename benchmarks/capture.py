@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(folder: Path, model: str, args, report: Report) -> None:
-    from modelops.backends.base import DataCapture
+    from modelops.entities import DataCapture
     from modelops.serving.capture import capture_uri
     from modelops.serving.protocol import to_csv
 

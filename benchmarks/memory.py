@@ -147,7 +147,7 @@ def endpoint_processes(home: Path, project: Path, models: tuple[str, ...]) -> li
     import modelops
     from ci.pipeline import smoke_invoke
     from modelops.backends.local import LocalBackend
-    from modelops.deploy import select_package
+    from modelops.release.deploy import select_package
 
     ops = LocalBackend(home)
     found = []
@@ -168,7 +168,7 @@ def serving_floor(artifacts: list[str]) -> int:
     from modelops.serving.__main__ import hide_scikit_learn
 
     hide_scikit_learn()
-    from modelops.training import unpack_model
+    from modelops.training.train import unpack_model
 
     boosters = [unpack_model(Path(a).read_bytes(), source=a) for a in artifacts]
     for booster in boosters:

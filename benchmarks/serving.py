@@ -119,7 +119,7 @@ def trained_model(home: Path, model: str):
     """Train, register, approve and deploy ``model`` as our endpoint; return (ops, config, package, test rows)."""
     import modelops
     from modelops.backends.local import LocalBackend
-    from modelops.prepare import features_and_target
+    from modelops.data.prepare import features_and_target
 
     quiet = lambda *a, **k: None  # noqa: E731
     ops = LocalBackend(home)
@@ -267,7 +267,7 @@ def starlette_server(artifact: str, ready: str) -> int:
 
 
 def _load(artifact: str, threads: int = THREADS):
-    from modelops.training import unpack_model
+    from modelops.training.train import unpack_model
 
     booster = unpack_model(Path(artifact).read_bytes(), source=artifact)
     booster.set_param({"nthread": threads})
@@ -398,7 +398,7 @@ def in_process(booster, batches: dict[int, np.ndarray], requests: int, seconds: 
 
 
 def measure_model(folder: Path, model: str, args, report: Report) -> None:
-    from modelops.training import load_artifact
+    from modelops.training.train import load_artifact
 
     folder.mkdir(parents=True)
     print(f"{model}: training and registering a booster", flush=True)

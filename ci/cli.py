@@ -125,7 +125,7 @@ def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) 
     click.echo(tune_summary(folder.name, record))
     click.echo(f"report: {artifacts.root / folder.name / 'tune.html'}")
     if apply_best:
-        from modelops.tuning import apply_hyperparameters
+        from modelops.training.tuning import apply_hyperparameters
 
         diff = apply_hyperparameters(folder.path / "model.yml", record.tuned_hyperparameters)
         click.echo(diff or f"{folder.name}/model.yml already holds the best configuration: nothing to apply")
@@ -351,8 +351,8 @@ def _status_command(action: str):
     @click.option("--note", default=None, help="Why (recorded in the registry).")
     @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
     def command(model_dir, version, by, note, backend) -> None:
-        from modelops.history import checkout_commit
-        from modelops.packages import pending_for_folder
+        from modelops.release.history import checkout_commit
+        from modelops.review.packages import pending_for_folder
 
         config, ops = _model_and_backend(model_dir, backend)
         package = ops.registry.get(config.name, version) if version else pending_for_folder(ops.registry, config)
@@ -423,7 +423,7 @@ def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, 
     from ci.runner import run_stage
 
     if env_name == "production":
-        from modelops.deploy import require_gate_passed, select_package
+        from modelops.release.deploy import require_gate_passed, select_package
 
         config, ops = _model_and_backend(model_dir, backend)
         require_gate_passed(ops, config, select_package(ops.registry, config, version=version,
@@ -488,7 +488,7 @@ def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
     """What MODEL_DIR's model served when, and every approval, rejection, deployment, gate, promotion, rollback and
     stop, with who, when, version, package, environment, commit and CI job."""
     from ci.history import render_history
-    from modelops.history import history_report, verify_history
+    from modelops.release.history import history_report, verify_history
 
     config, ops = _model_and_backend(model_dir, backend)
     if verify:
@@ -565,8 +565,8 @@ def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, env_name
         raise click.UsageError("pass --csv FILE (encoded feature rows) or --raw FILE (raw records), one of them.")
     config, ops = _model_and_backend(model_dir, backend)
     if raw_file:
-        from modelops.deploy import encode_request
-        from modelops.prepare import read_records
+        from modelops.data.prepare import read_records
+        from modelops.release.deploy import encode_request
 
         body = encode_request(ops, config, read_records(raw_file), unseen=unseen, env_name=env_name)
         content_type = "text/csv"
@@ -585,7 +585,7 @@ def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, env_name
 @_backend_option
 def rollback(model_dir, env_name, by, timeout, backend) -> None:
     """Switch MODEL_DIR's endpoint back to the version it served before (recorded in the history)."""
-    from modelops.deploy import rollback_endpoint
+    from modelops.release.deploy import rollback_endpoint
 
     config, ops = _model_and_backend(model_dir, backend)
     deployment = rollback_endpoint(ops, config, env_name, by=by, timeout=timeout, log=lambda line: None)
@@ -604,7 +604,7 @@ def stop(model_dirs, every, env_name, by, backend) -> None:
     from ci.runner import pin_environment
     from modelops.backends import get_backend
     from modelops.config import ENVIRONMENT_NAMES
-    from modelops.deploy import stop_endpoint
+    from modelops.release.deploy import stop_endpoint
 
     if bool(model_dirs) == every:
         raise click.UsageError("name the model folders whose endpoints to stop, or pass --all (not both).")
@@ -657,7 +657,7 @@ def endpoints(as_json, backend) -> None:
             click.echo(f"{'':<24} {e.message}")
     runtime = ops.endpoints.runtime_url()
     if runtime:  # the local SageMaker Runtime: what boto3 and the SageMaker SDK need to reach these endpoints
-        from modelops.backends.base import RUNTIME_URL_ENV
+        from modelops.entities import RUNTIME_URL_ENV
 
         click.echo(f"\n# boto3 and the SageMaker SDK reach these endpoints with (any credentials):\n"
                    f"export {RUNTIME_URL_ENV}={runtime}")

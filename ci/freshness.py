@@ -23,8 +23,8 @@ from typing import Any
 from ci.artifacts import Artifacts, NotebookRun
 from ci.models import ModelFolder
 from ci.stages import Notebook
-from modelops.lineage import library_hash
 from modelops.records import DeployRecord, TrainRecord
+from modelops.review.lineage import library_hash
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _challenger(ctx: StageContext, parameters: dict) -> Any:
 
 
 def _champion(ctx: StageContext, parameters: dict) -> Any:
-    from modelops.packages import champion
+    from modelops.review.packages import champion
 
     trained = ctx.record(TrainRecord)
     best = champion(ctx.ops.registry, ctx.folder.config().name, excluding=trained.version if trained else None)
@@ -98,8 +98,8 @@ def _champion(ctx: StageContext, parameters: dict) -> Any:
 
 
 def _package(ctx: StageContext, parameters: dict) -> Any:
-    from modelops.deploy import select_package
     from modelops.errors import ModelOpsError
+    from modelops.release.deploy import select_package
 
     try:
         package = select_package(ctx.ops.registry, ctx.folder.config(), version=parameters.get("version"),
@@ -171,7 +171,7 @@ def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: st
 
 def gathered(ctx: StageContext, parameters: dict[str, Any]):
     """The dataset gathering would write with these parameters, if it is already complete (else None)."""
-    from modelops.datasets import gathered_dataset
+    from modelops.data.datasets import gathered_dataset
     from modelops.errors import ModelOpsError
 
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops.history import HistoryReport, format_instant
+from modelops.release.history import HistoryReport, format_instant
 
 
 def render_history(report: HistoryReport) -> str:

@@ -84,7 +84,7 @@ def fetch_datasets(models: list[ModelFolder], folder: Path) -> list[Path]:
     """
     import shutil
 
-    from modelops.sources import fetch_source, file_name
+    from modelops.data.sources import fetch_source, file_name
 
     paths = []
     for model in models:

@@ -25,10 +25,10 @@ from ci.pathfilter import BASE_REVISION
 from ci.runner import run_stage
 from modelops.config import PRODUCTION, STAGING
 from modelops.errors import ModelOpsError
-from modelops.history import checkout_commit
 from modelops.metrics import PRIMARY_METRIC
 from modelops.records import DeployRecord, PromoteRecord, ReviewRecord, TrainRecord
-from modelops.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
+from modelops.release.history import checkout_commit
+from modelops.training.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
 
 @dataclass
@@ -152,7 +152,7 @@ def run_pipeline(models: list[ModelFolder], *, backend: str | None, artifacts: A
 @contextmanager
 def _training_threads(threads: int):
     """``MODELOPS_TRAIN_THREADS`` for the kernels started inside, unless the user set it: parallel trainings
-    with every thread each would oversubscribe the cores (modelops.threads)."""
+    with every thread each would oversubscribe the cores (modelops.training.threads)."""
     if os.environ.get(TRAIN_THREADS_ENV):
         yield
         return
@@ -195,7 +195,7 @@ def _record(runs: list[NotebookRun], kind: type):
 def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approval: str, approver: str,
              confirm, log) -> bool:
     from modelops.backends import get_backend
-    from modelops.backends.base import APPROVED
+    from modelops.entities import APPROVED
 
     config = folder.config()
     review = _record(outcome.runs, ReviewRecord)
@@ -284,8 +284,8 @@ def promote_model(folder: ModelFolder, *, by: str, backend: str | None, artifact
         NotebookFailed: the production deploy failed (the previous version keeps serving).
     """
     from modelops.backends import get_backend
-    from modelops.deploy import require_gate_passed
-    from modelops.promotion import staged_package
+    from modelops.release.deploy import require_gate_passed
+    from modelops.release.gate import staged_package
 
     config = folder.config()
     ops = get_backend(backend)
@@ -313,9 +313,9 @@ def smoke_invoke(ops, config, env_name: str = PRODUCTION) -> str:
     Raises:
         EndpointFailed: the endpoint answered with an error or with nothing.
     """
-    from modelops.datasets import load_dataset, read_split
+    from modelops.data.datasets import load_dataset, read_split
+    from modelops.data.prepare import features_and_target
     from modelops.errors import EndpointFailed
-    from modelops.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
     features, _ = features_and_target(read_split(ops.store, load_dataset(ops.store, config), "test").head(1))

@@ -19,7 +19,7 @@ from ci.supplies import supplied
 from modelops import settings
 from modelops.backends import get_backend
 from modelops.errors import ConfigError, NotebookFailed
-from modelops.notebook import read_scraps
+from modelops.notebook.glue import read_scraps
 from modelops.records import TrainRecord
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from modelops.config import (
     STAGING_SUFFIX,
     load_model_config,
 )
+from modelops.data.features import STUB as FEATURES_STUB
 from modelops.errors import ConfigError, DataError
-from modelops.features import STUB as FEATURES_STUB
 
 #: XGBoost starting points per problem type (the SageMaker built-in algorithm's hyperparameter names).
 DEFAULT_HYPERPARAMETERS = {
@@ -127,15 +127,15 @@ def profile_data(path: Path, *, target: str, problem: str, header: bool | None =
                  columns: list[str] | None = None, positive_label: str | None = None) -> Profile:
     """Read a CSV file and decide its header, columns, categorical and identifier columns and its classes.
 
-    The file is read as the pipeline reads it (modelops.prepare.read_table: header names trimmed and made
+    The file is read as the pipeline reads it (modelops.data.prepare.read_table: header names trimmed and made
     unique), and a column counts as numeric when every cell is a number or a missing-value marker.
 
     Raises:
         DataError: the file is not a CSV with the target column, or the target does not fit the problem type
             (the message names the problem type that fits).
     """
-    from modelops.encoding import parse_numbers
-    from modelops.prepare import clean_names, read_table
+    from modelops.data.encoding import parse_numbers
+    from modelops.data.prepare import clean_names, read_table
 
     sample = path.read_bytes()[:65536].decode("utf-8", errors="replace")
     if not sample.strip():
@@ -268,7 +268,7 @@ def new_model(root: Path, folder: str, *, problem: str, source: str, target: str
     Raises:
         ConfigError: bad name or problem type. DataError / DataSourceError: the data does not fit.
     """
-    from modelops.sources import fetch_source
+    from modelops.data.sources import fetch_source
 
     root = root.resolve()
     if problem not in PROBLEM_TYPES:

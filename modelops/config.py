@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from modelops import container
 from modelops.errors import ConfigError
 from modelops.metrics import DEFAULT_TUNING_OBJECTIVE, PRIMARY_METRIC, PROBLEM_METRICS, TUNING_OBJECTIVES
-from modelops.serving import container
 from modelops.settings import MODEL_CONFIG_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CONFIG_FILE = MODEL_CONFIG_FILE
-#: The model folder's optional feature code: ``prepare(frame) -> frame`` on the raw table (modelops.features).
+#: The model folder's optional feature code: ``prepare(frame) -> frame`` on the raw table (modelops.data.features).
 FEATURES_FILE = "features.py"
 
 #: The problem types a model can have: those the metric registry names (regression, binary, multiclass).
@@ -214,7 +214,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         },
         "quality": {"type": "object", "additionalProperties": _THRESHOLD},
-        "monitoring": {  # data capture and the monitor's checks (modelops/monitor.py, docs/monitoring.md)
+        "monitoring": {  # data capture and the monitor's checks (modelops/monitoring/monitor.py, docs/monitoring.md)
             "type": "object",
             "additionalProperties": False,
             "properties": {
@@ -248,7 +248,7 @@ SCHEMA: dict[str, Any] = {
                 "domain_content_threshold": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
-        "serving": {  # the SageMaker XGBoost container's environment switches (modelops/serving/container.py)
+        "serving": {  # the SageMaker XGBoost container's environment switches (modelops/container.py)
             "type": "object",
             "additionalProperties": False,
             "properties": {
@@ -450,7 +450,7 @@ class DataCaptureConfig:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """How the monitor compares live features with the training baseline (tests in modelops.drift.TESTS)."""
+    """How the monitor compares live features with the training baseline (tests in modelops.monitoring.drift.TESTS)."""
 
     numeric_test: str = "ks"
     numeric_threshold: float | None = None  # None: the test's default
@@ -1063,7 +1063,7 @@ def _monitoring_problems(drift: dict) -> list[str]:
     """Drift tests the monitor does not know, and thresholds outside what a test can measure."""
     if not drift:
         return []
-    from modelops.drift import TESTS  # numpy: only for a model.yml that sets drift tests or thresholds
+    from modelops.monitoring.drift import TESTS  # numpy: only for a model.yml that sets drift tests or thresholds
 
     problems = []
     defaults = DriftConfig()

@@ -14,12 +14,11 @@ import time
 import numpy as np
 import yaml
 
-from modelops.backends.base import PackageVersion
-from modelops.baseline import compute_baseline, monitored_features, prediction_feature
 from modelops.config import parse_model_config
-from modelops.encoding import FeatureEncoding
-from modelops.lineage import Lineage
-from modelops.monitor import ServedModel
+from modelops.data.encoding import FeatureEncoding
+from modelops.entities import Lineage, PackageVersion
+from modelops.monitoring.baseline import compute_baseline, monitored_features, prediction_feature
+from modelops.monitoring.monitor import ServedModel
 from modelops.serving.capture import capture_record, capture_uri, file_name, hour_folder
 from tests.conftest import ROOT
 
@@ -74,7 +73,7 @@ def package(files: dict, version: int = 1) -> PackageVersion:
 
 def served(cfg=None) -> ServedModel:
     """The served version of the tiny model, with its baseline in memory."""
-    from modelops.baseline import Baseline
+    from modelops.monitoring.baseline import Baseline
 
     cfg = cfg or config()
     files = baseline(cfg)

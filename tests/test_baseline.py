@@ -13,7 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from modelops.baseline import (
+from modelops.data.encoding import FeatureEncoding
+from modelops.errors import StoreError
+from modelops.monitoring.baseline import (
     CATEGORICAL,
     KLL_K,
     Violation,
@@ -26,8 +28,6 @@ from modelops.baseline import (
     sketch_sample,
     violations_json,
 )
-from modelops.encoding import FeatureEncoding
-from modelops.errors import StoreError
 from tests import monitoring as tiny
 
 #: The keys of Model Monitor's files (its schema pages and the SDK's sample files).
@@ -113,7 +113,7 @@ def test_an_unseen_category_encoded_as_zeros_reads_back_as_none_of_the_categorie
     """What encode_rows(..., unseen="zeros") (and `ci invoke --raw --unseen zeros`) sends is what decode reads."""
     import pandas as pd
 
-    from modelops.prepare import encode_rows
+    from modelops.data.prepare import encode_rows
 
     config = tiny.config()
     encoding = FeatureEncoding(("length", "sex", "rings"), ("length",), (("sex", ("F", "I", "M")),),

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from modelops.backends.base import DataCapture
 from modelops.backends.local import LocalBackend
-from modelops.monitor import read_capture
+from modelops.entities import DataCapture
+from modelops.monitoring.monitor import read_capture
 from modelops.serving.capture import CaptureWriter, capture_record, capture_uri, file_name, hour_folder
 from tests import monitoring as tiny
 

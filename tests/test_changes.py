@@ -134,8 +134,8 @@ def test_one_git_diff_for_all_models(tmp_path, monkeypatch):
 def test_merge_to_main_selects_the_branch_models_and_deploy_finds_the_reviewed_package(tmp_path, home, squash):
     from modelops.backends.local.registry import LocalRegistry
     from modelops.config import load_model_config
-    from modelops.deploy import select_package
-    from modelops.lineage import model_lineage
+    from modelops.release.deploy import select_package
+    from modelops.review.lineage import model_lineage
     from tests.test_registry_contract import training
 
     repo = make_project(tmp_path / "project", models=MODELS)

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 from modelops.backends.local.registry import LocalRegistry
-from modelops.lineage import Lineage, working_tree_hash
+from modelops.entities import Lineage
+from modelops.review.lineage import working_tree_hash
 from tests.conftest import ROOT
 from tests.test_registry_contract import training
 

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelops.backends.base import APPROVED, PackageVersion
 from modelops.backends.local.endpoints import LocalEndpoints
-from modelops.lineage import Lineage
+from modelops.entities import APPROVED, Lineage, PackageVersion
 from modelops.serving import protocol, recordio
-from modelops.training import pack_model
+from modelops.training.train import pack_model
 from tests.conftest import stop_endpoints
 
 pytestmark = pytest.mark.slow
@@ -320,7 +319,7 @@ def test_deploy_package_takes_the_switches_from_model_yml(served, tmp_path):
 
     from modelops.backends.local import LocalBackend
     from modelops.config import parse_model_config
-    from modelops.deploy import deploy_package
+    from modelops.release.deploy import deploy_package
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())

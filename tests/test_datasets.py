@@ -8,9 +8,9 @@ import pytest
 
 from modelops import get_backend
 from modelops.config import load_model_config
-from modelops.datasets import fetch_data, find_dataset, load_dataset, read_split, write_dataset
+from modelops.data.datasets import fetch_data, find_dataset, load_dataset, read_split, write_dataset
+from modelops.data.prepare import prepare_frame, read_raw, split_frame
 from modelops.errors import StoreError
-from modelops.prepare import prepare_frame, read_raw, split_frame
 from tests.conftest import ROOT
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from modelops.drift import (
+from modelops.monitoring.drift import (
     TESTS,
     categorical_drift,
     jensen_shannon,

@@ -28,10 +28,9 @@ import re
 import numpy as np
 import pytest
 
-from modelops.backends.base import IN_SERVICE, PackageVersion, TrainingResult
+from modelops.entities import IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import EndpointFailed
-from modelops.lineage import Lineage
-from modelops.training import fit, pack_model
+from modelops.training.train import fit, pack_model
 from tests.contract import REGION, backend_for, moto_client
 
 #: The only place where the suite asks which endpoints it has.
@@ -252,7 +251,7 @@ class SageMakerHosting:
         return self.configs[name]
 
     def _load(self, config_name: str):
-        from modelops.training import unpack_model
+        from modelops.training.train import unpack_model
 
         config = self.control.describe_endpoint_config(EndpointConfigName=config_name)
         model = self.control.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelops.backends.base import APPROVED, TrainingSpec
 from modelops.backends.local import LocalBackend
 from modelops.config import load_model_config
-from modelops.datasets import fetch_data, read_split, write_dataset
-from modelops.deploy import deploy_package, select_package, verify_endpoint
+from modelops.data.datasets import fetch_data, read_split, write_dataset
+from modelops.data.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.entities import APPROVED, TrainingSpec
 from modelops.errors import EndpointFailed, NoApprovedPackage
-from modelops.evaluation import check_quality, evaluate_model
-from modelops.packages import register_model
-from modelops.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.release.deploy import deploy_package, select_package, verify_endpoint
+from modelops.review.evaluation import check_quality, evaluate_model
+from modelops.review.packages import register_model
 from modelops.serving.protocol import read_predictions, to_csv
 from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
 
@@ -244,7 +244,7 @@ def test_verify_endpoint_under_inference_output(served):
 
 def test_no_approved_package_for_this_revision(home, tmp_path):
     from modelops.backends.local.registry import LocalRegistry
-    from modelops.lineage import Lineage
+    from modelops.entities import Lineage
     from tests.test_registry_contract import training
 
     registry = LocalRegistry(tmp_path / "registry.db")

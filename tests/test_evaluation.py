@@ -7,16 +7,15 @@ import pytest
 
 from modelops.config import load_model_config
 from modelops.errors import QualityGateFailed
-from modelops.evaluation import (
-    baseline_predictions,
+from modelops.metrics import (
     binary_metrics,
-    check_quality,
     confusion_matrix,
     precision_recall_curve,
     regression_metrics,
     roc_auc,
     roc_curve,
 )
+from modelops.review.evaluation import baseline_predictions, check_quality
 from tests.conftest import ROOT
 
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from modelops.config import ModelConfig, load_model_config
-from modelops.datasets import dataset_id
+from modelops.data.datasets import dataset_id
+from modelops.data.features import STUB
+from modelops.data.prepare import encode_rows, prepare_data, read_raw
 from modelops.errors import ConfigError, DataError, FeaturesError
-from modelops.features import STUB
-from modelops.lineage import working_tree_hash
-from modelops.prepare import encode_rows, prepare_data, read_raw
+from modelops.review.lineage import working_tree_hash
 from tests.conftest import ROOT, SHARED_DATA
 from tests.gitrepo import make_project
 
@@ -173,8 +173,8 @@ def test_features_py_is_in_the_lineage_and_the_dataset_identity(tmp_path):
 def test_encode_rows_reads_the_latest_dataset_when_given_none(tmp_path, home, abalone_raw):
     import modelops
     from modelops.backends import get_backend
-    from modelops.datasets import fetch_data, write_dataset
-    from modelops.prepare import split_frame
+    from modelops.data.datasets import fetch_data, write_dataset
+    from modelops.data.prepare import split_frame
 
     folder = tmp_path / "abalone_model"
     shutil.copytree(ROOT / "abalone_model", folder)
@@ -196,8 +196,8 @@ def test_features_py_may_hold_ordinary_module_code(tmp_path, abalone_raw):
 
 def test_raw_records_need_a_deployed_version_to_be_encoded_for(home, abalone_raw):
     from modelops.backends import get_backend
-    from modelops.deploy import encode_request
     from modelops.errors import EndpointFailed
+    from modelops.release.deploy import encode_request
 
     config = load_model_config(ROOT / "abalone_model")
     with pytest.raises(EndpointFailed, match=r"'abalone-model' serves no version\. Fix: promote staging's version "

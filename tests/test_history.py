@@ -1,6 +1,6 @@
 """The history: what served when, answered from events; the hash chain, and every way of breaking it detected.
 
-The answers and the chain check are pure functions over a list of events (``modelops.history``); the stores are
+The answers and the chain check are pure functions over a list of events (``modelops.release.history``); the stores are
 one contract over both backends: the local registry's SQLite and S3 objects on moto, each tampered with the way
 someone with write access to it would (an edited row or object, a deleted one, two swapped, the newest gone).
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelops.backends.base import (
+from modelops.entities import (
     APPROVED,
     DEPLOYED,
     GATE_PASSED,
@@ -26,7 +26,7 @@ from modelops.backends.base import (
     event_hash,
 )
 from modelops.errors import ConfigError, HistoryTampered
-from modelops.history import check_chain, history_report, parse_instant, served_at, verify_history
+from modelops.release.history import check_chain, history_report, parse_instant, served_at, verify_history
 from tests.contract import backend_for
 from tests.test_registry_contract import register
 

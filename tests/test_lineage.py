@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops.lineage import committed_tree_hash, model_lineage, working_tree_hash
+from modelops.review.lineage import committed_tree_hash, model_lineage, working_tree_hash
 from tests.gitrepo import Repo
 
 

@@ -13,8 +13,8 @@ from ci.artifacts import Artifacts, model_reviews
 from ci.models import ModelFolder, resolve_model_dir
 from ci.runner import run_stage
 from modelops import get_backend
-from modelops.backends.base import PENDING
 from modelops.config import load_model_config
+from modelops.entities import PENDING
 from modelops.errors import NotebookFailed
 from tests.conftest import ROOT
 from tests.gitrepo import make_project
@@ -183,7 +183,7 @@ def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, t
     from ci.history import render_history
     from ci.models import discover_models
     from ci.pipeline import run_pipeline, summary_table
-    from modelops.history import actor, history_report, verify_history
+    from modelops.release.history import actor, history_report, verify_history
 
     artifacts = Artifacts(tmp_path / "artifacts")
     outcomes = run_pipeline(discover_models(ROOT), backend="local", artifacts=artifacts, approval="auto",
@@ -298,7 +298,7 @@ def test_notebooks_run_under_nbval_in_the_order_of_the_flow(home, tmp_path):
     # Promoted, production serves clients; the monitor, run as it stands, finds their rows like training (the
     # deploy's own checks, captured too, are left out).
     import modelops
-    from modelops.prepare import features_and_target
+    from modelops.data.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
     ops = get_backend("local")

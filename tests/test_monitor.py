@@ -17,7 +17,7 @@ import pytest
 from modelops.backends.local import LocalBackend
 from modelops.config import ServingConfig
 from modelops.errors import ConfigError, ConstraintViolated, DataError
-from modelops.monitor import (
+from modelops.monitoring.monitor import (
     answer_scores,
     check_traffic,
     live_quality,
@@ -321,7 +321,7 @@ def _abalone_data() -> dict:
 
 
 def test_the_deploys_own_checks_are_not_clients_traffic(backend):
-    from modelops.deploy import CHECK_INFERENCE_ID
+    from modelops.release.deploy import CHECK_INFERENCE_ID
 
     cfg, served = tiny.config(), tiny.served()
     replayed = tiny.rows(100, 7)[np.arange(1000) % 100]  # the test split, replayed over and over

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 import modelops
 from modelops.backends.local import LocalBackend
-from modelops.monitor import check_traffic, live_quality, read_capture, record_monitoring, served_model
-from modelops.prepare import features_and_target
+from modelops.data.prepare import features_and_target
+from modelops.monitoring.monitor import check_traffic, live_quality, read_capture, record_monitoring, served_model
 from modelops.serving.protocol import to_csv
 from tests.conftest import ROOT
 
@@ -196,8 +196,8 @@ def test_sagemaker_data_capture_on_s3_is_read_by_the_same_code(aws, home):
 
 def trained_on_s3(ops):
     """abalone trained in-process, its artifact, dataset and baseline in (moto's) S3, registered and approved."""
-    from modelops.backends.base import TrainingResult
-    from modelops.training import fit, pack_model
+    from modelops.entities import TrainingResult
+    from modelops.training.train import fit, pack_model
 
     config = modelops.load_model_config(ROOT / "abalone_model")
     raw = modelops.fetch_data(config)

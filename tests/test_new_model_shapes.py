@@ -156,10 +156,10 @@ def check_a_derived_feature_is_one_more_feature_and_a_new_tree(repo, scaffolded)
 
 def check_raw_records_get_the_predictions_of_their_encoded_rows(repo, sources, invoke, tmp_path):
     from modelops.backends import get_backend
-    from modelops.datasets import package_dataset
-    from modelops.prepare import encode_rows, read_records, read_table
+    from modelops.data.datasets import package_dataset
+    from modelops.data.prepare import encode_rows, read_records, read_table
     from modelops.serving.protocol import read_predictions, to_csv
-    from modelops.training import load_artifact
+    from modelops.training.train import load_artifact
 
     ops = get_backend("local")
     for model, target in (("wear", "wear"), ("failures", "failed"), ("species", "species"), ("shells", "rings")):
@@ -188,7 +188,7 @@ def check_raw_records_get_the_predictions_of_their_encoded_rows(repo, sources, i
 
 
 def check_unseen_category_through_the_cli(sources, invoke, tmp_path):
-    from modelops.prepare import read_records
+    from modelops.data.prepare import read_records
     from modelops.serving.protocol import read_predictions
 
     raw = tmp_path / "unseen.csv"

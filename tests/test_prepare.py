@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from modelops.config import load_model_config
+from modelops.data.prepare import features_and_target, prepare_data, prepare_frame, read_raw, split_frame
 from modelops.errors import DataError
-from modelops.prepare import features_and_target, prepare_data, prepare_frame, read_raw, split_frame
 from tests.conftest import ROOT, SHARED_DATA
 
 ABALONE = load_model_config(ROOT / "abalone_model")

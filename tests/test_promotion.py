@@ -16,11 +16,10 @@ import time
 import boto3
 import pytest
 
-from modelops.backends.base import APPROVED, IN_SERVICE, PackageVersion, TrainingResult
 from modelops.config import PRODUCTION, SLO, STAGING, load_model_config
+from modelops.entities import APPROVED, IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import PromotionGateFailed, PromotionRefused
-from modelops.lineage import Lineage
-from modelops.promotion import GateResult, check_gate
+from modelops.release.gate import GateResult, check_gate
 from tests.conftest import ROOT, SHARED_DATA
 
 CONFIG = load_model_config(ROOT / "abalone_model")
@@ -80,9 +79,9 @@ def test_latency_without_an_slo_is_measured_not_gated():
 
 def _sagemaker_package(backend, config, rounds: int) -> PackageVersion:
     """An approved package of ``config`` trained here on its real dataset, written to moto's S3 and registered."""
-    from modelops.datasets import fetch_data, load_dataset, read_split, write_dataset
-    from modelops.prepare import features_and_target, prepare_frame, read_raw, split_frame
-    from modelops.training import fit, pack_model
+    from modelops.data.datasets import fetch_data, load_dataset, read_split, write_dataset
+    from modelops.data.prepare import features_and_target, prepare_frame, read_raw, split_frame
+    from modelops.training.train import fit, pack_model
 
     try:
         dataset = load_dataset(backend.store, config)
@@ -107,9 +106,9 @@ def _sagemaker_package(backend, config, rounds: int) -> PackageVersion:
 
 @pytest.mark.slow
 def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypatch):
-    from modelops.deploy import deploy_package, stop_endpoint
-    from modelops.history import history_report, verify_history
-    from modelops.promotion import run_gate, staged_package
+    from modelops.release.deploy import deploy_package, stop_endpoint
+    from modelops.release.gate import run_gate, staged_package
+    from modelops.release.history import history_report, verify_history
     from tests.contract import sagemaker_on_moto
     from tests.test_endpoints_contract import SageMakerHosting
 

@@ -29,10 +29,10 @@ def cli(repo, *args: str) -> subprocess.CompletedProcess:
 
 def register_second_version(folder: ModelFolder):
     """v2 of the model, trained in-process from the dataset v1 was trained on, registered and approved."""
-    from modelops.datasets import load_dataset
-    from modelops.evaluation import check_quality, evaluate_model
-    from modelops.packages import register_model
-    from modelops.training import train_model
+    from modelops.data.datasets import load_dataset
+    from modelops.review.evaluation import check_quality, evaluate_model
+    from modelops.review.packages import register_model
+    from modelops.training.train import train_model
 
     ops, config = get_backend("local"), folder.config()
     dataset = load_dataset(ops.store, config)

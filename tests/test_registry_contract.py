@@ -6,9 +6,8 @@ import multiprocessing
 
 import pytest
 
-from modelops.backends.base import APPROVED, PENDING, REJECTED, TrainingResult
+from modelops.entities import APPROVED, PENDING, REJECTED, Lineage, TrainingResult
 from modelops.errors import RegistryError
-from modelops.lineage import Lineage
 
 GROUP = "abalone-model"
 

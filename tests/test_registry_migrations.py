@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from modelops.backends.base import APPROVED, PENDING, REJECTED
 from modelops.backends.local.registry import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -25,6 +24,7 @@ from modelops.backends.local.registry import (
     event_hash,
     migrate,
 )
+from modelops.entities import APPROVED, PENDING, REJECTED
 from modelops.errors import RegistryError
 from tests.test_registry_contract import register, training
 

@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from modelops.bootstrap import paired_bootstrap
 from modelops.config import ChangeRule, ReviewConfig, load_model_config
-from modelops.evaluation import check_quality, metrics_for
+from modelops.metrics import metrics_for
 from modelops.records import Gate, TrainRecord
-from modelops.review import RULE_BETTER, RULE_FIRST, RULE_GATE, RULE_SAME, RULE_UNPAIRED, RULE_WORSE, compare
+from modelops.review.bootstrap import paired_bootstrap
+from modelops.review.evaluation import check_quality
+from modelops.review.verdict import RULE_BETTER, RULE_FIRST, RULE_GATE, RULE_SAME, RULE_UNPAIRED, RULE_WORSE, compare
 from tests.conftest import ROOT
 
 ABALONE = load_model_config(ROOT / "abalone_model")
@@ -128,7 +129,7 @@ def test_review_says_when_the_library_or_the_dataset_changed_since_the_champion(
 
 @pytest.mark.parametrize("config", [ABALONE, CHURN], ids=["abalone", "churn"])
 def test_shipped_models_decide_on_their_primary_metric_and_watch_their_gates(config):
-    from modelops.review import watched_metrics
+    from modelops.review.verdict import watched_metrics
 
     [rule] = config.review.decided_on(config.problem_type)
     assert rule.metric == ("rmse" if config is ABALONE else "auc")

@@ -20,19 +20,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelops.backends.base import GATE_PASSED, IN_SERVICE, ROLLED_BACK
 from modelops.backends.local import LocalBackend
 from modelops.backends.local.rollout import MIN_REQUESTS, CanaryFigures, Step, rollout_steps, tripped_alarm
 from modelops.config import PRODUCTION, SLO, STAGING, Rollout, load_model_config
-from modelops.datasets import fetch_data, read_split, write_dataset
-from modelops.deploy import deploy_package
+from modelops.data.datasets import fetch_data, read_split, write_dataset
+from modelops.data.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.entities import GATE_PASSED, IN_SERVICE, ROLLED_BACK
 from modelops.errors import RolloutRolledBack
-from modelops.evaluation import check_quality, evaluate_model
-from modelops.history import event_for
-from modelops.packages import register_model
-from modelops.prepare import features_and_target, prepare_frame, read_raw, split_frame
+from modelops.release.deploy import deploy_package
+from modelops.release.history import event_for
+from modelops.review.evaluation import check_quality, evaluate_model
+from modelops.review.packages import register_model
 from modelops.serving.protocol import to_csv
-from modelops.training import train_model
+from modelops.training.train import train_model
 from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
 
 NAME = "abalone-model"

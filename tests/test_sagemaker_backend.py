@@ -18,12 +18,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 
-from modelops.backends.base import APPROVED, PENDING, PackageVersion, TrainingResult, TrainingSpec
 from modelops.backends.sagemaker.aws import NAME_PATTERN, timestamped_name
 from modelops.backends.sagemaker.endpoints import PREVIOUS_CONFIG_TAG, PREVIOUS_VERSION_TAG, VERSION_TAG
 from modelops.backends.sagemaker.store import S3Store
+from modelops.entities import APPROVED, PENDING, Lineage, PackageVersion, TrainingResult, TrainingSpec
 from modelops.errors import ConfigError, EndpointFailed, RegistryError, StoreError, TrainingFailed
-from modelops.lineage import Lineage
 from tests.conftest import MOTO_BUCKET, MOTO_ROLE
 
 REGION = "us-east-1"
@@ -460,7 +459,7 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
     import yaml
 
     from modelops.config import parse_model_config
-    from modelops.deploy import deploy_package
+    from modelops.release.deploy import deploy_package
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
@@ -485,7 +484,7 @@ def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sage
     import yaml
 
     from modelops.config import parse_model_config
-    from modelops.deploy import deploy_package
+    from modelops.release.deploy import deploy_package
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())

@@ -16,7 +16,7 @@ import pytest
 from ci.artifacts import Artifacts
 from ci.models import resolve_model_dir
 from ci.runner import run_stage
-from modelops.backends.base import PENDING
+from modelops.entities import PENDING
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.notebook
@@ -33,7 +33,7 @@ class StandInContainer:
 
     moto marks a training job Completed the moment it is created and writes nothing. Wrapped around moto's
     CreateTrainingJob, this reads the job's train and validation channels from (moto's) S3, trains with
-    modelops.training (the container's semantics), writes ``model.tar.gz`` where the job says its artifact
+    modelops.training.train (the container's semantics), writes ``model.tar.gz`` where the job says its artifact
     is and the per-round log lines to CloudWatch. The library under test is not told about any of this.
     """
 
@@ -53,7 +53,7 @@ class StandInContainer:
         return create_and_run
 
     def run(self, job) -> None:
-        from modelops.training import fit, pack_model
+        from modelops.training.train import fit, pack_model
 
         s3 = self.client("s3")
         channels = {c["ChannelName"]: self.read_channel(s3, c["DataSource"]["S3DataSource"]["S3Uri"])
@@ -165,7 +165,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_registry_commands_on_sagemaker(moto_server):
     from modelops.backends import get_backend
-    from modelops.lineage import working_tree_hash
+    from modelops.review.lineage import working_tree_hash
     from tests.test_registry_contract import register
 
     register(get_backend("sagemaker").registry, tree=working_tree_hash(ROOT / "abalone_model"))

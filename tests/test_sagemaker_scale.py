@@ -292,7 +292,7 @@ def test_deploy_package_passes_production_rollout_slo_and_autoscaling(sagemaker,
     import yaml
 
     from modelops.config import parse_model_config
-    from modelops.deploy import deploy_package
+    from modelops.release.deploy import deploy_package
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())
@@ -300,7 +300,7 @@ def test_deploy_package_passes_production_rollout_slo_and_autoscaling(sagemaker,
         rollout={"strategy": "linear", "traffic_percent": 50, "interval_seconds": 120, "bake_seconds": 300},
         autoscaling={"min_instances": 1, "max_instances": 3, "target_invocations_per_instance": 700})
     config = parse_model_config(raw)
-    monkeypatch.setattr("modelops.deploy.require_gate_passed", lambda *args: None)
+    monkeypatch.setattr("modelops.release.deploy.require_gate_passed", lambda *args: None)
     deploy_package(sagemaker, config, approved_package(sagemaker), env_name="production", timeout=5,
                    log=lambda line: None)
     [target], [policy] = registered("abalone-model")
@@ -375,7 +375,7 @@ def test_the_local_backend_says_it_ignores_instance_count(tmp_path, monkeypatch)
     from modelops.backends.local.trainer import LocalTrainer
     from modelops.backends.sagemaker.trainer import SageMakerTrainer
     from modelops.config import parse_model_config
-    from modelops.training import train_model
+    from modelops.training.train import train_model
     from tests.conftest import ROOT
 
     assert (LocalTrainer.distributed, SageMakerTrainer.distributed) == (False, True)

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.stub import Stubber
 
-from modelops.backends.base import TuningSpec
 from modelops.backends.sagemaker.tuner import tuning_job_request
 from modelops.config import SearchParameter
+from modelops.entities import TuningSpec
 from modelops.errors import TuningFailed
 from tests.conftest import MOTO_ROLE
 

@@ -7,8 +7,8 @@ import socket
 import boto3
 import pytest
 
+from modelops.data.sources import fetch_source, file_name
 from modelops.errors import DataSourceError
-from modelops.sources import fetch_source, file_name
 from tests.conftest import SHARED_DATA
 
 ABALONE_SHA = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"

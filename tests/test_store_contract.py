@@ -26,7 +26,7 @@ DIFFERENCES = {
     # S3 objects carry the sha256 computed before upload in their metadata, and reads refuse an object whose
     # bytes no longer match it. A local file has nowhere to keep it: a file replaced behind the store's back
     # reads as it now is. Artifacts are still safe there: the sha256 the registry recorded is checked before
-    # an artifact is served or evaluated (modelops.training.load_artifact, the inference server's load).
+    # an artifact is served or evaluated (modelops.training.train.load_artifact, the inference server's load).
     "refuses_replaced_objects": {"local": False, "sagemaker": True},
     # A read racing an overwrite sees the old object or the new one: rename(2) locally, and on S3 a GetObject is
     # one object version. moto cannot show the S3 side: its in-process store closes the old object's buffer when

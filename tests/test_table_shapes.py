@@ -11,10 +11,11 @@ import yaml
 
 from ci.scaffold import new_model, profile_data
 from modelops.config import load_model_config, parse_model_config
-from modelops.encoding import safe_name
+from modelops.data.encoding import safe_name
+from modelops.data.prepare import encode_rows, prepare_data, read_raw, read_table
 from modelops.errors import ConfigError, DataError
-from modelops.evaluation import baseline_predictions, class_confusion_matrix, metrics_for, multiclass_metrics
-from modelops.prepare import encode_rows, prepare_data, read_raw, read_table
+from modelops.metrics import class_confusion_matrix, metrics_for, multiclass_metrics
+from modelops.review.evaluation import baseline_predictions
 from modelops.serving.protocol import CSV, JSON, read_predictions, render
 from tests import tables
 from tests.conftest import ROOT
@@ -72,7 +73,7 @@ def test_the_containers_csv_reader_sees_the_same_missing_values_as_local_trainin
     xgboost's own CSV parser (sagemaker_xgboost_container/data_utils.py: ``DMatrix(path + "?format=csv&
     label_column=0")``), the local trainer with pandas; a model must see the same data either way."""
     xgboost = pytest.importorskip("xgboost")
-    from modelops.prepare import split_frame
+    from modelops.data.prepare import split_frame
 
     path, _ = tables.numeric_binary_with_gaps(tmp_path / "failures.csv")
     config = config_for(tmp_path, path, problem_type="binary", quality={"auc": {"min": 0.6}},

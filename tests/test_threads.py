@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from modelops import threads
 from modelops.errors import ConfigError
+from modelops.training import threads
 
 
 def cgroups(tmp_path, membership: str, files: dict[str, str]):

@@ -11,7 +11,7 @@ SageMaker do with a job, as read in aws/sagemaker-xgboost-container and aws/sage
 - the hyperparameters arrive as strings and are parsed as the container's toolkit does (JSON, else the text);
   num_round is required;
 - every object under a channel's prefix is read as headerless CSV, label first; training is XGBoost with the
-  container's defaults (``modelops.training.fit``, the code the local trainer runs too, so both sides must
+  container's defaults (``modelops.training.train.fit``, the code the local trainer runs too, so both sides must
   agree exactly: the suite checks the wiring around it, not XGBoost);
 - ``<S3OutputPath>/<job>/output/model.tar.gz`` and the per-round log lines in CloudWatch
   (``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-1-<epoch>``) are written;
@@ -35,9 +35,9 @@ import numpy as np
 import pytest
 import xgboost
 
-from modelops.backends.base import TrainingSpec
+from modelops.entities import TrainingSpec
 from modelops.errors import ConfigError, TrainingFailed
-from modelops.training import fit, unpack_model
+from modelops.training.train import fit, unpack_model
 from tests.contract import BACKENDS, REGION, backend_for, moto_client
 
 #: The only place where the suite asks which trainer it has.
@@ -219,7 +219,7 @@ class XGBoostContainer:
             self.failures[job] = exc.failure_reason()
             lines += exc.failure_reason().splitlines()
         else:
-            from modelops.training import pack_model
+            from modelops.training.train import pack_model
 
             output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
             bucket, _, prefix = output[len("s3://"):].partition("/")

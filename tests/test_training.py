@@ -14,7 +14,7 @@ import xgboost
 
 from modelops.config import load_model_config
 from modelops.errors import ConfigError, StoreError
-from modelops.training import check_hyperparameters, fit, job_name, pack_model, unpack_model, xgboost_params
+from modelops.training.train import check_hyperparameters, fit, job_name, pack_model, unpack_model, xgboost_params
 from tests.conftest import ROOT
 
 
@@ -96,10 +96,10 @@ def test_hyperparameters_xgboost_rejects():
 
 
 def test_defaults_follow_the_container_and_limit_threads(monkeypatch):
-    import modelops.threads
+    import modelops.training.threads
 
     monkeypatch.delenv("MODELOPS_TRAIN_THREADS", raising=False)
-    monkeypatch.setattr(modelops.threads, "fair_share", lambda parallel=1: 3)  # what this machine allows now
+    monkeypatch.setattr(modelops.training.threads, "fair_share", lambda parallel=1: 3)  # what this machine allows now
     params, rounds, early = xgboost_params({"objective": "binary:logistic", "num_round": 7, "eta": 0.3})
     assert (rounds, early) == (7, None)
     assert params == {"objective": "binary:logistic", "eta": 0.3, "nthread": 3, "seed": 0, "verbosity": 1}
@@ -119,7 +119,7 @@ def test_early_stopping_keeps_the_best_iteration_as_the_container_does():
     as a model trained for best_iteration + 1 rounds without early stopping."""
     import numpy as np
 
-    from modelops.training import fit
+    from modelops.training.train import fit
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 3))

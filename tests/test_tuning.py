@@ -13,11 +13,11 @@ import yaml
 
 from modelops.backends.local import LocalBackend
 from modelops.config import load_model_config, parse_model_config
-from modelops.datasets import write_dataset
+from modelops.data.datasets import write_dataset
+from modelops.data.prepare import split_frame
+from modelops.data.sources import FetchedSource
 from modelops.errors import ConfigError, TuningFailed
-from modelops.prepare import split_frame
-from modelops.sources import FetchedSource
-from modelops.tuning import (
+from modelops.training.tuning import (
     apply_hyperparameters,
     distributions,
     search_key,

@@ -27,10 +27,10 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from modelops import threads
 from modelops.serving import protocol
 from modelops.serving.capture import CaptureWriter
 from modelops.serving.protocol import RequestError
+from modelops.training import threads
 
 log = logging.getLogger("modelops.serving")
 
@@ -58,7 +58,7 @@ def load_model(artifact_uri: str, sha256: str, version: int, package_id: str) ->
         RequestError: 409 with what is wrong (missing file, checksum mismatch, unreadable model).
     """
     from modelops.errors import StoreError
-    from modelops.training import unpack_model
+    from modelops.training.train import unpack_model
 
     parsed = urlparse(artifact_uri)
     if parsed.scheme not in ("", "file"):
@@ -76,7 +76,7 @@ def load_model(artifact_uri: str, sha256: str, version: int, package_id: str) ->
         booster = unpack_model(data, source=str(path))
     except StoreError as exc:
         raise RequestError(409, str(exc)) from exc
-    booster.set_param({"nthread": 1})  # large batches get more for their own call (modelops.threads.predict)
+    booster.set_param({"nthread": 1})  # large batches get more for their own call (modelops.training.threads.predict)
     n_features = booster.num_features()
     booster.inplace_predict(np.zeros((1, n_features)))  # warm up before the first real request
     return LoadedModel(booster, int(version), package_id, sha256, n_features,
@@ -209,7 +209,7 @@ def execution_parameters(max_body: int) -> dict:
 
 def _capture_settings(capture):
     """The data capture a load brings (None: capture nothing), checked before the model is loaded."""
-    from modelops.backends.base import DataCapture
+    from modelops.entities import DataCapture
     from modelops.serving.capture import destination_folder
 
     if capture is None:

@@ -39,7 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from modelops.backends.base import PRODUCTION_VARIANT, DataCapture
+from modelops.entities import PRODUCTION_VARIANT, DataCapture
 
 log = logging.getLogger("modelops.serving")
 

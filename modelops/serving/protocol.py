@@ -1,6 +1,6 @@
 """The SageMaker XGBoost container 3.2-0's inference protocol: request bodies in, answers out, errors as statuses.
 
-Every rule here is the container's (modelops/serving/container.py names the source read; docs/container-parity.md
+Every rule here is the container's (modelops/container.py names the source read; docs/container-parity.md
 has the table), including the ones that surprise: no Content-Type means libsvm, the CSV delimiter is sniffed
 from the first line, a row shorter than the model is predicted with its last features missing, libsvm indices
 that all start at 1 or more are shifted down by one, ``Accept`` is one media type (no lists, wildcards or
@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelops.serving import recordio
-from modelops.serving.container import (
+from modelops.container import (
     ACCEPTS,
     CONTENT_TYPES,
     CSV,
@@ -36,6 +35,7 @@ from modelops.serving.container import (
     RECORDIO,
     UNSERVED_CONTENT_TYPES,
 )
+from modelops.serving import recordio
 
 __all__ = ["CSV", "JSON", "JSONLINES", "LIBSVM", "RECORDIO", "Output", "RequestError", "accept_type",
            "content_type", "fit", "parse", "read_predictions", "render", "response_content_type", "to_csv",

@@ -50,9 +50,9 @@ import uuid
 from collections import deque
 from pathlib import Path
 
-from modelops.backends.base import PRODUCTION_VARIANT as VARIANT
-from modelops.backends.base import SAGEMAKER_NAME_PATTERN
-from modelops.backends.local.processes import pid_exists
+from modelops.entities import PRODUCTION_VARIANT as VARIANT
+from modelops.entities import SAGEMAKER_NAME_PATTERN
+from modelops.serving.processes import pid_exists
 
 log = logging.getLogger("modelops.router")
 

@@ -32,21 +32,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from modelops import atomic
-from modelops.backends.base import (
-    IN_SERVICE,
-    DataCapture,
-    Deployment,
-    Endpoints,
-    EndpointStatus,
-    PackageVersion,
-    ServedPackage,
-    safe_key,
-)
-from modelops.backends.local.processes import pid_exists, terminate, wait_ready
+from modelops.backends.base import Endpoints, safe_key
 from modelops.backends.local.rollout import POLL_SECONDS, CanaryFigures, rollout_steps, tripped_alarm
 from modelops.backends.local.runtime import RuntimeRouter
+from modelops.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
+from modelops.entities import IN_SERVICE, DataCapture, Deployment, EndpointStatus, PackageVersion, ServedPackage
 from modelops.errors import EndpointFailed, RolloutRolledBack
-from modelops.serving.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
+from modelops.serving.processes import pid_exists, terminate, wait_ready
 
 DOWN = "Down"
 STOPPED = "Stopped"

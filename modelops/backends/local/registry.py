@@ -21,19 +21,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelops.backends.base import (
+from modelops.backends.base import History, Registry
+from modelops.entities import (
     EVENT_FIELDS,
     PENDING,
     REGISTERED,
     Event,
-    History,
+    Lineage,
     PackageVersion,
-    Registry,
     TrainingResult,
     event_hash,
 )
 from modelops.errors import HistoryError, RegistryError
-from modelops.lineage import Lineage
 
 #: Version 1: the schema as shipped before it had a version (those databases say user_version 0).
 SCHEMA_V1 = """
@@ -148,7 +147,7 @@ def _backfill_events_v2(db: sqlite3.Connection) -> None:
                                     row["id"]))
 
 
-#: Version 3: each version's monitoring baseline (issue 18), its files' URIs by name (modelops.baseline).
+#: Version 3: each version's monitoring baseline (issue 18), its files' URIs by name (modelops.monitoring.baseline).
 SCHEMA_V3 = """
 ALTER TABLE packages ADD COLUMN baselines TEXT;
 """

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from modelops import atomic
-from modelops.backends.local.processes import pid_exists, terminate, wait_ready
+from modelops.serving.processes import pid_exists, terminate, wait_ready
 
 PORT_ENV = "MODELOPS_RUNTIME_PORT"
 #: The router's port unless it is taken (then any free one, recorded) or MODELOPS_RUNTIME_PORT is set.

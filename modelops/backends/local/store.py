@@ -10,7 +10,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from modelops import atomic
-from modelops.backends.base import ListedObject, Store, StoredObject, safe_key
+from modelops.backends.base import Store, safe_key
+from modelops.entities import ListedObject, StoredObject
 from modelops.errors import StoreError
 
 
@@ -56,7 +57,7 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"could not copy {path} to {target}: {exc}. Fix: check the disk space and the "
                              f"permissions of {target.parent}.") from exc
-        from modelops.sources import sha256_file
+        from modelops.data.sources import sha256_file
 
         return StoredObject(target.as_uri(), sha256_file(target), target.stat().st_size)
 

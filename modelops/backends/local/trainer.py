@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import Trainer, TrainingResult, TrainingSpec
+from modelops.backends.base import Trainer
 from modelops.backends.local.store import LocalStore
+from modelops.entities import TrainingResult, TrainingSpec
 from modelops.errors import TrainingFailed
-from modelops.training import fit, pack_model
+from modelops.training.train import fit, pack_model
 
 
 class LocalTrainer(Trainer):

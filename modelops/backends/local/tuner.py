@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from modelops.backends.base import COMPLETE, FAILED, PRUNED, Tuner, TuningResult, TuningSpec, TuningTrial
+from modelops.backends.base import Tuner
 from modelops.backends.local.store import LocalStore
 from modelops.backends.local.trainer import read_channel
+from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec, TuningTrial
 from modelops.errors import TuningFailed
 
 #: Trials between two progress lines (a new best is always logged): the trials table has every one.
@@ -43,8 +44,8 @@ class LocalTuner(Tuner):
     def tune(self, spec: TuningSpec, *, log=print) -> TuningResult:
         import xgboost
 
-        from modelops.training import early_stopping_callback, xgboost_params
-        from modelops.tuning import import_optuna, suggest
+        from modelops.training.train import early_stopping_callback, xgboost_params
+        from modelops.training.tuning import import_optuna, suggest
 
         optuna = import_optuna()
         started = time.monotonic()
@@ -107,7 +108,7 @@ class LocalTuner(Tuner):
     def _stored_study(self, spec: TuningSpec, direction: str):
         from optuna.storages import RDBStorage
 
-        from modelops.tuning import import_optuna
+        from modelops.training.tuning import import_optuna
 
         optuna = import_optuna()
         path = self.database(spec.model)

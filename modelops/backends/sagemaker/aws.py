@@ -10,7 +10,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from modelops.backends.base import SAGEMAKER_NAME_PATTERN
+from modelops.entities import SAGEMAKER_NAME_PATTERN
 from modelops.errors import ModelOpsError
 
 #: botocore's "standard" retry mode retries throttling (ThrottlingException, SlowDown, 429) and transient

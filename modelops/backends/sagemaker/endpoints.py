@@ -12,15 +12,7 @@ import re
 import time
 from datetime import datetime
 
-from modelops.backends.base import (
-    IN_SERVICE,
-    PRODUCTION_VARIANT,
-    DataCapture,
-    Deployment,
-    Endpoints,
-    EndpointStatus,
-    PackageVersion,
-)
+from modelops.backends.base import Endpoints
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, timestamped_name, translated
 from modelops.backends.sagemaker.guardrails import (
     Alarms,
@@ -32,6 +24,7 @@ from modelops.backends.sagemaker.guardrails import (
     rollout_seconds,
 )
 from modelops.backends.sagemaker.store import S3Store
+from modelops.entities import IN_SERVICE, PRODUCTION_VARIANT, DataCapture, Deployment, EndpointStatus, PackageVersion
 from modelops.errors import EndpointFailed, RolloutRolledBack, StoreError
 
 ENDPOINT_TAG = "modelops:endpoint"

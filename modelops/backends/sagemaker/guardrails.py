@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from modelops.backends.base import PRODUCTION_VARIANT
 from modelops.backends.sagemaker.aws import translated
 from modelops.config import SLO, Autoscaling, Rollout
+from modelops.entities import PRODUCTION_VARIANT
 from modelops.errors import EndpointFailed
 
 NAMESPACE = "AWS/SageMaker"

@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import re
 
-from modelops.backends.base import GATE_FAILED, GATE_PASSED, SERVES, Event, History, safe_key
+from modelops.backends.base import History, safe_key
 from modelops.backends.sagemaker.aws import describe_error, error_code, is_not_found
 from modelops.backends.sagemaker.store import S3Store, split_uri
 from modelops.config import endpoint_name
+from modelops.entities import GATE_FAILED, GATE_PASSED, SERVES, Event
 from modelops.errors import HistoryError
 
 HEAD_TAG = "modelops:history-head"

@@ -6,11 +6,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from modelops.backends.base import PENDING, REGISTERED, Event, History, PackageVersion, Registry, TrainingResult
+from modelops.backends.base import History, Registry
 from modelops.backends.sagemaker.aws import error_code, is_not_found, now_iso, translated
 from modelops.backends.sagemaker.store import S3Store
+from modelops.entities import PENDING, REGISTERED, Event, Lineage, PackageVersion, TrainingResult
 from modelops.errors import RegistryError
-from modelops.lineage import Lineage
 
 # CustomerMetadataProperties: at most 50 entries, keys up to 128 and values 1-256 characters.
 MAX_PROPERTIES = 50

@@ -11,8 +11,9 @@ from urllib.parse import urlparse
 
 from boto3.s3.transfer import TransferConfig
 
-from modelops.backends.base import ListedObject, Store, StoredObject, safe_key
+from modelops.backends.base import Store, safe_key
 from modelops.backends.sagemaker.aws import describe_error, is_not_found, translated
+from modelops.entities import ListedObject, StoredObject
 from modelops.errors import StoreError
 
 #: The object metadata key holding the sha256 we computed before upload (``x-amz-meta-sha256``).
@@ -47,7 +48,7 @@ class S3Store(Store):
         return StoredObject(uri, digest, len(data))
 
     def put_file(self, uri: str, path: Path, *, content_type: str | None = None) -> StoredObject:
-        from modelops.sources import sha256_file
+        from modelops.data.sources import sha256_file
 
         path = Path(path)
         try:
@@ -70,7 +71,7 @@ class S3Store(Store):
         return data
 
     def get_file(self, uri: str, path: Path) -> Path:
-        from modelops.sources import sha256_file
+        from modelops.data.sources import sha256_file
 
         bucket, key = split_uri(uri)
         path = Path(path)

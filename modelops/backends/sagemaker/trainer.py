@@ -10,11 +10,12 @@ from dataclasses import replace
 
 import botocore.exceptions
 
-from modelops.backends.base import Trainer, TrainingResult, TrainingSpec
+from modelops.backends.base import Trainer
 from modelops.backends.sagemaker.aws import describe_error, error_code, translated
 from modelops.backends.sagemaker.store import S3Store
+from modelops.entities import TrainingResult, TrainingSpec
 from modelops.errors import ConfigError, StoreError, TrainingFailed
-from modelops.training import unpack_model
+from modelops.training.train import unpack_model
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 RUNNING = ("InProgress", "Stopping")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 import time
 
-from modelops.backends.base import COMPLETE, FAILED, PRUNED, Tuner, TuningResult, TuningSpec, TuningTrial
+from modelops.backends.base import Tuner
 from modelops.backends.sagemaker.aws import translated
 from modelops.backends.sagemaker.trainer import channels
+from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec, TuningTrial
 from modelops.errors import TuningFailed
 
 RUNNING = ("InProgress", "Stopping")
@@ -44,7 +45,7 @@ class SageMakerTuner(Tuner):
         self.timeout_seconds = timeout_seconds  # None: the budget (or every job's max runtime) plus 30 minutes
 
     def tune(self, spec: TuningSpec, *, log=print) -> TuningResult:
-        from modelops.tuning import tuning_job_prefix
+        from modelops.training.tuning import tuning_job_prefix
 
         started = time.monotonic()
         image = self.image_uri(spec.container_version)
@@ -148,7 +149,7 @@ class SageMakerTuner(Tuner):
 
     def _result(self, spec: TuningSpec, job_name: str, earlier: list, new: list, parents: list[str],
                 started: float, arn: str) -> TuningResult:
-        from modelops.tuning import parse_value
+        from modelops.training.tuning import parse_value
 
         ordered = sorted([*earlier, *new], key=lambda s: (s["created"] is None, s["created"] or 0, s["job"]))
         kinds = {p.name: p for p in spec.parameters}

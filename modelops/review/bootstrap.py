@@ -72,7 +72,7 @@ def resample_weights(rows: int, resamples: int, seed: int) -> np.ndarray:
 def weighted_metrics(problem_type: str, y_true: np.ndarray, prediction: np.ndarray, weights: np.ndarray,
                      threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Each metric of ``prediction`` for every row of ``weights`` (a weight of 1 everywhere gives the plain metric,
-    equal to ``modelops.evaluation``'s)."""
+    equal to ``modelops.review.evaluation``'s)."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(prediction, dtype=np.float64).ravel()
     n = weights.sum(axis=1)

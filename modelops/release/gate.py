@@ -10,7 +10,7 @@ as a client would (``Endpoints.invoke``: boto3's SageMaker Runtime ``invoke_endp
   (model.yml ``environments.production.slo``).
 
 Its outcome is an event in the model's history (``gate-passed``/``gate-failed`` for the package on staging),
-which is what production deploys check (``modelops.deploy.require_gate_passed``): a package that failed, or
+which is what production deploys check (``modelops.release.deploy.require_gate_passed``): a package that failed, or
 never ran, the gate is refused before production is touched.
 """
 
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import APPROVED, GATE_FAILED, GATE_PASSED, IN_SERVICE, PackageVersion
 from modelops.config import PRODUCTION, SLO, STAGING, ModelConfig
+from modelops.entities import APPROVED, GATE_FAILED, GATE_PASSED, IN_SERVICE, PackageVersion
 from modelops.errors import EndpointFailed, PromotionGateFailed, PromotionRefused
-from modelops.history import event_for
 from modelops.records import PromoteRecord
+from modelops.release.history import event_for
 
 #: Error messages kept on the result (the count is complete; the first few say what went wrong).
 KEPT_ERRORS = 5
@@ -161,10 +161,10 @@ def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) 
     Raises:
         PromotionRefused: staging serves nothing promotable (see ``staged_package``).
     """
-    from modelops.deploy import held_out_split
-    from modelops.prepare import features_and_target
+    from modelops.data.prepare import features_and_target
+    from modelops.release.deploy import held_out_split
     from modelops.serving import protocol
-    from modelops.training import load_artifact
+    from modelops.training.train import load_artifact
 
     package = staged_package(backend, config)
     endpoint = config.deploy_environment(STAGING).endpoint

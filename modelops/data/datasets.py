@@ -19,10 +19,10 @@ import pandas as pd
 
 from modelops.backends.base import Store
 from modelops.config import ModelConfig
+from modelops.data.prepare import SPLITS
+from modelops.data.sources import FetchedSource
 from modelops.errors import DataError, StoreError
-from modelops.prepare import SPLITS
 from modelops.records import GatherRecord
-from modelops.sources import FetchedSource
 
 #: Bump when preparation changes in a way that changes the written files for the same inputs.
 #: 2: features.py, the feature encoding in the manifest, empty categories and targets, cleaned header names.
@@ -62,7 +62,7 @@ class Dataset:
         Raises:
             StoreError: the dataset was gathered before encodings were recorded.
         """
-        from modelops.encoding import FeatureEncoding
+        from modelops.data.encoding import FeatureEncoding
 
         if self.encoding is None:
             raise StoreError(f"dataset {self.dataset_id} of {self.model} does not record its feature encoding (it "
@@ -113,7 +113,7 @@ class Dataset:
 
 def dataset_id(config: ModelConfig, raw_sha256: str, seed: int | None = None) -> str:
     """The id of the dataset these inputs produce (same inputs, same id)."""
-    from modelops.features import features_sha256
+    from modelops.data.features import features_sha256
 
     data = asdict(config.data)
     data.pop("source")
@@ -279,7 +279,7 @@ def fetch_data(config: ModelConfig, source: str | None = None, **options) -> Fet
     An explicit ``source`` other than the configured one is not checked against data.sha256 (it is meant to
     be different data); its sha256 is reported and recorded with the dataset instead.
     """
-    from modelops.sources import fetch_source
+    from modelops.data.sources import fetch_source
 
     configured = source is None or source == config.data.source
     target = config.data.source if configured else source
@@ -302,13 +302,13 @@ def gathered_dataset(store: Store, config: ModelConfig, *, source: str | None = 
 
 def encode_rows(config: ModelConfig, raw_frame: pd.DataFrame, dataset: Dataset | None = None, *,
                 unseen: str = "error") -> pd.DataFrame:
-    """Raw records as the feature rows the model was trained on (``modelops.prepare.encode_rows``), with the
+    """Raw records as the feature rows the model was trained on (``modelops.data.prepare.encode_rows``), with the
     encoding recorded by ``dataset``, by default the model's latest gathered dataset in the default backend.
 
     Raises:
         StoreError: nothing gathered yet. DataError, FeaturesError: as prepare.encode_rows.
     """
     from modelops.backends import get_backend
-    from modelops.prepare import encode_rows as encode
+    from modelops.data.prepare import encode_rows as encode
 
     return encode(config, raw_frame, dataset or load_dataset(get_backend().store, config), unseen=unseen)

@@ -1,7 +1,7 @@
 """Data preparation as pure functions: raw table -> features.py -> numeric features with the target first -> splits.
 
 The same steps turn raw records into the model's feature rows at inference (``encode_rows``), with the feature
-encoding recorded when the training data was prepared (modelops.encoding).
+encoding recorded when the training data was prepared (modelops.data.encoding).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import DataConfig, ModelConfig, SplitConfig, canonical_label
-from modelops.encoding import FeatureEncoding, parse_numbers, to_numbers, unique_names
+from modelops.data.encoding import FeatureEncoding, parse_numbers, to_numbers, unique_names
+from modelops.data.features import apply_features
 from modelops.errors import DataError
-from modelops.features import apply_features
 
 SPLITS = ("train", "validation", "test")
 
@@ -121,7 +121,7 @@ class PreparedData:
 def prepare_data(raw: pd.DataFrame, config: ModelConfig) -> PreparedData:
     """Turn the raw table into numeric features, target first, as the SageMaker XGBoost container reads them.
 
-    The model folder's features.py runs first (modelops.features). Then ``data.drop`` is dropped,
+    The model folder's features.py runs first (modelops.data.features). Then ``data.drop`` is dropped,
     ``data.categorical`` one-hot encoded (as text, so a numeric code such as ``Area Code`` is a category), and
     every other column must be numeric (an empty cell is a missing value). Rows whose target is empty are left
     out (counted). A binary target becomes 0/1 (``data.positive_label`` is 1); a multiclass target its index in

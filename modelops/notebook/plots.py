@@ -111,7 +111,7 @@ def residuals(evaluation) -> Figure:
 
 
 def roc(evaluation) -> Figure:
-    from modelops.evaluation import roc_curve
+    from modelops.metrics import roc_curve
 
     fpr, tpr = roc_curve(evaluation.y_true, evaluation.prediction)
     figure = Figure(figsize=(4.8, 4.5), layout="constrained")
@@ -126,7 +126,7 @@ def roc(evaluation) -> Figure:
 
 
 def precision_recall(evaluation) -> Figure:
-    from modelops.evaluation import precision_recall_curve
+    from modelops.metrics import precision_recall_curve
 
     precision, recall = precision_recall_curve(evaluation.y_true, evaluation.prediction)
     figure = Figure(figsize=(4.8, 4.5), layout="constrained")
@@ -213,7 +213,7 @@ def latency(measured) -> Figure:
 
 
 def gate_latency(gate) -> Figure:
-    """The promotion gate's request latencies against the SLO (``gate``: a modelops.promotion.GateResult)."""
+    """The promotion gate's request latencies against the SLO (``gate``: a modelops.release.gate.GateResult)."""
     figure = Figure(figsize=(7, 3.0), layout="constrained")
     ax = figure.subplots()
     # A log axis: the requests (a few ms) and an SLO (hundreds of ms) both stay readable.
@@ -336,8 +336,8 @@ def parameter_importances(tuning) -> Figure:
 
 
 def drift_figures(report) -> dict[str, Figure]:
-    """The monitor's figures (``report``: a modelops.monitor.MonitorReport): every compared feature's distance
-    against its threshold, then one figure for each drifting feature, baseline against live."""
+    """The monitor's figures (``report``: a MonitorReport): every compared feature's distance against its threshold,
+    then one figure for each drifting feature, baseline against live."""
     compared = [c for c in report.checks if c.drift is not None]
     figures = {"drift_overview": drift_overview(compared)} if compared else {}
     for check in report.checks:

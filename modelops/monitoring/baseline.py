@@ -3,7 +3,7 @@
 A model's baseline is written at training time beside its artifact (``<store>/<model>/training/<job>/baseline/``)
 in Model Monitor's formats, so SageMaker's own monitoring can read it too, and recorded with the package:
 
-- ``data/``: the training split's features. A one-hot group (modelops.encoding) is one ``String`` feature
+- ``data/``: the training split's features. A one-hot group (modelops.data.encoding) is one ``String`` feature
   whose domain is its categories, as Model Monitor would see the raw column; numbers are ``Integral`` or
   ``Fractional`` with their quantile sketch (KLL, ``k`` 2048, ``c`` 0.64, Model Monitor's parameters).
 - ``prediction/``: the model's predictions on the validation split (rows it was not fitted on), as one feature:
@@ -236,7 +236,7 @@ def constraints(stats: dict[str, Any], monitoring: MonitoringConfig) -> dict[str
     Each feature: its inferred type, its completeness, ``is_non_negative`` (numbers) or its domain (categories);
     a feature model.yml sets apart (``monitoring.drift.features``) carries its ``monitoring_config_overrides``.
     """
-    from modelops.drift import threshold_for
+    from modelops.monitoring.drift import threshold_for
 
     count = stats["dataset"]["item_count"] or 1
     features = []
@@ -278,7 +278,7 @@ def constraints(stats: dict[str, Any], monitoring: MonitoringConfig) -> dict[str
 def quality_statistics(config: ModelConfig, y_true: np.ndarray, scores: np.ndarray, *, resamples: int = 50,
                        seed: int = 0) -> dict[str, Any]:
     """Model Monitor's model-quality statistics.json: each metric's value and its bootstrap standard deviation."""
-    from modelops.evaluation import metrics_for
+    from modelops.metrics import metrics_for
 
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=np.float64)
@@ -419,9 +419,9 @@ def write_baseline(backend, config: ModelConfig, dataset, training) -> Baseline:
     Raises:
         StoreError: a split, the artifact or the dataset's feature encoding cannot be read, or a write failed.
     """
-    from modelops.datasets import read_split
-    from modelops.prepare import features_and_target
-    from modelops.training import load_artifact
+    from modelops.data.datasets import read_split
+    from modelops.data.prepare import features_and_target
+    from modelops.training.train import load_artifact
 
     booster = load_artifact(backend.store, training.artifact_uri, training.artifact_sha256)
     train_rows, _ = features_and_target(read_split(backend.store, dataset, "train"))

@@ -12,29 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from modelops.entities import Lineage
 from modelops.errors import ChangeDetectionError
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Where a model package came from."""
-
-    git_commit: str | None = None
-    branch: str | None = None
-    tree_hash: str | None = None  # git tree hash of the model folder as it was when trained
-    dirty: bool = False  # the folder differed from the commit (uncommitted changes)
-    model_folder: str | None = None
-    notebook_artifact: str | None = None  # the executed train_register notebook, relative to the artifacts root
-    ci_build_url: str | None = None
-    library_version: str | None = None  # modelops.__version__ when trained
-    library_hash: str | None = None  # sha256 of the modelops package's sources when trained (see library_hash())
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def git(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> str:

@@ -1,7 +1,7 @@
 """Deploying above any backend: which package to serve where, the switch, its event, and what the endpoint answers.
 
 A model has two environments (``modelops.config``: staging, then production). Any approved package may go to
-staging; production takes only a package whose newest promotion gate on staging passed (``modelops.promotion``),
+staging; production takes only a package whose newest promotion gate on staging passed (``modelops.release.gate``),
 so ``python -m ci deploy --env production`` and ``python -m ci promote`` cannot skip the gate. Every change to an
 endpoint (deploy, promotion, rollback, stop) is appended to the model's history once it has happened.
 """
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import (
+from modelops.backends.base import Registry
+from modelops.config import PRODUCTION, STAGING, ModelConfig, endpoint_owner
+from modelops.entities import (
     APPROVED,
     DEPLOYED,
     GATE_FAILED,
@@ -26,13 +28,11 @@ from modelops.backends.base import (
     Deployment,
     EndpointStatus,
     PackageVersion,
-    Registry,
 )
-from modelops.config import PRODUCTION, STAGING, ModelConfig, endpoint_owner
 from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused, RolloutRolledBack
-from modelops.history import event_for, latest_gate
-from modelops.lineage import model_lineage
 from modelops.records import DeployRecord
+from modelops.release.history import event_for, latest_gate
+from modelops.review.lineage import model_lineage
 
 
 def select_package(registry: Registry, config: ModelConfig, *, version: int | None = None,
@@ -224,11 +224,11 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_n
         EndpointFailed: the endpoint's predictions differ from the artifact's (it serves something else), or it
             answered with an error.
     """
-    from modelops.evaluation import metrics_for
-    from modelops.prepare import features_and_target
+    from modelops.data.prepare import features_and_target
+    from modelops.metrics import metrics_for
     from modelops.serving import protocol
     from modelops.serving.protocol import read_predictions, to_csv
-    from modelops.training import load_artifact
+    from modelops.training.train import load_artifact
 
     name = config.deploy_environment(env_name).endpoint
     X, y = features_and_target(held_out_split(backend, config, package))
@@ -264,7 +264,7 @@ def served_encoding(backend, config: ModelConfig, env_name: str = PRODUCTION):
         EndpointFailed: the endpoint was never deployed.
         StoreError: that dataset records no encoding (gathered by an older version).
     """
-    from modelops.datasets import package_dataset
+    from modelops.data.datasets import package_dataset
 
     name = config.deploy_environment(env_name).endpoint
     status = backend.endpoints.status(name)
@@ -278,7 +278,7 @@ def served_encoding(backend, config: ModelConfig, env_name: str = PRODUCTION):
 def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error",
                    env_name: str = PRODUCTION) -> bytes:
     """Raw records as the CSV request body ``env_name``'s version expects (modelops.encode_rows, then to_csv)."""
-    from modelops.prepare import encode_rows
+    from modelops.data.prepare import encode_rows
     from modelops.serving.protocol import to_csv
 
     encoding = served_encoding(backend, config, env_name)
@@ -312,7 +312,7 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
     Raises:
         EndpointFailed: a request failed (the container's status and message, from the Runtime's ModelError).
     """
-    from modelops.prepare import features_and_target
+    from modelops.data.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
     X, _ = features_and_target(held_out_split(backend, config, package))
@@ -358,7 +358,7 @@ def deploy_record(package: PackageVersion, deployment: Deployment, check: Endpoi
 
 def held_out_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
     """The held-out test split of the dataset ``package`` was trained on."""
-    from modelops.datasets import package_dataset, read_split
+    from modelops.data.datasets import package_dataset, read_split
 
     return read_split(backend.store, package_dataset(backend.store, config, package), "test")
 

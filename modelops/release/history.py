@@ -3,7 +3,7 @@
 Both backends store the same events (``modelops.backends.base.Event``), chained by the same hash; everything
 here works on the list ``History.events`` returns, so it is written once. An environment's version at an
 instant is the version of its newest deployed/promoted/rolled-back event at or before that instant, unless a
-stop came after it. Endpoint events are written by ``modelops.deploy`` and ``modelops.promotion`` once the
+stop came after it. Endpoint events are written by ``modelops.release.deploy`` and ``modelops.release.gate`` once the
 change they record has happened, so the history never claims a switch that failed.
 """
 
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modelops.backends.base import GATE_FAILED, GATE_PASSED, SERVES, STOPPED, Event, History, event_hash
+from modelops.backends.base import History
 from modelops.config import STAGING
+from modelops.entities import GATE_FAILED, GATE_PASSED, SERVES, STOPPED, Event, event_hash
 from modelops.errors import ConfigError, HistoryTampered
 
 #: Who did it, when nobody says: CircleCI's user (who pushed or approved), else the local user.
@@ -40,7 +41,7 @@ def checkout_commit(folder: Path | None) -> str | None:
         return os.environ["CIRCLE_SHA1"]
     if folder is None:
         return None
-    from modelops.lineage import git, repository_root
+    from modelops.review.lineage import git, repository_root
 
     root = repository_root(Path(folder))
     return (git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False) or None) if root else None

@@ -3,13 +3,13 @@
 One path for both backends: capture files are listed and read through the backend's Store (local files that
 the endpoint wrote, or the S3 objects SageMaker's data capture wrote), decoded as the endpoint decoded them
 (modelops.serving.protocol), read back as the monitored features (a one-hot group as one categorical), and
-compared with the baseline written at training time (modelops.baseline):
+compared with the baseline written at training time (modelops.monitoring.baseline):
 
 - schema: rows narrower or wider than the model (``missing_column_check``, ``extra_column_check``);
 - completeness of numbers (``completeness_check``), type (``data_type_check``: a fraction in an integral
   feature, a negative value where training had none, a one-hot group with several 1s), categories never seen
   in training (``categorical_values_check``);
-- drift of each feature and of the predictions (``baseline_drift_check``, tests in modelops.drift);
+- drift of each feature and of the predictions (``baseline_drift_check``, tests in modelops.monitoring.drift);
 - with ground truth (labels keyed by event id), the live metrics against the quality gates.
 
 Thresholds come from model.yml as it is now (``monitoring``), not from the constraints frozen at training:
@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import PRODUCTION_VARIANT, PackageVersion
-from modelops.baseline import (
+from modelops.config import ModelConfig, canonical_label
+from modelops.entities import PRODUCTION_VARIANT, PackageVersion
+from modelops.errors import ConfigError, ConstraintViolated, DataError, EndpointFailed, StoreError
+from modelops.monitoring.baseline import (
     CATEGORICAL,
     NUMERIC,
     Baseline,
@@ -53,11 +55,9 @@ from modelops.baseline import (
     statistics,
     violations_json,
 )
-from modelops.config import ModelConfig, canonical_label
-from modelops.deploy import CHECK_INFERENCE_ID
-from modelops.drift import NO_CATEGORY, DriftResult, categorical_drift, numeric_drift, threshold_for
-from modelops.errors import ConfigError, ConstraintViolated, DataError, EndpointFailed, StoreError
+from modelops.monitoring.drift import NO_CATEGORY, DriftResult, categorical_drift, numeric_drift, threshold_for
 from modelops.records import MonitorRecord
+from modelops.release.deploy import CHECK_INFERENCE_ID
 
 #: Rows read at most from one window (the newest are left out past it, and the report says so).
 MAX_ROWS = 1_000_000
@@ -140,7 +140,7 @@ def served_model(backend, config: ModelConfig, *, endpoint: str | None = None,
         RegistryError: no such version. StoreError: it records no baseline (trained before baselines existed).
         ConfigError: model.yml names a feature under monitoring.drift.features that the model does not have.
     """
-    from modelops.datasets import package_dataset
+    from modelops.data.datasets import package_dataset
 
     endpoint = endpoint or config.name
     if version is None:
@@ -757,7 +757,8 @@ def live_quality(config: ModelConfig, captured: CapturedData, labels: str | Path
     Raises:
         DataError: the labels file cannot be read.
     """
-    from modelops.evaluation import check_quality, metrics_for
+    from modelops.metrics import metrics_for
+    from modelops.review.evaluation import check_quality
 
     if labels is None:
         return LiveQuality(None, 0, 0, {}, None)

@@ -3,7 +3,7 @@
 Both come from what the backend recorded, never from an executed notebook: a registered challenger and the
 champion from the registry, a challenger that failed a quality gate (and so was not registered) from the
 evaluation report its training left in the store. Both artifacts are then scored on the same test rows (the
-challenger's) and compared with a seeded paired bootstrap (``modelops.bootstrap``): the verdict rests on the 95%
+challenger's) and compared with a seeded paired bootstrap (``modelops.review.bootstrap``): the verdict rests on the 95%
 interval of the improvement, not on two point estimates that noise alone moves (the same abalone configuration
 scores RMSE 2.12 to 2.23 across split seeds).
 """
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.bootstrap import MetricInterval, PairedBootstrap, paired_bootstrap
 from modelops.config import ChangeRule, ModelConfig
 from modelops.errors import ModelOpsError, RegistryError
 from modelops.metrics import PRIMARY_METRIC, TOLERANCE
 from modelops.metrics import metric as metric_named
 from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord
+from modelops.review.bootstrap import MetricInterval, PairedBootstrap, paired_bootstrap
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,9 @@ def score_on_same_rows(backend, config: ModelConfig, challenger: TrainRecord,
     Returns:
         The predictions (None when not comparable) and the notes saying what was done or why not.
     """
-    from modelops.datasets import dataset_manifest, load_dataset, read_split
-    from modelops.prepare import features_and_target
-    from modelops.training import load_artifact
+    from modelops.data.datasets import dataset_manifest, load_dataset, read_split
+    from modelops.data.prepare import features_and_target
+    from modelops.training.train import load_artifact
 
     store = backend.store
     try:
@@ -251,7 +251,7 @@ def review_model(backend, config: ModelConfig, *, version: int | None = None,
                                 f"(`python -m ci run {config.folder.name if config.folder else 'MODEL_DIR'} "
                                 f"--stage train`).")
         challenger = package_record(backend, config, package)
-    from modelops.packages import champion as find_champion
+    from modelops.review.packages import champion as find_champion
 
     best = find_champion(backend.registry, config.name, excluding=challenger.version)
     champion = package_record(backend, config, best) if best else None
@@ -268,9 +268,9 @@ def review_model(backend, config: ModelConfig, *, version: int | None = None,
 
 def package_record(backend, config: ModelConfig, package) -> TrainRecord:
     """A registered version as a train record: metrics and lineage as the registry holds them."""
-    from modelops.evaluation import check_quality
     from modelops.metrics import is_metric
-    from modelops.packages import evaluation_uri
+    from modelops.review.evaluation import check_quality
+    from modelops.review.packages import evaluation_uri
 
     metrics = {k: v for k, v in package.metrics.items() if is_metric(k)}
     baseline = {k.removeprefix("baseline_"): v for k, v in package.metrics.items()
@@ -287,7 +287,7 @@ def package_record(backend, config: ModelConfig, package) -> TrainRecord:
 
 
 def _from_report(backend, uri: str) -> TrainRecord:
-    from modelops.packages import read_evaluation
+    from modelops.review.packages import read_evaluation
 
     report = read_evaluation(backend.store, uri)
     return TrainRecord.from_scraps(report["record"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from modelops.backends.base import APPROVED, PackageVersion, Registry, Store
+from modelops.backends.base import Registry, Store
 from modelops.config import ModelConfig
+from modelops.entities import APPROVED, PackageVersion
 from modelops.errors import StoreError
-from modelops.evaluation import Evaluation, QualityReport
-from modelops.lineage import library_hash, model_lineage
 from modelops.records import Gate, TrainRecord
+from modelops.review.evaluation import Evaluation, QualityReport
+from modelops.review.lineage import library_hash, model_lineage
 
 
 def evaluation_uri(store: Store, group: str, job_name: str) -> str:
@@ -120,9 +121,9 @@ def pending_for_folder(registry: Registry, config: ModelConfig) -> PackageVersio
     Raises:
         RegistryError: none matches (the message lists the pending versions and how to name one).
     """
-    from modelops.backends.base import PENDING
+    from modelops.entities import PENDING
     from modelops.errors import RegistryError
-    from modelops.lineage import working_tree_hash
+    from modelops.review.lineage import working_tree_hash
 
     tree = working_tree_hash(config.folder)
     pending = registry.versions(config.name, PENDING)

@@ -1,6 +1,6 @@
 """Drift tests: how far live values are from the training baseline, and the threshold past which that is drift.
 
-Numeric features (the baseline is a weighted sample: its KLL sketch, modelops.baseline.sketch_sample):
+Numeric features (the baseline is a weighted sample: its KLL sketch, modelops.monitoring.baseline.sketch_sample):
 
 - ``ks``: the largest distance between the two cumulative distributions, Model Monitor's own
   ``baseline_drift_check`` (its ``linf_simple``); 0 to 1, default threshold 0.1 (Model Monitor's).

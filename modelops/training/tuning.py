@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from modelops.backends.base import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec
 from modelops.config import ModelConfig, SearchParameter, TuningConfig
+from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec
 from modelops.errors import ConfigError
 from modelops.records import TuneRecord
 
@@ -340,10 +340,10 @@ def validation_metrics(config: ModelConfig, store, dataset, hyperparameters: dic
 
 
 def _fit_and_score(config: ModelConfig, store, dataset, hyperparameters: dict[str, Any]):
-    from modelops.datasets import read_split
-    from modelops.evaluation import metrics_for
-    from modelops.prepare import features_and_target
-    from modelops.training import fit
+    from modelops.data.datasets import read_split
+    from modelops.data.prepare import features_and_target
+    from modelops.metrics import metrics_for
+    from modelops.training.train import fit
 
     X_train, y_train = features_and_target(read_split(store, dataset, "train"))
     X_validation, y_validation = features_and_target(read_split(store, dataset, "validation"))

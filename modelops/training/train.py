@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelops.errors import ConfigError, StoreError, TrainingFailed
-from modelops.threads import train_threads
+from modelops.training.threads import train_threads
 
 MODEL_FILE = "xgboost-model"
 
@@ -52,7 +52,7 @@ def xgboost_params(hyperparameters: dict) -> tuple[dict, int, int | None]:
         raise ConfigError(f"hyperparameters {unsupported} are not supported by local training. Fix: remove them "
                           f"from training.hyperparameters in model.yml, or train with backend='sagemaker'.")
     params = {k: v for k, v in hyperparameters.items() if k not in _SAGEMAKER_ONLY}
-    # A fair share of the CPUs (modelops.threads): two trainings at once on 2 cores get one thread each.
+    # A fair share of the CPUs (modelops.training.threads): two trainings at once on 2 cores get one thread each.
     params.setdefault("nthread", train_threads())
     params.setdefault("seed", 0)  # the container's default
     params.setdefault("verbosity", 1)
@@ -222,7 +222,7 @@ def train_model(backend, config, dataset, *, log=print):
     Returns:
         The backend's TrainingResult.
     """
-    from modelops.backends.base import TrainingSpec
+    from modelops.entities import TrainingSpec
 
     hyperparameters = config.hyperparameters  # model.yml's, with num_class from data.classes for multiclass
     check_hyperparameters(hyperparameters, n_features=len(dataset.feature_names))

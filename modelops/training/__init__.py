@@ -1,0 +1,1 @@
+"""Training: fitting the built-in XGBoost algorithm (train), searching its hyperparameters (tuning), its threads."""
