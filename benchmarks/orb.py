@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 
-#: ci.pathfilter.SHARED_PATHS, written out: the baseline imports nothing of ours (a test checks they agree, so both
+#: ci.orb.mapping.SHARED_PATHS, written out: the baseline imports nothing of ours (a test checks they agree, so both
 #: sides decide over the same mapping lines).
 SHARED_PATHS = ("modelops/.*", "ci/.*", "notebooks/.*", "share/.*", r"environment\.yml", r"pyproject\.toml")
 

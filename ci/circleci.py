@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.models import ModelFolder, discover_models
-from ci.pathfilter import (
+from ci.orb.mapping import (
     ALL_MODELS,
     ALL_MODELS_PARAMETER,
     BASE_REVISION,

@@ -21,7 +21,7 @@ from pathlib import Path
 from ci.artifacts import Artifacts, NotebookRun
 from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
-from ci.pathfilter import BASE_REVISION
+from ci.orb.mapping import BASE_REVISION
 from ci.runner import run_stage
 from modelops.config import PRODUCTION, STAGING
 from modelops.errors import ModelOpsError

@@ -105,7 +105,7 @@ def check_new_folder(root: Path, folder: str) -> None:
         raise ConfigError(f"{folder!r} cannot name a model: its production endpoint {model_name(folder)!r} would be "
                           f"the staging endpoint of a model named {model_name(folder)[:-len(STAGING_SUFFIX)]!r}. Fix: "
                           f"choose a name that does not end with {STAGING_SUFFIX.replace('-', '_')!r}.")
-    from ci.pathfilter import RESERVED_NAMES
+    from ci.orb.mapping import RESERVED_NAMES
 
     if folder.lower() in RESERVED_NAMES:
         raise ConfigError(f"{folder!r} cannot name a model: in the CircleCI config, {RESERVED_NAMES[folder.lower()]}. "

@@ -68,7 +68,7 @@ def test_changes_benchmark_measures_the_orb_approach_and_ours_when_it_exists():
 
 def test_changes_baseline_reads_the_mapping_ci_generates():
     from benchmarks.orb import SHARED_PATHS
-    from ci.pathfilter import SHARED_PATHS as GENERATED
+    from ci.orb.mapping import SHARED_PATHS as GENERATED
 
     assert SHARED_PATHS == GENERATED  # both sides decide over the same mapping lines
 

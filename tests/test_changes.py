@@ -19,10 +19,11 @@ import pytest
 import yaml
 
 from ci import changes as changes_module
-from ci.changes import EMPTY_TREE, checkout_tree, diff, orb_parameters, project_changes
+from ci.changes import EMPTY_TREE, checkout_tree, diff, project_changes
 from ci.circleci import generate
-from ci.orbwords import FileChange, expand_pattern, grep_lines, orb_words, shown, split_words, unquote
-from ci.pathfilter import SETUP_CONFIG, parse_mapping
+from ci.orb.decision import orb_parameters
+from ci.orb.mapping import SETUP_CONFIG, parse_mapping
+from ci.orb.words import FileChange, expand_pattern, grep_lines, orb_words, shown, split_words, unquote
 from modelops.errors import ChangeDetectionError
 from tests import orbscript
 from tests.conftest import ROOT
