@@ -65,8 +65,9 @@ def _ours(problem, y, a, b, resamples) -> float:
 
 
 def _loop_intervals(problem, y, a, b, resamples) -> dict[str, tuple[float, float]]:
-    from modelops.metrics import metric, metrics_for
+    from modelops.metrics import metric
     from modelops.review.bootstrap import resample_weights
+    from modelops.scores import metrics_for
 
     weights = resample_weights(len(y), resamples, 1).astype(int)
     gains: dict[str, list[float]] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from ci import render
 from modelops.errors import ModelOpsError
 from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
@@ -122,7 +123,7 @@ def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) 
     artifacts = _artifacts(artifacts_dir)
     runs = run_stage(folder, "tune", backend=backend, parameters=parameters, artifacts=artifacts, force=force)
     [record] = [r.record for r in runs if isinstance(r.record, TuneRecord)]
-    click.echo(tune_summary(folder.name, record))
+    click.echo(render.tune_summary(folder.name, record))
     click.echo(f"report: {artifacts.root / folder.name / 'tune.html'}")
     if apply_best:
         from modelops.training.tuning import apply_hyperparameters
@@ -134,19 +135,6 @@ def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) 
                        f"champion on the test split")
     elif record.tuned_hyperparameters:
         click.echo(f"to write it into model.yml: python -m ci tune {model_dir} --apply")
-
-
-def tune_summary(model: str, record) -> str:
-    """Two lines: the search's size and time, and the best configuration against the current one (validation)."""
-    first = (f"{model}: {record.trials} trials ({record.trials_complete} complete, {record.trials_pruned} pruned, "
-             f"{record.trials_failed} failed"
-             + (f"; {record.resumed_trials} from an earlier run" if record.resumed_trials else "")
-             + f") in {record.seconds:.0f}s")
-    current = "-" if record.current_value is None else f"{record.current_value:.5g}"
-    tuned = "-" if record.tuned_value is None else f"{record.tuned_value:.5g}"
-    changes = ", ".join(f"{k}={'(removed)' if v is None else v}" for k, v in record.tuned_hyperparameters.items())
-    return (f"{first}\n{record.objective}: tuned {tuned} against current {current} (best trial "
-            f"{record.best_trial}: {record.best_value:.5g})\nchanges: {changes or 'none'}")
 
 
 @main.command()
@@ -385,13 +373,7 @@ def registry(model_dir, as_json, backend) -> None:
     if not versions:
         click.echo(f"{config.name}: no versions registered yet (python -m ci run {model_dir} --stage train)")
         return
-    gated = [t.metric for t in config.quality]
-    click.echo(f"{'version':>7}  {'status':<21} {'created':<20} {'branch':<16} {'tree':<8}  "
-               + "  ".join(f"{m:>8}" for m in gated) + "  decided by")
-    for p in versions:
-        metrics = "  ".join(f"{_fmt(p.metrics.get(m, '-')):>8}" for m in gated)
-        click.echo(f"{p.version:>7}  {p.status:<21} {p.created_at[:19]:<20} {(p.lineage.branch or '-')[:16]:<16} "
-                   f"{(p.lineage.tree_hash or '-')[:8]:<8}  {metrics}  {p.status_by or ''}")
+    click.echo(render.registry_table(versions, [t.metric for t in config.quality]))
 
 
 def _serving(ops, endpoint: str) -> bool:
@@ -438,24 +420,8 @@ def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, 
     runs = run_stage(resolve_model_dir(model_dir), "deploy" if env_name == "staging" else "production",
                      backend=backend, parameters=parameters, artifacts=artifacts)
     for notebook_run in runs:
-        click.echo(_describe_run(notebook_run))
+        click.echo(render.describe_run(notebook_run))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
-
-
-def _describe_run(notebook_run) -> str:
-    from modelops.records import DeployRecord, PromoteRecord
-
-    record = notebook_run.record
-    if isinstance(record, DeployRecord):
-        state = "deployed" if record.deployed else "already live"
-        return (f"{notebook_run.model}: {record.env_name}: v{record.version} {state} at {record.endpoint_url} "
-                f"(previous: v{record.previous_version or '-'}); p50 {record.p50_latency_ms} ms")
-    if isinstance(record, PromoteRecord):
-        verdict = "passed" if record.gate_passed else "FAILED: " + "; ".join(record.gate_failures)
-        return (f"{notebook_run.model}: promotion gate for staging's v{record.staging_version}: {verdict} "
-                f"({record.rows_identical}/{record.rows_replayed} rows identical, p50 {record.gate_p50_ms} ms, "
-                f"p99 {record.gate_p99_ms} ms, {record.errors} errors)")
-    return f"{notebook_run.model}/{notebook_run.name}: {notebook_run.status}"
 
 
 @main.command()
@@ -472,7 +438,7 @@ def promote(model_dir, by, timeout, backend, artifacts_dir) -> None:
 
     artifacts = _artifacts(artifacts_dir)
     run = promote_model(resolve_model_dir(model_dir), by=by, backend=backend, artifacts=artifacts, timeout=timeout)
-    click.echo(_describe_run(run))
+    click.echo(render.describe_run(run))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
 
 
@@ -487,7 +453,6 @@ def promote(model_dir, by, timeout, backend, artifacts_dir) -> None:
 def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
     """What MODEL_DIR's model served when, and every approval, rejection, deployment, gate, promotion, rollback and
     stop, with who, when, version, package, environment, commit and CI job."""
-    from ci.history import render_history
     from modelops.release.history import history_report, verify_history
 
     config, ops = _model_and_backend(model_dir, backend)
@@ -498,7 +463,7 @@ def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
     if not report.chain.intact:
         click.secho(f"warning: {report.chain.describe()} (this answer may rest on altered events; `python -m ci "
                     f"history {model_dir} --verify`)", fg="yellow", err=True)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else render_history(report))
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else render.render_history(report))
 
 
 @main.command()
@@ -532,17 +497,10 @@ def monitor(model_dir, since, until, labels_file, endpoint, version, backend, ar
     except NotebookFailed as exc:
         failed = artifacts.previous(resolve_model_dir(model_dir).name, "monitor")
         if failed is not None and failed.record is not None:
-            click.echo(_monitor_summary(failed.record), err=True)
+            click.echo(render.monitor_summary(failed.record), err=True)
         raise exc from None
-    click.echo(_monitor_summary(run.record))
+    click.echo(render.monitor_summary(run.record))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
-
-
-def _monitor_summary(record) -> str:
-    drifted = ", ".join(record.drifted_features) or "none"
-    return (f"{record.endpoint} v{record.version}: {record.rows} rows in {record.records} records from {record.since} "
-            f"to {record.until} ({record.skipped} skipped); {record.violations} violation(s), drifting: {drifted}; "
-            f"{record.violations_uri}")
 
 
 @main.command()
@@ -648,19 +606,7 @@ def endpoints(as_json, backend) -> None:
     if not found:
         click.echo("no endpoints yet (python -m ci deploy MODEL_DIR)")
         return
-    click.echo(f"{'endpoint':<24} {'status':<10} {'version':>7} {'previous':>8}  {'uptime':>8}  url")
-    for e in found:
-        uptime = f"{e.uptime_seconds:.0f}s" if e.uptime_seconds is not None else "-"
-        click.echo(f"{e.name:<24} {e.status:<10} {e.version or '-':>7} {e.previous_version or '-':>8}  {uptime:>8}  "
-                   f"{e.url or '-'}")
-        if e.message:
-            click.echo(f"{'':<24} {e.message}")
-    runtime = ops.endpoints.runtime_url()
-    if runtime:  # the local SageMaker Runtime: what boto3 and the SageMaker SDK need to reach these endpoints
-        from modelops.entities import RUNTIME_URL_ENV
-
-        click.echo(f"\n# boto3 and the SageMaker SDK reach these endpoints with (any credentials):\n"
-                   f"export {RUNTIME_URL_ENV}={runtime}")
+    click.echo(render.endpoints_table(found, ops.endpoints.runtime_url()))
 
 
 @main.command("new-model")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelops.metrics import binary_metrics, regression_metrics, roc_auc
 from modelops.review.bootstrap import paired_bootstrap, resample_weights, weighted_auc, weighted_metrics
+from modelops.scores import binary_metrics, regression_metrics, roc_auc
 
 RNG = np.random.default_rng(7)
 Y_REGRESSION = RNG.normal(10, 3, 400)

@@ -7,7 +7,8 @@ import pytest
 
 from modelops.config import load_model_config
 from modelops.errors import QualityGateFailed
-from modelops.metrics import (
+from modelops.review.evaluation import baseline_predictions, check_quality
+from modelops.scores import (
     binary_metrics,
     confusion_matrix,
     precision_recall_curve,
@@ -15,7 +16,6 @@ from modelops.metrics import (
     roc_auc,
     roc_curve,
 )
-from modelops.review.evaluation import baseline_predictions, check_quality
 from tests.conftest import ROOT
 
 

@@ -180,9 +180,9 @@ def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path)
 
 @pytest.mark.notebook
 def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, tmp_path):
-    from ci.history import render_history
     from ci.models import discover_models
     from ci.pipeline import run_pipeline, summary_table
+    from ci.render import render_history
     from modelops.release.history import actor, history_report, verify_history
 
     artifacts = Artifacts(tmp_path / "artifacts")

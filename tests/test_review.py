@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from modelops.config import ChangeRule, ReviewConfig, load_model_config
-from modelops.metrics import metrics_for
 from modelops.records import Gate, TrainRecord
 from modelops.review.bootstrap import paired_bootstrap
 from modelops.review.evaluation import check_quality
 from modelops.review.verdict import RULE_BETTER, RULE_FIRST, RULE_GATE, RULE_SAME, RULE_UNPAIRED, RULE_WORSE, compare
+from modelops.scores import metrics_for
 from tests.conftest import ROOT
 
 ABALONE = load_model_config(ROOT / "abalone_model")

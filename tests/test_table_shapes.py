@@ -14,8 +14,8 @@ from modelops.config import load_model_config, parse_model_config
 from modelops.data.encoding import safe_name
 from modelops.data.prepare import encode_rows, prepare_data, read_raw, read_table
 from modelops.errors import ConfigError, DataError
-from modelops.metrics import class_confusion_matrix, metrics_for, multiclass_metrics
 from modelops.review.evaluation import baseline_predictions
+from modelops.scores import class_confusion_matrix, metrics_for, multiclass_metrics
 from modelops.serving.protocol import CSV, JSON, read_predictions, render
 from tests import tables
 from tests.conftest import ROOT

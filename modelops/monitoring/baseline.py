@@ -278,7 +278,7 @@ def constraints(stats: dict[str, Any], monitoring: MonitoringConfig) -> dict[str
 def quality_statistics(config: ModelConfig, y_true: np.ndarray, scores: np.ndarray, *, resamples: int = 50,
                        seed: int = 0) -> dict[str, Any]:
     """Model Monitor's model-quality statistics.json: each metric's value and its bootstrap standard deviation."""
-    from modelops.metrics import metrics_for
+    from modelops.scores import metrics_for
 
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=np.float64)

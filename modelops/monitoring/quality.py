@@ -104,8 +104,8 @@ def live_quality(config: ModelConfig, captured: CapturedData, labels: str | Path
     Raises:
         DataError: the labels file cannot be read.
     """
-    from modelops.metrics import metrics_for
     from modelops.review.evaluation import check_quality
+    from modelops.scores import metrics_for
 
     if labels is None:
         return LiveQuality(None, 0, 0, {}, None)

@@ -111,7 +111,7 @@ def residuals(evaluation) -> Figure:
 
 
 def roc(evaluation) -> Figure:
-    from modelops.metrics import roc_curve
+    from modelops.scores import roc_curve
 
     fpr, tpr = roc_curve(evaluation.y_true, evaluation.prediction)
     figure = Figure(figsize=(4.8, 4.5), layout="constrained")
@@ -126,7 +126,7 @@ def roc(evaluation) -> Figure:
 
 
 def precision_recall(evaluation) -> Figure:
-    from modelops.metrics import precision_recall_curve
+    from modelops.scores import precision_recall_curve
 
     precision, recall = precision_recall_curve(evaluation.y_true, evaluation.prediction)
     figure = Figure(figsize=(4.8, 4.5), layout="constrained")

@@ -225,7 +225,7 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_n
             answered with an error.
     """
     from modelops.data.prepare import features_and_target
-    from modelops.metrics import metrics_for
+    from modelops.scores import metrics_for
     from modelops.serving import protocol
     from modelops.serving.protocol import read_predictions, to_csv
     from modelops.training.train import load_artifact

@@ -9,7 +9,8 @@ import pandas as pd
 
 from modelops.config import ModelConfig, Threshold
 from modelops.errors import QualityGateFailed
-from modelops.metrics import class_confusion_matrix, confusion_matrix, improvement, metrics_for
+from modelops.metrics import improvement
+from modelops.scores import class_confusion_matrix, confusion_matrix, metrics_for
 
 
 def baseline_predictions(problem_type: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:

@@ -342,7 +342,7 @@ def validation_metrics(config: ModelConfig, store, dataset, hyperparameters: dic
 def _fit_and_score(config: ModelConfig, store, dataset, hyperparameters: dict[str, Any]):
     from modelops.data.datasets import read_split
     from modelops.data.prepare import features_and_target
-    from modelops.metrics import metrics_for
+    from modelops.scores import metrics_for
     from modelops.training.train import fit
 
     X_train, y_train = features_and_target(read_split(store, dataset, "train"))
