@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib
 
 from modelops.errors import ModelOpsError
-
-__version__ = "0.1.0"
+from modelops.settings import LIBRARY_VERSION as __version__
 
 # Everything but the errors loads on first use (pandas, xgboost, matplotlib; yaml and jsonschema for the
 # config), so `python -m ci --help` and `ci changed` stay fast.
@@ -52,7 +51,7 @@ _LAZY = {
     "check_gate": "modelops.release.gate",
 }
 
-__all__ = ["ModelOpsError", *_LAZY]
+__all__ = ["ModelOpsError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):

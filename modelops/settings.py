@@ -9,6 +9,8 @@ from pathlib import Path
 
 from modelops.errors import ConfigError
 
+#: The library's version (pyproject.toml's), recorded in every package's lineage.
+LIBRARY_VERSION = "0.1.0"
 HOME_ENV = "MODELOPS_HOME"
 DATA_DIR_ENV = "MODELOPS_DATA_DIR"
 BACKEND_ENV = "MODELOPS_BACKEND"

@@ -41,7 +41,10 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                imported |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+                # `from modelops import atomic` imports the module modelops.atomic (and runs the package's
+                # __init__, as every import of a submodule does: that is not an edge to the facade).
+                submodules = {f"{node.module}.{alias.name}" for alias in node.names} & modules.keys()
+                imported |= submodules if len(submodules) == len(node.names) else {node.module, *submodules}
         graph[name] = {found for dep in imported if (found := owner(dep)) and found != name}
     return graph
 
@@ -75,6 +78,55 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+#: modelops' layers, lowest first: a module may import from its own layer and the layers below it, never above.
+#: A module belongs to the longest entry it falls under ("modelops.backends" alone is the chooser, get_backend,
+#: whose builders import the implementations lazily by name).
+LAYERS = (
+    ("modelops.errors", "modelops.atomic", "modelops.settings", "modelops.metrics", "modelops.container"),
+    ("modelops.scores", "modelops.config"),
+    ("modelops.entities", "modelops.records"),
+    ("modelops.backends", "modelops.backends.base", "modelops.backends.invoke"),
+    ("modelops.data",),
+    ("modelops.training",),
+    ("modelops.review",),
+    ("modelops.serving",),
+    ("modelops.release",),
+    ("modelops.monitoring",),
+    ("modelops.backends.local", "modelops.backends.sagemaker"),
+    ("modelops.notebook",),
+    ("modelops",),  # the facade the notebooks import
+)
+
+
+def layer_of(module: str) -> int:
+    ranks = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+    unit = max((u for u in ranks if module == u or module.startswith(u + ".")), key=len)
+    return ranks[unit]
+
+
+def test_modelops_imports_point_down_its_layers():
+    """release -> review -> training -> data, and everything above the shared records, config and errors."""
+    graph = import_graph()
+    upward = sorted(f"{module} imports {dep}" for module, deps in graph.items() if module.startswith("modelops")
+                    for dep in deps if dep.startswith("modelops") and layer_of(dep) > layer_of(module))
+    assert upward == [], "an import that points up the layers: move the shared piece down (LAYERS says the order)"
+
+
+def test_every_modelops_module_is_in_a_layer_and_the_check_catches_an_upward_import():
+    assert {layer_of(m) for m in import_graph() if m.startswith("modelops")} >= set(range(len(LAYERS) - 1))
+    assert layer_of("modelops.data.prepare") < layer_of("modelops.training.train") < layer_of("modelops.review.verdict")
+    assert layer_of("modelops.review.verdict") < layer_of("modelops.release.deploy")
+    assert layer_of("modelops.backends.base") < layer_of("modelops.data.datasets") < layer_of("modelops.backends.local")
+
+
+def test_the_top_level_holds_few_modules_and_none_is_long():
+    top = [p for p in (ROOT / "modelops").glob("*.py")]
+    assert len(top) <= 10, sorted(p.name for p in top)
+    long = {str(p.relative_to(ROOT)): n for package in PACKAGES for p in (ROOT / package).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}, "a module over 600 lines: split it along its own sections"
 
 
 def test_no_import_cycle_inside_ci_or_modelops():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from modelops.entities import Lineage
 from modelops.errors import ChangeDetectionError
+from modelops.settings import LIBRARY_VERSION
 
 
 def git(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> str:
@@ -69,9 +70,7 @@ def working_tree_hash(folder: Path) -> str | None:
 @lru_cache(maxsize=1)
 def library_hash() -> str:
     """sha256 over the ``modelops`` package's Python sources (paths and bytes), as installed and running now."""
-    import modelops
-
-    root = Path(modelops.__file__).parent
+    root = Path(__file__).resolve().parents[1]  # the modelops package
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -80,9 +79,7 @@ def library_hash() -> str:
 
 
 def _library() -> dict[str, str]:
-    import modelops
-
-    return {"library_version": modelops.__version__, "library_hash": library_hash()}
+    return {"library_version": LIBRARY_VERSION, "library_hash": library_hash()}
 
 
 def model_lineage(folder: Path, *, notebook_artifact: str | None = None) -> Lineage:
