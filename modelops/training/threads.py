@@ -1,10 +1,8 @@
 """How many threads XGBoost gets: the CPUs this process may use, a fair share for training, and per request.
 
 XGBoost runs each prediction and each training step as OpenMP parallel regions, and a region ends only when
-every one of its threads has run. On a machine whose cores are busy, one of them waits for the scheduler:
-with two CPU-bound processes on 2 cores, an endpoint predicting single rows with 2 threads answered at p50
-24 ms instead of 0.55 ms, and training churn took 1.6-2.5 s with 2 threads against 0.2 s with one (issue 15,
-benchmarks/README.md section 5). So:
+every one of its threads has run. On a machine whose cores are busy, one of them waits for the scheduler, so
+a parallel region costs far more than it saves (measured in benchmarks/README.md, section 5). So:
 
 - the budget is what this process may really use: its CPU affinity, capped by its cgroup's CPU quota;
 - an endpoint predicts small batches with one thread (no parallel region at all), and a batch of

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-#: Version 2: what the event history (issue 17: what served when) records about each event, each group's
+#: Version 2: what the event history (what served when) records about each event, each group's
 #: events chained by hash, and the table made append-only.
 SCHEMA_V2 = """
 ALTER TABLE events ADD COLUMN environment TEXT;
@@ -147,7 +147,7 @@ def _backfill_events_v2(db: sqlite3.Connection) -> None:
                                     row["id"]))
 
 
-#: Version 3: each version's monitoring baseline (issue 18), its files' URIs by name (modelops.monitoring.baseline).
+#: Version 3: each version's monitoring baseline, its files' URIs by name (modelops.monitoring.baseline).
 SCHEMA_V3 = """
 ALTER TABLE packages ADD COLUMN baselines TEXT;
 """
@@ -166,10 +166,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the schema as first shipped (created where absent; a database from then already has it)",
               (_run(SCHEMA_V1),)),
     Migration(2, "events record environment, package, git commit and CI URL, chained by hash, append-only: the "
-                 "history of what served when (issue 17) starts from the events already recorded",
+                 "history of what served when starts from the events already recorded",
               (_run(SCHEMA_V2), _backfill_events_v2, _run(APPEND_ONLY))),
-    Migration(3, "each version records its monitoring baseline (statistics and constraints beside its artifact, "
-                 "issue 18); versions registered before have none", (_run(SCHEMA_V3),)),
+    Migration(3, "each version records its monitoring baseline (statistics and constraints beside its "
+                 "artifact); versions registered before have none", (_run(SCHEMA_V3),)),
     Migration(4, "each group's newest event is recorded apart from the events, so that deleting the newest ones is "
                  "detected (the chain alone shows an edited, reordered or deleted event before the newest)",
               (_run(SCHEMA_V4),)),
