@@ -69,7 +69,10 @@ def environment(**extra: str) -> dict[str, str]:
     """This checkout first on the path (the kernel inherits it), plus ``extra``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("MODELOPS_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    # Absolute: the scripts run commands in a copy of the project in a temp folder, where a relative data folder
+    # (README's ``../shared/data``) would name nothing and the data would be downloaded instead.
+    data = env.get("MODELOPS_DATA_DIR") or str(ROOT.parent / "shared" / "data")
+    env["MODELOPS_DATA_DIR"] = str(Path(data).expanduser().resolve())
     env.pop("MODELOPS_BACKEND", None)
     env.setdefault("MODELOPS_RUNTIME_PORT", "0")  # a throwaway home's router leaves the default port alone
     env.update(extra)
