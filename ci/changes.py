@@ -421,7 +421,7 @@ def _same_base_warnings(root: Path, base_ref: str, branch: str | None, head: str
 
 
 def _yaml(text: str, source: str) -> Any:
-    import yaml  # only to read a config: the import costs ~10 ms
+    import yaml  # only to read a config: `ci changed` without one does not pay for the import
 
     try:
         # libyaml's loader when present: the setup config of a large monorepo holds a thousand mapping lines.

@@ -87,8 +87,8 @@ def weighted_metrics(problem_type: str, y_true: np.ndarray, prediction: np.ndarr
 
 
 def _dot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``weights @ values`` without BLAS: a threaded BLAS on a busy 2-core machine took 22 ms for one 2,000 x 418
-    product (threads fighting over the cores), numpy's own loop 0.4 ms."""
+    """``weights @ values`` without BLAS: a threaded BLAS on a busy machine spends more on its threads fighting
+    over the cores than on the product (benchmarks/README.md, section 8)."""
     return np.einsum("ij,j->i", weights, np.asarray(values, dtype=np.float64))
 
 

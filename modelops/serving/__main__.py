@@ -37,8 +37,8 @@ def hide_scikit_learn() -> None:
     """Keep xgboost from importing scikit-learn into the server.
 
     xgboost imports scikit-learn whenever it is installed (the sagemaker SDK brings it), for estimator
-    wrappers a server never uses: measured here, 0.8 s of start-up and ~130 MB of RSS per endpoint
-    (benchmarks/README.md). With ``sklearn`` set to None in sys.modules, xgboost's own ImportError fallback
+    wrappers a server never uses, at a cost in start-up time and memory per endpoint (benchmarks/README.md,
+    section 8). With ``sklearn`` set to None in sys.modules, xgboost's own ImportError fallback
     applies. Only this process is affected, never a notebook kernel.
     """
     sys.modules.setdefault("sklearn", None)

@@ -15,9 +15,8 @@ a new file each hour (by inference time, UTC) and past ``max_file_bytes``.
 
 The request path pays for a sampling decision and a ``deque.append`` (no lock to take, no thread to wake; the
 request's bytes are not copied). A writer thread wakes every ``FLUSH_SECONDS``, formats what accumulated and
-appends it, then flushes: one wake-up per interval rather than one per request. A ``queue.Queue`` whose put
-woke the writer for every record cost 16 us per offer and 75 us of CPU per record; this costs 4-5 us and 25-30
-(20,000 offers between 200 us of simulated request work, 2 cores at load 4.7). When ``queue_size``
+appends it, then flushes: one wake-up per interval rather than one per request, which costs a few times less per
+record than a ``queue.Queue`` whose put wakes the writer (benchmarks/README.md, section 8). When ``queue_size``
 records are waiting, a new one is dropped and counted rather than making the request wait; when the endpoint's
 capture folder grows past ``max_bytes``, its oldest files are deleted (counted too). ``GET /-/status`` shows
 the counters.

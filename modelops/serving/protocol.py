@@ -46,10 +46,10 @@ log = logging.getLogger("modelops.serving")
 #: CSV bodies of at least this many bytes are read by pyarrow's multi-threaded parser (3.5x numpy's loadtxt on
 #: 10,000 churn rows); below it numpy wins, pyarrow's cost per call and per column being larger (benchmarks/README.md).
 ARROW_MIN_BYTES = 128 * 1024
-#: pyarrow's cost grows with the columns: 10,000 of them took 2.8 s where numpy took 0.5 s (20 rows, 3.9 MB).
+#: pyarrow's cost grows with the columns: past this many, numpy reads faster (benchmarks/README.md, section 8).
 ARROW_MAX_COLUMNS = 1000
-#: CSV answers with at least this many values are formatted by pyarrow: CPU time per answer, Python's repr against
-#: pyarrow's, 127 us / 216 us at 200 values, 438 / 313 at 400, 6,979 / 1,937 at 10,000 (benchmarks/README.md).
+#: CSV answers with at least this many values are formatted by pyarrow, fewer by Python's repr: where the two
+#: CPU times per answer cross (benchmarks/README.md, section 8).
 ARROW_MIN_PREDICTIONS = 300
 #: Delimiters whose fast readers were checked against the container's split-and-convert (tests/test_protocol.py).
 _FAST_DELIMITERS = {",": b",", ";": b";", "\t": b"\t"}
