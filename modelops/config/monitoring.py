@@ -1,0 +1,112 @@
+"""model.yml ``monitoring``: data capture, the drift tests and the constraint thresholds (modelops/monitor.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.config.schema import given
+
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "data_capture": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "sampling_percentage": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                "max_disk_mb": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "drift": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "numeric_test": {"type": "string"},
+                "numeric_threshold": {"type": "number", "exclusiveMinimum": 0},
+                "categorical_test": {"type": "string"},
+                "categorical_threshold": {"type": "number", "exclusiveMinimum": 0},
+                "comparison_method": {"enum": ["robust", "simple"]},
+                "min_rows": {"type": "integer", "minimum": 1},
+                "features": {"type": "object", "additionalProperties": {
+                    "type": "object", "additionalProperties": False, "minProperties": 1,
+                    "properties": {"threshold": {"type": "number", "exclusiveMinimum": 0},
+                                   "ignore": {"type": "boolean"}}}},
+            },
+        },
+        "completeness_tolerance": _SHARE,
+        "datatype_check_threshold": _SHARE,
+        "domain_content_threshold": _SHARE,
+    },
+}
+
+
+@dataclass(frozen=True)
+class DataCaptureConfig:
+    """Which requests the endpoint records for the monitor (SageMaker's DataCaptureConfig; off unless enabled)."""
+
+    enabled: bool = False
+    sampling_percentage: float = 100.0  # share of requests captured
+    max_disk_mb: float = 1024.0  # local endpoints: the oldest capture files go beyond this (S3 has no bound)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How the monitor compares live features with the training baseline (tests in modelops.drift.TESTS)."""
+
+    numeric_test: str = "ks"
+    numeric_threshold: float | None = None  # None: the test's default
+    categorical_test: str = "jensen_shannon"
+    categorical_threshold: float | None = None
+    comparison_method: str = "robust"  # robust: no drift is called on fewer rows than the test can tell apart
+    min_rows: int = 30  # fewer live rows than this: distributions are not compared (schema checks still run)
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {threshold: x} or {ignore: true}
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """model.yml ``monitoring``: data capture, the drift tests and the constraint thresholds."""
+
+    data_capture: DataCaptureConfig = field(default_factory=DataCaptureConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    completeness_tolerance: float = 0.02  # live completeness may fall this far below training's
+    datatype_check_threshold: float = 0.1  # share of live values of another type than training's allowed
+    domain_content_threshold: float = 0.1  # share of live rows outside the training categories allowed
+
+
+def parse(raw: dict) -> MonitoringConfig:
+    monitoring = raw.get("monitoring") or {}
+    drift = monitoring.get("drift") or {}
+    return MonitoringConfig(**{
+        **given(monitoring, MonitoringConfig),
+        "data_capture": DataCaptureConfig(**(monitoring.get("data_capture") or {})),
+        "drift": DriftConfig(**{**drift, "features": dict(drift.get("features") or {})}),
+    })
+
+
+def problems(raw: dict) -> list[str]:
+    """Drift tests the monitor does not know, and thresholds outside what a test can measure."""
+    drift = (raw.get("monitoring") or {}).get("drift") or {}
+    if not drift:
+        return []
+    from modelops.drift import TESTS  # numpy: only for a model.yml that sets drift tests or thresholds
+
+    problems = []
+    defaults = DriftConfig()
+    for key, kind in (("numeric_test", "numeric"), ("categorical_test", "categorical")):
+        name = drift.get(key, getattr(defaults, key))
+        known = [t.name for t in TESTS.values() if t.kind == kind]
+        if name not in known:
+            problems.append(f"key 'monitoring.drift.{key}' is {name!r}, not a {kind} drift test. Fix: use one of "
+                            f"{known}")
+            continue
+        threshold = drift.get(key.replace("_test", "_threshold"))
+        if threshold is not None and TESTS[name].bounded and threshold > 1:
+            problems.append(f"key 'monitoring.drift.{key.replace('_test', '_threshold')}' is {threshold}, but "
+                            f"{name} lies between 0 and 1, so it would never drift. Fix: use a value below 1 "
+                            f"(default {TESTS[name].default_threshold})")
+    return problems
