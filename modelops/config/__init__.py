@@ -29,7 +29,13 @@ from modelops.config.model import (
     load_model_config,
     parse_model_config,
 )
-from modelops.config.monitoring import DataCaptureConfig, DriftConfig, MonitoringConfig
+from modelops.config.monitoring import (
+    DEFAULT_CAPTURE_MAX_DISK_MB,
+    DEFAULT_CAPTURE_SAMPLING_PERCENTAGE,
+    DataCaptureConfig,
+    DriftConfig,
+    MonitoringConfig,
+)
 from modelops.config.problem import METRICS_BY_PROBLEM_TYPE, PROBLEM_TYPES
 from modelops.config.quality import Threshold
 from modelops.config.review import ChangeRule, ReviewConfig
@@ -48,7 +54,8 @@ from modelops.config.training import (
 from modelops.config.tuning import UNSEARCHABLE, SearchParameter, TuningConfig
 
 __all__ = [
-    "CONFIG_FILE", "CONTAINER_VERSION_PATTERN", "DEFAULT_DECISION_THRESHOLD", "DEFAULT_INSTANCE_COUNT",
+    "CONFIG_FILE", "CONTAINER_VERSION_PATTERN", "DEFAULT_CAPTURE_MAX_DISK_MB", "DEFAULT_CAPTURE_SAMPLING_PERCENTAGE",
+    "DEFAULT_DECISION_THRESHOLD", "DEFAULT_INSTANCE_COUNT",
     "DEFAULT_INSTANCE_TYPE", "DEFAULT_MAX_RUNTIME_SECONDS", "ENVIRONMENT_NAMES", "FEATURES_FILE",
     "MAX_CANARY_PERCENT", "METRICS_BY_PROBLEM_TYPE", "MIN_CLASSES", "MODEL_NAME_PATTERN", "OBJECTIVES",
     "PROBLEM_TYPES", "PRODUCTION", "ROLLOUT_STRATEGIES", "SAGEMAKER_XGBOOST_HYPERPARAMETERS", "SCHEMA", "SLO",

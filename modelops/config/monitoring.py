@@ -7,6 +7,10 @@ from typing import Any
 
 from modelops.config.schema import given
 
+#: What an endpoint captures when model.yml enables capture without saying more (the backends' DataCapture too).
+DEFAULT_CAPTURE_SAMPLING_PERCENTAGE = 100.0
+DEFAULT_CAPTURE_MAX_DISK_MB = 1024.0
+
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
 
 SCHEMA = {
@@ -50,8 +54,9 @@ class DataCaptureConfig:
     """Which requests the endpoint records for the monitor (SageMaker's DataCaptureConfig; off unless enabled)."""
 
     enabled: bool = False
-    sampling_percentage: float = 100.0  # share of requests captured
-    max_disk_mb: float = 1024.0  # local endpoints: the oldest capture files go beyond this (S3 has no bound)
+    sampling_percentage: float = DEFAULT_CAPTURE_SAMPLING_PERCENTAGE  # share of requests captured
+    #: Local endpoints: the oldest capture files go beyond this (S3 has no bound).
+    max_disk_mb: float = DEFAULT_CAPTURE_MAX_DISK_MB
 
 
 @dataclass(frozen=True)
