@@ -19,6 +19,8 @@ from ci.notebooks import templates_dir, write_new
 from ci.stages import model_notebooks
 from modelops.config import (
     CONFIG_FILE,
+    DEFAULT_INSTANCE_COUNT,
+    DEFAULT_INSTANCE_TYPE,
     FEATURES_FILE,
     MODEL_NAME_PATTERN,
     PROBLEM_TYPES,
@@ -344,12 +346,14 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
         _dump({"data": data}),
         _dump({"split": {"train": 0.7, "validation": 0.2, "test": 0.1, "seed": 1729}}),
         "# SageMaker built-in XGBoost; the container version must match the installed xgboost (3.2.x).",
-        _dump({"training": {"container_version": CONTAINER_VERSION, "instance_type": "ml.m5.large",
+        _dump({"training": {"container_version": CONTAINER_VERSION, "instance_type": DEFAULT_INSTANCE_TYPE,
                             "hyperparameters": DEFAULT_HYPERPARAMETERS[problem]}}),
         "# Staging (endpoint NAME-staging) first; the promotion gate holds it to production's SLO before a second\n"
         "# approval promotes the same package to production (endpoint NAME).",
-        _dump({"environments": {"staging": {"instance_type": "ml.m5.large", "instance_count": 1},
-                                "production": {"instance_type": "ml.m5.large", "instance_count": 1,
+        _dump({"environments": {"staging": {"instance_type": DEFAULT_INSTANCE_TYPE,
+                                            "instance_count": DEFAULT_INSTANCE_COUNT},
+                                "production": {"instance_type": DEFAULT_INSTANCE_TYPE,
+                                               "instance_count": DEFAULT_INSTANCE_COUNT,
                                                "slo": DEFAULT_SLO}}}),
         "# Hyperparameter search on the validation split: `python -m ci tune FOLDER --apply` writes the best into\n"
         "# training.hyperparameters above.",

@@ -10,7 +10,14 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from modelops.config import SearchParameter
+from modelops.config import (
+    DEFAULT_CAPTURE_MAX_DISK_MB,
+    DEFAULT_CAPTURE_SAMPLING_PERCENTAGE,
+    DEFAULT_INSTANCE_COUNT,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_MAX_RUNTIME_SECONDS,
+    SearchParameter,
+)
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,9 @@ class TrainingSpec:
     train_uri: str  # the train channel: a prefix holding train.csv
     validation_uri: str
     output_uri: str  # where the job's outputs (model.tar.gz, logs) go
-    instance_type: str = "ml.m5.large"
-    instance_count: int = 1
-    max_runtime_seconds: int = 3600
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = DEFAULT_INSTANCE_COUNT
+    max_runtime_seconds: int = DEFAULT_MAX_RUNTIME_SECONDS
 
 
 @dataclass(frozen=True)
@@ -114,9 +121,9 @@ class TuningSpec:
     train_uri: str
     validation_uri: str
     output_uri: str  # where trial outputs go (SageMaker: the training jobs' S3OutputPath)
-    instance_type: str = "ml.m5.large"
-    instance_count: int = 1
-    max_runtime_seconds: int = 3600  # per training job
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = DEFAULT_INSTANCE_COUNT
+    max_runtime_seconds: int = DEFAULT_MAX_RUNTIME_SECONDS  # per training job
 
     @property
     def metric(self) -> str:
@@ -239,12 +246,12 @@ class DataCapture:
     """
 
     destination: str  # a folder URI of the backend's store
-    sampling_percentage: float = 100.0
+    sampling_percentage: float = DEFAULT_CAPTURE_SAMPLING_PERCENTAGE
     capture_input: bool = True
     capture_output: bool = True
     csv_content_types: tuple[str, ...] = ("text/csv",)
     json_content_types: tuple[str, ...] = ("application/json",)
-    max_bytes: int = 1024 * 2**20
+    max_bytes: int = int(DEFAULT_CAPTURE_MAX_DISK_MB * 2**20)
 
     def to_json(self) -> dict[str, Any]:
         return {"destination": self.destination, "sampling_percentage": self.sampling_percentage,

@@ -249,3 +249,15 @@ def test_malformed_environments_name_key_and_fix(abalone_raw, mutate, message):
     mutate(raw)
     with pytest.raises(ConfigError, match=message):
         parse_model_config(raw)
+
+
+@pytest.mark.parametrize("key", ["data", "split", "training", "environments", "evaluation", "quality", "monitoring",
+                                 "serving", "tuning", "review"])
+def test_each_section_is_one_module_owning_its_schema_and_parser(key):
+    import importlib
+
+    from modelops.config import SCHEMA
+
+    section = importlib.import_module(f"modelops.config.{key}")
+    assert SCHEMA["properties"][key] is section.SCHEMA
+    assert callable(section.parse)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.entities import (
     APPROVED,
     REJECTED,
@@ -265,8 +266,9 @@ class Endpoints(abc.ABC):
     """Real-time endpoints speaking the SageMaker XGBoost container's protocol."""
 
     @abc.abstractmethod
-    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = DEFAULT_INSTANCE_TYPE,
+               instance_count: int = DEFAULT_INSTANCE_COUNT, timeout: float = 600,
+               environment: dict[str, str] | None = None,
                data_capture: DataCapture | None = None, rollout: Rollout | None = None,
                autoscaling: Autoscaling | None = None, log=print) -> Deployment:
         """Create the endpoint serving ``package``, or switch an existing one to it, and wait until in service.

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelops.config import DRIFT_TESTS
+
 #: The significance level of the robust comparison.
 ALPHA = 0.05
 #: The share a category absent on one side is given by PSI (its logarithm is otherwise infinite).
@@ -38,7 +40,8 @@ NO_CATEGORY = "(none of the training categories)"
 
 @dataclass(frozen=True)
 class DriftTest:
-    """One test: its kind, default threshold, whether its distance lies in [0, 1], and what it computes."""
+    """One test as model.yml declares it (``modelops.config.DRIFT_TESTS``: kind, default threshold, whether its
+    distance lies in [0, 1]), with the distance it computes."""
 
     name: str
     kind: str  # numeric | categorical
@@ -110,13 +113,11 @@ def linf(base: dict[str, float], live: dict[str, float]) -> float:
     return float(np.max(np.abs(p - q)))
 
 
-TESTS: dict[str, DriftTest] = {t.name: t for t in (
-    DriftTest("ks", "numeric", 0.1, True, "Kolmogorov-Smirnov distance (largest CDF gap)", ks_distance),
-    DriftTest("wasserstein", "numeric", 0.2, False, "Wasserstein distance / baseline std", wasserstein_distance),
-    DriftTest("jensen_shannon", "categorical", 0.1, True, "Jensen-Shannon distance", jensen_shannon),
-    DriftTest("psi", "categorical", 0.2, False, "population stability index", psi),
-    DriftTest("linf", "categorical", 0.1, True, "largest category share difference (L-infinity)", linf),
-)}
+_DISTANCES = {"ks": ks_distance, "wasserstein": wasserstein_distance, "jensen_shannon": jensen_shannon,
+              "psi": psi, "linf": linf}
+TESTS: dict[str, DriftTest] = {
+    name: DriftTest(name, spec.kind, spec.default_threshold, spec.bounded, spec.title, _DISTANCES[name])
+    for name, spec in DRIFT_TESTS.items()}
 
 
 def threshold_for(test: str, given: float | None) -> float:

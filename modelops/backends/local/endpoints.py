@@ -35,6 +35,7 @@ from modelops import atomic
 from modelops.backends.base import Endpoints, safe_key
 from modelops.backends.local.rollout import POLL_SECONDS, CanaryFigures, rollout_steps, tripped_alarm
 from modelops.backends.local.runtime import RuntimeRouter
+from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
 from modelops.entities import IN_SERVICE, DataCapture, Deployment, EndpointStatus, PackageVersion, ServedPackage
 from modelops.errors import EndpointFailed, RolloutRolledBack
@@ -59,8 +60,9 @@ class LocalEndpoints(Endpoints):
 
     # -- the interface -------------------------------------------------------------------------------------
 
-    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = DEFAULT_INSTANCE_TYPE,
+               instance_count: int = DEFAULT_INSTANCE_COUNT, timeout: float = 600,
+               environment: dict[str, str] | None = None,
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
         if instance_count > 1 or autoscaling is not None:

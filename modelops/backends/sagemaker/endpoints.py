@@ -24,6 +24,7 @@ from modelops.backends.sagemaker.guardrails import (
     rollout_seconds,
 )
 from modelops.backends.sagemaker.store import S3Store
+from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.entities import IN_SERVICE, PRODUCTION_VARIANT, DataCapture, Deployment, EndpointStatus, PackageVersion
 from modelops.errors import EndpointFailed, RolloutRolledBack, StoreError
 
@@ -55,8 +56,9 @@ class SageMakerEndpoints(Endpoints):
 
     # -- the interface -------------------------------------------------------------------------------------
 
-    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = "ml.m5.large",
-               instance_count: int = 1, timeout: float = 600, environment: dict[str, str] | None = None,
+    def deploy(self, name: str, package: PackageVersion, *, instance_type: str = DEFAULT_INSTANCE_TYPE,
+               instance_count: int = DEFAULT_INSTANCE_COUNT, timeout: float = 600,
+               environment: dict[str, str] | None = None,
                data_capture: DataCapture | None = None, rollout=None, autoscaling=None,
                log=print) -> Deployment:
         """See ``Endpoints.deploy``. On SageMaker, ``rollout`` makes an update of an existing endpoint a guarded
