@@ -38,10 +38,9 @@ def main() -> None:
     """Notebook-first ML delivery: run, review, approve and deploy the models of this repository."""
 
 
-def _fmt(value) -> str:
-    from ci.artifacts import fmt  # imported when used: `ci changed` should not pay for the artifacts stack
-
-    return fmt(value)
+def _backend_option(function):
+    return click.option("--backend", default=None,
+                        help="local | sagemaker (default: $MODELOPS_BACKEND or local).")(function)
 
 
 def _artifacts_option(function):
@@ -71,7 +70,7 @@ def _env_option(default: str | None, help: str):
 @main.command()
 @click.argument("model_dir")
 @click.option("--stage", type=click.Choice(_stages()), required=True)
-@click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@_backend_option
 @click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
               help="A notebook parameter (repeatable); values are read as YAML scalars.")
 @click.option("--timeout", "cell_timeout", default=1800, show_default=True, help="Seconds a single cell may run.")
@@ -89,10 +88,7 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
     runs = run_stage(resolve_model_dir(model_dir), stage, backend=backend, parameters=parse_parameters(parameters),
                      artifacts=artifacts, cell_timeout=cell_timeout, force=force)
     for notebook_run in runs:
-        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in notebook_run.headline.items())
-        reason = f" [{notebook_run.reason}]" if notebook_run.reason else ""
-        click.echo(f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
-                   f"({notebook_run.duration:.1f}s) {metrics}{reason}")
+        click.echo(render.run_line(notebook_run))
     click.echo(f"artifacts: {artifacts.root / 'index.html'}")
     if version_file:
         from ci.runner import write_registered_version
@@ -109,7 +105,7 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
 @click.option("--seconds", type=click.IntRange(min=1), default=None, help="This run's time budget.")
 @click.option("--apply", "apply_best", is_flag=True,
               help="Write the best configuration into model.yml (comments kept) and print the diff.")
-@click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@_backend_option
 @click.option("--force", is_flag=True, help="Run the tune notebook even if nothing changed since its last run.")
 @_artifacts_option
 def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) -> None:
@@ -172,7 +168,7 @@ def comment(model_dir, print_only, artifacts_dir) -> None:
 @click.option("--branch", default=None,
               help="Act as CircleCI on this branch: train and approve on any branch but main, deploy on main "
                    "(default with --base: $CIRCLE_BRANCH or the checked-out branch).")
-@click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@_backend_option
 @click.option("--approve", "auto_approve", is_flag=True,
               help="Approve each new version whose review verdict is APPROVE (then deploy it, in the whole flow).")
 @click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
@@ -235,16 +231,7 @@ def changed(base, branch, since, as_json) -> None:
     if as_json:
         click.echo(json.dumps(changes.to_json(), indent=2))
         return
-    how = {"merge-base": f"merge base with {changes.base_ref}", "first-parent": "HEAD~1, the first parent",
-           "empty-tree": "the empty tree"}[changes.how]
-    click.echo(f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
-               f"{len(changes.paths)} file(s) changed")
-    click.echo(f"changed models: {', '.join(changes.models) or 'none'}")
-    if changes.removed:
-        renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]
-        click.echo("removed model folders, not trained: "
-                   + ", ".join(f"{m}/{r}" for m, r in zip(changes.removed, renamed)))
-    click.echo(f"pipeline parameters: {json.dumps(changes.parameters)}")
+    click.echo(render.change_report(changes))
     for warning in changes.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
 
@@ -337,7 +324,7 @@ def _status_command(action: str):
                   help="Version to change (default: the newest pending version trained from this folder as it is).")
     @click.option("--by", required=True, help="Who decides (recorded in the registry).")
     @click.option("--note", default=None, help="Why (recorded in the registry).")
-    @click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+    @_backend_option
     def command(model_dir, version, by, note, backend) -> None:
         from modelops.release.history import checkout_commit
         from modelops.review.packages import pending_for_folder
@@ -359,7 +346,7 @@ main.command("reject")(_status_command("reject"))
 @main.command()
 @click.argument("model_dir")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--backend", default=None, help="local | sagemaker (default: $MODELOPS_BACKEND or local).")
+@_backend_option
 def registry(model_dir, as_json, backend) -> None:
     """List MODEL_DIR's registered versions with status, lineage and headline metrics."""
     import dataclasses
@@ -374,16 +361,6 @@ def registry(model_dir, as_json, backend) -> None:
         click.echo(f"{config.name}: no versions registered yet (python -m ci run {model_dir} --stage train)")
         return
     click.echo(render.registry_table(versions, [t.metric for t in config.quality]))
-
-
-def _serving(ops, endpoint: str) -> bool:
-    status = ops.endpoints.status(endpoint)
-    return status is not None and status.status != "Stopped"
-
-
-def _backend_option(function):
-    return click.option("--backend", default=None,
-                        help="local | sagemaker (default: $MODELOPS_BACKEND or local).")(function)
 
 
 @main.command()
@@ -561,24 +538,14 @@ def stop(model_dirs, every, env_name, by, backend) -> None:
     recorded in the model's history)."""
     from ci.runner import pin_environment
     from modelops.backends import get_backend
-    from modelops.config import ENVIRONMENT_NAMES
-    from modelops.release.deploy import stop_endpoint
+    from modelops.release.deploy import endpoints_to_stop, stop_endpoint
 
     if bool(model_dirs) == every:
         raise click.UsageError("name the model folders whose endpoints to stop, or pass --all (not both).")
-    if every:
-        pin_environment()
-        ops = get_backend(backend)
-        names = [e.name for e in ops.endpoints.list() if e.status != "Stopped"]
-    else:
-        names, ops = [], None
-        for model_dir in model_dirs:  # every folder is checked before anything is stopped
-            config, ops = _model_and_backend(model_dir, backend)
-            envs = [env_name] if env_name else ENVIRONMENT_NAMES
-            wanted = [config.deploy_environment(env).endpoint for env in envs]
-            if not env_name:  # both: those that serve (one asked for by name is stopped, or said not to exist)
-                wanted = [name for name in wanted if _serving(ops, name)]
-            names += wanted
+    pin_environment()
+    ops = get_backend(backend)
+    configs = [_model_and_backend(model_dir, backend)[0] for model_dir in model_dirs]  # all checked first
+    names = endpoints_to_stop(ops, None if every else configs, env_name)
     for name in names:
         stop_endpoint(ops, name, by=by, folder=project_root())
         click.echo(f"{name}: stopped")

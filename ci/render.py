@@ -8,6 +8,32 @@ if TYPE_CHECKING:  # imported when used: `ci changed` and `--help` should not pa
     from modelops.release.history import HistoryReport
 
 
+def run_line(notebook_run) -> str:
+    """One line per notebook run: its status, time, headline metrics and why it was reused or skipped."""
+    from ci.artifacts import fmt  # imported when used: `ci changed` should not pay for the artifacts stack
+
+    metrics = ", ".join(f"{k}={fmt(v)}" for k, v in notebook_run.headline.items())
+    reason = f" [{notebook_run.reason}]" if notebook_run.reason else ""
+    return (f"{notebook_run.model}/{notebook_run.notebook}: {notebook_run.status} "
+            f"({notebook_run.duration:.1f}s) {metrics}{reason}")
+
+
+def change_report(changes) -> str:
+    """What ``ci changed`` found: the revisions compared, the changed and removed models, the orb's parameters."""
+    import json
+
+    how = {"merge-base": f"merge base with {changes.base_ref}", "first-parent": "HEAD~1, the first parent",
+           "empty-tree": "the empty tree"}[changes.how]
+    lines = [f"compared {changes.compared[:12]} ({how}) with HEAD {changes.head[:12]}: "
+             f"{len(changes.paths)} file(s) changed", f"changed models: {', '.join(changes.models) or 'none'}"]
+    if changes.removed:
+        renamed = [f" (renamed to {changes.renamed[m]}/)" if m in changes.renamed else "" for m in changes.removed]
+        lines.append("removed model folders, not trained: "
+                     + ", ".join(f"{m}/{r}" for m, r in zip(changes.removed, renamed)))
+    lines.append(f"pipeline parameters: {json.dumps(changes.parameters)}")
+    return "\n".join(lines)
+
+
 def tune_summary(model: str, record) -> str:
     """Two lines: the search's size and time, and the best configuration against the current one (validation)."""
     first = (f"{model}: {record.trials} trials ({record.trials_complete} complete, {record.trials_pruned} pruned, "

@@ -51,10 +51,15 @@ _LAZY = {
     "check_gate": "modelops.release.gate",
 }
 
-__all__ = ["ModelOpsError", "__version__", *_LAZY]
+#: Modules the notebooks reach by name (``from modelops import plots``).
+_MODULES = {"plots": "modelops.notebook.plots"}
+
+__all__ = ["ModelOpsError", "__version__", *_LAZY, *_MODULES]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module 'modelops' has no attribute {name!r}")

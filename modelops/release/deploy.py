@@ -178,6 +178,23 @@ def rollback_endpoint(backend, config: ModelConfig, env_name: str, *, by: str | 
     return deployment
 
 
+def endpoints_to_stop(ops, configs: list[ModelConfig] | None, env_name: str | None = None) -> list[str]:
+    """The endpoints ``ci stop`` stops: every running one (``configs`` None), or the models' in ``env_name``, or
+    in both environments those that serve (one asked for by name is stopped, or said not to exist)."""
+    from modelops.config import ENVIRONMENT_NAMES
+
+    if configs is None:
+        return [e.name for e in ops.endpoints.list() if e.status != "Stopped"]
+    names = []
+    for config in configs:
+        wanted = [config.deploy_environment(env).endpoint for env in ([env_name] if env_name else ENVIRONMENT_NAMES)]
+        if not env_name:
+            wanted = [name for name in wanted if (status := ops.endpoints.status(name)) is not None
+                      and status.status != "Stopped"]
+        names += wanted
+    return names
+
+
 def stop_endpoint(backend, endpoint: str, *, by: str | None = None, folder=None) -> EndpointStatus | None:
     """Stop an endpoint (``<model>`` or ``<model>-staging``) and record what it served until then.
 
