@@ -123,8 +123,8 @@ class Gate:
 class TrainRecord(Record):
     """train_register: the trained model's test evaluation, its gates and, once registered, its version.
 
-    Glued twice by the notebook: after evaluation (``version`` None: what a failed gate leaves for the review)
-    and after registration.
+    Glued once, by ``Candidate.register``: registered, or with ``version`` None when a gate failed (what the
+    review of that run reads).
     """
 
     problem_type: str
