@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from pathlib import Path
 
 import modelops
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_name_the_facade_lists_resolves():

@@ -95,12 +95,13 @@ def test_scraps_keep_the_plain_names_metrics_json_and_reviewers_rely_on():
 
 def test_the_null_model_reads_back_under_its_old_name_too():
     """Runs recorded and versions registered before the rename carry ``baseline_<metric>``: read both, write new."""
+    from pathlib import Path
+
     from modelops.records import null_model_metrics
-    from tests.conftest import ROOT
 
     old = {k.replace("null_", "baseline_", 1): v for k, v in TRAIN.to_scraps().items()}
     assert "baseline_rmse" in old and TrainRecord.from_scraps(old) == TRAIN
-    shipped = json.loads((ROOT / "tests" / "fixtures" / "registry_v1.json").read_text())["packages"]
+    shipped = json.loads((Path(__file__).parent / "fixtures" / "registry_v1.json").read_text())["packages"]
     assert null_model_metrics(shipped["abalone-model"][0]["metrics"]) == {"rmse": 3.2}
     assert null_model_metrics(shipped["churn-model"][0]["metrics"]) == {"auc": 0.5}
     assert null_model_metrics({"baseline_rmse": 3.2, "null_rmse": 3.1}) == {"rmse": 3.1}
