@@ -216,7 +216,7 @@ class ModelReview:
     version: int | None
     status: str | None
     gates: list[dict]  # metric, value, threshold, passed
-    metrics: list[dict]  # metric, value, champion, improvement, change, baseline, lift, lift_change, gated
+    metrics: list[dict]  # metric, value, champion, improvement, change, null_model, lift, lift_change, gated
     champion_version: int | None
     figures: list[tuple[str, str]]  # (title, PNG path) of train_register's and review's figures
     other_figures: list[tuple[str, str]]  # gather_data's and deploy's
@@ -275,11 +275,11 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
         else:
             rows = []
         for row in rows:
-            baseline = trained.baseline.get(row.metric) if trained else None
+            null = trained.null_metrics.get(row.metric) if trained else None
             measure = metric(row.metric)
-            metrics.append({**asdict(row), "value": row.challenger, "baseline": baseline,
-                            "lift": measure.improvement(row.challenger, baseline),
-                            "lift_change": measure.change(row.challenger, baseline),
+            metrics.append({**asdict(row), "value": row.challenger, "null_model": null,
+                            "lift": measure.improvement(row.challenger, null),
+                            "lift_change": measure.change(row.challenger, null),
                             "interval": interval_plot(row.ci95, row.improvement)})
         gates = [asdict(g) for g in trained.gates] if trained else []
         shown: dict[str, str] = {}

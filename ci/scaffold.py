@@ -48,7 +48,7 @@ DEFAULT_SEARCH = {"max_depth": {"int": [2, 10]}, "eta": {"float": [0.01, 0.3], "
                   "lambda": {"float": [0.01, 100], "log": True}}
 DEFAULT_OBJECTIVE = {"regression": "validation:rmse", "binary": "validation:auc", "multiclass": "validation:mlogloss"}
 
-#: Gates a model must pass to be registered: better than the baseline (training mean / guessing) by a margin.
+#: Gates a model must pass to be registered: better than the null model (training mean / guessing) by a margin.
 #: Deliberately loose for a model nobody has looked at yet; the comment in model.yml says to tighten them.
 #: A multiclass model's gate depends on the data (see multiclass_quality).
 DEFAULT_QUALITY = {"regression": {"r2": {"min": 0.1}}, "binary": {"auc": {"min": 0.6}}}
@@ -331,7 +331,7 @@ def render_config(folder: str, *, problem: str, source: str, sha256: str, target
     gate_note = (_comment(f"Test-split gate: accuracy a tenth of the way from always answering the majority class "
                           f"({profile.majority_share:.1%} of rows) to perfect. Tighten it once you know what this "
                           f"model reaches (f1_macro and logloss can be gated too).") if problem == "multiclass" else
-                 "# Test-split gates: these only ask for a clear lift over the baseline (training mean / guessing).\n"
+                 "# Test-split gates: these only ask for a clear lift over the null model (training mean / guessing).\n"
                  "# Tighten them once you know what this model reaches.")
     sections = [
         f"# {folder}: XGBoost {kind} of {target!r}, scaffolded by `python -m ci new-model`.\n"

@@ -31,7 +31,7 @@ _LAZY = {
     "train_model": "modelops.training.train",
     "evaluate_model": "modelops.review.evaluation",
     "check_quality": "modelops.review.evaluation",
-    "record_evaluation": "modelops.review.packages",
+    "Candidate": "modelops.notebook.candidate",
     "register_model": "modelops.review.packages",
     "review_model": "modelops.review.verdict",
     "tune_model": "modelops.training.tuning",

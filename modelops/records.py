@@ -2,7 +2,7 @@
 
 A notebook glues its record (``modelops.glue_record``); ``ci`` reads it back with ``from_scraps`` and never
 by raw scrap key. ``to_scraps`` writes flat, plain names, because they are what ``metrics.json`` and a
-reviewer see: test metrics under their own names (``rmse``, ``auc``), the baseline's as ``baseline_<name>``,
+reviewer see: test metrics under their own names (``rmse``, ``auc``), the null model's as ``null_<name>``,
 the endpoint's as ``endpoint_<name>``. Each record reads back from its own scraps exactly
 (``R.from_scraps(r.to_scraps()) == r``, tested for every record).
 
@@ -22,6 +22,16 @@ def _metrics(scraps: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The metric values among ``scraps`` whose key is ``prefix + <metric name>``."""
     return {key[len(prefix):]: value for key, value in scraps.items()
             if key.startswith(prefix) and is_metric(key[len(prefix):]) and value is not None}
+
+
+#: The null model's metrics were named ``baseline_<name>`` until "baseline" came to mean only the monitoring
+#: statistics; packages registered and runs recorded before then still carry that prefix.
+_OLD_NULL_PREFIX = "baseline_"
+
+
+def null_model_metrics(values: dict[str, Any]) -> dict[str, float]:
+    """The null model's metrics among scraps or a package's metrics: ``null_<name>``, or the old ``baseline_<name>``."""
+    return {**_metrics(values, _OLD_NULL_PREFIX), **_metrics(values, "null_")}
 
 
 class Record:
@@ -113,13 +123,13 @@ class Gate:
 class TrainRecord(Record):
     """train_register: the trained model's test evaluation, its gates and, once registered, its version.
 
-    Glued twice by the notebook: after evaluation (``version`` None: what a failed gate leaves for the review)
-    and after registration.
+    Glued once, by ``Candidate.register``: registered, or with ``version`` None when a gate failed (what the
+    review of that run reads).
     """
 
     problem_type: str
     metrics: dict[str, float]
-    baseline: dict[str, float]
+    null_metrics: dict[str, float]  # the null model's (training mean, majority class, class shares)
     gates: tuple[Gate, ...]
     job_name: str
     artifact_uri: str
@@ -157,7 +167,7 @@ class TrainRecord(Record):
 
     def to_scraps(self) -> dict[str, Any]:
         values: dict[str, Any] = dict(self.metrics)
-        values.update({f"baseline_{k}": v for k, v in self.baseline.items()})
+        values.update({f"null_{k}": v for k, v in self.null_metrics.items()})
         values.update(
             problem_type=self.problem_type, quality_passed=self.quality_passed,
             quality_gates={g.metric: g.passed for g in self.gates},
@@ -176,7 +186,7 @@ class TrainRecord(Record):
         gates = tuple(Gate(name, metrics.get(name), thresholds.get(name, ""), bool(passed))
                       for name, passed in (scraps.get("quality_gates") or {}).items())
         return cls(
-            problem_type=scraps.get("problem_type", ""), metrics=metrics, baseline=_metrics(scraps, "baseline_"),
+            problem_type=scraps.get("problem_type", ""), metrics=metrics, null_metrics=null_model_metrics(scraps),
             gates=gates, job_name=scraps.get("job_name", ""), artifact_uri=scraps.get("artifact_uri", ""),
             artifact_sha256=scraps.get("artifact_sha256", ""), dataset_id=scraps.get("dataset_id", ""),
             evaluation_uri=scraps.get("evaluation_uri"), test_rows=scraps.get("test_rows"),

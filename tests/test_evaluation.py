@@ -7,7 +7,7 @@ import pytest
 
 from modelops.config import load_model_config
 from modelops.errors import QualityGateFailed
-from modelops.review.evaluation import baseline_predictions, check_quality
+from modelops.review.evaluation import check_quality, null_predictions
 from modelops.scores import (
     binary_metrics,
     confusion_matrix,
@@ -27,9 +27,9 @@ def test_regression_metrics_known_case():
     assert m["r2"] == pytest.approx(0.9486081370449679)  # scikit-learn's documented example
 
 
-def test_mean_baseline_has_zero_r2():
+def test_mean_null_model_has_zero_r2():
     y = np.array([1.0, 2, 3, 4])
-    m = regression_metrics(y, baseline_predictions("regression", y, 4))
+    m = regression_metrics(y, null_predictions("regression", y, 4))
     assert m["r2"] == pytest.approx(0.0)
     assert m["rmse"] == pytest.approx(np.std(y))
 
@@ -53,8 +53,8 @@ def test_binary_metrics_at_threshold():
     assert binary_metrics(y, p, threshold=0.95)["precision"] == 0.0  # nothing predicted positive
 
 
-def test_majority_baseline():
-    base = baseline_predictions("binary", np.array([1, 1, 0]), 5)
+def test_majority_null_model():
+    base = null_predictions("binary", np.array([1, 1, 0]), 5)
     assert base.tolist() == [1.0] * 5
     m = binary_metrics([0, 1, 1, 0, 1], base)
     assert m["auc"] == 0.5 and m["accuracy"] == pytest.approx(0.6)

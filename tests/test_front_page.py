@@ -10,7 +10,7 @@ from ci.artifacts import Artifacts, NotebookRun, model_reviews, render_index
 from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord
 
 TRAINED = TrainRecord(problem_type="regression", metrics={"rmse": 2.0, "r2": 0.6, "mae": 1.5},
-                      baseline={"rmse": 3.2, "r2": 0.0},
+                      null_metrics={"rmse": 3.2, "r2": 0.0},
                       gates=(Gate("rmse", 2.0, "<= 2.6", True), Gate("r2", 0.6, ">= 0.4", True)),
                       job_name="m-1", artifact_uri="file:///m.tar.gz", artifact_sha256="cd" * 32, dataset_id="d",
                       version=4, status="PendingManualApproval", package_id="local:m/4",
@@ -31,7 +31,7 @@ def runs(trained=TRAINED, reviewed=REVIEWED, failed=False) -> list[NotebookRun]:
     ]
 
 
-def test_review_carries_verdict_deltas_against_champion_and_baseline_and_the_approve_command():
+def test_review_carries_verdict_deltas_against_champion_and_null_model_and_the_approve_command():
     [review] = model_reviews(runs())
     assert review.verdict == "HOLD" and review.champion_version == 3 and review.version == 4
     rows = {m["metric"]: m for m in review.metrics}
@@ -44,7 +44,7 @@ def test_review_carries_verdict_deltas_against_champion_and_baseline_and_the_app
                             {"metric": "r2", "value": 0.6, "threshold": ">= 0.4", "passed": True}]
     assert review.figures == [("residuals", "m_model/figures/train_register-residuals.png")]  # shown once
     page = render_index(runs())
-    assert "+1.2" in page and "+0.1" in page and "-0.1" in page and "improvement vs baseline" in page
+    assert "+1.2" in page and "+0.1" in page and "-0.1" in page and "improvement vs null model" in page
     assert review.approve_command == "python -m ci approve m_model --version 4 --by YOUR_NAME"
 
 

@@ -189,7 +189,7 @@ def test_a_forbidden_request_that_is_not_a_rate_limit_is_not_retried(github):
 
 
 def review_runs() -> list[NotebookRun]:
-    trained = TrainRecord(problem_type="regression", metrics={"rmse": 2.08, "r2": 0.6, "mae": 1.5}, baseline={},
+    trained = TrainRecord(problem_type="regression", metrics={"rmse": 2.08, "r2": 0.6, "mae": 1.5}, null_metrics={},
                           gates=(Gate("rmse", 2.08, "<= 2.3", True), Gate("r2", 0.6, ">= 0.52", True)),
                           job_name="j", artifact_uri="file:///a", artifact_sha256="a" * 64, dataset_id="d",
                           version=4, status="PendingManualApproval")

@@ -78,8 +78,8 @@ def test_gather_offline_without_data_points_at_the_fix(offline_home, tmp_path, m
 # The tuned hyperparameters on the fixed split (seed 1729): abalone test RMSE 2.0997 (the tutorial's: 2.171), churn
 # test AUC 0.9858 (0.9796).
 EXPECTED_QUALITY = {
-    "abalone_model": {"rmse": (2.05, 2.10), "r2": (0.57, 0.62), "baseline_rmse": (3.0, 3.4)},
-    "churn_model": {"auc": (0.985, 0.99), "accuracy": (0.93, 0.96), "baseline_auc": (0.5, 0.5)},
+    "abalone_model": {"rmse": (2.05, 2.10), "r2": (0.57, 0.62), "null_rmse": (3.0, 3.4)},
+    "churn_model": {"auc": (0.985, 0.99), "accuracy": (0.93, 0.96), "null_auc": (0.5, 0.5)},
 }
 
 
@@ -106,7 +106,7 @@ def test_train_stage_trains_evaluates_registers_and_reviews(home, tmp_path, mode
     assert "quality gates passed" in train_html.read_text()
     figures = 4 if model == "abalone_model" else 5  # curve + evaluation figures + feature importance
     assert images(tmp_path / "artifacts" / model / "train_register.ipynb") == figures
-    assert images(tmp_path / "artifacts" / model / "review.ipynb") == 1  # the metrics against champion and baseline
+    assert images(tmp_path / "artifacts" / model / "review.ipynb") == 1  # the metrics against champion and null model
 
     # Again with nothing changed: nothing runs, and the summary says why.
     runs = run_stage(folder, "train", backend="local", artifacts=artifacts)

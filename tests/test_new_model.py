@@ -50,7 +50,7 @@ def test_scaffolded_model_runs_its_whole_local_pipeline(third_model):
     assert "day_minutes: v1 promoted by tester: production serves it at http://127.0.0.1:" in run.stderr
     metrics = json.loads((repo.path / "artifacts" / "day_minutes" / "metrics.json").read_text())
     assert metrics["verdict"] == "APPROVE" and metrics["quality_passed"] is True
-    assert metrics["r2"] > 0.1 and metrics["rmse"] < metrics["baseline_rmse"]  # a real lift over the mean
+    assert metrics["r2"] > 0.1 and metrics["rmse"] < metrics["null_rmse"]  # a real lift over the mean
     assert metrics["status"] == "Approved"
     assert metrics["deploy-staging"]["predictions_identical"] is True
     assert metrics["deploy-production"]["predictions_identical"] is True and metrics["gate_passed"] is True
@@ -76,7 +76,7 @@ def test_front_page_shows_verdict_metrics_plots_and_links_in_a_browser(third_mod
         assert section.locator("[data-verdict]").inner_text() == "APPROVE"
         assert "v1" in section.inner_text() and "Approved by tester" in section.inner_text()
         metrics = section.locator("table.metrics").inner_text()
-        assert "rmse" in metrics and "baseline" in metrics
+        assert "rmse" in metrics and "null model" in metrics
         images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
         assert len(images) >= 5 and all(width > 0 for _, width in images), images
         links = page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))")

@@ -127,7 +127,7 @@ def check_every_model_deployed(repo, run):
 
 def check_all_numeric_regression(repo):
     found = metrics(repo, "wear")
-    assert found["n_features"] == 4 and found["r2"] > 0.3 and found["rmse"] < 0.8 * found["baseline_rmse"]
+    assert found["n_features"] == 4 and found["r2"] > 0.3 and found["rmse"] < 0.8 * found["null_rmse"]
 
 
 def check_missing_values_in_features_and_target(repo):
@@ -141,8 +141,8 @@ def check_missing_values_in_features_and_target(repo):
 def check_multiclass_with_odd_headers_codes_and_categories(repo):
     found = metrics(repo, "species")
     assert found["n_features"] == 6 + 4 + 3  # 6 numeric (region is a code now), 4 regions, 3 colours
-    assert found["accuracy"] > 0.7 and found["accuracy"] > found["baseline_accuracy"] + 0.3
-    assert found["f1_macro"] > 0.7 and found["logloss"] < found["baseline_logloss"]
+    assert found["accuracy"] > 0.7 and found["accuracy"] > found["null_accuracy"] + 0.3
+    assert found["f1_macro"] > 0.7 and found["logloss"] < found["null_logloss"]
     assert found["deploy-production"]["endpoint_accuracy"] == found["accuracy"]
     figures = {p.name for p in (repo.path / "artifacts" / "species" / "figures").iterdir()}
     assert {"train_register-confusion_matrix.png", "train_register-class_scores.png"} <= figures

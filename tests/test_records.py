@@ -26,7 +26,7 @@ GATHER = GatherRecord(dataset_id="1afe59bb05ca285c", data_sha256="de37" * 16, ma
                       rows_without_target=3, target_summary={"train": {"target_mean": 9.9, "target_std": 3.2},
                                       "test": {"target_mean": 9.8, "target_std": 3.1}})
 TRAIN = TrainRecord(problem_type="regression", metrics={"rmse": 2.171, "mae": 1.57, "r2": 0.562, "mse": 4.71},
-                    baseline={"rmse": 3.279, "mae": 2.3, "r2": -0.001, "mse": 10.75},
+                    null_metrics={"rmse": 3.279, "mae": 2.3, "r2": -0.001, "mse": 10.75},
                     gates=(Gate("rmse", 2.171, "<= 2.6", True), Gate("r2", 0.562, ">= 0.4", True)),
                     job_name="abalone-model-20261130-1", artifact_uri="file:///model.tar.gz",
                     artifact_sha256="ab" * 32, dataset_id="1afe59bb05ca285c", evaluation_uri="file:///report.json",
@@ -84,13 +84,27 @@ def test_the_gates_record_says_what_failed_under_names_that_do_not_collide_with_
 
 def test_scraps_keep_the_plain_names_metrics_json_and_reviewers_rely_on():
     scraps = TRAIN.to_scraps()
-    assert scraps["rmse"] == 2.171 and scraps["baseline_rmse"] == 3.279 and scraps["version"] == 3
+    assert scraps["rmse"] == 2.171 and scraps["null_rmse"] == 3.279 and scraps["version"] == 3
     assert scraps["quality_passed"] is True and scraps["quality_gates"] == {"rmse": True, "r2": True}
     assert GATHER.to_scraps()["rows_test"] == 418 and GATHER.to_scraps()["target_mean_train"] == 9.9
     assert DEPLOY.to_scraps()["endpoint_rmse"] == 2.171 and "endpoint_metrics" not in DEPLOY.to_scraps()
     # metrics.json merges every notebook's scraps: a validation score must never take a test metric's name.
     assert not set(TUNE.to_scraps()) & (set(METRICS) | set(TRAIN.to_scraps()))
     assert REVIEW.to_scraps()["comparison"][0]["ci95"] == [0.01, 0.05]  # comparison[i].ci95 = [low, high]
+
+
+def test_the_null_model_reads_back_under_its_old_name_too():
+    """Runs recorded and versions registered before the rename carry ``baseline_<metric>``: read both, write new."""
+    from pathlib import Path
+
+    from modelops.records import null_model_metrics
+
+    old = {k.replace("null_", "baseline_", 1): v for k, v in TRAIN.to_scraps().items()}
+    assert "baseline_rmse" in old and TrainRecord.from_scraps(old) == TRAIN
+    shipped = json.loads((Path(__file__).parent / "fixtures" / "registry_v1.json").read_text())["packages"]
+    assert null_model_metrics(shipped["abalone-model"][0]["metrics"]) == {"rmse": 3.2}
+    assert null_model_metrics(shipped["churn-model"][0]["metrics"]) == {"auc": 0.5}
+    assert null_model_metrics({"baseline_rmse": 3.2, "null_rmse": 3.1}) == {"rmse": 3.1}
 
 
 def test_a_failed_gate_is_part_of_the_record():

@@ -29,7 +29,7 @@ EVEN = Y + 1.5 * RNG.choice([-1.0, 1.0], 418)
 
 def trained(config, metrics, version=None, *, library="lib-1", dataset="d1") -> TrainRecord:
     gates = tuple(Gate(r.metric, r.value, r.threshold, r.passed) for r in check_quality(config, metrics).results)
-    return TrainRecord(problem_type=config.problem_type, metrics=metrics, baseline={}, gates=gates,
+    return TrainRecord(problem_type=config.problem_type, metrics=metrics, null_metrics={}, gates=gates,
                        job_name=f"job-{version}", artifact_uri="file:///a", artifact_sha256="0" * 64,
                        dataset_id=dataset, version=version, library_hash=library)
 

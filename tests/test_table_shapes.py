@@ -14,7 +14,7 @@ from modelops.config import load_model_config, parse_model_config
 from modelops.data.encoding import safe_name
 from modelops.data.prepare import encode_rows, prepare_data, read_raw, read_table
 from modelops.errors import ConfigError, DataError
-from modelops.review.evaluation import baseline_predictions
+from modelops.review.evaluation import null_predictions
 from modelops.scores import class_confusion_matrix, metrics_for, multiclass_metrics
 from modelops.serving.protocol import CSV, JSON, read_predictions, render
 from tests import tables
@@ -208,8 +208,8 @@ def test_multiclass_metrics_match_scikit_learn():
     assert list(table.index) == ["actual a", "actual b", "actual c", "actual d"]
 
 
-def test_multiclass_baseline_predicts_the_class_shares():
-    base = baseline_predictions("multiclass", np.array([0, 2, 2, 2, 1, 2]), 4, 4)
+def test_multiclass_null_model_predicts_the_class_shares():
+    base = null_predictions("multiclass", np.array([0, 2, 2, 2, 1, 2]), 4, 4)
     assert base.shape == (4, 4) and base[0].tolist() == pytest.approx([1 / 6, 1 / 6, 4 / 6, 0])
     scores = metrics_for("multiclass", np.array([2, 2, 0, 1]), base)
     assert scores["accuracy"] == 0.5 and scores["logloss"] == pytest.approx(-np.mean(np.log([4 / 6] * 2 + [1 / 6] * 2)))

@@ -1,1 +1,2 @@
-"""What notebooks use beside the library's calls: gluing records, values and figures (glue), and the plots."""
+"""What notebooks use beside the library's calls: gluing records, values and figures (glue), the plots, and the
+candidate train_register evaluates, registers and glues (candidate)."""

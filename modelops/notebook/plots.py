@@ -87,10 +87,11 @@ def predicted_vs_actual(evaluation) -> Figure:
     low = float(min(evaluation.y_true.min(), evaluation.prediction.min()))
     high = float(max(evaluation.y_true.max(), evaluation.prediction.max()))
     ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="perfect")
-    ax.axhline(float(evaluation.baseline_prediction[0]), color="#c44e52", linestyle="--", label="baseline (mean)")
+    ax.axhline(float(evaluation.null_prediction[0]), color="#c44e52", linestyle="--", label="null model (mean)")
     ax.set_xlabel("actual")
     ax.set_ylabel("predicted")
-    ax.set_title(f"Test split: RMSE {evaluation.metrics['rmse']:.3f} (baseline {evaluation.baseline['rmse']:.3f})")
+    ax.set_title(f"Test split: RMSE {evaluation.metrics['rmse']:.3f} "
+                 f"(null model {evaluation.null_metrics['rmse']:.3f})")
     ax.legend()
     return figure
 
@@ -117,7 +118,7 @@ def roc(evaluation) -> Figure:
     figure = Figure(figsize=(4.8, 4.5), layout="constrained")
     ax = figure.subplots()
     ax.plot(fpr, tpr, label=f"model (AUC {evaluation.metrics['auc']:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance / baseline (AUC 0.5)")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance / null model (AUC 0.5)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curve, test split")
@@ -236,7 +237,7 @@ def gate_latency(gate) -> Figure:
 
 
 def review_metrics(review) -> Figure:
-    """Each metric: the challenger beside the champion's and the baseline's values (left), and the improvement over
+    """Each metric: the challenger beside the champion's and the null model's values (left), and the improvement over
     the champion with its 95% interval (right; positive is better, the dashed band is the minimum change asked for).
     ``review``: a modelops Review."""
     rows = list(review.record.comparison)
@@ -247,8 +248,8 @@ def review_metrics(review) -> Figure:
         bars = {f"challenger{f' v{review.challenger.version}' if review.challenger.version else ''}": row.challenger}
         if row.champion is not None:
             bars[f"champion v{review.champion.version}"] = row.champion
-        if review.challenger.baseline.get(row.metric) is not None:
-            bars["baseline"] = review.challenger.baseline[row.metric]
+        if review.challenger.null_metrics.get(row.metric) is not None:
+            bars["null model"] = review.challenger.null_metrics[row.metric]
         colors = ["#4c72b0", "#8c8c8c", "#dddddd"][: len(bars)]
         ax.barh(list(bars)[::-1], list(bars.values())[::-1], color=colors[::-1])
         for y, value in enumerate(list(bars.values())[::-1]):

@@ -1,4 +1,4 @@
-"""Evaluation on the held-out test split: metrics, baselines, quality gates. Pure numpy, no I/O."""
+"""Evaluation on the held-out test split: metrics, the null model's, quality gates. Pure numpy, no I/O."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from modelops.metrics import improvement
 from modelops.scores import class_confusion_matrix, confusion_matrix, metrics_for
 
 
-def baseline_predictions(problem_type: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
-    """What a model that learned nothing predicts: the training mean, the majority class, or the class shares.
+def null_predictions(problem_type: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
+    """What the null model, one that learned nothing, predicts: the training mean, majority class or class shares.
 
-    A multiclass baseline predicts every row with the training split's class shares: its most probable class is
+    A multiclass null model predicts every row with the training split's class shares: its most probable class is
     the majority class (its accuracy is the majority's share) and its log loss that of knowing only the shares.
     """
     y_train = np.asarray(y_train, dtype=np.float64)
@@ -86,15 +86,15 @@ def check_quality(config: ModelConfig, metrics: dict[str, float]) -> QualityRepo
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A trained model's test-split predictions, metrics, the baseline's metrics and feature importance."""
+    """A trained model's test-split predictions, metrics, the null model's metrics and feature importance."""
 
     problem_type: str
     threshold: float
     y_true: np.ndarray = field(repr=False)
     prediction: np.ndarray = field(repr=False)
-    baseline_prediction: np.ndarray = field(repr=False)
+    null_prediction: np.ndarray = field(repr=False)
     metrics: dict[str, float]
-    baseline: dict[str, float]
+    null_metrics: dict[str, float]
     feature_importance: pd.Series = field(repr=False)
     classes: tuple = ()  # multiclass: the class of each probability column
 
@@ -107,32 +107,32 @@ class Evaluation:
         return None
 
     def table(self) -> pd.DataFrame:
-        """Metric by metric: the model, the baseline, and the model's lift over the baseline."""
+        """Metric by metric: the model, the null model, and the model's lift over the null model."""
         rows = []
         for name, value in self.metrics.items():
-            base = self.baseline.get(name)
-            lift = improvement(name, value, base)
-            rows.append({"metric": name, "model": value, "baseline": base, "improvement over baseline": lift})
+            null = self.null_metrics.get(name)
+            lift = improvement(name, value, null)
+            rows.append({"metric": name, "model": value, "null model": null, "improvement over null model": lift})
         return pd.DataFrame(rows).set_index("metric")
 
 
 def evaluate(config: ModelConfig, booster, test: pd.DataFrame, train: pd.DataFrame) -> Evaluation:
-    """Predict the test split (target first, as prepared) and compare with the baseline."""
+    """Predict the test split (target first, as prepared) and compare with the null model."""
     from modelops.data.prepare import features_and_target
 
     X_test, y_test = features_and_target(test)
     _, y_train = features_and_target(train)
     prediction = booster.inplace_predict(X_test)
-    baseline = baseline_predictions(config.problem_type, y_train, len(y_test), len(config.data.classes))
+    null = null_predictions(config.problem_type, y_train, len(y_test), len(config.data.classes))
     threshold = config.decision_threshold
     return Evaluation(
         problem_type=config.problem_type,
         threshold=threshold,
         y_true=y_test,
         prediction=np.asarray(prediction, dtype=np.float64),
-        baseline_prediction=baseline,
+        null_prediction=null,
         metrics=metrics_for(config.problem_type, y_test, prediction, threshold),
-        baseline=metrics_for(config.problem_type, y_test, baseline, threshold),
+        null_metrics=metrics_for(config.problem_type, y_test, null, threshold),
         feature_importance=feature_importance(booster, list(test.columns[1:])),
         classes=config.data.classes,
     )

@@ -22,7 +22,7 @@ def evaluation_report(config: ModelConfig, evaluation: Evaluation, gates: Qualit
     """The evaluation report stored beside the artifact: the record, plus what a reviewer digs into."""
     report = {
         "metrics": evaluation.metrics,
-        "baseline": evaluation.baseline,
+        "null_metrics": evaluation.null_metrics,
         "quality_gates": {r.metric: r.passed for r in gates.results},
         "test_rows": int(len(evaluation.y_true)),
         "feature_importance": evaluation.feature_importance.head(20).to_dict(),
@@ -49,7 +49,7 @@ def record_evaluation(backend, config: ModelConfig, dataset, training, evaluatio
     record = TrainRecord(
         problem_type=config.problem_type,
         metrics=dict(evaluation.metrics),
-        baseline=dict(evaluation.baseline),
+        null_metrics=dict(evaluation.null_metrics),
         gates=tuple(Gate(r.metric, r.value, r.threshold, r.passed) for r in gates.results),
         job_name=training.job_name,
         artifact_uri=training.artifact_uri,
@@ -93,7 +93,7 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
     """
     gates.raise_if_failed()
     record = record or record_evaluation(backend, config, dataset, training, evaluation, gates)
-    metrics = {**evaluation.metrics, **{f"baseline_{k}": v for k, v in evaluation.baseline.items()}}
+    metrics = {**evaluation.metrics, **{f"null_{k}": v for k, v in evaluation.null_metrics.items()}}
     report = evaluation_report(config, evaluation, gates, record)
     if baseline is not None:
         report["monitoring_baseline"] = dict(baseline.uris)

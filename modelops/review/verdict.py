@@ -19,7 +19,7 @@ from modelops.config import ChangeRule, ModelConfig
 from modelops.errors import ModelOpsError, RegistryError
 from modelops.metrics import PRIMARY_METRIC, TOLERANCE
 from modelops.metrics import metric as metric_named
-from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord
+from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord, null_model_metrics
 from modelops.review.bootstrap import MetricInterval, PairedBootstrap, paired_bootstrap
 
 
@@ -273,11 +273,9 @@ def package_record(backend, config: ModelConfig, package) -> TrainRecord:
     from modelops.review.packages import evaluation_uri
 
     metrics = {k: v for k, v in package.metrics.items() if is_metric(k)}
-    baseline = {k.removeprefix("baseline_"): v for k, v in package.metrics.items()
-                if k.startswith("baseline_") and is_metric(k.removeprefix("baseline_"))}
     gates = check_quality(config, metrics)
     return TrainRecord(
-        problem_type=config.problem_type, metrics=metrics, baseline=baseline,
+        problem_type=config.problem_type, metrics=metrics, null_metrics=null_model_metrics(package.metrics),
         gates=tuple(Gate(r.metric, r.value, r.threshold, r.passed) for r in gates.results),
         job_name=package.training_job, artifact_uri=package.artifact_uri, artifact_sha256=package.artifact_sha256,
         dataset_id=package.dataset_id, evaluation_uri=evaluation_uri(backend.store, config.name, package.training_job),
