@@ -26,7 +26,7 @@ from pathlib import Path
 from ci.stages import notebook_for, notebook_order, record_type
 from modelops import atomic
 from modelops.backends.base import safe_key
-from modelops.records import DeployRecord, PromoteRecord, Record, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, GateRecord, Record, ReviewRecord, TrainRecord
 
 RUN_LOG = "runs.json"
 
@@ -257,7 +257,7 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
         review: ReviewRecord | None = _latest(mine, ReviewRecord)
         deployed = {r.record.env_name: r.record.to_scraps() for r in mine
                     if isinstance(r.record, DeployRecord) and r.status != "failed"}
-        gate: PromoteRecord | None = _latest(mine, PromoteRecord)
+        gate: GateRecord | None = _latest(mine, GateRecord)
         failed = [r for r in mine if r.status == "failed"]
         if review is not None and (not failed or review.verdict == "REJECT"):
             verdict, line = review.verdict, review.verdict_line

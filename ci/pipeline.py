@@ -26,7 +26,7 @@ from ci.runner import run_stage
 from modelops.config import PRODUCTION, STAGING
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
-from modelops.records import DeployRecord, PromoteRecord, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, GateRecord, ReviewRecord, TrainRecord
 from modelops.release.history import checkout_commit
 from modelops.training.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
@@ -42,7 +42,7 @@ class ModelOutcome:
     endpoint_url: str | None = None  # production's when promoted, else staging's
     smoke_prediction: str | None = None
     deployed: dict[str, DeployRecord] = field(default_factory=dict)  # environment -> what its deploy handed on
-    gate: PromoteRecord | None = None
+    gate: GateRecord | None = None
     stopped: str | None = None  # why the pipeline stopped early for this model without an error
     error: str | None = None
     exit_code: int = 0
@@ -241,7 +241,7 @@ def _note_deploys(outcome: ModelOutcome, runs: list[NotebookRun]) -> None:
         record = run.record
         if isinstance(record, DeployRecord) and run.status != "failed":
             outcome.deployed[record.env_name] = record
-        elif isinstance(record, PromoteRecord):
+        elif isinstance(record, GateRecord):
             outcome.gate = record
 
 

@@ -333,8 +333,8 @@ class MonitorRecord(Record):
 
 
 @dataclass(frozen=True)
-class PromoteRecord(Record):
-    """promote: the promotion gate's figures for what staging serves, against production's SLO, and the verdict.
+class GateRecord(Record):
+    """gate: the promotion gate's figures for what staging serves, against production's SLO, and the verdict.
 
     ``gate_failures`` says, one sentence each, what failed; empty when the gate passed.
     """
@@ -364,5 +364,5 @@ class PromoteRecord(Record):
 
 
 
-__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "MonitorRecord", "PromoteRecord", "Record",
+__all__ = ["DeployRecord", "Gate", "GateRecord", "GatherRecord", "MetricComparison", "MonitorRecord", "Record",
            "ReviewRecord", "TrainRecord", "TuneRecord"]

@@ -158,7 +158,7 @@ def require_gate_passed(backend, config: ModelConfig, package: PackageVersion) -
                                f"--by NAME`).")
     if gate.action == GATE_FAILED:
         raise PromotionRefused(f"{package.label} failed the promotion gate on staging at {gate.at} ({gate.note}), so "
-                               f"production does not take it (production is untouched). Fix: see the promote "
+                               f"production does not take it (production is untouched). Fix: see the gate "
                                f"notebook of that run; once staging meets the SLO, run the gate again (`{staging}`).")
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from modelops.config import PRODUCTION, SLO, STAGING, ModelConfig
 from modelops.entities import APPROVED, GATE_FAILED, GATE_PASSED, IN_SERVICE, PackageVersion
 from modelops.errors import EndpointFailed, PromotionGateFailed, PromotionRefused
-from modelops.records import PromoteRecord
+from modelops.records import GateRecord
 from modelops.release.history import event_for
 
 #: Error messages kept on the result (the count is complete; the first few say what went wrong).
@@ -118,7 +118,7 @@ class GateResult:
         return figures if self.passed else f"{figures}; FAILED: {'; '.join(self.failures)}"
 
     def table(self) -> pd.DataFrame:
-        """Each figure beside what it must be, and whether it is (what the promote notebook shows)."""
+        """Each figure beside what it must be, and whether it is (what the gate notebook shows)."""
         answered = self.rows - self.error_count
         rows = [
             ("answers identical to the artifact offline", f"{self.identical} of {answered}", "all",
@@ -132,8 +132,8 @@ class GateResult:
         ]
         return pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
 
-    def record(self) -> PromoteRecord:
-        return PromoteRecord(
+    def record(self) -> GateRecord:
+        return GateRecord(
             gate_passed=self.passed, staging_version=self.package.version, staging_package_id=self.package.package_id,
             rows_replayed=self.rows, rows_identical=self.identical, errors=self.error_count,
             gate_error_rate=round(self.error_rate, 6), gate_p50_ms=_round(self.p50_ms), gate_p99_ms=_round(self.p99_ms),
