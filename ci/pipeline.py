@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ci.artifacts import Artifacts, NotebookRun
+from ci.artifacts import Artifacts, NotebookRun, latest
 from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
 from ci.orb.mapping import BASE_REVISION
@@ -177,7 +177,7 @@ def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artif
     log(f"{folder.name}: train stage")
     outcome.runs += run_stage(folder, "train", backend=backend, artifacts=artifacts, force=force)
     [trained_run] = [r for r in outcome.runs if isinstance(r.record, TrainRecord)]
-    trained, review = trained_run.record, _record(outcome.runs, ReviewRecord)
+    trained, review = trained_run.record, latest(outcome.runs, ReviewRecord)
     outcome.version = trained.version
     primary = PRIMARY_METRIC[config.problem_type]
     outcome.metric = (primary, trained.metrics[primary])
@@ -186,19 +186,13 @@ def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artif
         f"{review.verdict_line if review else ''}")
 
 
-def _record(runs: list[NotebookRun], kind: type):
-    """The record of ``kind`` the runs handed on (None if none did)."""
-    found = [r.record for r in runs if isinstance(r.record, kind)]
-    return found[-1] if found else None
-
-
 def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approval: str, approver: str,
              confirm, log) -> bool:
     from modelops.backends import get_backend
     from modelops.entities import APPROVED
 
     config = folder.config()
-    review = _record(outcome.runs, ReviewRecord)
+    review = latest(outcome.runs, ReviewRecord)
     verdict = review.verdict_line if review else "not reviewed"
     registry = get_backend(backend).registry
     if registry.get(config.name, outcome.version).status == APPROVED:
@@ -215,7 +209,7 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
         return False
     approved = registry.approve(config.name, outcome.version, by=approver,
                                 note=f"local pipeline ({approval}): {verdict}", git_commit=checkout_commit(folder.path))
-    trained = _record(outcome.runs, TrainRecord)
+    trained = latest(outcome.runs, TrainRecord)
     artifacts.update_record(folder.name, replace(trained, status=approved.status, approved_by=approver))
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
     return True

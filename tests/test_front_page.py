@@ -65,7 +65,7 @@ def test_page_escapes_what_notebooks_wrote(tmp_path):
 def test_approval_in_the_pipeline_updates_the_page(tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     for run in runs():
-        artifacts.record(run)
+        artifacts.add_run(run)
     approved = replace(TrainRecord.from_scraps(TRAINED), status="Approved", approved_by="bob")
     artifacts.update_record("m_model", approved)
     page = (artifacts.root / "index.html").read_text()

@@ -30,7 +30,6 @@ from modelops.entities import (
     PackageVersion,
 )
 from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused, RolloutRolledBack
-from modelops.records import DeployRecord
 from modelops.release.history import event_for, latest_gate
 from modelops.review.lineage import model_lineage
 
@@ -362,15 +361,6 @@ CHECK_INFERENCE_ID = "modelops-deploy-check-"
 
 def check_inference_id(package: PackageVersion) -> str:
     return f"{CHECK_INFERENCE_ID}v{package.version}"
-
-
-def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck, latency: Latency,
-                  env_name: str = STAGING) -> DeployRecord:
-    """What the deploy notebook hands on: where, the version served, the answers check and the latency."""
-    return DeployRecord(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
-                        predictions_identical=check.identical, previous_version=deployment.previous_version,
-                        env_name=env_name, endpoint=deployment.endpoint, package_id=package.package_id,
-                        endpoint_metrics=dict(check.metrics), **latency.scraps())
 
 
 def held_out_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:

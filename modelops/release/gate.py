@@ -132,7 +132,9 @@ class GateResult:
         ]
         return pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
 
+    @property
     def record(self) -> GateRecord:
+        """What the gate notebook hands on: the figures against production's SLO, and the verdict."""
         return GateRecord(
             gate_passed=self.passed, staging_version=self.package.version, staging_package_id=self.package.package_id,
             rows_replayed=self.rows, rows_identical=self.identical, errors=self.error_count,

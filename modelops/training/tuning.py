@@ -255,7 +255,9 @@ class Tuning:
                  "changed": "yes" if self.current.get(k) != self.tuned.get(k) else ""} for k in names]
         return pd.DataFrame(rows).set_index("hyperparameter")
 
+    @property
     def record(self) -> TuneRecord:
+        """What the tune notebook hands on: the best trial against the current configuration."""
         best = self.result.best
         metric = self.spec.metric
         return TuneRecord(
