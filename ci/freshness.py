@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from ci.artifacts import Artifacts, NotebookRun, latest
 from ci.models import ModelFolder
 from ci.stages import Notebook
+from modelops.backends.base import Backend
 from modelops.records import DeployRecord, Record, TrainRecord
 from modelops.review.lineage import library_hash
 
@@ -35,8 +36,8 @@ class StageContext:
 
     folder: ModelFolder
     stage: str
-    backend: str
-    ops: Any
+    backend: str  # the backend's name, as the notebooks' backend parameter takes it
+    ops: Backend
     artifacts: Artifacts
     parameters: dict[str, Any]
     runs: list[NotebookRun]

@@ -23,7 +23,8 @@ from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
 from ci.orb.mapping import BASE_REVISION
 from ci.runner import run_stage
-from modelops.config import PRODUCTION, STAGING
+from modelops.backends.base import Backend
+from modelops.config import PRODUCTION, STAGING, ModelConfig
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
 from modelops.records import DeployRecord, GateRecord, ReviewRecord, TrainRecord
@@ -298,7 +299,7 @@ def _smoke(folder: ModelFolder, outcome: ModelOutcome, backend, log) -> None:
     log(f"{folder.name}: smoke request to {env_name} answered {outcome.smoke_prediction}")
 
 
-def smoke_invoke(ops, config, env_name: str = PRODUCTION) -> str:
+def smoke_invoke(ops: Backend, config: ModelConfig, env_name: str = PRODUCTION) -> str:
     """One test row through ``env_name``'s endpoint, as a client would send it; returns the answer's text.
 
     The answer is what the container writes for this model's serving settings: a score (``19.63957977294922``),
