@@ -22,13 +22,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from ci.stages import notebook_for, notebook_order, record_type
 from modelops import atomic
 from modelops.backends.base import safe_key
-from modelops.records import DeployRecord, PromoteRecord, Record, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, GateRecord, Record, ReviewRecord, TrainRecord
 
 RUN_LOG = "runs.json"
+
+R = TypeVar("R", bound=Record)
 
 # scrapbook's own output types have no HTML form (their values are in metrics.json). Filtered for the whole
 # process: warnings.catch_warnings() is not thread-safe, and models export their notebooks in parallel threads.
@@ -95,7 +98,7 @@ class Artifacts:
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()
 
-    def record(self, run: NotebookRun) -> None:
+    def add_run(self, run: NotebookRun) -> None:
         """Add a run to the log (replacing an earlier run of the same notebook and variant) and re-render the pages."""
         with self._locked():
             runs = [r for r in self.runs() if (r.model, r.name) != (run.model, run.name)]
@@ -253,11 +256,11 @@ def model_reviews(runs: list[NotebookRun]) -> list[ModelReview]:
     reviews = []
     for model in sorted({r.model for r in runs}):
         mine = sorted((r for r in runs if r.model == model), key=_order)
-        trained: TrainRecord | None = _latest(mine, TrainRecord)
-        review: ReviewRecord | None = _latest(mine, ReviewRecord)
+        trained = latest(mine, TrainRecord)
+        review = latest(mine, ReviewRecord)
         deployed = {r.record.env_name: r.record.to_scraps() for r in mine
                     if isinstance(r.record, DeployRecord) and r.status != "failed"}
-        gate: PromoteRecord | None = _latest(mine, PromoteRecord)
+        gate = latest(mine, GateRecord)
         failed = [r for r in mine if r.status == "failed"]
         if review is not None and (not failed or review.verdict == "REJECT"):
             verdict, line = review.verdict, review.verdict_line
@@ -322,10 +325,13 @@ def interval_plot(ci95, improvement: float | None) -> dict | None:
             "height": INTERVAL_HEIGHT, "title": f"95% interval of the improvement: [{low:+.4g}, {high:+.4g}]"}
 
 
-def _latest(runs: list[NotebookRun], kind: type):
-    """The record of ``kind`` among a model's runs (None if no run handed one on)."""
-    found = [r.record for r in runs if isinstance(r.record, kind)]
-    return found[-1] if found else None
+def latest(runs: list[NotebookRun], kind: type[R]) -> R | None:
+    """The newest record of ``kind`` that one of ``runs`` handed on (None if none did)."""
+    for run in reversed(runs):
+        record = run.record
+        if isinstance(record, kind):
+            return record
+    return None
 
 
 def _uncompared(name: str, value: float, trained: TrainRecord):

@@ -376,7 +376,7 @@ def registry(model_dir, as_json, backend) -> None:
 @_artifacts_option
 def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, artifacts_dir) -> None:
     """Deploy the approved package of MODEL_DIR that matches its git tree (the deploy notebook; on staging, then the
-    promote notebook: the promotion gate). Exits 9 when the gate fails; production refuses a package whose newest
+    gate notebook: the promotion gate). Exits 9 when the gate fails; production refuses a package whose newest
     gate did not pass (exit 4) before any notebook runs, so the record of what production serves stays."""
     from ci.models import resolve_model_dir
     from ci.runner import run_stage

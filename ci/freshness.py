@@ -18,13 +18,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ci.artifacts import Artifacts, NotebookRun
+from ci.artifacts import Artifacts, NotebookRun, latest
 from ci.models import ModelFolder
 from ci.stages import Notebook
-from modelops.records import DeployRecord, TrainRecord
+from modelops.backends.base import Backend
+from modelops.records import DeployRecord, Record, TrainRecord
 from modelops.review.lineage import library_hash
+
+R = TypeVar("R", bound=Record)
 
 
 @dataclass
@@ -33,19 +36,15 @@ class StageContext:
 
     folder: ModelFolder
     stage: str
-    backend: str
-    ops: Any
+    backend: str  # the backend's name, as the notebooks' backend parameter takes it
+    ops: Backend
     artifacts: Artifacts
     parameters: dict[str, Any]
     runs: list[NotebookRun]
 
-    def record(self, kind: type):
+    def latest(self, kind: type[R]) -> R | None:
         """The newest record of ``kind`` that a run of this stage handed on (None if none did)."""
-        for run in reversed(self.runs):
-            record = run.record
-            if isinstance(record, kind):
-                return record
-        return None
+        return latest(self.runs, kind)
 
 
 def fingerprint(notebook: Path, parameters: dict[str, Any], inputs: dict[str, Any]) -> str:
@@ -82,7 +81,7 @@ def _dataset(ctx: StageContext, parameters: dict) -> Any:
 
 
 def _challenger(ctx: StageContext, parameters: dict) -> Any:
-    trained = ctx.record(TrainRecord)
+    trained = ctx.latest(TrainRecord)
     if trained is None:
         return None
     return {"version": trained.version, "artifact_sha256": trained.artifact_sha256,
@@ -92,7 +91,7 @@ def _challenger(ctx: StageContext, parameters: dict) -> Any:
 def _champion(ctx: StageContext, parameters: dict) -> Any:
     from modelops.review.packages import champion
 
-    trained = ctx.record(TrainRecord)
+    trained = ctx.latest(TrainRecord)
     best = champion(ctx.ops.registry, ctx.folder.config().name, excluding=trained.version if trained else None)
     return best.version if best else None
 

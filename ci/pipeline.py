@@ -18,15 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ci.artifacts import Artifacts, NotebookRun
+from ci.artifacts import Artifacts, NotebookRun, latest
 from ci.changes import ChangeSet, current_branch, project_changes
 from ci.models import ModelFolder, discover_models
 from ci.orb.mapping import BASE_REVISION
 from ci.runner import run_stage
-from modelops.config import PRODUCTION, STAGING
+from modelops.backends.base import Backend
+from modelops.config import PRODUCTION, STAGING, ModelConfig
 from modelops.errors import ModelOpsError
 from modelops.metrics import PRIMARY_METRIC
-from modelops.records import DeployRecord, PromoteRecord, ReviewRecord, TrainRecord
+from modelops.records import DeployRecord, GateRecord, ReviewRecord, TrainRecord
 from modelops.release.history import checkout_commit
 from modelops.training.threads import TRAIN_THREADS_ENV, cpu_budget, fair_share
 
@@ -42,7 +43,7 @@ class ModelOutcome:
     endpoint_url: str | None = None  # production's when promoted, else staging's
     smoke_prediction: str | None = None
     deployed: dict[str, DeployRecord] = field(default_factory=dict)  # environment -> what its deploy handed on
-    gate: PromoteRecord | None = None
+    gate: GateRecord | None = None
     stopped: str | None = None  # why the pipeline stopped early for this model without an error
     error: str | None = None
     exit_code: int = 0
@@ -177,7 +178,7 @@ def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artif
     log(f"{folder.name}: train stage")
     outcome.runs += run_stage(folder, "train", backend=backend, artifacts=artifacts, force=force)
     [trained_run] = [r for r in outcome.runs if isinstance(r.record, TrainRecord)]
-    trained, review = trained_run.record, _record(outcome.runs, ReviewRecord)
+    trained, review = trained_run.record, latest(outcome.runs, ReviewRecord)
     outcome.version = trained.version
     primary = PRIMARY_METRIC[config.problem_type]
     outcome.metric = (primary, trained.metrics[primary])
@@ -186,19 +187,13 @@ def _train(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artif
         f"{review.verdict_line if review else ''}")
 
 
-def _record(runs: list[NotebookRun], kind: type):
-    """The record of ``kind`` the runs handed on (None if none did)."""
-    found = [r.record for r in runs if isinstance(r.record, kind)]
-    return found[-1] if found else None
-
-
 def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Artifacts, approval: str, approver: str,
              confirm, log) -> bool:
     from modelops.backends import get_backend
     from modelops.entities import APPROVED
 
     config = folder.config()
-    review = _record(outcome.runs, ReviewRecord)
+    review = latest(outcome.runs, ReviewRecord)
     verdict = review.verdict_line if review else "not reviewed"
     registry = get_backend(backend).registry
     if registry.get(config.name, outcome.version).status == APPROVED:
@@ -215,7 +210,7 @@ def _approve(folder: ModelFolder, outcome: ModelOutcome, backend, artifacts: Art
         return False
     approved = registry.approve(config.name, outcome.version, by=approver,
                                 note=f"local pipeline ({approval}): {verdict}", git_commit=checkout_commit(folder.path))
-    trained = _record(outcome.runs, TrainRecord)
+    trained = latest(outcome.runs, TrainRecord)
     artifacts.update_record(folder.name, replace(trained, status=approved.status, approved_by=approver))
     log(f"{folder.name}: v{outcome.version} approved by {approver}")
     return True
@@ -241,7 +236,7 @@ def _note_deploys(outcome: ModelOutcome, runs: list[NotebookRun]) -> None:
         record = run.record
         if isinstance(record, DeployRecord) and run.status != "failed":
             outcome.deployed[record.env_name] = record
-        elif isinstance(record, PromoteRecord):
+        elif isinstance(record, GateRecord):
             outcome.gate = record
 
 
@@ -304,7 +299,7 @@ def _smoke(folder: ModelFolder, outcome: ModelOutcome, backend, log) -> None:
     log(f"{folder.name}: smoke request to {env_name} answered {outcome.smoke_prediction}")
 
 
-def smoke_invoke(ops, config, env_name: str = PRODUCTION) -> str:
+def smoke_invoke(ops: Backend, config: ModelConfig, env_name: str = PRODUCTION) -> str:
     """One test row through ``env_name``'s endpoint, as a client would send it; returns the answer's text.
 
     The answer is what the container writes for this model's serving settings: a score (``19.63957977294922``),

@@ -49,14 +49,14 @@ def tune_summary(model: str, record) -> str:
 
 def describe_run(notebook_run) -> str:
     """One line for a deploy or gate run: what it did, or the run's status."""
-    from modelops.records import DeployRecord, PromoteRecord
+    from modelops.records import DeployRecord, GateRecord
 
     record = notebook_run.record
     if isinstance(record, DeployRecord):
         state = "deployed" if record.deployed else "already live"
         return (f"{notebook_run.model}: {record.env_name}: v{record.version} {state} at {record.endpoint_url} "
                 f"(previous: v{record.previous_version or '-'}); p50 {record.p50_latency_ms} ms")
-    if isinstance(record, PromoteRecord):
+    if isinstance(record, GateRecord):
         verdict = "passed" if record.gate_passed else "FAILED: " + "; ".join(record.gate_failures)
         return (f"{notebook_run.model}: promotion gate for staging's v{record.staging_version}: {verdict} "
                 f"({record.rows_identical}/{record.rows_replayed} rows identical, p50 {record.gate_p50_ms} ms, "

@@ -193,7 +193,7 @@ def run_stage(
             if dataset is not None:
                 ctx.runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already gathered "
                                       f"for data sha256 {dataset.raw_sha256[:12]}",
-                                      scraps=dataset.record().to_scraps()))
+                                      scraps=dataset.record.to_scraps()))
                 continue
         # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
         # and would run (and register) everything again.
@@ -236,7 +236,7 @@ def _skip(model: str, step: Step, artifacts: Artifacts, reason: str, scraps: dic
     if previous is not None:  # keep pointing at the executed notebook that is still current
         run.ipynb, run.html, run.fingerprint, run.parameters, run.figures = (
             previous.ipynb, previous.html, previous.fingerprint, previous.parameters, previous.figures)
-    artifacts.record(run)
+    artifacts.add_run(run)
     return run
 
 
@@ -272,7 +272,7 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
                       fingerprint=fingerprint, variant=variant)
     # Logged before anything runs: if this process is killed mid-notebook, the log says "running", never the
     # previous run's "passed" next to a half-written notebook that a later run could trust.
-    artifacts.record(run)
+    artifacts.add_run(run)
     pin_environment()
     started = time.monotonic()
     error = None
@@ -301,7 +301,7 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
         run.scraps = read_scraps(output)
     run.status = "failed" if error else "passed"
     run.error = error
-    artifacts.record(run)
+    artifacts.add_run(run)
     if error:
         where = f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "the kernel"
         raise NotebookFailed(

@@ -14,9 +14,9 @@ from typing import Any
 
 from modelops.records import (
     DeployRecord,
+    GateRecord,
     GatherRecord,
     MonitorRecord,
-    PromoteRecord,
     Record,
     ReviewRecord,
     TrainRecord,
@@ -80,7 +80,7 @@ NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
     Notebook("deploy", MODEL, DeployRecord, "deploy the approved package to one environment, check its answers",
              reuse="fingerprint", inputs=("model_folder", "package"), holds="serving", keyed_by="env_name"),
     # Never reused: it measures the live endpoint as it is now.
-    Notebook("promote", MODEL, PromoteRecord, "the promotion gate: staging's live answers, latency and errors"),
+    Notebook("gate", MODEL, GateRecord, "the promotion gate: staging's live answers, latency and errors"),
     # Never reused: its input is the traffic captured up to now, which no fingerprint covers.
     Notebook("monitor", MODEL, MonitorRecord, "the endpoint's captured traffic against its training baseline"),
 )}
@@ -90,12 +90,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("train", ("gather_data", "train_register", "review"),
           "gather if the data changed, train and register, review against the champion"),
     Stage("tune", ("gather_data", "tune"), "gather if the data changed, search hyperparameters (python -m ci tune)"),
-    Stage("deploy", ("deploy", "promote"), "deploy the approved package that matches the folder to staging, then "
+    Stage("deploy", ("deploy", "gate"), "deploy the approved package that matches the folder to staging, then "
           "the promotion gate against it", parameters={"env_name": "staging"}),
-    Stage("gate", ("promote",), "the promotion gate against what staging serves now"),
-    Stage("production", ("deploy",), "deploy to production a package that passed the promotion gate (promote)",
+    Stage("gate", ("gate",), "the promotion gate against what staging serves now"),
+    Stage("production", ("deploy",), "deploy to production a package that passed the promotion gate (ci promote)",
           parameters={"env_name": "production"}),
-    Stage("all", ("gather_data", "train_register", "review", "deploy", "promote"),
+    Stage("all", ("gather_data", "train_register", "review", "deploy", "gate"),
           "train, review, deploy to staging and run the promotion gate", parameters={"env_name": "staging"}),
     Stage("monitor", ("monitor",), "check the production endpoint's captured traffic against its training baseline",
           always_runs=("monitor",)),

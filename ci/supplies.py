@@ -25,7 +25,7 @@ def _notebook_artifact(ctx: StageContext, notebook: str) -> Any:
 
 def _dataset(ctx: StageContext, notebook: str) -> Any:
     """The manifest of the dataset this stage gathered (or found gathered), else of the data as it is now."""
-    found = ctx.record(GatherRecord)
+    found = ctx.latest(GatherRecord)
     if found is not None and found.manifest_uri:
         return found.manifest_uri
     dataset = gathered(ctx, ctx.parameters)
@@ -38,13 +38,13 @@ def _model_dir(ctx: StageContext, notebook: str) -> Any:
 
 def _challenger(ctx: StageContext, notebook: str) -> Any:
     """The version this stage trained and registered (None: the notebook's own default)."""
-    trained = ctx.record(TrainRecord)
+    trained = ctx.latest(TrainRecord)
     return trained.version if trained else None
 
 
 def _evaluation(ctx: StageContext, notebook: str) -> Any:
     """The evaluation report of a model this stage trained but did not register (a failed quality gate)."""
-    trained = ctx.record(TrainRecord)
+    trained = ctx.latest(TrainRecord)
     return trained.evaluation_uri if trained and not trained.registered else None
 
 

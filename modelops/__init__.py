@@ -40,7 +40,7 @@ _LAZY = {
     "deploy_package": "modelops.release.deploy",
     "verify_endpoint": "modelops.release.deploy",
     "measure_latency": "modelops.release.deploy",
-    "deploy_record": "modelops.release.deploy",
+    "DeployRecord": "modelops.records",
     "write_baseline": "modelops.monitoring.baseline",
     "served_model": "modelops.monitoring.traffic",
     "read_capture": "modelops.monitoring.traffic",

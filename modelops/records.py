@@ -13,9 +13,13 @@ table (``ci/stages.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelops.metrics import is_metric
+
+if TYPE_CHECKING:  # for the annotations only: release builds on records, not the other way round
+    from modelops.entities import Deployment, PackageVersion
+    from modelops.release.deploy import EndpointCheck, Latency
 
 
 def _metrics(scraps: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -296,6 +300,15 @@ class DeployRecord(Record):
 
     headline_keys: ClassVar[tuple[str, ...]] = ("version", "p50_latency_ms", "rows_per_second")
 
+    @classmethod
+    def of(cls, package: PackageVersion, deployment: Deployment, check: EndpointCheck, latency: Latency,
+           env_name: str = "staging") -> DeployRecord:
+        """What the deploy notebook hands on: where, the version served, the answers check and the latency."""
+        return cls(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
+                   predictions_identical=check.identical, previous_version=deployment.previous_version,
+                   env_name=env_name, endpoint=deployment.endpoint, package_id=package.package_id,
+                   endpoint_metrics=dict(check.metrics), **latency.scraps())
+
     def to_scraps(self) -> dict[str, Any]:
         values = {k: v for k, v in super().to_scraps().items() if k != "endpoint_metrics"}
         values.update({f"endpoint_{k}": v for k, v in self.endpoint_metrics.items()})
@@ -343,8 +356,8 @@ class MonitorRecord(Record):
 
 
 @dataclass(frozen=True)
-class PromoteRecord(Record):
-    """promote: the promotion gate's figures for what staging serves, against production's SLO, and the verdict.
+class GateRecord(Record):
+    """gate: the promotion gate's figures for what staging serves, against production's SLO, and the verdict.
 
     ``gate_failures`` says, one sentence each, what failed; empty when the gate passed.
     """
@@ -374,5 +387,5 @@ class PromoteRecord(Record):
 
 
 
-__all__ = ["DeployRecord", "GatherRecord", "Gate", "MetricComparison", "MonitorRecord", "PromoteRecord", "Record",
+__all__ = ["DeployRecord", "Gate", "GateRecord", "GatherRecord", "MetricComparison", "MonitorRecord", "Record",
            "ReviewRecord", "TrainRecord", "TuneRecord"]

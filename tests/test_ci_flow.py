@@ -116,5 +116,5 @@ def test_feature_branch_trains_and_waits_for_approval_then_main_deploys_it(home,
     assert (endpoint.name, endpoint.version, endpoint.status) == ("abalone-model-staging", 1, "InService")
     assert endpoint.url in main_run.stdout
     assert "awaiting promotion: python -m ci promote abalone_model --by NAME" in main_run.stdout
-    assert (artifacts / "deploy-staging.html").is_file() and (artifacts / "promote.html").is_file()
+    assert (artifacts / "deploy-staging.html").is_file() and (artifacts / "gate.html").is_file()
     assert [p.version for p in registry.versions("abalone-model")] == [1]  # main trained nothing

@@ -35,7 +35,7 @@ def test_dataset_layout_and_manifest(home):
     assert manifest["files"]["train"]["rows"] == 2924
     assert dataset.feature_names[:2] == ("length", "diameter")
     assert dataset.channel_uris["train"].endswith("/train/")
-    assert dataset.record().to_scraps()["rows_test"] == 418
+    assert dataset.record.to_scraps()["rows_test"] == 418
 
 
 def test_gathering_twice_rewrites_nothing_and_latest_points_at_it(home):

@@ -65,7 +65,7 @@ def test_page_escapes_what_notebooks_wrote(tmp_path):
 def test_approval_in_the_pipeline_updates_the_page(tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     for run in runs():
-        artifacts.record(run)
+        artifacts.add_run(run)
     approved = replace(TrainRecord.from_scraps(TRAINED), status="Approved", approved_by="bob")
     artifacts.update_record("m_model", approved)
     page = (artifacts.root / "index.html").read_text()
@@ -106,15 +106,15 @@ def deploy_run(env: str, version: int) -> NotebookRun:
 
 
 def gate_run(passed: bool = True, version: int = 4) -> NotebookRun:
-    from modelops.records import PromoteRecord
+    from modelops.records import GateRecord
 
-    record = PromoteRecord(gate_passed=passed, staging_version=version, staging_package_id=f"local:m/{version}",
+    record = GateRecord(gate_passed=passed, staging_version=version, staging_package_id=f"local:m/{version}",
                            rows_replayed=418, rows_identical=418, errors=0, gate_error_rate=0.0, gate_p50_ms=1.7,
                            gate_p99_ms=612.0 if not passed else 5.2, slo_p50_ms=100, slo_p99_ms=500,
                            production_version=3,
                            gate_failures=() if passed else ("p99 latency 612.0 ms above the SLO's 500 ms",))
-    return NotebookRun("m_model", "promote", "passed" if passed else "failed", scraps=record.to_scraps(),
-                       html="m_model/promote.html",
+    return NotebookRun("m_model", "gate", "passed" if passed else "failed", scraps=record.to_scraps(),
+                       html="m_model/gate.html",
                        error=None if passed else {"cell": 9, "ename": "PromotionGateFailed", "evalue": "p99 latency"})
 
 
@@ -138,7 +138,7 @@ def test_staging_and_production_side_by_side_with_the_gate_and_the_promote_comma
 def test_a_failed_gate_is_the_verdict_and_says_production_is_untouched():
     [review] = model_reviews([*runs(trained={**TRAINED, "status": "Approved"}), deploy_run("staging", 4),
                               gate_run(passed=False)])
-    assert review.verdict == "FAILED" and review.verdict_line.startswith("promote failed: PromotionGateFailed")
+    assert review.verdict == "FAILED" and review.verdict_line.startswith("gate failed: PromotionGateFailed")
     assert review.promote_command is None
     page = render_index([*runs(trained={**TRAINED, "status": "Approved"}), deploy_run("staging", 4),
                          gate_run(passed=False)])

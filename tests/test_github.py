@@ -233,7 +233,7 @@ def test_the_pull_request_comes_from_circleci_or_from_the_branch():
 def test_post_review_creates_then_updates_one_comment_per_model(github, tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     for run in review_runs():
-        artifacts.record(run)
+        artifacts.add_run(run)
     env = {**CIRCLE, "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}
     assert post_review("abalone_model", artifacts, env).startswith(
         f"abalone_model: posted the review on {REPO}#7: https://github.com/{REPO}/pull/7#issuecomment-")
@@ -253,7 +253,7 @@ def test_post_review_creates_then_updates_one_comment_per_model(github, tmp_path
 def test_without_a_token_or_a_pull_request_the_command_says_why_in_one_line_and_succeeds(tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     for run in review_runs():
-        artifacts.record(run)
+        artifacts.add_run(run)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE_", "GITHUB_"))}
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     command = [sys.executable, "-m", "ci", "comment", "abalone_model", "--artifacts", str(artifacts.root)]

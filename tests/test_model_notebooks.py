@@ -208,7 +208,7 @@ def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, t
         assert (metrics["gate_passed"], metrics["rows_replayed"], metrics["rows_identical"], metrics["errors"]) == (
             True, rows, rows, 0)
         assert 0 < metrics["gate_p50_ms"] <= metrics["gate_p99_ms"] <= metrics["slo_p99_ms"] == 500
-        assert outcome.gate.gate_passed and images(tmp_path / "artifacts" / outcome.model / "promote.ipynb") == 1
+        assert outcome.gate.gate_passed and images(tmp_path / "artifacts" / outcome.model / "gate.ipynb") == 1
         # Production serves the very package staging serves.
         staging, production = ops.endpoints.status(f"{name}-staging"), ops.endpoints.status(name)
         assert staging.package_id == production.package_id == f"local:{name}/1"
@@ -234,7 +234,7 @@ def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, t
     # endpoint now); forced, the notebook says so.
     folder = resolve_model_dir(ROOT / "abalone_model")
     again = run_stage(folder, "deploy", artifacts=artifacts)
-    assert [(r.name, r.status) for r in again] == [("deploy-staging", "skipped"), ("promote", "passed")]
+    assert [(r.name, r.status) for r in again] == [("deploy-staging", "skipped"), ("gate", "passed")]
     forced = run_stage(folder, "deploy", artifacts=artifacts, force=True)
     assert forced[0].status == "passed" and forced[0].scraps["deployed"] is False
     # Once the staging endpoint is stopped, the deploy notebook runs again and brings it back.
@@ -290,7 +290,7 @@ def test_notebooks_run_under_nbval_in_the_order_of_the_flow(home, tmp_path):
     registry = get_backend("local").registry
     [pending] = registry.versions("abalone-model", PENDING)
     registry.approve("abalone-model", pending.version, by="jupyter-user")
-    assert " passed" in _nbval(folder, "deploy.ipynb", "promote.ipynb")  # staging, then the gate against it
+    assert " passed" in _nbval(folder, "deploy.ipynb", "gate.ipynb")  # staging, then the gate against it
     status = get_backend("local").endpoints.status("abalone-model-staging")
     assert status.status == "InService" and status.version == pending.version
     assert [e.action for e in get_backend("local").history.events("abalone-model")][-2:] == ["deployed",

@@ -81,7 +81,7 @@ def test_front_page_shows_verdict_metrics_plots_and_links_in_a_browser(third_mod
         assert len(images) >= 5 and all(width > 0 for _, width in images), images
         links = page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))")
         notebooks = [h for h in links if h.endswith(".html")]
-        assert {Path(h).stem for h in notebooks} >= {"train_register", "review", "deploy-staging", "promote",
+        assert {Path(h).stem for h in notebooks} >= {"train_register", "review", "deploy-staging", "gate",
                                                      "deploy-production"}
         missing = [h for h in links if not (index.parent / h).is_file()]
         assert missing == [], f"links that do not resolve: {missing}"

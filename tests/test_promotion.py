@@ -43,7 +43,7 @@ def test_a_gate_passes_when_every_answer_is_identical_and_latency_and_errors_mee
     assert passed.passed and passed.failures == [] and (passed.p50_ms, passed.p99_ms) == (2.0, 9.0)
     assert passed.summary() == "418/418 rows identical, p50 2.00 ms, p99 9.00 ms, 0 errors"
     assert passed.table()["passed"].tolist() == [True] * 4
-    record = passed.record()
+    record = passed.record
     assert (record.gate_passed, record.staging_version, record.production_version) == (True, 3, 2)
     check_gate(passed)  # no error
 
@@ -66,7 +66,7 @@ def test_a_gate_fails_naming_what_failed_and_says_production_is_untouched(change
                                                   r"v2\)\. Fix: ") as raised:
         check_gate(failed)
     assert failure in str(raised.value) and raised.value.exit_code == 9
-    assert failed.record().gate_failures == tuple(failed.failures) and not failed.record().gate_passed
+    assert failed.record.gate_failures == tuple(failed.failures) and not failed.record.gate_passed
 
 
 def test_latency_without_an_slo_is_measured_not_gated():

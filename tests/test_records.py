@@ -11,10 +11,10 @@ from modelops.metrics import METRICS, PROBLEM_METRICS, metric
 from modelops.records import (
     DeployRecord,
     Gate,
+    GateRecord,
     GatherRecord,
     MetricComparison,
     MonitorRecord,
-    PromoteRecord,
     ReviewRecord,
     TrainRecord,
     TuneRecord,
@@ -50,7 +50,7 @@ DEPLOY = DeployRecord(version=3, endpoint_url="http://127.0.0.1:9/invocations", 
                       predictions_identical=True, previous_version=2, p50_latency_ms=0.5, p99_latency_ms=1.2,
                       rows_per_second=1e6, batch_rows=10_000, endpoint_metrics={"rmse": 2.171, "r2": 0.562},
                       env_name="production", endpoint="abalone-model", package_id="local:abalone-model/3")
-PROMOTE = PromoteRecord(gate_passed=False, staging_version=3, staging_package_id="local:abalone-model/3",
+PROMOTE = GateRecord(gate_passed=False, staging_version=3, staging_package_id="local:abalone-model/3",
                         rows_replayed=418, rows_identical=418, errors=2, gate_error_rate=0.004785, gate_p50_ms=1.2,
                         gate_p99_ms=612.5, max_abs_difference=0.0, slo_p50_ms=100, slo_p99_ms=500,
                         slo_error_rate=0.0, production_version=2,
@@ -78,7 +78,7 @@ def test_the_gates_record_says_what_failed_under_names_that_do_not_collide_with_
     assert scraps["gate_failures"] == list(PROMOTE.gate_failures)
     assert not set(scraps) & set(TRAIN.to_scraps())  # merged into one metrics.json beside train_register's
     assert PROMOTE.headline() == {"gate_passed": False, "gate_p99_ms": 612.5, "gate_error_rate": 0.004785}
-    assert record_type("promote") is PromoteRecord and NOTEBOOKS["promote"].reuse is None  # measures the live endpoint
+    assert record_type("gate") is GateRecord and NOTEBOOKS["gate"].reuse is None  # measures the live endpoint
     assert NOTEBOOKS["deploy"].keyed_by == "env_name" and DEPLOY.to_scraps()["env_name"] == "production"
 
 
@@ -134,7 +134,7 @@ def test_every_metric_has_one_direction_and_belongs_to_a_problem_type():
 def test_the_stages_table_names_only_notebooks_it_declares():
     for stage in STAGES.values():
         assert set(stage.notebooks) <= set(NOTEBOOKS) and set(stage.always_runs) <= set(stage.notebooks)
-    assert model_notebooks() == ["gather_data", "tune", "train_register", "deploy", "promote", "monitor"]
+    assert model_notebooks() == ["gather_data", "tune", "train_register", "deploy", "gate", "monitor"]
     assert record_type("train_register") is TrainRecord and record_type("tune") is TuneRecord
     assert record_type("monitor") is MonitorRecord and record_type("works") is None
     from ci.freshness import HOLDS, INPUTS

@@ -173,7 +173,7 @@ def test_local_search_is_seeded_and_never_reads_the_test_split(tmp_path, monkeyp
     assert one.tuned["max_depth"] == best.hyperparameters["max_depth"]
     assert one.tuned["eta"] == float(f"{best.hyperparameters['eta']:.4g}")  # rounded as it will be committed
     assert 1 <= one.tuned["num_round"] <= 80 and "num_round" in one.changes
-    record = one.record()
+    record = one.record
     assert record.objective == "validation:rmse" and record.trials == 6 and record.best_value == best.value
     assert record.tuned_value == one.validation_tuned["rmse"] and record.current_value == one.validation_current["rmse"]
     assert record.tuned_value < record.current_value  # ten rounds of depth 2 against a search

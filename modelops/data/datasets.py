@@ -88,6 +88,7 @@ class Dataset:
         )
         return table.set_index("split")
 
+    @property
     def record(self) -> GatherRecord:
         """What the gather notebook hands on: where the dataset is, its rows, hashes and target balance."""
         return GatherRecord(dataset_id=self.dataset_id, data_sha256=self.raw_sha256, manifest_uri=self.manifest_uri,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from modelops.backends.base import Backend
 from modelops.config import ModelConfig, MonitoringConfig
 from modelops.errors import StoreError
 
@@ -411,7 +412,7 @@ def compute_baseline(config: ModelConfig, encoding, train_rows: np.ndarray, vali
             "quality_constraints": quality_constraints(config)}
 
 
-def write_baseline(backend, config: ModelConfig, dataset, training) -> Baseline:
+def write_baseline(ops: Backend, config: ModelConfig, dataset, training) -> Baseline:
     """Compute a trained model's baseline and write it beside its artifact (before it is registered).
 
     The predictions are the artifact's own, loaded as stored (sha256 checked), on the validation split.
@@ -423,16 +424,16 @@ def write_baseline(backend, config: ModelConfig, dataset, training) -> Baseline:
     from modelops.data.prepare import features_and_target
     from modelops.training.train import load_artifact
 
-    booster = load_artifact(backend.store, training.artifact_uri, training.artifact_sha256)
-    train_rows, _ = features_and_target(read_split(backend.store, dataset, "train"))
-    validation_rows, validation_labels = features_and_target(read_split(backend.store, dataset, "validation"))
+    booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
+    train_rows, _ = features_and_target(read_split(ops.store, dataset, "train"))
+    validation_rows, validation_labels = features_and_target(read_split(ops.store, dataset, "validation"))
     files = compute_baseline(config, dataset.feature_encoding, train_rows, validation_rows,
                              booster.inplace_predict(validation_rows), validation_labels)
     uris = {}
     for key, content in files.items():
         part, file = key.split("_", 1)
-        uris[key] = backend.store.put_bytes(baseline_uri(backend.store, config.name, training.job_name, part, file),
-                                            dumps(content), content_type="application/json").uri
+        uris[key] = ops.store.put_bytes(baseline_uri(ops.store, config.name, training.job_name, part, file),
+                                        dumps(content), content_type="application/json").uri
     return Baseline(uris, files)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from modelops.backends.base import Backend
 from modelops.config import ModelConfig
 from modelops.errors import ConstraintViolated
 from modelops.monitoring.baseline import (
@@ -74,7 +75,7 @@ class Monitoring:
                 f"`{self.uris['statistics']}`")
 
 
-def record_monitoring(backend, config: ModelConfig, served: ServedModel, captured: CapturedData,
+def record_monitoring(ops: Backend, config: ModelConfig, served: ServedModel, captured: CapturedData,
                       report: MonitorReport, quality: LiveQuality) -> Monitoring:
     """Write the window's statistics, constraint_violations.json and a summary to the store; the run's record.
 
@@ -87,8 +88,8 @@ def record_monitoring(backend, config: ModelConfig, served: ServedModel, capture
     violations = tuple(report.violations) + tuple(quality.violations)
 
     def put(name: str, content: dict) -> str:
-        uri = backend.store.uri(config.name, "monitoring", served.endpoint, stamp, name)
-        return backend.store.put_bytes(uri, dumps(content), content_type="application/json").uri
+        uri = ops.store.uri(config.name, "monitoring", served.endpoint, stamp, name)
+        return ops.store.put_bytes(uri, dumps(content), content_type="application/json").uri
 
     summary = {"endpoint": served.endpoint, "version": served.package.version, "package_id": served.package.package_id,
                "window": {"since": _iso(captured.window.since), "until": _iso(captured.window.until)},

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from modelops.backends.base import Backend
 from modelops.config import ModelConfig
 from modelops.entities import PRODUCTION_VARIANT, PackageVersion
 from modelops.errors import ConfigError, EndpointFailed, StoreError
@@ -99,7 +100,7 @@ class ServedModel:
                 f"{self.baseline._repr_markdown_()}")
 
 
-def served_model(backend, config: ModelConfig, *, endpoint: str | None = None,
+def served_model(ops: Backend, config: ModelConfig, *, endpoint: str | None = None,
                  version: int | None = None) -> ServedModel:
     """The version to check the endpoint's traffic against: the one it serves now, or ``version``.
 
@@ -112,15 +113,15 @@ def served_model(backend, config: ModelConfig, *, endpoint: str | None = None,
 
     endpoint = endpoint or config.name
     if version is None:
-        status = backend.endpoints.status(endpoint)
+        status = ops.endpoints.status(endpoint)
         if status is None or status.version is None:
             raise EndpointFailed(f"endpoint {endpoint!r} serves no version, so there is nothing to monitor. Fix: "
                                  f"deploy it (`python -m ci deploy {folder_name(config)}`), or name the version whose "
                                  f"baseline to use (--version N).")
         version = status.version
-    package = backend.registry.get(config.name, int(version))
-    baseline = read_baseline(backend.store, package.baselines)
-    encoding = package_dataset(backend.store, config, package).feature_encoding
+    package = ops.registry.get(config.name, int(version))
+    baseline = read_baseline(ops.store, package.baselines)
+    encoding = package_dataset(ops.store, config, package).feature_encoding
     features = tuple(monitored_features(encoding))
     prediction = prediction_feature(config)
     known = [f.name for f in features] + [prediction.name]
@@ -186,7 +187,7 @@ class _BadRecord(Exception):
     """A capture record that cannot be used (its reason is the message)."""
 
 
-def read_capture(backend, config: ModelConfig, served: ServedModel, *, since: str | None = "24h",
+def read_capture(ops: Backend, config: ModelConfig, served: ServedModel, *, since: str | None = "24h",
                  until: str | None = None, max_rows: int = MAX_ROWS) -> CapturedData:
     """The requests ``served.endpoint`` answered in the window, from its capture files in the backend's store.
 
@@ -197,15 +198,15 @@ def read_capture(backend, config: ModelConfig, served: ServedModel, *, since: st
     from modelops.serving.capture import capture_uri
 
     window = monitoring_window(since, until)
-    destination = capture_uri(backend.store, config.name)
+    destination = capture_uri(ops.store, config.name)
     prefix = f"{destination}/{served.endpoint}/{PRODUCTION_VARIANT}"
-    objects = [o for o in backend.store.list_objects(prefix) if _may_hold(o.uri, prefix, window)]
+    objects = [o for o in ops.store.list_objects(prefix) if _may_hold(o.uri, prefix, window)]
     reader = _Reader(config, served, window, max_rows)
     for listed in objects:
         if reader.full:
             break
         try:
-            data = backend.store.get_bytes(listed.uri)
+            data = ops.store.get_bytes(listed.uri)
         except StoreError as exc:
             reader.skipped.append(Skipped(listed.uri, None, f"unreadable: {exc}"))
             continue

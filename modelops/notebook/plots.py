@@ -309,7 +309,7 @@ def optimisation_history(tuning) -> Figure:
                 best = t.value
         line.append(best)
     ax.step([t.number for t in trials], line, where="post", color="#1a7f37", label="best so far")
-    current = tuning.record().current_value
+    current = tuning.record.current_value
     if current is not None:
         ax.axhline(current, color="#c44e52", linestyle="--", label=f"current model.yml ({current:.4g})")
     ax.set_xlabel("trial")

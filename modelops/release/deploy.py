@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modelops.backends.base import Registry
+from modelops.backends.base import Backend, Registry
 from modelops.config import PRODUCTION, STAGING, ModelConfig, endpoint_owner
 from modelops.entities import (
     APPROVED,
@@ -30,7 +30,6 @@ from modelops.entities import (
     PackageVersion,
 )
 from modelops.errors import EndpointFailed, NoApprovedPackage, PromotionRefused, RolloutRolledBack
-from modelops.records import DeployRecord
 from modelops.release.history import event_for, latest_gate
 from modelops.review.lineage import model_lineage
 
@@ -72,7 +71,7 @@ def select_package(registry: Registry, config: ModelConfig, *, version: int | No
     )
 
 
-def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env_name: str = STAGING,
+def deploy_package(ops: Backend, config: ModelConfig, package: PackageVersion, *, env_name: str = STAGING,
                    by: str | None = None, timeout: float = 600, log=print) -> Deployment:
     """Serve ``package`` on the model's endpoint in ``env_name``; deploying the version already live is a no-op.
 
@@ -82,7 +81,7 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env
     completed or rolled back, logging its progress.
 
     Args:
-        backend: the backend.
+        ops: the backend.
         config: the model.
         package: an approved version.
         env_name: staging or production (model.yml ``environments``: the endpoint's name and instances).
@@ -102,33 +101,33 @@ def deploy_package(backend, config: ModelConfig, package: PackageVersion, *, env
         raise NoApprovedPackage(f"{package.label} is {package.status}; only approved packages are deployed.")
     env = config.deploy_environment(env_name)
     if env_name == PRODUCTION:
-        require_gate_passed(backend, config, package)
-    current = backend.endpoints.status(env.endpoint)
+        require_gate_passed(ops, config, package)
+    current = ops.endpoints.status(env.endpoint)
     if current is not None and current.status == IN_SERVICE and current.version == package.version:
         message = f"v{package.version} is already live on {env.endpoint}; nothing to do"
         log(message)
         return Deployment(env.endpoint, package.version, current.previous_version, current.url, IN_SERVICE, False,
                           message)
     try:
-        deployment = backend.endpoints.deploy(env.endpoint, package, instance_type=env.instance_type,
-                                              instance_count=env.instance_count, timeout=timeout,
-                                              environment=config.serving.environment,
-                                              data_capture=data_capture(backend, config), rollout=env.rollout,
-                                              autoscaling=env.autoscaling, log=log)
+        deployment = ops.endpoints.deploy(env.endpoint, package, instance_type=env.instance_type,
+                                          instance_count=env.instance_count, timeout=timeout,
+                                          environment=config.serving.environment,
+                                          data_capture=data_capture(ops, config), rollout=env.rollout,
+                                          autoscaling=env.autoscaling, log=log)
     except RolloutRolledBack as exc:  # the old version serves again, by the rollout's own decision: on record
-        backend.history.append(event_for(config.name, ROLLED_BACK, version=exc.version, folder=config.folder,
-                                         env_name=env_name, package_id=exc.package_id, by=by,
-                                         note=f"{exc.endpoint}: v{exc.rolled_back}'s rollout tripped an alarm: "
-                                              f"{exc.reason}"))
+        ops.history.append(event_for(config.name, ROLLED_BACK, version=exc.version, folder=config.folder,
+                                     env_name=env_name, package_id=exc.package_id, by=by,
+                                     note=f"{exc.endpoint}: v{exc.rolled_back}'s rollout tripped an alarm: "
+                                          f"{exc.reason}"))
         raise
     before = f"before: v{deployment.previous_version}" if deployment.previous_version else "before: nothing"
-    backend.history.append(event_for(config.name, PROMOTED if env_name == PRODUCTION else DEPLOYED,
-                                     version=package.version, folder=config.folder, env_name=env_name,
-                                     package_id=package.package_id, by=by, note=f"{env.endpoint} ({before})"))
+    ops.history.append(event_for(config.name, PROMOTED if env_name == PRODUCTION else DEPLOYED,
+                                 version=package.version, folder=config.folder, env_name=env_name,
+                                 package_id=package.package_id, by=by, note=f"{env.endpoint} ({before})"))
     return deployment
 
 
-def data_capture(backend, config: ModelConfig) -> DataCapture | None:
+def data_capture(ops: Backend, config: ModelConfig) -> DataCapture | None:
     """What the model's endpoints capture for the monitor (model.yml ``monitoring.data_capture``; None: off).
 
     Like the container's environment, it belongs to the version deployed: a rollback restores the previous
@@ -139,17 +138,17 @@ def data_capture(backend, config: ModelConfig) -> DataCapture | None:
     settings = config.monitoring.data_capture
     if not settings.enabled:
         return None
-    return DataCapture(capture_uri(backend.store, config.name), sampling_percentage=settings.sampling_percentage,
+    return DataCapture(capture_uri(ops.store, config.name), sampling_percentage=settings.sampling_percentage,
                        max_bytes=int(settings.max_disk_mb * 2**20))
 
 
-def require_gate_passed(backend, config: ModelConfig, package: PackageVersion) -> None:
+def require_gate_passed(ops: Backend, config: ModelConfig, package: PackageVersion) -> None:
     """Refuse a package for production unless its newest promotion gate on staging passed.
 
     Raises:
         PromotionRefused: the gate never ran for it, or its newest run failed (naming when and why).
     """
-    gate = latest_gate(backend.history.events(config.name), package.package_id)
+    gate = latest_gate(ops.history.events(config.name), package.package_id)
     staging = f"python -m ci deploy {_folder(config)} --env staging"
     if gate is None:
         raise PromotionRefused(f"{package.label} has not been through the promotion gate on staging, so production "
@@ -158,11 +157,11 @@ def require_gate_passed(backend, config: ModelConfig, package: PackageVersion) -
                                f"--by NAME`).")
     if gate.action == GATE_FAILED:
         raise PromotionRefused(f"{package.label} failed the promotion gate on staging at {gate.at} ({gate.note}), so "
-                               f"production does not take it (production is untouched). Fix: see the promote "
+                               f"production does not take it (production is untouched). Fix: see the gate "
                                f"notebook of that run; once staging meets the SLO, run the gate again (`{staging}`).")
 
 
-def rollback_endpoint(backend, config: ModelConfig, env_name: str, *, by: str | None = None, timeout: float = 600,
+def rollback_endpoint(ops: Backend, config: ModelConfig, env_name: str, *, by: str | None = None, timeout: float = 600,
                       log=print) -> Deployment:
     """Switch ``env_name``'s endpoint back to the version it served before, and record it.
 
@@ -170,15 +169,15 @@ def rollback_endpoint(backend, config: ModelConfig, env_name: str, *, by: str | 
         EndpointFailed: no such endpoint, nothing to roll back to, or the switch failed.
     """
     env = config.deploy_environment(env_name)
-    deployment = backend.endpoints.rollback(env.endpoint, timeout=timeout, log=log)
-    status = backend.endpoints.status(env.endpoint)
-    backend.history.append(event_for(config.name, ROLLED_BACK, version=deployment.version, folder=config.folder,
-                                     env_name=env_name, package_id=status.package_id if status else None, by=by,
-                                     note=f"{env.endpoint} (before: v{deployment.previous_version})"))
+    deployment = ops.endpoints.rollback(env.endpoint, timeout=timeout, log=log)
+    status = ops.endpoints.status(env.endpoint)
+    ops.history.append(event_for(config.name, ROLLED_BACK, version=deployment.version, folder=config.folder,
+                                 env_name=env_name, package_id=status.package_id if status else None, by=by,
+                                 note=f"{env.endpoint} (before: v{deployment.previous_version})"))
     return deployment
 
 
-def endpoints_to_stop(ops, configs: list[ModelConfig] | None, env_name: str | None = None) -> list[str]:
+def endpoints_to_stop(ops: Backend, configs: list[ModelConfig] | None, env_name: str | None = None) -> list[str]:
     """The endpoints ``ci stop`` stops: every running one (``configs`` None), or the models' in ``env_name``, or
     in both environments those that serve (one asked for by name is stopped, or said not to exist)."""
     from modelops.config import ENVIRONMENT_NAMES
@@ -195,7 +194,7 @@ def endpoints_to_stop(ops, configs: list[ModelConfig] | None, env_name: str | No
     return names
 
 
-def stop_endpoint(backend, endpoint: str, *, by: str | None = None, folder=None) -> EndpointStatus | None:
+def stop_endpoint(ops: Backend, endpoint: str, *, by: str | None = None, folder=None) -> EndpointStatus | None:
     """Stop an endpoint (``<model>`` or ``<model>-staging``) and record what it served until then.
 
     Args:
@@ -207,12 +206,12 @@ def stop_endpoint(backend, endpoint: str, *, by: str | None = None, folder=None)
     Raises:
         EndpointFailed: no such endpoint.
     """
-    before = backend.endpoints.status(endpoint)
-    backend.endpoints.stop(endpoint)
+    before = ops.endpoints.status(endpoint)
+    ops.endpoints.stop(endpoint)
     if before is not None and before.version is not None and before.status == IN_SERVICE:
         model, env_name = endpoint_owner(endpoint)
-        backend.history.append(event_for(model, STOPPED, version=before.version, folder=folder, env_name=env_name,
-                                         package_id=before.package_id, by=by, note=endpoint))
+        ops.history.append(event_for(model, STOPPED, version=before.version, folder=folder, env_name=env_name,
+                                     package_id=before.package_id, by=by, note=endpoint))
     return before
 
 
@@ -231,10 +230,11 @@ class EndpointCheck:
                                        **{f"{k} (from endpoint)": v for k, v in self.metrics.items()}}})
 
 
-def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_name: str = STAGING) -> EndpointCheck:
+def verify_endpoint(ops: Backend, config: ModelConfig, package: PackageVersion,
+                    env_name: str = STAGING) -> EndpointCheck:
     """Send the package's held-out test rows through ``env_name``'s endpoint; compare with the artifact in-process.
 
-    The rows go as a client's would: boto3's ``invoke_endpoint`` (``backend.endpoints.invoke``), through the
+    The rows go as a client's would: boto3's ``invoke_endpoint`` (``ops.endpoints.invoke``), through the
     local SageMaker Runtime router or AWS's.
 
     Raises:
@@ -248,9 +248,9 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_n
     from modelops.training.train import load_artifact
 
     name = config.deploy_environment(env_name).endpoint
-    X, y = features_and_target(held_out_split(backend, config, package))
-    answer = backend.endpoints.invoke(name, to_csv(X), inference_id=check_inference_id(package))
-    booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
+    X, y = features_and_target(held_out_split(ops, config, package))
+    answer = ops.endpoints.invoke(name, to_csv(X), inference_id=check_inference_id(package))
+    booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
     if output.inference_output is not None:
@@ -274,7 +274,7 @@ def verify_endpoint(backend, config: ModelConfig, package: PackageVersion, env_n
                          metrics_for(config.problem_type, y, answered, config.decision_threshold))
 
 
-def served_encoding(backend, config: ModelConfig, env_name: str = PRODUCTION):
+def served_encoding(ops: Backend, config: ModelConfig, env_name: str = PRODUCTION):
     """The feature encoding of the version ``env_name``'s endpoint serves (recorded with its training dataset).
 
     Raises:
@@ -284,21 +284,21 @@ def served_encoding(backend, config: ModelConfig, env_name: str = PRODUCTION):
     from modelops.data.datasets import package_dataset
 
     name = config.deploy_environment(env_name).endpoint
-    status = backend.endpoints.status(name)
+    status = ops.endpoints.status(name)
     if status is None or status.version is None:
         how = (f"promote staging's version (`python -m ci promote {_folder(config)} --by NAME`)"
                if env_name == PRODUCTION else f"deploy it (`python -m ci deploy {_folder(config)} --env {env_name}`)")
         raise EndpointFailed(f"endpoint {name!r} serves no version. Fix: {how}.")
-    return package_dataset(backend.store, config, backend.registry.get(config.name, status.version)).feature_encoding
+    return package_dataset(ops.store, config, ops.registry.get(config.name, status.version)).feature_encoding
 
 
-def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error",
+def encode_request(ops: Backend, config: ModelConfig, raw_frame: pd.DataFrame, *, unseen: str = "error",
                    env_name: str = PRODUCTION) -> bytes:
     """Raw records as the CSV request body ``env_name``'s version expects (modelops.encode_rows, then to_csv)."""
     from modelops.data.prepare import encode_rows
     from modelops.serving.protocol import to_csv
 
-    encoding = served_encoding(backend, config, env_name)
+    encoding = served_encoding(ops, config, env_name)
     return to_csv(encode_rows(config, raw_frame, encoding, unseen=unseen).to_numpy())
 
 
@@ -306,7 +306,7 @@ def encode_request(backend, config: ModelConfig, raw_frame: pd.DataFrame, *, uns
 class Latency:
     """Single-row call latency and batch throughput through the endpoint, as AWS client code sees them.
 
-    Measured through ``backend.endpoints.invoke``: boto3's ``invoke_endpoint`` on both backends, so the
+    Measured through ``ops.endpoints.invoke``: boto3's ``invoke_endpoint`` on both backends, so the
     figures include botocore's request signing (~0.5-1 ms a call) and, locally, the router's hop.
     """
 
@@ -322,7 +322,7 @@ class Latency:
                 "rows_per_second": round(self.rows_per_second, 1), "batch_rows": self.batch_rows}
 
 
-def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, calls: int = 200,
+def measure_latency(ops: Backend, config: ModelConfig, package: PackageVersion, *, calls: int = 200,
                     batch_rows: int = 10_000, env_name: str = STAGING) -> Latency:
     """Time ``calls`` single-row requests, then one batch of ``batch_rows`` (test rows repeated), on ``env_name``.
 
@@ -332,12 +332,12 @@ def measure_latency(backend, config: ModelConfig, package: PackageVersion, *, ca
     from modelops.data.prepare import features_and_target
     from modelops.serving.protocol import to_csv
 
-    X, _ = features_and_target(held_out_split(backend, config, package))
+    X, _ = features_and_target(held_out_split(ops, config, package))
     bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
     endpoint, marked = config.deploy_environment(env_name).endpoint, check_inference_id(package)
 
     def invoke(body):
-        return backend.endpoints.invoke(endpoint, body, inference_id=marked)
+        return ops.endpoints.invoke(endpoint, body, inference_id=marked)
 
     invoke(bodies[0])  # the first call creates the boto3 client and opens its connection
     samples = []
@@ -364,20 +364,11 @@ def check_inference_id(package: PackageVersion) -> str:
     return f"{CHECK_INFERENCE_ID}v{package.version}"
 
 
-def deploy_record(package: PackageVersion, deployment: Deployment, check: EndpointCheck, latency: Latency,
-                  env_name: str = STAGING) -> DeployRecord:
-    """What the deploy notebook hands on: where, the version served, the answers check and the latency."""
-    return DeployRecord(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
-                        predictions_identical=check.identical, previous_version=deployment.previous_version,
-                        env_name=env_name, endpoint=deployment.endpoint, package_id=package.package_id,
-                        endpoint_metrics=dict(check.metrics), **latency.scraps())
-
-
-def held_out_split(backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
+def held_out_split(ops: Backend, config: ModelConfig, package: PackageVersion) -> pd.DataFrame:
     """The held-out test split of the dataset ``package`` was trained on."""
     from modelops.data.datasets import package_dataset, read_split
 
-    return read_split(backend.store, package_dataset(backend.store, config, package), "test")
+    return read_split(ops.store, package_dataset(ops.store, config, package), "test")
 
 
 def _folder(config: ModelConfig) -> str:

@@ -22,17 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from modelops.backends.base import Backend
 from modelops.config import PRODUCTION, SLO, STAGING, ModelConfig
 from modelops.entities import APPROVED, GATE_FAILED, GATE_PASSED, IN_SERVICE, PackageVersion
 from modelops.errors import EndpointFailed, PromotionGateFailed, PromotionRefused
-from modelops.records import PromoteRecord
+from modelops.records import GateRecord
 from modelops.release.history import event_for
 
 #: Error messages kept on the result (the count is complete; the first few say what went wrong).
 KEPT_ERRORS = 5
 
 
-def staged_package(backend, config: ModelConfig) -> PackageVersion:
+def staged_package(ops: Backend, config: ModelConfig) -> PackageVersion:
     """The package the staging endpoint serves now, as the registry knows it: what a promotion copies.
 
     Raises:
@@ -41,12 +42,12 @@ def staged_package(backend, config: ModelConfig) -> PackageVersion:
     """
     name = config.deploy_environment(STAGING).endpoint
     folder = config.folder.name if config.folder else "MODEL_DIR"
-    status = backend.endpoints.status(name)
+    status = ops.endpoints.status(name)
     if status is None or status.version is None or status.status != IN_SERVICE:
         state = "does not exist" if status is None else f"is {status.status}"
         raise PromotionRefused(f"the staging endpoint {name} {state}, so there is nothing to promote. Fix: deploy the "
                                f"approved version to staging (`python -m ci deploy {folder} --env staging`).")
-    package = backend.registry.get(config.name, status.version)
+    package = ops.registry.get(config.name, status.version)
     if status.package_id and status.package_id != package.package_id:
         raise PromotionRefused(f"{name} serves package {status.package_id}, but the registry's {package.label} is "
                                f"{package.package_id}: staging serves something the registry does not hold. Fix: "
@@ -118,7 +119,7 @@ class GateResult:
         return figures if self.passed else f"{figures}; FAILED: {'; '.join(self.failures)}"
 
     def table(self) -> pd.DataFrame:
-        """Each figure beside what it must be, and whether it is (what the promote notebook shows)."""
+        """Each figure beside what it must be, and whether it is (what the gate notebook shows)."""
         answered = self.rows - self.error_count
         rows = [
             ("answers identical to the artifact offline", f"{self.identical} of {answered}", "all",
@@ -132,8 +133,10 @@ class GateResult:
         ]
         return pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
 
-    def record(self) -> PromoteRecord:
-        return PromoteRecord(
+    @property
+    def record(self) -> GateRecord:
+        """What the gate notebook hands on: the figures against production's SLO, and the verdict."""
+        return GateRecord(
             gate_passed=self.passed, staging_version=self.package.version, staging_package_id=self.package.package_id,
             rows_replayed=self.rows, rows_identical=self.identical, errors=self.error_count,
             gate_error_rate=round(self.error_rate, 6), gate_p50_ms=_round(self.p50_ms), gate_p99_ms=_round(self.p99_ms),
@@ -146,11 +149,11 @@ class GateResult:
         return f"Promotion gate {verdict} for {self.package.label} on `{self.endpoint}`: {self.summary()}"
 
 
-def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) -> GateResult:
+def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=print) -> GateResult:
     """Replay the held-out test rows through the staging endpoint and hold it to the SLO; record the outcome.
 
     Args:
-        backend: the backend (its endpoints' ``invoke`` is the SageMaker Runtime API's ``invoke_endpoint``).
+        ops: the backend (its endpoints' ``invoke`` is the SageMaker Runtime API's ``invoke_endpoint``).
         config: the model (its production SLO and container environment).
         by: who ran the gate (recorded; default ``$CIRCLE_USERNAME`` or the user running this).
         log: receives progress lines.
@@ -166,10 +169,10 @@ def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) 
     from modelops.serving import protocol
     from modelops.training.train import load_artifact
 
-    package = staged_package(backend, config)
+    package = staged_package(ops, config)
     endpoint = config.deploy_environment(STAGING).endpoint
-    X, _ = features_and_target(held_out_split(backend, config, package))
-    booster = load_artifact(backend.store, package.artifact_uri, package.artifact_sha256)
+    X, _ = features_and_target(held_out_split(ops, config, package))
+    booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
     log(f"{endpoint}: replaying {len(X)} test rows of {package.label}, one request each")
@@ -178,7 +181,7 @@ def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) 
         body = protocol.to_csv(row)
         started = time.perf_counter()
         try:
-            answer = backend.endpoints.invoke(endpoint, body)
+            answer = ops.endpoints.invoke(endpoint, body)
         except EndpointFailed as exc:
             error_count += 1
             if len(errors) < KEPT_ERRORS:
@@ -188,13 +191,13 @@ def run_gate(backend, config: ModelConfig, *, by: str | None = None, log=print) 
         same, difference = _same_answer(answer, np.asarray(want)[None, ...], output)
         identical += same
         worst = max(worst, difference)
-    production = backend.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
+    production = ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
     result = GateResult(config.name, endpoint, package, config.slo, len(X), identical, tuple(latencies),
                         tuple(errors), error_count, worst if len(X) > error_count else None,
                         production.version if production is not None and production.status == IN_SERVICE else None)
-    backend.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
-                                     version=package.version, folder=config.folder, env_name=STAGING,
-                                     package_id=package.package_id, by=by, note=result.summary()))
+    ops.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
+                                 version=package.version, folder=config.folder, env_name=STAGING,
+                                 package_id=package.package_id, by=by, note=result.summary()))
     log(f"{endpoint}: promotion gate {'passed' if result.passed else 'FAILED'}: {result.summary()}")
     return result
 

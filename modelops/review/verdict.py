@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from modelops.backends.base import Backend
 from modelops.config import ChangeRule, ModelConfig
 from modelops.errors import ModelOpsError, RegistryError
 from modelops.metrics import PRIMARY_METRIC, TOLERANCE
@@ -184,7 +185,7 @@ class SameRows:
     notes: tuple[str, ...] = ()
 
 
-def score_on_same_rows(backend, config: ModelConfig, challenger: TrainRecord,
+def score_on_same_rows(ops: Backend, config: ModelConfig, challenger: TrainRecord,
                        champion: TrainRecord) -> tuple[SameRows | None, tuple[str, ...]]:
     """Score the challenger's and the champion's artifacts (sha256 checked) on the challenger's test rows.
 
@@ -200,7 +201,7 @@ def score_on_same_rows(backend, config: ModelConfig, challenger: TrainRecord,
     from modelops.data.prepare import features_and_target
     from modelops.training.train import load_artifact
 
-    store = backend.store
+    store = ops.store
     try:
         dataset = load_dataset(store, config, dataset_manifest(store, config, challenger.dataset_id))
         X, y = features_and_target(read_split(store, dataset, "test"))
@@ -228,12 +229,12 @@ def score_on_same_rows(backend, config: ModelConfig, challenger: TrainRecord,
     return SameRows(y, np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64), tuple(notes)), ()
 
 
-def review_model(backend, config: ModelConfig, *, version: int | None = None,
+def review_model(ops: Backend, config: ModelConfig, *, version: int | None = None,
                  evaluation: str | None = None) -> Review:
     """Review a challenger against the registry's champion.
 
     Args:
-        backend: the backend (its registry and store are read).
+        ops: the backend (its registry and store are read).
         config: the model.
         version: the registered challenger; None with ``evaluation`` None means the newest registered version.
         evaluation: the evaluation report of a challenger that was not registered (a failed quality gate).
@@ -243,21 +244,21 @@ def review_model(backend, config: ModelConfig, *, version: int | None = None,
         StoreError: the evaluation report is missing.
     """
     if evaluation and version is None:
-        challenger = _from_report(backend, evaluation)
+        challenger = _from_report(ops, evaluation)
     else:
-        package = backend.registry.get(config.name, version) if version else backend.registry.latest(config.name)
+        package = ops.registry.get(config.name, version) if version else ops.registry.latest(config.name)
         if package is None:
             raise RegistryError(f"{config.name} has no registered version to review. Fix: train it first "
                                 f"(`python -m ci run {config.folder.name if config.folder else 'MODEL_DIR'} "
                                 f"--stage train`).")
-        challenger = package_record(backend, config, package)
+        challenger = package_record(ops, config, package)
     from modelops.review.packages import champion as find_champion
 
-    best = find_champion(backend.registry, config.name, excluding=challenger.version)
-    champion = package_record(backend, config, best) if best else None
+    best = find_champion(ops.registry, config.name, excluding=challenger.version)
+    champion = package_record(ops, config, best) if best else None
     paired, notes = None, ()
     if champion is not None:
-        rows, notes = score_on_same_rows(backend, config, challenger, champion)
+        rows, notes = score_on_same_rows(ops, config, challenger, champion)
         if rows is not None:
             paired = paired_bootstrap(config.problem_type, rows.y_true, rows.challenger, rows.champion,
                                       metrics=config.metrics, resamples=config.review.resamples,
@@ -266,7 +267,7 @@ def review_model(backend, config: ModelConfig, *, version: int | None = None,
     return Review(compare(config, challenger, champion, paired, notes), challenger, champion, config)
 
 
-def package_record(backend, config: ModelConfig, package) -> TrainRecord:
+def package_record(ops: Backend, config: ModelConfig, package) -> TrainRecord:
     """A registered version as a train record: metrics and lineage as the registry holds them."""
     from modelops.metrics import is_metric
     from modelops.review.evaluation import check_quality
@@ -278,16 +279,16 @@ def package_record(backend, config: ModelConfig, package) -> TrainRecord:
         problem_type=config.problem_type, metrics=metrics, null_metrics=null_model_metrics(package.metrics),
         gates=tuple(Gate(r.metric, r.value, r.threshold, r.passed) for r in gates.results),
         job_name=package.training_job, artifact_uri=package.artifact_uri, artifact_sha256=package.artifact_sha256,
-        dataset_id=package.dataset_id, evaluation_uri=evaluation_uri(backend.store, config.name, package.training_job),
+        dataset_id=package.dataset_id, evaluation_uri=evaluation_uri(ops.store, config.name, package.training_job),
         version=package.version, status=package.status, package_id=package.package_id,
         tree_hash=package.lineage.tree_hash, library_hash=package.lineage.library_hash,
         approved_by=package.status_by if package.status == "Approved" else None)
 
 
-def _from_report(backend, uri: str) -> TrainRecord:
+def _from_report(ops: Backend, uri: str) -> TrainRecord:
     from modelops.review.packages import read_evaluation
 
-    report = read_evaluation(backend.store, uri)
+    report = read_evaluation(ops.store, uri)
     return TrainRecord.from_scraps(report["record"])
 
 

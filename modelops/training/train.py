@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelops.backends.base import Backend
 from modelops.errors import ConfigError, StoreError, TrainingFailed
 from modelops.training.threads import train_threads
 
@@ -213,7 +214,7 @@ def _xgboost_reason(exc: BaseException) -> str:
     return re.sub(r"^\[[\d:]+\] \S+:\d+: (?:Check failed: \w+: )?", "", _first_line(exc)).rstrip(". ")
 
 
-def train_model(backend, config, dataset, *, log=print):
+def train_model(ops: Backend, config, dataset, *, log=print):
     """Train the model folder's configuration on a gathered dataset with the backend's trainer.
 
     The hyperparameters are first tried on a tiny sample in-process, so a value XGBoost rejects fails in
@@ -234,16 +235,16 @@ def train_model(backend, config, dataset, *, log=print):
         hyperparameters=dict(hyperparameters),
         train_uri=dataset.channel_uris["train"],
         validation_uri=dataset.channel_uris["validation"],
-        output_uri=backend.store.uri(config.name, "training", name),
+        output_uri=ops.store.uri(config.name, "training", name),
         instance_type=config.training.instance_type,
         instance_count=config.training.instance_count,
         max_runtime_seconds=config.training.max_runtime_seconds,
     )
-    if spec.instance_count > 1 and not backend.trainer.distributed:
-        log(f"{name}: training.instance_count {spec.instance_count} is ignored by the {backend.name} backend: it "
+    if spec.instance_count > 1 and not ops.trainer.distributed:
+        log(f"{name}: training.instance_count {spec.instance_count} is ignored by the {ops.name} backend: it "
             f"trains on one process, on all train rows (SageMaker trains on {spec.instance_count} instances, each on "
             f"its shard)")
-    return backend.trainer.train(spec, log=log)
+    return ops.trainer.train(spec, log=log)
 
 
 def load_artifact(store, uri: str, sha256: str | None = None):

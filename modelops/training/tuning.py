@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from modelops.backends.base import Backend
 from modelops.config import ModelConfig, SearchParameter, TuningConfig
 from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec
 from modelops.errors import ConfigError
@@ -119,7 +120,7 @@ def tuning_job_prefix(model: str) -> str:
     return model[: TUNING_JOB_NAME_LENGTH - 15].rstrip("-") + "-"
 
 
-def tuning_spec(backend, config: ModelConfig, dataset, *, trials: int | None = None,
+def tuning_spec(ops: Backend, config: ModelConfig, dataset, *, trials: int | None = None,
                 seconds: int | None = None) -> TuningSpec:
     """The search model.yml describes, on a gathered dataset's train and validation channels.
 
@@ -129,7 +130,7 @@ def tuning_spec(backend, config: ModelConfig, dataset, *, trials: int | None = N
     """
     tuning = require_tuning(config)
     key = search_key(config, dataset)
-    local = getattr(backend, "name", "") == "local"
+    local = getattr(ops, "name", "") == "local"
     name = tuning_job_name(config.name, key if local else None)
     return TuningSpec(
         model=config.name, job_name=name, container_version=config.training.container_version,
@@ -137,7 +138,7 @@ def tuning_spec(backend, config: ModelConfig, dataset, *, trials: int | None = N
         objective=tuning.objective, maximize=tuning.maximize, max_trials=int(trials or tuning.trials),
         max_seconds=seconds or tuning.seconds, max_parallel=tuning.parallel, seed=tuning.seed,
         train_uri=dataset.channel_uris["train"], validation_uri=dataset.channel_uris["validation"],
-        output_uri=backend.store.uri(config.name, "tuning", name), instance_type=config.training.instance_type,
+        output_uri=ops.store.uri(config.name, "tuning", name), instance_type=config.training.instance_type,
         instance_count=config.training.instance_count, max_runtime_seconds=config.training.max_runtime_seconds)
 
 
@@ -255,7 +256,9 @@ class Tuning:
                  "changed": "yes" if self.current.get(k) != self.tuned.get(k) else ""} for k in names]
         return pd.DataFrame(rows).set_index("hyperparameter")
 
+    @property
     def record(self) -> TuneRecord:
+        """What the tune notebook hands on: the best trial against the current configuration."""
         best = self.result.best
         metric = self.spec.metric
         return TuneRecord(
@@ -291,13 +294,13 @@ def _validation_objective(problem_type: str, metric: str, values: dict[str, floa
     return values.get(metric)
 
 
-def tune_model(backend, config: ModelConfig, dataset, *, trials: int | None = None, seconds: int | None = None,
+def tune_model(ops: Backend, config: ModelConfig, dataset, *, trials: int | None = None, seconds: int | None = None,
                log=print) -> Tuning:
     """Search model.yml's space with the backend's tuner, then score the best against the current configuration
     on the validation split.
 
     Args:
-        backend: the backend (its tuner runs the search; its store holds the dataset).
+        ops: the backend (its tuner runs the search; its store holds the dataset).
         config: the model, with a ``tuning:`` section.
         dataset: the gathered dataset (its train and validation splits are read, never its test split).
         trials: the search's total trial budget (default: model.yml's).
@@ -308,11 +311,11 @@ def tune_model(backend, config: ModelConfig, dataset, *, trials: int | None = No
         TuningFailed: the search failed or no trial completed.
     """
     started = time.monotonic()
-    spec = tuning_spec(backend, config, dataset, trials=trials, seconds=seconds)
-    result = backend.tuner.tune(spec, log=log)
+    spec = tuning_spec(ops, config, dataset, trials=trials, seconds=seconds)
+    result = ops.tuner.tune(spec, log=log)
     current = dict(config.training.hyperparameters)
-    tuned, validation_tuned = _tuned(config, dataset, backend.store, result)
-    validation_current = validation_metrics(config, backend.store, dataset, current)
+    tuned, validation_tuned = _tuned(config, dataset, ops.store, result)
+    validation_current = validation_metrics(config, ops.store, dataset, current)
     importances = parameter_importances(result, spec.parameters, seed=spec.seed)
     return Tuning(spec, result, config.problem_type, current, tuned, validation_current, validation_tuned,
                   importances, time.monotonic() - started)
