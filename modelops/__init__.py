@@ -13,6 +13,7 @@ _LAZY = {
     "ModelConfig": "modelops.config",
     "load_model_config": "modelops.config",
     "get_backend": "modelops.backends",
+    "Backend": "modelops.backends.base",
     "fetch_source": "modelops.data.sources",
     "fetch_data": "modelops.data.datasets",
     "write_dataset": "modelops.data.datasets",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from modelops.backends.base import Backend
 from modelops.config import ModelConfig, Threshold
+from modelops.entities import TrainingResult
 from modelops.errors import QualityGateFailed
 from modelops.metrics import improvement
 from modelops.scores import class_confusion_matrix, confusion_matrix, metrics_for
+
+if TYPE_CHECKING:
+    from modelops.data.datasets import Dataset
 
 
 def null_predictions(problem_type: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
@@ -154,11 +160,10 @@ def _fmt(value) -> str:
     return "missing" if value is None else f"{value:.4g}"
 
 
-def evaluate_model(backend, config: ModelConfig, dataset, training) -> Evaluation:
+def evaluate_model(ops: Backend, config: ModelConfig, dataset: Dataset, training: TrainingResult) -> Evaluation:
     """Evaluate a training job's artifact (as stored, sha256 checked) on the dataset's test split."""
     from modelops.data.datasets import read_split
     from modelops.training.train import load_artifact
 
-    booster = load_artifact(backend.store, training.artifact_uri, training.artifact_sha256)
-    return evaluate(config, booster, read_split(backend.store, dataset, "test"),
-                    read_split(backend.store, dataset, "train"))
+    booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
+    return evaluate(config, booster, read_split(ops.store, dataset, "test"), read_split(ops.store, dataset, "train"))

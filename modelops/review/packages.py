@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from modelops.backends.base import Registry, Store
+from modelops.backends.base import Backend, Registry, Store
 from modelops.config import ModelConfig
-from modelops.entities import APPROVED, PackageVersion
+from modelops.entities import APPROVED, PackageVersion, TrainingResult
 from modelops.errors import StoreError
 from modelops.records import Gate, TrainRecord
 from modelops.review.evaluation import Evaluation, QualityReport
 from modelops.review.lineage import library_hash, model_lineage
+
+if TYPE_CHECKING:
+    from modelops.data.datasets import Dataset
+    from modelops.monitoring.baseline import Baseline  # the monitoring layer writes it; registering only reads it
 
 
 def evaluation_uri(store: Store, group: str, job_name: str) -> str:
@@ -36,8 +41,8 @@ def evaluation_report(config: ModelConfig, evaluation: Evaluation, gates: Qualit
     return report
 
 
-def record_evaluation(backend, config: ModelConfig, dataset, training, evaluation: Evaluation,
-                      gates: QualityReport) -> TrainRecord:
+def record_evaluation(ops: Backend, config: ModelConfig, dataset: Dataset, training: TrainingResult,
+                      evaluation: Evaluation, gates: QualityReport) -> TrainRecord:
     """Store the evaluation report and return the train record before registration (``version`` None).
 
     Written whether or not the gates passed: it is what the review reads for a model that failed a gate and
@@ -55,14 +60,14 @@ def record_evaluation(backend, config: ModelConfig, dataset, training, evaluatio
         artifact_uri=training.artifact_uri,
         artifact_sha256=training.artifact_sha256,
         dataset_id=dataset.dataset_id,
-        evaluation_uri=evaluation_uri(backend.store, config.name, training.job_name),
+        evaluation_uri=evaluation_uri(ops.store, config.name, training.job_name),
         test_rows=int(len(evaluation.y_true)),
         decision_threshold=evaluation.threshold if config.problem_type == "binary" else None,
         top_features=tuple(evaluation.feature_importance.index[:5]),
         library_hash=library_hash(),
     )
     report = evaluation_report(config, evaluation, gates, record)
-    backend.store.put_bytes(record.evaluation_uri, _dumps(report), content_type="application/json")
+    ops.store.put_bytes(record.evaluation_uri, _dumps(report), content_type="application/json")
     return record
 
 
@@ -78,9 +83,9 @@ def read_evaluation(store: Store, uri: str) -> dict:
         raise StoreError(f"the evaluation report {uri} is not JSON ({exc}). Fix: train the model again.") from exc
 
 
-def register_model(backend, config: ModelConfig, dataset, training, evaluation: Evaluation, gates: QualityReport,
-                   *, notebook_artifact: str | None = None, record: TrainRecord | None = None,
-                   baseline=None) -> PackageVersion:
+def register_model(ops: Backend, config: ModelConfig, dataset: Dataset, training: TrainingResult,
+                   evaluation: Evaluation, gates: QualityReport, *, notebook_artifact: str | None = None,
+                   record: TrainRecord | None = None, baseline: Baseline | None = None) -> PackageVersion:
     """Register an evaluated model as a new PendingManualApproval version with its metrics and lineage.
 
     Args:
@@ -92,12 +97,12 @@ def register_model(backend, config: ModelConfig, dataset, training, evaluation: 
         QualityGateFailed: the gates did not pass (nothing is registered).
     """
     gates.raise_if_failed()
-    record = record or record_evaluation(backend, config, dataset, training, evaluation, gates)
+    record = record or record_evaluation(ops, config, dataset, training, evaluation, gates)
     metrics = {**evaluation.metrics, **{f"null_{k}": v for k, v in evaluation.null_metrics.items()}}
     report = evaluation_report(config, evaluation, gates, record)
     if baseline is not None:
         report["monitoring_baseline"] = dict(baseline.uris)
-    return backend.registry.register(
+    return ops.registry.register(
         config.name,
         training=training,
         metrics=metrics,
