@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -75,10 +77,17 @@ def test_register_creates_pending_versions_in_order(registry):
 
 def test_approve_records_who_when_why(registry):
     register(registry)
+    before = datetime.now(UTC)
+    before = before.replace(microsecond=before.microsecond // 1000 * 1000)  # the registries keep milliseconds
     approved = registry.approve(GROUP, 1, by="alice", note="rmse fine")
+    after = datetime.now(UTC)
     assert approved.status == APPROVED and approved.status_by == "alice" and approved.status_note == "rmse fine"
-    assert approved.status_at
-    assert registry.approve(GROUP, 1, by="bob").status_by == "alice"  # approving twice changes nothing
+    # ISO 8601 in UTC, written when the decision was made.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", approved.status_at), approved.status_at
+    assert before <= datetime.fromisoformat(approved.status_at) <= after
+    assert registry.get(GROUP, 1).status_at == approved.status_at
+    again = registry.approve(GROUP, 1, by="bob")  # approving twice changes nothing
+    assert (again.status_by, again.status_at) == ("alice", approved.status_at)
     assert [p.version for p in registry.versions(GROUP, APPROVED)] == [1]
     assert registry.versions(GROUP, PENDING) == []
 
