@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA
+from tests.support.paths import ROOT, SHARED_DATA
+
+pytestmark = pytest.mark.slow  # each benchmark runs in a subprocess
 
 RESULT = re.compile(r"^(ours|baseline|ratio): (.+?) = (skipped \(.+\)|nan|-?[0-9][0-9.,]*(?:e[-+]?\d+)?)(?: (.*))?$")
 

@@ -24,9 +24,9 @@ from ci.circleci import generate
 from ci.orbwords import FileChange, expand_pattern, grep_lines, orb_words, shown, split_words, unquote
 from ci.pathfilter import SETUP_CONFIG, parse_mapping
 from modelops.errors import ChangeDetectionError
-from tests import orbscript
-from tests.conftest import ROOT
-from tests.gitrepo import Repo, make_project
+from tests.support import orbscript
+from tests.support.gitrepo import Repo, make_project
+from tests.support.paths import ROOT
 
 MODELS = ("abalone_model", "churn_model")
 

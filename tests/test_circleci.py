@@ -24,8 +24,8 @@ from ci.pathfilter import (
     parse_mapping,
 )
 from modelops.errors import ConfigError
-from tests.conftest import ROOT, SHARED_DATA
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT, SHARED_DATA
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 

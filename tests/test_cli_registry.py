@@ -7,11 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from modelops.backends.local.registry import LocalRegistry
 from modelops.entities import Lineage
 from modelops.review.lineage import working_tree_hash
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from tests.test_registry_contract import training
+
+pytestmark = pytest.mark.slow  # the CLI in subprocesses
 
 
 def cli(*args):

@@ -9,7 +9,7 @@ import yaml
 
 from modelops.config import load_model_config, parse_model_config
 from modelops.errors import ConfigError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from modelops.config import load_model_config
 from modelops.data.datasets import fetch_data, find_dataset, load_dataset, read_split, write_dataset
 from modelops.data.prepare import prepare_frame, read_raw, split_frame
 from modelops.errors import StoreError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def gather(config, store, **options):

@@ -86,7 +86,7 @@ def test_robust_categorical_drift_uses_the_chi_squared_test():
 
 def test_model_yml_refuses_an_unknown_test_and_a_threshold_that_can_never_trip():
     from modelops.errors import ConfigError
-    from tests import monitoring as tiny
+    from tests.support import monitoring as tiny
 
     with pytest.raises(ConfigError, match=r"'monitoring\.drift\.numeric_test' is 'kss', not a numeric drift test\. "
                                           r"Fix: use one of \['ks', 'wasserstein'\]"):

@@ -31,7 +31,8 @@ import pytest
 from modelops.entities import IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import EndpointFailed
 from modelops.training.train import fit, pack_model
-from tests.contract import REGION, backend_for, moto_client
+from tests.support.aws import REGION, moto_client
+from tests.support.contract import backend_for
 
 #: The only place where the suite asks which endpoints it has.
 DIFFERENCES = {
@@ -62,7 +63,7 @@ def backend(request, tmp_path):
     backend = build(request, tmp_path)
     yield backend
     if backend.name == "local":
-        from tests.conftest import stop_endpoints
+        from tests.support.servers import stop_endpoints
 
         stop_endpoints(backend.home)
 
@@ -298,7 +299,7 @@ def _error(status: int, code: str, message: str, **fields):
 @pytest.mark.slow
 def test_the_sagemaker_hosting_stand_in_is_faithful_where_it_matters(aws):
     """The stand-in keeps moto's answers for what moto does: an unknown endpoint's UpdateEndpoint is refused."""
-    from tests.contract import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto()
     SageMakerHosting(backend.endpoints)

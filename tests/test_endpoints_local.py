@@ -23,7 +23,10 @@ from modelops.release.deploy import deploy_package, select_package, verify_endpo
 from modelops.review.evaluation import check_quality, evaluate_model
 from modelops.review.packages import register_model
 from modelops.serving.protocol import read_predictions, to_csv
-from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
+from tests.support.paths import ROOT, SHARED_DATA
+from tests.support.servers import stop_endpoints
+
+pytestmark = pytest.mark.slow  # real endpoint servers
 
 CONFIG = load_model_config(ROOT / "abalone_model")
 NAME = CONFIG.name

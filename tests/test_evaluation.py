@@ -16,7 +16,7 @@ from modelops.metrics import (
     roc_curve,
 )
 from modelops.review.evaluation import baseline_predictions, check_quality
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def test_regression_metrics_known_case():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelops.review.lineage import committed_tree_hash, model_lineage, working_tree_hash
-from tests.gitrepo import Repo
+from tests.support.gitrepo import Repo
 
 
 def test_clean_folder_hash_equals_the_committed_tree(tmp_path):

@@ -16,8 +16,8 @@ from modelops import get_backend
 from modelops.config import load_model_config
 from modelops.entities import PENDING
 from modelops.errors import NotebookFailed
-from tests.conftest import ROOT
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT
 
 EXPECTED_GATHER = {
     "abalone_model": {"rows_train": 2924, "rows_validation": 835, "rows_test": 418, "n_features": 10,

@@ -27,7 +27,7 @@ from modelops.monitoring.monitor import (
     record_monitoring,
 )
 from modelops.records import MonitorRecord
-from tests import monitoring as tiny
+from tests.support import monitoring as tiny
 
 
 @pytest.fixture
@@ -315,7 +315,7 @@ def test_the_run_writes_model_monitor_files_and_fails_on_a_violation(backend):
 def _abalone_data() -> dict:
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     return yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())["data"]
 

@@ -23,7 +23,7 @@ from modelops.backends.local import LocalBackend
 from modelops.data.prepare import features_and_target
 from modelops.monitoring.monitor import check_traffic, live_quality, read_capture, record_monitoring, served_model
 from modelops.serving.protocol import to_csv
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +174,7 @@ def test_ci_monitor_runs_the_notebook_and_exits_7_on_a_violation(home, tmp_path)
 
 
 def test_sagemaker_data_capture_on_s3_is_read_by_the_same_code(aws, home):
-    from tests.contract import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     ops = sagemaker_on_moto()
     CapturingHosting(ops.endpoints)

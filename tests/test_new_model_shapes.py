@@ -19,9 +19,10 @@ import pytest
 
 from ci.scaffold import new_model
 from modelops.config import load_model_config
-from tests import tables
-from tests.conftest import SHARED_DATA, stop_endpoints
-from tests.gitrepo import make_project
+from tests.support import tables
+from tests.support.gitrepo import make_project
+from tests.support.paths import SHARED_DATA
+from tests.support.servers import stop_endpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.notebook]
 

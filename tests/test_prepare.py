@@ -10,7 +10,7 @@ import pytest
 from modelops.config import load_model_config
 from modelops.data.prepare import features_and_target, prepare_data, prepare_frame, read_raw, split_frame
 from modelops.errors import DataError
-from tests.conftest import ROOT, SHARED_DATA
+from tests.support.paths import ROOT, SHARED_DATA
 
 ABALONE = load_model_config(ROOT / "abalone_model")
 CHURN = load_model_config(ROOT / "churn_model")

@@ -21,7 +21,7 @@ from modelops.data.datasets import Dataset
 from modelops.entities import APPROVED, IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import PromotionGateFailed, PromotionRefused, StoreError
 from modelops.release.gate import GateResult, check_gate
-from tests.conftest import ROOT, SHARED_DATA
+from tests.support.paths import ROOT, SHARED_DATA
 
 CONFIG = load_model_config(ROOT / "abalone_model")
 PACKAGE = PackageVersion(group="abalone-model", version=3, status=APPROVED, package_id="local:abalone-model/3",
@@ -115,7 +115,7 @@ def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypat
     from modelops.release.deploy import deploy_package, stop_endpoint
     from modelops.release.gate import run_gate, staged_package
     from modelops.release.history import history_report, verify_history
-    from tests.contract import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
     from tests.test_endpoints_contract import SageMakerHosting
 
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))

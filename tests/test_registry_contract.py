@@ -36,7 +36,7 @@ def build_local(tmp_path):
 
 
 def build_sagemaker(tmp_path):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     return sagemaker_on_moto().registry
 

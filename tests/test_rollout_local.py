@@ -33,7 +33,8 @@ from modelops.review.evaluation import check_quality, evaluate_model
 from modelops.review.packages import register_model
 from modelops.serving.protocol import to_csv
 from modelops.training.train import train_model
-from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
+from tests.support.paths import ROOT, SHARED_DATA
+from tests.support.servers import stop_endpoints
 
 NAME = "abalone-model"
 

@@ -14,7 +14,9 @@ from ci.runner import Step, check_no_secrets, declared_parameters, execute, pars
 from ci.stages import MODEL, Notebook
 from modelops.errors import ConfigError, NotebookFailed
 from modelops.records import Record
-from tests.conftest import ROOT, fixture_notebook
+from tests.support.paths import ROOT, fixture_notebook
+
+pytestmark = pytest.mark.slow  # real kernels through papermill
 
 
 def step(name, tmp_path):

@@ -23,7 +23,9 @@ from modelops.backends.sagemaker.endpoints import PREVIOUS_CONFIG_TAG, PREVIOUS_
 from modelops.backends.sagemaker.store import S3Store
 from modelops.entities import APPROVED, PENDING, Lineage, PackageVersion, TrainingResult, TrainingSpec
 from modelops.errors import ConfigError, EndpointFailed, RegistryError, StoreError, TrainingFailed
-from tests.conftest import MOTO_BUCKET, MOTO_ROLE
+from tests.support.aws import MOTO_BUCKET, MOTO_ROLE
+
+pytestmark = pytest.mark.slow  # moto end to end
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -78,7 +80,7 @@ def test_settings_from_a_config_file_and_malformed_values(aws, no_settings, monk
 
 
 def test_default_bucket_is_the_sagemaker_one_created_on_first_use(aws):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto(bucket=None)
     assert backend.store.uri("m", "x.csv") == f"s3://sagemaker-{REGION}-{ACCOUNT}/modelops/m/x.csv"
@@ -319,7 +321,7 @@ def test_throttling_is_retried_with_backoff(sagemaker, backoffs):
 
 
 def test_throttling_beyond_the_retries_is_a_clear_error(aws, backoffs):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto()
     backend.aws.config = backend.aws.config.merge(type(backend.aws.config)(retries={"mode": "standard",
@@ -460,7 +462,7 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
 
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["serving"] = {"inference_output": ["predicted_label", "probability"], "default_accept": "application/json"}
@@ -485,7 +487,7 @@ def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sage
 
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["monitoring"] = {"data_capture": {"enabled": True, "sampling_percentage": 12.5}}

@@ -17,9 +17,9 @@ from ci.artifacts import Artifacts
 from ci.models import resolve_model_dir
 from ci.runner import run_stage
 from modelops.entities import PENDING
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
-pytestmark = pytest.mark.notebook
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 REGION = "us-east-1"
 BUCKET = "modelops-e2e"

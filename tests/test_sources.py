@@ -9,7 +9,7 @@ import pytest
 
 from modelops.data.sources import fetch_source, file_name
 from modelops.errors import DataSourceError
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 ABALONE_SHA = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 CHURN_SHA = "f2bbe2a120317bc0228beec59da1fcbc31d589280b1b674814eaf5174c2ca6cc"

@@ -17,9 +17,9 @@ from modelops.errors import ConfigError, DataError
 from modelops.metrics import class_confusion_matrix, metrics_for, multiclass_metrics
 from modelops.review.evaluation import baseline_predictions
 from modelops.serving.protocol import CSV, JSON, read_predictions, render
-from tests import tables
-from tests.conftest import ROOT
-from tests.gitrepo import make_project
+from tests.support import tables
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT
 
 
 def config_for(tmp_path, source, **settings):

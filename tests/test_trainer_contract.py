@@ -38,7 +38,8 @@ import xgboost
 from modelops.entities import TrainingSpec
 from modelops.errors import ConfigError, TrainingFailed
 from modelops.training.train import fit, unpack_model
-from tests.contract import BACKENDS, REGION, backend_for, moto_client
+from tests.support.aws import REGION, moto_client
+from tests.support.contract import BACKENDS, backend_for
 
 #: The only place where the suite asks which trainer it has.
 DIFFERENCES = {

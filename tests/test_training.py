@@ -15,7 +15,7 @@ import xgboost
 from modelops.config import load_model_config
 from modelops.errors import ConfigError, StoreError
 from modelops.training.train import check_hyperparameters, fit, job_name, pack_model, unpack_model, xgboost_params
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
     args = parser.parse_args()
-    from tests.conftest import stop_endpoints
+    from tests.support.servers import stop_endpoints
     from tests.test_endpoints_local import Served
 
     home = Path(tempfile.mkdtemp(prefix="soak-"))

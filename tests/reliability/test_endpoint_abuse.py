@@ -10,6 +10,8 @@ import pytest
 from tests.reliability.soak import soak
 from tests.test_endpoints_local import request, served  # noqa: F401 - the module-scoped endpoint fixture
 
+pytestmark = pytest.mark.slow  # a real endpoint under concurrent clients
+
 NAME = "abalone-model"
 
 
