@@ -31,7 +31,7 @@ import pytest
 from modelops.entities import IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import EndpointFailed
 from modelops.training.train import fit, pack_model
-from tests.support.aws import REGION, moto_client
+from tests.support.aws import REGION, answer, error_answer, moto_client, remember_params
 from tests.support.contract import backend_for
 
 #: The only place where the suite asks which endpoints it has.
@@ -204,7 +204,7 @@ class SageMakerHosting:
         self.configs: dict[str, object] = {}
         for client, operation, handler in ((endpoints.sagemaker, "sagemaker.UpdateEndpoint", self._update),
                                            (endpoints.runtime, "sagemaker-runtime.InvokeEndpoint", self._invoke)):
-            client.meta.events.register(f"before-parameter-build.{operation}", _remember_params)
+            client.meta.events.register(f"before-parameter-build.{operation}", remember_params)
             client.meta.events.register(f"before-call.{operation}", handler)
 
     def _update(self, context, **kwargs):
@@ -213,11 +213,11 @@ class SageMakerHosting:
         try:
             arn = self.control.describe_endpoint(EndpointName=name)["EndpointArn"]
         except self.control.exceptions.ClientError:
-            return _error(400, "ValidationException", f'Could not find endpoint "{name}".')
+            return error_answer(400, "ValidationException", f'Could not find endpoint "{name}".')
         tags = self.control.list_tags(ResourceArn=arn)["Tags"]
         self.control.delete_endpoint(EndpointName=name)
         self.control.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"], Tags=tags)
-        return _answer({"EndpointArn": arn})
+        return answer({"EndpointArn": arn})
 
     def _invoke(self, context, **kwargs):
         request = context["contract_params"]
@@ -225,19 +225,20 @@ class SageMakerHosting:
         try:
             endpoint = self.control.describe_endpoint(EndpointName=name)
         except self.control.exceptions.ClientError:
-            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+            return error_answer(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
         status, body = self._container(self._booster(endpoint), request["Body"])
         if status != 200:
-            return _error(424, "ModelError",
-                          f'Received client error ({status}) from primary with message "{body}". See '
-                          f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
-                          f"group=/aws/sagemaker/Endpoints/{name} in account {ACCOUNT} for more information.",
-                          OriginalStatusCode=status, OriginalMessage=body,
-                          LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}")
+            return error_answer(
+                424, "ModelError",
+                f'Received client error ({status}) from primary with message "{body}". See '
+                f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
+                f"group=/aws/sagemaker/Endpoints/{name} in account {ACCOUNT} for more information.",
+                OriginalStatusCode=status, OriginalMessage=body,
+                LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}")
         from botocore.response import StreamingBody
 
         data = body.encode()
-        return _answer({"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": "text/csv",
+        return answer({"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": "text/csv",
                         "InvokedProductionVariant": "AllTraffic"})
 
     def _booster(self, endpoint: dict):
@@ -280,20 +281,6 @@ class SageMakerHosting:
         except xgboost.core.XGBoostError as exc:
             return 400, f"Unable to evaluate payload provided: {str(exc).splitlines()[0]}"
         return 200, "".join(f"{score}\n" for score in scores.tolist())  # one per line, as numpy's savetxt writes
-
-
-def _remember_params(params, context, **kwargs):
-    context["contract_params"] = dict(params)
-
-
-def _answer(parsed: dict, status: int = 200):
-    from botocore.awsrequest import AWSResponse
-
-    return AWSResponse(None, status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
-
-
-def _error(status: int, code: str, message: str, **fields):
-    return _answer({"Error": {"Code": code, "Message": message}, **fields}, status)
 
 
 @pytest.mark.slow

@@ -45,3 +45,26 @@ def sagemaker_on_moto(*, poll_seconds: float = 0, **settings):
     if values["bucket"]:
         session.client("s3", region_name=values["region"]).create_bucket(Bucket=values["bucket"])
     return SageMakerBackend(SageMakerSettings(**values), session=session, poll_seconds=poll_seconds)
+
+
+# -- standing in for an operation moto lacks: botocore event handlers on the backend's own clients ------------
+#
+# A ``before-call`` handler that returns (response, parsed) answers the call without sending it, so the client's
+# other operations still reach moto. ``remember_params`` (on ``before-parameter-build``) keeps the request's
+# parameters, as the caller passed them, in the context the ``before-call`` handler receives.
+
+
+def remember_params(params, context, **kwargs):
+    context["contract_params"] = dict(params)
+
+
+def answer(parsed: dict, status: int = 200):
+    """What a ``before-call`` handler returns to answer the call with ``parsed``."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse(None, status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+def error_answer(status: int, code: str, message: str, **fields):
+    """What a ``before-call`` handler returns to make the call raise AWS's error ``code``."""
+    return answer({"Error": {"Code": code, "Message": message}, **fields}, status)
