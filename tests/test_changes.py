@@ -332,7 +332,7 @@ def test_a_repository_without_commits_says_commit_first(tmp_path):
         project_changes(repo.path, "main")
 
 
-def test_orb_mapping_semantics():
+def test_the_orbs_mapping_matches_whole_paths_and_the_last_matching_line_wins():
     mapping = parse_mapping("""
         # comment lines and blank lines are skipped
         a_model/.*        run-a   true

@@ -60,7 +60,7 @@ def test_reject_then_approve_is_refused(home):
     assert no_name.returncode == 2 and "--by" in no_name.stderr
 
 
-def test_registry_listing_and_json(home):
+def test_the_registry_command_lists_versions_as_a_table_and_as_json(home):
     seed(home, ["0" * 40, "1" * 40])
     cli("approve", "abalone_model", "--version", "2", "--by", "alice")
     table = cli("registry", "abalone_model")

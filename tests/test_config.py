@@ -52,7 +52,7 @@ def test_yaml_syntax_error_names_the_file(tmp_path):
         load_model_config(folder)
 
 
-def test_not_a_mapping(tmp_path):
+def test_a_model_yml_that_is_not_a_mapping_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_model_config(write(tmp_path, "- a\n- b\n"))
 

@@ -179,7 +179,7 @@ def test_a_changed_artifact_is_never_served(backend):
     assert serves(backend, answers_v1)  # the version before keeps serving
 
 
-def test_an_endpoint_that_does_not_exist(idle_backend):
+def test_an_endpoint_that_does_not_exist_has_no_status_and_cannot_be_rolled_back(idle_backend):
     endpoints = idle_backend.endpoints
     assert endpoints.status("nothing-here") is None
     assert endpoints.list() == []

@@ -85,7 +85,7 @@ def request(served, method, path, body=None, headers=None):
         connection.close()
 
 
-def test_protocol_over_http(live):
+def test_an_endpoint_answers_the_containers_protocol_over_http(live):
     X = live.X
     assert request(live, "GET", "/ping")[0] == 200
     status, kind, body = request(live, "POST", "/invocations", to_csv(X[:1]), {"Content-Type": "text/csv"})
@@ -124,7 +124,7 @@ def test_bad_requests_get_a_status_and_a_message_and_the_server_stays_up(live, b
     assert request(live, "GET", "/ping")[0] == 200
 
 
-def test_unknown_routes_and_methods(live):
+def test_unknown_routes_wrong_methods_and_untokened_loads_are_refused(live):
     assert request(live, "GET", "/nope")[0] == 404
     assert request(live, "GET", "/invocations")[0] == 405
     assert request(live, "POST", "/-/load", b"{}")[0] == 403  # no admin token
@@ -228,7 +228,7 @@ def test_package_selection_and_the_already_live_no_op(served):
     assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
 
 
-def test_verify_endpoint_under_inference_output(served):
+def test_verify_endpoint_reads_the_selected_inference_output(served):
     from dataclasses import replace
 
     from modelops.config import ServingConfig
@@ -245,7 +245,7 @@ def test_verify_endpoint_under_inference_output(served):
         served.ops.endpoints.deploy(NAME, package, log=lambda line: None)
 
 
-def test_no_approved_package_for_this_revision(home, tmp_path):
+def test_a_revision_without_an_approved_package_is_not_deployed(home, tmp_path):
     from modelops.backends.local.registry import LocalRegistry
     from modelops.entities import Lineage
     from tests.test_registry_contract import training

@@ -34,7 +34,7 @@ def images(path) -> int:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("model", sorted(EXPECTED_GATHER))
-def test_gather_notebook(home, tmp_path, model):
+def test_the_gather_notebook_writes_the_dataset_and_shows_two_figures(home, tmp_path, model):
     artifacts = Artifacts(tmp_path / "artifacts")
     [run] = run_stage(resolve_model_dir(ROOT / model), "gather", backend="local", artifacts=artifacts)
     assert run.status == "passed"
@@ -50,7 +50,7 @@ def test_gather_notebook(home, tmp_path, model):
 
 
 @pytest.mark.notebook
-def test_gather_with_seed_parameter(home, tmp_path):
+def test_a_split_seed_parameter_gives_another_dataset(home, tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     [run] = run_stage(resolve_model_dir(ROOT / "abalone_model"), "gather", artifacts=artifacts,
                       parameters={"split_seed": 7})

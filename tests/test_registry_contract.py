@@ -152,7 +152,7 @@ def _approve_while_registering(path, queue):
 
 
 @pytest.mark.slow
-def test_approval_racing_new_registrations(tmp_path):
+def test_approvals_racing_new_registrations_lose_nothing(tmp_path):
     registry = build_local(tmp_path)
     for _ in range(5):
         register(registry)

@@ -42,7 +42,7 @@ NAME = "abalone-model"
 # -- the steps and the alarms (quick) ------------------------------------------------------------------------------
 
 
-def test_steps_of_each_strategy():
+def test_each_rollout_strategy_steps_up_to_full_traffic():
     assert rollout_steps(Rollout("canary", 10, 30, 60)) == (Step(10, 30), Step(100, 60))
     assert rollout_steps(Rollout("linear", 25, 5, 7)) == (Step(25, 5), Step(50, 5), Step(75, 5), Step(100, 7))
     assert rollout_steps(Rollout("linear", 40, 5, 0)) == (Step(40, 5), Step(80, 5), Step(100, 0))

@@ -72,7 +72,7 @@ def test_dead_kernel_is_reported_with_the_partial_notebook(home, tmp_path):
     assert any("before_death" in json.dumps(c.get("outputs", [])) for c in executed.cells)
 
 
-def test_declared_parameters_and_missing_parameters_cell():
+def test_declared_parameters_are_read_and_a_missing_parameters_cell_is_refused():
     assert set(declared_parameters(fixture_notebook("works"))) == {"x", "label"}
     with pytest.raises(ConfigError, match="has no cell tagged 'parameters'"):
         declared_parameters(fixture_notebook("no_parameters"))

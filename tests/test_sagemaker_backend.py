@@ -184,7 +184,7 @@ def container_log(job: str, rounds: int = 3) -> None:
                         logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
 
 
-def test_training_job_lifecycle(sagemaker):
+def test_a_training_job_is_created_as_requested_and_its_artifact_and_log_read_back(sagemaker):
     spec = spec_for(sagemaker.store)
     # moto completes training jobs at once but writes no model artifact: put the container's outputs there.
     artifact = sagemaker.store.put_bytes(f"{spec.output_uri}/output/model.tar.gz", b"model bytes")
@@ -673,7 +673,7 @@ def test_rollback_updates_back_to_the_previous_config(sagemaker):
     assert (deployment.version, deployment.previous_version) == (1, 2)
 
 
-def test_rollback_without_a_previous_version(sagemaker):
+def test_a_rollback_without_a_previous_version_is_refused(sagemaker):
     endpoints = sagemaker.endpoints
     endpoints.deploy("abalone-model", approved_package(sagemaker), timeout=5, log=lambda line: None)
     with pytest.raises(EndpointFailed, match=r"has no previous version to roll back to \(it serves v1"):

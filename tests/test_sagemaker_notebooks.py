@@ -119,7 +119,7 @@ def moto_server(home, monkeypatch):
     server.stop()
 
 
-def test_gather_and_train_register_on_sagemaker(moto_server, tmp_path):
+def test_gather_train_register_and_review_run_on_sagemaker(moto_server, tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     runs = run_stage(resolve_model_dir(ROOT / "abalone_model"), "train", backend="sagemaker", artifacts=artifacts)
 
@@ -163,7 +163,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env=env or dict(os.environ))
 
 
-def test_registry_commands_on_sagemaker(moto_server):
+def test_registry_commands_work_on_sagemaker_and_a_missing_role_is_one_line(moto_server):
     from modelops.backends import get_backend
     from modelops.review.lineage import working_tree_hash
     from tests.test_registry_contract import register
