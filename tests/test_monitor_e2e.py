@@ -223,7 +223,7 @@ def trained_on_s3(ops):
 
 
 class CapturingHosting:
-    """tests/test_endpoints_contract.py's stand-in for SageMaker hosting, plus what SageMaker's data capture does.
+    """tests/support/hosting.py's stand-in for SageMaker hosting, plus what SageMaker's data capture does.
 
     After an answered InvokeEndpoint, when the endpoint's config has a DataCaptureConfig, it writes the capture
     record to ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-ms>-<uuid>.jsonl`` with a plain
@@ -231,7 +231,7 @@ class CapturingHosting:
     """
 
     def __init__(self, endpoints):
-        from tests.test_endpoints_contract import SageMakerHosting
+        from tests.support.hosting import SageMakerHosting
 
         self.hosting = SageMakerHosting(endpoints)
         endpoints.runtime.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", self._capture)

@@ -2,7 +2,7 @@
 
 Locally, the gate runs through real notebooks and servers in tests/test_model_notebooks.py (both models promoted,
 and a failed gate leaving production untouched). Here the SageMaker side: staging, the gate through the
-SageMaker Runtime API (moto, with the hosting stand-in of tests/test_endpoints_contract.py answering as the
+SageMaker Runtime API (moto, with the hosting stand-in of tests/support/hosting.py answering as the
 XGBoost container does), production refused before the gate and after a failed one, the promotion of the same
 package by id, the event log in S3 with its tags, and the answer to "what served when".
 """
@@ -116,7 +116,7 @@ def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypat
     from modelops.release.gate import run_gate, staged_package
     from modelops.release.history import history_report, verify_history
     from tests.support.aws import sagemaker_on_moto
-    from tests.test_endpoints_contract import SageMakerHosting
+    from tests.support.hosting import SageMakerHosting
 
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))
     monkeypatch.setenv("CIRCLE_BUILD_URL", "https://circleci.com/gh/o/r/77")
