@@ -136,7 +136,7 @@ def test_merge_to_main_selects_the_branch_models_and_deploy_finds_the_reviewed_p
     from modelops.config import load_model_config
     from modelops.release.deploy import select_package
     from modelops.review.lineage import model_lineage
-    from tests.test_registry_contract import training
+    from tests.support.registry import training
 
     repo = make_project(tmp_path / "project", models=MODELS)
     repo.write("README.md", "# project\n")

@@ -207,7 +207,7 @@ def test_approve_job_approves_exactly_the_version_train_wrote(tmp_path, home):
     """The approve job's command, run in a shell as CircleCI would (local backend, a seeded registry)."""
     from ci.artifacts import NotebookRun
     from ci.runner import write_registered_version
-    from tests.test_cli_registry import seed
+    from tests.support.registry import seed
 
     registry = seed(home, ["0" * 40, "1" * 40])
     workspace = tmp_path / "workspace"

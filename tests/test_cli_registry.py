@@ -9,11 +9,9 @@ import sys
 
 import pytest
 
-from modelops.backends.local.registry import LocalRegistry
-from modelops.entities import Lineage
 from modelops.review.lineage import working_tree_hash
 from tests.support.paths import ROOT
-from tests.test_registry_contract import training
+from tests.support.registry import seed
 
 pytestmark = pytest.mark.slow  # the CLI in subprocesses
 
@@ -21,14 +19,6 @@ pytestmark = pytest.mark.slow  # the CLI in subprocesses
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "ci", *args], capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ))
-
-
-def seed(home, trees):
-    registry = LocalRegistry(home / "registry.db")
-    for i, tree in enumerate(trees, 1):
-        registry.register("abalone-model", training=training(f"job-{i}"), metrics={"rmse": 2.0 + i / 10, "r2": 0.5},
-                          data_sha256="d" * 64, dataset_id="ds", lineage=Lineage(tree_hash=tree, branch="feature"))
-    return registry
 
 
 def test_approve_defaults_to_the_pending_version_of_this_folder(home):

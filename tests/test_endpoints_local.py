@@ -248,7 +248,7 @@ def test_verify_endpoint_reads_the_selected_inference_output(served):
 def test_a_revision_without_an_approved_package_is_not_deployed(home, tmp_path):
     from modelops.backends.local.registry import LocalRegistry
     from modelops.entities import Lineage
-    from tests.test_registry_contract import training
+    from tests.support.registry import training
 
     registry = LocalRegistry(tmp_path / "registry.db")
     with pytest.raises(NoApprovedPackage, match=r"no approved package of abalone-model matches commit .*approved "

@@ -8,25 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelops.entities import APPROVED, PENDING, REJECTED, Lineage, TrainingResult
+from modelops.entities import APPROVED, PENDING, REJECTED
 from modelops.errors import RegistryError
-
-GROUP = "abalone-model"
-
-
-def training(job: str = "job-1", sha: str = "a" * 64) -> TrainingResult:
-    return TrainingResult(job_name=job, artifact_uri=f"s3://modelops-test/{job}/output/model.tar.gz",
-                          artifact_sha256=sha,
-                          image="local/sagemaker-xgboost:3.2-0", container_version="3.2-0", xgboost_version="3.2.0",
-                          hyperparameters={"num_round": 5, "objective": "reg:squarederror"}, eval_metric="rmse",
-                          curves={"validation": [1.0]}, rounds=5, best_iteration=None, duration_seconds=0.1)
-
-
-def register(registry, tree="t" * 40, **kwargs):
-    return registry.register(GROUP, training=kwargs.pop("training", training()), metrics={"rmse": 2.1, "r2": 0.5},
-                             data_sha256="d" * 64, dataset_id="ds1",
-                             lineage=Lineage(git_commit="c" * 40, branch="feature", tree_hash=tree,
-                                             notebook_artifact="abalone_model/train_register.html"), **kwargs)
+from tests.support.registry import GROUP, register, training
 
 
 def build_local(tmp_path):

@@ -166,7 +166,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_registry_commands_work_on_sagemaker_and_a_missing_role_is_one_line(moto_server):
     from modelops.backends import get_backend
     from modelops.review.lineage import working_tree_hash
-    from tests.test_registry_contract import register
+    from tests.support.registry import register
 
     register(get_backend("sagemaker").registry, tree=working_tree_hash(ROOT / "abalone_model"))
     approved = cli("approve", "abalone_model", "--by", "alice", "--note", "reviewed", "--backend", "sagemaker")
