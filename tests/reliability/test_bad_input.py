@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from tests.reliability.helpers import cli, edit_config, snapshot
 from tests.support.gitrepo import make_project
 from tests.support.paths import SHARED_DATA
+from tests.support.projects import cli, edit_config, snapshot
 
 pytestmark = pytest.mark.notebook
 

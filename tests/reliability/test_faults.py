@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tests.reliability.helpers import cli
 from tests.support.gitrepo import make_project
 from tests.support.paths import SHARED_DATA
+from tests.support.projects import cli
 from tests.support.servers import stop_endpoints
 
 pytestmark = pytest.mark.notebook
