@@ -177,3 +177,17 @@ def test_an_endpoint_that_does_not_exist_has_no_status_and_cannot_be_rolled_back
         endpoints.invoke("nothing-here", csv(ROWS))
 
 
+
+
+@pytest.mark.slow
+def test_the_sagemaker_hosting_stand_in_is_faithful_where_it_matters(aws):
+    """The stand-in keeps moto's answers for what moto does: an unknown endpoint's UpdateEndpoint is refused."""
+    from tests.support.aws import sagemaker_on_moto
+
+    backend = sagemaker_on_moto()
+    SageMakerHosting(backend.endpoints)
+    with pytest.raises(backend.endpoints.sagemaker.exceptions.ClientError, match="Could not find endpoint"):
+        backend.endpoints.sagemaker.update_endpoint(EndpointName="nope", EndpointConfigName="c")
+    # An unknown endpoint's runtime answers AWS's ValidationError, not moto's canned body.
+    with pytest.raises(backend.endpoints.runtime.exceptions.ClientError, match="Endpoint nope of account"):
+        backend.endpoints.runtime.invoke_endpoint(EndpointName="nope", Body=b"1,2,3,4\n", ContentType="text/csv")
