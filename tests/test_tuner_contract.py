@@ -22,6 +22,11 @@ request and answers the listing of earlier jobs that warm starts read:
 
 The request itself, the warm-start parents' selection, a job that fails or outlives its budget, and the states
 moto cannot take are tested against SageMaker's shapes in tests/test_sagemaker_tuner.py.
+
+Not in the contract, because the tuners differ (tests/test_tuning.py and tests/test_sagemaker_tuner.py cover
+each): the same seed gives the same trials only locally (Optuna's seeded TPE; SageMaker's Bayesian search is its
+own); hopeless trials are pruned by Optuna locally and stopped by SageMaker's early stopping (both PRUNED); a
+local trial's value is its best iteration's, a SageMaker trial's the last one its training job logged.
 """
 
 from __future__ import annotations
@@ -55,13 +60,6 @@ from tests.support.contract import BACKENDS, backend_for
 
 pytestmark = pytest.mark.slow  # real searches on both sides: XGBoost and Optuna, seconds a test
 
-#: The only place where the suite asks which tuner it has.
-DIFFERENCES = {
-    # Not tested here, said here: the same seed gives the same trials only locally (Optuna's seeded TPE;
-    # SageMaker's Bayesian search is its own); locally hopeless trials are pruned by Optuna, on SageMaker stopped
-    # by its early stopping (both PRUNED); a local trial's value is its best iteration's, a SageMaker trial's the
-    # last one its training job logged (tests/test_tuning.py and tests/test_sagemaker_tuner.py cover each).
-}
 SAGEMAKER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 REGRESSION = {
     "name": "toy-model", "problem_type": "regression",
