@@ -6,7 +6,7 @@ import ast
 import json
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 PACKAGES = ("ci", "modelops")
 

@@ -28,7 +28,7 @@ from modelops.monitoring.baseline import (
     sketch_sample,
     violations_json,
 )
-from tests import monitoring as tiny
+from tests.support import monitoring as tiny
 
 #: The keys of Model Monitor's files (its schema pages and the SDK's sample files).
 NUMERIC_STATISTICS = {"common", "mean", "sum", "std_dev", "min", "max", "distribution"}

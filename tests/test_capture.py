@@ -21,7 +21,9 @@ from modelops.backends.local import LocalBackend
 from modelops.entities import DataCapture
 from modelops.monitoring.monitor import read_capture
 from modelops.serving.capture import CaptureWriter, capture_record, capture_uri, file_name, hour_folder
-from tests import monitoring as tiny
+from tests.support import monitoring as tiny
+
+pytestmark = pytest.mark.slow  # real endpoint servers writing capture files
 
 #: One record of the SDK's sample capture file (eventId and time as SageMaker writes them).
 AWS_RECORD = {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",

@@ -25,9 +25,9 @@ from ci.orb.decision import orb_parameters
 from ci.orb.mapping import SETUP_CONFIG, parse_mapping
 from ci.orb.words import FileChange, expand_pattern, grep_lines, orb_words, shown, split_words, unquote
 from modelops.errors import ChangeDetectionError
-from tests import orbscript
-from tests.conftest import ROOT
-from tests.gitrepo import Repo, make_project
+from tests.support import orbscript
+from tests.support.gitrepo import Repo, make_project
+from tests.support.paths import ROOT
 
 MODELS = ("abalone_model", "churn_model")
 
@@ -137,7 +137,7 @@ def test_merge_to_main_selects_the_branch_models_and_deploy_finds_the_reviewed_p
     from modelops.config import load_model_config
     from modelops.release.deploy import select_package
     from modelops.review.lineage import model_lineage
-    from tests.test_registry_contract import training
+    from tests.support.registry import training
 
     repo = make_project(tmp_path / "project", models=MODELS)
     repo.write("README.md", "# project\n")
@@ -333,7 +333,7 @@ def test_a_repository_without_commits_says_commit_first(tmp_path):
         project_changes(repo.path, "main")
 
 
-def test_orb_mapping_semantics():
+def test_the_orbs_mapping_matches_whole_paths_and_the_last_matching_line_wins():
     mapping = parse_mapping("""
         # comment lines and blank lines are skipped
         a_model/.*        run-a   true

@@ -12,7 +12,7 @@ import pytest
 
 from ci.pipeline import plan_pipeline
 from modelops import get_backend
-from tests.gitrepo import Repo, make_project
+from tests.support.gitrepo import Repo, make_project
 
 
 @pytest.fixture(autouse=True)

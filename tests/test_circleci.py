@@ -25,8 +25,8 @@ from ci.orb.mapping import (
     parse_mapping,
 )
 from modelops.errors import ConfigError
-from tests.conftest import ROOT, SHARED_DATA
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT, SHARED_DATA
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
@@ -208,7 +208,7 @@ def test_approve_job_approves_exactly_the_version_train_wrote(tmp_path, home):
     """The approve job's command, run in a shell as CircleCI would (local backend, a seeded registry)."""
     from ci.artifacts import NotebookRun
     from ci.runner import write_registered_version
-    from tests.test_cli_registry import seed
+    from tests.support.registry import seed
 
     registry = seed(home, ["0" * 40, "1" * 40])
     workspace = tmp_path / "workspace"

@@ -7,24 +7,18 @@ import os
 import subprocess
 import sys
 
-from modelops.backends.local.registry import LocalRegistry
-from modelops.entities import Lineage
+import pytest
+
 from modelops.review.lineage import working_tree_hash
-from tests.conftest import ROOT
-from tests.test_registry_contract import training
+from tests.support.paths import ROOT
+from tests.support.registry import seed
+
+pytestmark = pytest.mark.slow  # the CLI in subprocesses
 
 
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "ci", *args], capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ))
-
-
-def seed(home, trees):
-    registry = LocalRegistry(home / "registry.db")
-    for i, tree in enumerate(trees, 1):
-        registry.register("abalone-model", training=training(f"job-{i}"), metrics={"rmse": 2.0 + i / 10, "r2": 0.5},
-                          data_sha256="d" * 64, dataset_id="ds", lineage=Lineage(tree_hash=tree, branch="feature"))
-    return registry
 
 
 def test_approve_defaults_to_the_pending_version_of_this_folder(home):
@@ -56,7 +50,7 @@ def test_reject_then_approve_is_refused(home):
     assert no_name.returncode == 2 and "--by" in no_name.stderr
 
 
-def test_registry_listing_and_json(home):
+def test_the_registry_command_lists_versions_as_a_table_and_as_json(home):
     seed(home, ["0" * 40, "1" * 40])
     cli("approve", "abalone_model", "--version", "2", "--by", "alice")
     table = cli("registry", "abalone_model")

@@ -9,7 +9,7 @@ import yaml
 
 from modelops.config import load_model_config, parse_model_config
 from modelops.errors import ConfigError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_yaml_syntax_error_names_the_file(tmp_path):
         load_model_config(folder)
 
 
-def test_not_a_mapping(tmp_path):
+def test_a_model_yml_that_is_not_a_mapping_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_model_config(write(tmp_path, "- a\n- b\n"))
 

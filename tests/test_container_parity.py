@@ -23,7 +23,7 @@ from modelops.backends.local.endpoints import LocalEndpoints
 from modelops.entities import APPROVED, Lineage, PackageVersion
 from modelops.serving import protocol, recordio
 from modelops.training.train import pack_model
-from tests.conftest import stop_endpoints
+from tests.support.servers import stop_endpoints
 
 pytestmark = pytest.mark.slow
 
@@ -320,7 +320,7 @@ def test_deploy_package_takes_the_switches_from_model_yml(served, tmp_path):
     from modelops.backends.local import LocalBackend
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["name"], raw["serving"] = NAME, {"inference_output": ["predicted_label", "probability"]}

@@ -11,7 +11,7 @@ from modelops.config import load_model_config
 from modelops.data.datasets import fetch_data, find_dataset, load_dataset, read_split, write_dataset
 from modelops.data.prepare import prepare_frame, read_raw, split_frame
 from modelops.errors import StoreError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def gather(config, store, **options):
@@ -20,7 +20,7 @@ def gather(config, store, **options):
     return raw, splits, write_dataset(store, config, raw, splits, **options)
 
 
-def test_dataset_layout_and_manifest(home):
+def test_a_dataset_is_three_headerless_splits_and_a_manifest(home):
     config = load_model_config(ROOT / "abalone_model")
     store = get_backend("local").store
     raw, splits, dataset = gather(config, store)
@@ -62,7 +62,7 @@ def test_other_seed_is_another_dataset(home):
     assert load_dataset(store, config).dataset_id == other.dataset_id  # latest wins
 
 
-def test_custom_output_location(home, tmp_path):
+def test_a_dataset_written_to_another_location_is_still_found(home, tmp_path):
     config = load_model_config(ROOT / "abalone_model")
     store = get_backend("local").store
     _, _, dataset = gather(config, store, output=(tmp_path / "elsewhere").as_uri())
@@ -70,7 +70,7 @@ def test_custom_output_location(home, tmp_path):
     assert load_dataset(store, config).manifest_uri == dataset.manifest_uri
 
 
-def test_nothing_gathered_yet(home):
+def test_loading_before_anything_was_gathered_says_how_to_gather(home):
     config = load_model_config(ROOT / "abalone_model")
     with pytest.raises(StoreError, match=r"no dataset has been gathered for 'abalone-model'.*--stage gather"):
         load_dataset(get_backend("local").store, config)

@@ -45,7 +45,7 @@ def test_wasserstein_is_in_baseline_standard_deviations():
     assert wasserstein_distance(np.ones(3), np.ones(3), np.full(5, 2.0)) == float("inf")
 
 
-def test_categorical_distances():
+def test_categorical_distances_agree_with_scipy():
     base = {"a": 50.0, "b": 30.0, "c": 20.0}
     live = {"a": 20.0, "b": 30.0, "d": 50.0}
     p, q = np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.2, 0.3, 0.0, 0.5])
@@ -86,7 +86,7 @@ def test_robust_categorical_drift_uses_the_chi_squared_test():
 
 def test_model_yml_refuses_an_unknown_test_and_a_threshold_that_can_never_trip():
     from modelops.errors import ConfigError
-    from tests import monitoring as tiny
+    from tests.support import monitoring as tiny
 
     with pytest.raises(ConfigError, match=r"'monitoring\.drift\.numeric_test' is 'kss', not a numeric drift test\. "
                                           r"Fix: use one of \['ks', 'wasserstein'\]"):

@@ -1,20 +1,8 @@
 """The Endpoints contract: deploy, status, list, invoke, rollback, stop and their errors, on both backends.
 
 Local: real inference server processes on 127.0.0.1 under tmp_path (slow: a server start imports XGBoost).
-SageMaker: moto, plus ``SageMakerHosting`` for the two things moto 5.2.5 does not do, as botocore event
-handlers on the backend's own clients (every other call reaches moto):
-
-- UpdateEndpoint: moto does not implement it. A Stubber cannot stand in for one operation: it answers every
-  call of the client, and a deploy makes a dozen (models, endpoint configs, tags) that moto should keep and
-  check. The handler does to moto's state what UpdateEndpoint does to what can be observed (the endpoint
-  serves the new endpoint config and keeps its tags), through moto's own DeleteEndpoint and CreateEndpoint.
-  tests/test_sagemaker_backend.py covers the Updating phase and failed updates with a Stubber.
-- InvokeEndpoint: moto answers every request with a canned body, for endpoints that do not exist too. The
-  handler answers as SageMaker and the built-in XGBoost container do (aws/sagemaker-xgboost-container,
-  algorithm_mode/serve.py): it follows the endpoint to its endpoint config, model and model package, loads
-  that package's model.tar.gz from S3 and predicts the CSV rows; an unknown endpoint is a ValidationError;
-  a payload the container refuses is a ModelError carrying the container's status (400 "Unable to evaluate
-  payload provided: ...", 415 for an unreadable body) and message.
+SageMaker: moto, plus ``tests.support.hosting.SageMakerHosting`` for UpdateEndpoint and InvokeEndpoint, which
+moto 5.2.5 does not do as SageMaker does.
 
 The contract speaks of behaviour (predictions for CSV rows; errors as EndpointFailed with the status and the
 message), not of the transport, which may change (local invoke going through a SageMaker Runtime router).
@@ -22,7 +10,6 @@ message), not of the transport, which may change (local invoke going through a S
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -31,7 +18,8 @@ import pytest
 from modelops.entities import IN_SERVICE, Lineage, PackageVersion, TrainingResult
 from modelops.errors import EndpointFailed
 from modelops.training.train import fit, pack_model
-from tests.contract import REGION, backend_for, moto_client
+from tests.support.contract import backend_for
+from tests.support.hosting import SageMakerHosting
 
 #: The only place where the suite asks which endpoints it has.
 DIFFERENCES = {
@@ -43,7 +31,6 @@ DIFFERENCES = {
     "not_serving": {"local": "Stopped", "sagemaker": None},
 }
 NAME = "contract-model"
-ACCOUNT = "123456789012"
 FEATURES = 4
 ROWS = np.round(np.random.default_rng(7).random((5, FEATURES)) * 10, 3)
 SAGEMAKER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
@@ -62,7 +49,7 @@ def backend(request, tmp_path):
     backend = build(request, tmp_path)
     yield backend
     if backend.name == "local":
-        from tests.conftest import stop_endpoints
+        from tests.support.servers import stop_endpoints
 
         stop_endpoints(backend.home)
 
@@ -178,7 +165,7 @@ def test_a_changed_artifact_is_never_served(backend):
     assert serves(backend, answers_v1)  # the version before keeps serving
 
 
-def test_an_endpoint_that_does_not_exist(idle_backend):
+def test_an_endpoint_that_does_not_exist_has_no_status_and_cannot_be_rolled_back(idle_backend):
     endpoints = idle_backend.endpoints
     assert endpoints.status("nothing-here") is None
     assert endpoints.list() == []
@@ -190,115 +177,12 @@ def test_an_endpoint_that_does_not_exist(idle_backend):
         endpoints.invoke("nothing-here", csv(ROWS))
 
 
-# -- what moto's SageMaker lacks for endpoints ---------------------------------------------------------------
-
-
-class SageMakerHosting:
-    """UpdateEndpoint and InvokeEndpoint for moto (see the module docstring)."""
-
-    def __init__(self, endpoints):
-        self.control = moto_client("sagemaker")  # clients of their own: these handlers are not on them
-        self.s3 = moto_client("s3")
-        self.models: dict[str, object] = {}
-        self.configs: dict[str, object] = {}
-        for client, operation, handler in ((endpoints.sagemaker, "sagemaker.UpdateEndpoint", self._update),
-                                           (endpoints.runtime, "sagemaker-runtime.InvokeEndpoint", self._invoke)):
-            client.meta.events.register(f"before-parameter-build.{operation}", _remember_params)
-            client.meta.events.register(f"before-call.{operation}", handler)
-
-    def _update(self, context, **kwargs):
-        request = context["contract_params"]
-        name = request["EndpointName"]
-        try:
-            arn = self.control.describe_endpoint(EndpointName=name)["EndpointArn"]
-        except self.control.exceptions.ClientError:
-            return _error(400, "ValidationException", f'Could not find endpoint "{name}".')
-        tags = self.control.list_tags(ResourceArn=arn)["Tags"]
-        self.control.delete_endpoint(EndpointName=name)
-        self.control.create_endpoint(EndpointName=name, EndpointConfigName=request["EndpointConfigName"], Tags=tags)
-        return _answer({"EndpointArn": arn})
-
-    def _invoke(self, context, **kwargs):
-        request = context["contract_params"]
-        name = request["EndpointName"]
-        try:
-            endpoint = self.control.describe_endpoint(EndpointName=name)
-        except self.control.exceptions.ClientError:
-            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
-        status, body = self._container(self._booster(endpoint), request["Body"])
-        if status != 200:
-            return _error(424, "ModelError",
-                          f'Received client error ({status}) from primary with message "{body}". See '
-                          f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
-                          f"group=/aws/sagemaker/Endpoints/{name} in account {ACCOUNT} for more information.",
-                          OriginalStatusCode=status, OriginalMessage=body,
-                          LogStreamArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}")
-        from botocore.response import StreamingBody
-
-        data = body.encode()
-        return _answer({"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": "text/csv",
-                        "InvokedProductionVariant": "AllTraffic"})
-
-    def _booster(self, endpoint: dict):
-        """The model the endpoint's config serves: config -> model -> model package -> model.tar.gz.
-
-        Kept per endpoint config, which SageMaker never changes (an update switches to another one): the
-        promotion gate sends hundreds of requests, each of which would otherwise make three describe calls.
-        """
-        name = endpoint["EndpointConfigName"]
-        if name not in self.configs:
-            self.configs[name] = self._load(name)
-        return self.configs[name]
-
-    def _load(self, config_name: str):
-        from modelops.training.train import unpack_model
-
-        config = self.control.describe_endpoint_config(EndpointConfigName=config_name)
-        model = self.control.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-        package = self.control.describe_model_package(ModelPackageName=model["PrimaryContainer"]["ModelPackageName"])
-        uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-        if uri not in self.models:
-            bucket, _, key = uri[len("s3://"):].partition("/")
-            booster = unpack_model(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            # One thread: the same predictions, without every request's threads contending on a busy machine.
-            booster.set_param("nthread", 1)
-            self.models[uri] = booster
-        return self.models[uri]
-
-    @staticmethod
-    def _container(booster, payload: bytes) -> tuple[int, str]:
-        """What the container's /invocations answers for a text/csv payload: (status, body)."""
-        import xgboost
-
-        try:
-            rows = np.loadtxt(io.BytesIO(payload), delimiter=",", ndmin=2)
-        except ValueError as exc:
-            return 415, str(exc)
-        try:
-            scores = booster.predict(xgboost.DMatrix(rows, nthread=1), validate_features=False)
-        except xgboost.core.XGBoostError as exc:
-            return 400, f"Unable to evaluate payload provided: {str(exc).splitlines()[0]}"
-        return 200, "".join(f"{score}\n" for score in scores.tolist())  # one per line, as numpy's savetxt writes
-
-
-def _remember_params(params, context, **kwargs):
-    context["contract_params"] = dict(params)
-
-
-def _answer(parsed: dict, status: int = 200):
-    from botocore.awsrequest import AWSResponse
-
-    return AWSResponse(None, status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
-
-
-def _error(status: int, code: str, message: str, **fields):
-    return _answer({"Error": {"Code": code, "Message": message}, **fields}, status)
 
 
 @pytest.mark.slow
 def test_the_sagemaker_hosting_stand_in_is_faithful_where_it_matters(aws):
     """The stand-in keeps moto's answers for what moto does: an unknown endpoint's UpdateEndpoint is refused."""
-    from tests.contract import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto()
     SageMakerHosting(backend.endpoints)

@@ -14,47 +14,14 @@ import numpy as np
 import pytest
 
 from modelops.backends.local import LocalBackend
-from modelops.config import load_model_config
-from modelops.data.datasets import fetch_data, read_split, write_dataset
-from modelops.data.prepare import features_and_target, prepare_frame, read_raw, split_frame
-from modelops.entities import APPROVED, TrainingSpec
+from modelops.entities import APPROVED
 from modelops.errors import EndpointFailed, NoApprovedPackage
 from modelops.release.deploy import deploy_package, select_package, verify_endpoint
-from modelops.review.evaluation import check_quality, evaluate_model
-from modelops.review.packages import register_model
 from modelops.serving.protocol import read_predictions, to_csv
-from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
+from tests.support.served import CONFIG, NAME, Served, request
+from tests.support.servers import stop_endpoints
 
-CONFIG = load_model_config(ROOT / "abalone_model")
-NAME = CONFIG.name
-
-
-class Served:
-    """A local backend in its own home with abalone packages v1..v3 (10, 20, 30 rounds), all approved."""
-
-    def __init__(self, home: Path):
-        os.environ["MODELOPS_DATA_DIR"] = str(SHARED_DATA)
-        self.ops = LocalBackend(home)
-        raw = fetch_data(CONFIG)
-        splits = split_frame(prepare_frame(read_raw(raw.path, CONFIG.data), CONFIG), CONFIG.split)
-        self.dataset = write_dataset(self.ops.store, CONFIG, raw, splits)
-        self.X, self.y = features_and_target(read_split(self.ops.store, self.dataset, "test"))
-        self.packages = [self.register(rounds) for rounds in (10, 20, 30)]
-
-    def register(self, rounds: int, approve: bool = True):
-        hyper = {**CONFIG.training.hyperparameters, "num_round": rounds}
-        spec = TrainingSpec(NAME, f"job-{rounds}-{time.monotonic_ns()}", "3.2-0", hyper,
-                            self.dataset.channel_uris["train"], self.dataset.channel_uris["validation"],
-                            self.ops.store.uri(NAME, "training", f"r{rounds}-{time.monotonic_ns()}"))
-        training = self.ops.trainer.train(spec, log=lambda line: None)
-        evaluation = evaluate_model(self.ops, CONFIG, self.dataset, training)
-        package = register_model(self.ops, CONFIG, self.dataset, training, evaluation,
-                                 check_quality(CONFIG, {"rmse": 0, "r2": 1}))
-        return self.ops.registry.approve(NAME, package.version, by="test") if approve else package
-
-    def record(self) -> dict:
-        return json.loads((self.ops.home / "endpoints" / NAME / "endpoint.json").read_text())
-
+pytestmark = pytest.mark.slow  # real endpoint servers
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -71,18 +38,7 @@ def live(served):
     return served
 
 
-def request(served, method, path, body=None, headers=None):
-    record = served.record()
-    connection = http.client.HTTPConnection(record["host"], record["port"], timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.getheader("Content-Type"), response.read()
-    finally:
-        connection.close()
-
-
-def test_protocol_over_http(live):
+def test_an_endpoint_answers_the_containers_protocol_over_http(live):
     X = live.X
     assert request(live, "GET", "/ping")[0] == 200
     status, kind, body = request(live, "POST", "/invocations", to_csv(X[:1]), {"Content-Type": "text/csv"})
@@ -121,7 +77,7 @@ def test_bad_requests_get_a_status_and_a_message_and_the_server_stays_up(live, b
     assert request(live, "GET", "/ping")[0] == 200
 
 
-def test_unknown_routes_and_methods(live):
+def test_unknown_routes_wrong_methods_and_untokened_loads_are_refused(live):
     assert request(live, "GET", "/nope")[0] == 404
     assert request(live, "GET", "/invocations")[0] == 405
     assert request(live, "POST", "/-/load", b"{}")[0] == 403  # no admin token
@@ -225,7 +181,7 @@ def test_package_selection_and_the_already_live_no_op(served):
     assert check.identical and check.rows == len(served.X) and check.metrics["rmse"] > 0
 
 
-def test_verify_endpoint_under_inference_output(served):
+def test_verify_endpoint_reads_the_selected_inference_output(served):
     from dataclasses import replace
 
     from modelops.config import ServingConfig
@@ -242,10 +198,10 @@ def test_verify_endpoint_under_inference_output(served):
         served.ops.endpoints.deploy(NAME, package, log=lambda line: None)
 
 
-def test_no_approved_package_for_this_revision(home, tmp_path):
+def test_a_revision_without_an_approved_package_is_not_deployed(home, tmp_path):
     from modelops.backends.local.registry import LocalRegistry
     from modelops.entities import Lineage
-    from tests.test_registry_contract import training
+    from tests.support.registry import training
 
     registry = LocalRegistry(tmp_path / "registry.db")
     with pytest.raises(NoApprovedPackage, match=r"no approved package of abalone-model matches commit .*approved "

@@ -16,10 +16,10 @@ from modelops.scores import (
     roc_auc,
     roc_curve,
 )
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
-def test_regression_metrics_known_case():
+def test_regression_metrics_match_scikit_learns_documented_example():
     m = regression_metrics([3, -0.5, 2, 7], [2.5, 0.0, 2, 8])
     assert m["mse"] == pytest.approx(0.375)
     assert m["rmse"] == pytest.approx(0.375**0.5)
@@ -34,14 +34,14 @@ def test_mean_null_model_has_zero_r2():
     assert m["rmse"] == pytest.approx(np.std(y))
 
 
-def test_auc_known_cases():
+def test_auc_matches_known_cases_and_is_nan_with_one_class():
     assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
     assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
     assert roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
     assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
 
 
-def test_binary_metrics_at_threshold():
+def test_binary_metrics_count_positives_at_the_threshold():
     y = [1, 1, 1, 0, 0, 0, 0, 1]
     p = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.4, 0.55]
     m = binary_metrics(y, p, threshold=0.5)

@@ -16,8 +16,8 @@ from modelops.data.features import STUB
 from modelops.data.prepare import encode_rows, prepare_data, read_raw
 from modelops.errors import ConfigError, DataError, FeaturesError
 from modelops.review.lineage import working_tree_hash
-from tests.conftest import ROOT, SHARED_DATA
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT, SHARED_DATA
 
 ABALONE_DATA = SHARED_DATA / "abalone" / "abalone.data"
 CHURN_DATA = SHARED_DATA / "churn" / "churn.txt"

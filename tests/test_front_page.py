@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from html.parser import HTMLParser
 
 import pytest
 
@@ -19,6 +20,40 @@ REVIEWED = ReviewRecord(verdict="HOLD", verdict_line="HOLD: v4 is worse than cha
                         champion_version=3, challenger_version=4,
                         comparison=(MetricComparison("rmse", 2.0, 2.1, 0.1, "better", True),
                                     MetricComparison("r2", 0.6, 0.7, -0.1, "worse", True))).to_scraps()
+
+
+class _TableCells(HTMLParser):
+    """The rows of a page's ``<table class="NAME">``, each a list of its cells' (text, class attribute)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name, self.inside, self.rows, self.cell = name, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and attrs.get("class") == self.name:
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = ["", attrs.get("class") or ""]
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append((self.cell[0].strip(), self.cell[1]))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell[0] += data
+
+
+def table_rows(page: str, name: str) -> list[list[tuple[str, str]]]:
+    parser = _TableCells(name)
+    parser.feed(page)
+    return parser.rows
 
 
 def runs(trained=TRAINED, reviewed=REVIEWED, failed=False) -> list[NotebookRun]:
@@ -44,7 +79,13 @@ def test_review_carries_verdict_deltas_against_champion_and_null_model_and_the_a
                             {"metric": "r2", "value": 0.6, "threshold": ">= 0.4", "passed": True}]
     assert review.figures == [("residuals", "m_model/figures/train_register-residuals.png")]  # shown once
     page = render_index(runs())
-    assert "+1.2" in page and "+0.1" in page and "-0.1" in page and "improvement vs null model" in page
+    header, rmse, r2 = table_rows(page, "metrics")
+    assert [text for text, _ in header][3::3] == ["improvement vs champion", "improvement vs null model"]
+    # metric, v4, champion v3, improvement vs champion, 95% interval, null model, improvement vs null model
+    assert rmse == [("rmse *", ""), ("2", "num"), ("2.1", "num"), ("+0.1", "num better"), ("-", "interval"),
+                    ("3.2", "num"), ("+1.2", "num better")]
+    assert r2 == [("r2 *", ""), ("0.6", "num"), ("0.7", "num"), ("-0.1", "num worse"), ("-", "interval"),
+                  ("0", "num"), ("+0.6", "num better")]
     assert review.approve_command == "python -m ci approve m_model --version 4 --by YOUR_NAME"
 
 

@@ -15,7 +15,9 @@ from ci.artifacts import Artifacts, NotebookRun, model_reviews
 from ci.comment import MARKER, front_page_url, post_review, pull_request, review_markdown
 from ci.github import GitHub, GitHubError
 from modelops.records import Gate, MetricComparison, ReviewRecord, TrainRecord
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.slow  # a fake GitHub server and the CLI in subprocesses
 
 TOKEN = "ghp_secret-token-never-printed"
 REPO = "acme/models"

@@ -27,8 +27,8 @@ from modelops.entities import (
 )
 from modelops.errors import ConfigError, HistoryTampered
 from modelops.release.history import check_chain, history_report, parse_instant, served_at, verify_history
-from tests.contract import backend_for
-from tests.test_registry_contract import register
+from tests.support.contract import backend_for
+from tests.support.registry import register
 
 MODEL = "abalone-model"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelops.review.lineage import committed_tree_hash, model_lineage, working_tree_hash
-from tests.gitrepo import Repo
+from tests.support.gitrepo import Repo
 
 
 def test_clean_folder_hash_equals_the_committed_tree(tmp_path):
@@ -67,7 +67,7 @@ def test_ci_branch_and_build_url_come_from_circleci(tmp_path, monkeypatch):
     assert (lineage.branch, lineage.ci_build_url) == ("feature/x", "https://app.circleci.com/jobs/1")
 
 
-def test_outside_a_repository(tmp_path):
+def test_a_folder_outside_a_repository_has_no_lineage(tmp_path):
     (tmp_path / "m").mkdir()
     lineage = model_lineage(tmp_path / "m")
     assert lineage.tree_hash is None and lineage.git_commit is None

@@ -16,8 +16,8 @@ from modelops import get_backend
 from modelops.config import load_model_config
 from modelops.entities import PENDING
 from modelops.errors import NotebookFailed
-from tests.conftest import ROOT
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT
 
 EXPECTED_GATHER = {
     "abalone_model": {"rows_train": 2924, "rows_validation": 835, "rows_test": 418, "n_features": 10,
@@ -34,7 +34,7 @@ def images(path) -> int:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("model", sorted(EXPECTED_GATHER))
-def test_gather_notebook(home, tmp_path, model):
+def test_the_gather_notebook_writes_the_dataset_and_shows_two_figures(home, tmp_path, model):
     artifacts = Artifacts(tmp_path / "artifacts")
     [run] = run_stage(resolve_model_dir(ROOT / model), "gather", backend="local", artifacts=artifacts)
     assert run.status == "passed"
@@ -50,7 +50,7 @@ def test_gather_notebook(home, tmp_path, model):
 
 
 @pytest.mark.notebook
-def test_gather_with_seed_parameter(home, tmp_path):
+def test_a_split_seed_parameter_gives_another_dataset(home, tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     [run] = run_stage(resolve_model_dir(ROOT / "abalone_model"), "gather", artifacts=artifacts,
                       parameters={"split_seed": 7})

@@ -27,7 +27,7 @@ from modelops.monitoring.monitor import (
     record_monitoring,
 )
 from modelops.records import MonitorRecord
-from tests import monitoring as tiny
+from tests.support import monitoring as tiny
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_rows_narrower_than_the_model_are_a_missing_column_violation(backend):
     assert "200 rows had 4 columns where the model has 5" in report.violations[0].description
 
 
-def test_missing_values_types_and_signs(backend):
+def test_missing_values_fractional_counts_and_new_signs_are_violations(backend):
     live = tiny.rows(500, 7)
     live[:100, 0] = np.nan  # size: 80% complete, 100% in training
     live[:, 1] += 0.5  # count: fractional where training was integral
@@ -107,7 +107,7 @@ def test_missing_values_types_and_signs(backend):
     assert any(v.feature_name == "count" and "never negative in training" in v.description for v in report.violations)
 
 
-def test_prediction_drift_alone(backend):
+def test_shifted_predictions_alone_violate_only_the_prediction_drift_check(backend):
     live = tiny.rows(500, 7)
     _, report = replay(backend, live, answers=tiny.scores(live) + 3.0)
     assert checks(report) == {("prediction", "baseline_drift_check")}
@@ -213,7 +213,7 @@ def test_nothing_captured_with_capture_off_says_how_to_turn_it_on(backend):
     assert report.statement().startswith("Nothing was captured from tiny-model in the window")
 
 
-def test_the_window():
+def test_the_monitoring_window_reads_durations_times_and_all():
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert monitoring_window("24h", now=now).since == now - timedelta(hours=24)
     assert monitoring_window("30m", now=now).since == now - timedelta(minutes=30)
@@ -260,7 +260,7 @@ def test_without_labels_the_report_says_it_sees_drift_not_accuracy(backend):
     assert quality.table() is None
 
 
-def test_labels_files_that_cannot_be_read(tmp_path):
+def test_labels_files_that_cannot_be_read_are_refused_naming_the_line(tmp_path):
     bad = tmp_path / "labels.csv"
     bad.write_text("id,value\n1,2\n")
     with pytest.raises(DataError, match=r"neither ground-truth JSON lines nor a CSV header with event_id and label"):
@@ -315,7 +315,7 @@ def test_the_run_writes_model_monitor_files_and_fails_on_a_violation(backend):
 def _abalone_data() -> dict:
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     return yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())["data"]
 

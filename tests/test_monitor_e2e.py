@@ -23,7 +23,7 @@ from modelops.backends.local import LocalBackend
 from modelops.data.prepare import features_and_target
 from modelops.monitoring.monitor import check_traffic, live_quality, read_capture, record_monitoring, served_model
 from modelops.serving.protocol import to_csv
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +174,7 @@ def test_ci_monitor_runs_the_notebook_and_exits_7_on_a_violation(home, tmp_path)
 
 
 def test_sagemaker_data_capture_on_s3_is_read_by_the_same_code(aws, home):
-    from tests.contract import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     ops = sagemaker_on_moto()
     CapturingHosting(ops.endpoints)
@@ -223,7 +223,7 @@ def trained_on_s3(ops):
 
 
 class CapturingHosting:
-    """tests/test_endpoints_contract.py's stand-in for SageMaker hosting, plus what SageMaker's data capture does.
+    """tests/support/hosting.py's stand-in for SageMaker hosting, plus what SageMaker's data capture does.
 
     After an answered InvokeEndpoint, when the endpoint's config has a DataCaptureConfig, it writes the capture
     record to ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-ms>-<uuid>.jsonl`` with a plain
@@ -231,7 +231,7 @@ class CapturingHosting:
     """
 
     def __init__(self, endpoints):
-        from tests.test_endpoints_contract import SageMakerHosting
+        from tests.support.hosting import SageMakerHosting
 
         self.hosting = SageMakerHosting(endpoints)
         endpoints.runtime.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", self._capture)

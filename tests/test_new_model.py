@@ -15,9 +15,12 @@ from ci.models import discover_models
 from ci.scaffold import new_model, profile_data
 from modelops.config import load_model_config
 from modelops.errors import ConfigError, DataError
-from tests.browser import browser_page
-from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
-from tests.gitrepo import make_project
+from tests.support.browser import browser_page
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT, SHARED_DATA
+from tests.support.servers import stop_endpoints
+
+pytestmark = pytest.mark.slow  # the CLI's whole pipeline in subprocesses
 
 CHURN = SHARED_DATA / "churn" / "churn.txt"
 

@@ -1,6 +1,6 @@
 """`ci new-model`, then the whole local pipeline, on tables of every shape a user brings; and a derived feature.
 
-The tables are generated (tests/tables.py): all numeric (regression), all numeric with missing values in the
+The tables are generated (tests/support/tables.py): all numeric (regression), all numeric with missing values in the
 features and the target (binary), three classes with odd header names, a numeric code and a text category with
 odd values and gaps (multiclass), and abalone with a derived feature in features.py. One pipeline run trains,
 reviews, approves and deploys the four together; it is one test, so that pytest-xdist never runs it twice.
@@ -19,9 +19,10 @@ import pytest
 
 from ci.scaffold import new_model
 from modelops.config import load_model_config
-from tests import tables
-from tests.conftest import SHARED_DATA, stop_endpoints
-from tests.gitrepo import make_project
+from tests.support import tables
+from tests.support.gitrepo import make_project
+from tests.support.paths import SHARED_DATA
+from tests.support.servers import stop_endpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.notebook]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ci.models import discover_models
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 NOTEBOOKS = sorted(p for p in ROOT.rglob("*.ipynb") if not {".venv", "artifacts", ".modelops", ".ipynb_checkpoints"}
                    & set(p.relative_to(ROOT).parts))
@@ -97,7 +97,7 @@ def test_ci_notebooks_check_exits_1_with_the_diff_and_sync_fixes_it(tmp_path):
     import subprocess
     import sys
 
-    from tests.gitrepo import make_project
+    from tests.support.gitrepo import make_project
 
     repo = make_project(tmp_path / "project", models=("abalone_model",))
     notebook = repo.path / "abalone_model" / "deploy.ipynb"

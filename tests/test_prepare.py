@@ -10,7 +10,7 @@ import pytest
 from modelops.config import load_model_config
 from modelops.data.prepare import features_and_target, prepare_data, prepare_frame, read_raw, split_frame
 from modelops.errors import DataError
-from tests.conftest import ROOT, SHARED_DATA
+from tests.support.paths import ROOT, SHARED_DATA
 
 ABALONE = load_model_config(ROOT / "abalone_model")
 CHURN = load_model_config(ROOT / "churn_model")
@@ -54,7 +54,7 @@ def test_split_is_deterministic_and_follows_ratios():
     assert np.array_equal(y, first["train"]["rings"].to_numpy())
 
 
-def test_empty_file(tmp_path):
+def test_an_empty_data_file_is_refused(tmp_path):
     path = tmp_path / "abalone.data"
     path.write_text("")
     with pytest.raises(DataError, match="is empty"):
@@ -87,14 +87,14 @@ def test_non_numeric_value_names_column_and_row(tmp_path):
         prepared(ABALONE, path)
 
 
-def test_missing_target_column():
+def test_a_target_column_missing_from_the_data_is_refused():
     config = dataclasses.replace(ABALONE, data=dataclasses.replace(ABALONE.data, target="age", columns=()))
     raw = read_raw(SHARED_DATA / "abalone" / "abalone.data", ABALONE.data)
     with pytest.raises(DataError, match=r"target column 'age'.*is not in the data"):
         prepare_frame(raw, config)
 
 
-def test_single_class_binary_target(tmp_path):
+def test_a_binary_target_with_a_single_class_is_refused(tmp_path):
     import pandas as pd
 
     frame = pd.read_csv(SHARED_DATA / "churn" / "churn.txt", nrows=200)
@@ -121,7 +121,7 @@ def test_rows_with_an_empty_target_are_left_out_and_counted(tmp_path):
         prepared(ABALONE, path)
 
 
-def test_too_little_data_for_a_split():
+def test_too_little_data_for_a_split_is_refused():
     frame = prepared(ABALONE, SHARED_DATA / "abalone" / "abalone.data").head(3)
     with pytest.raises(DataError, match="split is empty"):
         split_frame(frame, ABALONE.split)

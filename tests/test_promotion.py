@@ -2,7 +2,7 @@
 
 Locally, the gate runs through real notebooks and servers in tests/test_model_notebooks.py (both models promoted,
 and a failed gate leaving production untouched). Here the SageMaker side: staging, the gate through the
-SageMaker Runtime API (moto, with the hosting stand-in of tests/test_endpoints_contract.py answering as the
+SageMaker Runtime API (moto, with the hosting stand-in of tests/support/hosting.py answering as the
 XGBoost container does), production refused before the gate and after a failed one, the promotion of the same
 package by id, the event log in S3 with its tags, and the answer to "what served when".
 """
@@ -17,10 +17,11 @@ import boto3
 import pytest
 
 from modelops.config import PRODUCTION, SLO, STAGING, load_model_config
+from modelops.data.datasets import Dataset
 from modelops.entities import APPROVED, IN_SERVICE, Lineage, PackageVersion, TrainingResult
-from modelops.errors import PromotionGateFailed, PromotionRefused
+from modelops.errors import PromotionGateFailed, PromotionRefused, StoreError
 from modelops.release.gate import GateResult, check_gate
-from tests.conftest import ROOT, SHARED_DATA
+from tests.support.paths import ROOT, SHARED_DATA
 
 CONFIG = load_model_config(ROOT / "abalone_model")
 PACKAGE = PackageVersion(group="abalone-model", version=3, status=APPROVED, package_id="local:abalone-model/3",
@@ -77,18 +78,22 @@ def test_latency_without_an_slo_is_measured_not_gated():
 # -- SageMaker, end to end on moto ----------------------------------------------------------------------------
 
 
-def _sagemaker_package(backend, config, rounds: int) -> PackageVersion:
-    """An approved package of ``config`` trained here on its real dataset, written to moto's S3 and registered."""
-    from modelops.data.datasets import fetch_data, load_dataset, read_split, write_dataset
-    from modelops.data.prepare import features_and_target, prepare_frame, read_raw, split_frame
+def _gathered(backend, config) -> Dataset:
+    """``config``'s real data split and written to moto's S3, as gather_data writes it."""
+    from modelops.data.datasets import fetch_data, write_dataset
+    from modelops.data.prepare import prepare_frame, read_raw, split_frame
+
+    raw = fetch_data(config)
+    splits = split_frame(prepare_frame(read_raw(raw.path, config.data), config), config.split)
+    return write_dataset(backend.store, config, raw, splits)
+
+
+def _sagemaker_package(backend, config, dataset: Dataset, rounds: int) -> PackageVersion:
+    """An approved package of ``config`` trained here on ``dataset``, written to moto's S3 and registered."""
+    from modelops.data.datasets import read_split
+    from modelops.data.prepare import features_and_target
     from modelops.training.train import fit, pack_model
 
-    try:
-        dataset = load_dataset(backend.store, config)
-    except Exception:
-        raw = fetch_data(config)
-        splits = split_frame(prepare_frame(read_raw(raw.path, config.data), config), config.split)
-        dataset = write_dataset(backend.store, config, raw, splits)
     (X, y), (Xv, yv) = (features_and_target(read_split(backend.store, dataset, s)) for s in ("train", "validation"))
     booster = fit(X, y, Xv, yv, {**config.training.hyperparameters, "num_round": rounds}).booster
     job = f"{config.name}-r{rounds}-{time.monotonic_ns()}"
@@ -106,11 +111,12 @@ def _sagemaker_package(backend, config, rounds: int) -> PackageVersion:
 
 @pytest.mark.slow
 def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypatch):
+    from modelops.data.datasets import load_dataset
     from modelops.release.deploy import deploy_package, stop_endpoint
     from modelops.release.gate import run_gate, staged_package
     from modelops.release.history import history_report, verify_history
-    from tests.contract import sagemaker_on_moto
-    from tests.test_endpoints_contract import SageMakerHosting
+    from tests.support.aws import sagemaker_on_moto
+    from tests.support.hosting import SageMakerHosting
 
     monkeypatch.setenv("MODELOPS_DATA_DIR", str(SHARED_DATA))
     monkeypatch.setenv("CIRCLE_BUILD_URL", "https://circleci.com/gh/o/r/77")
@@ -122,7 +128,10 @@ def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypat
                                                r"is nothing to promote\. Fix: .*--env staging"):
         staged_package(ops, CONFIG)
 
-    v1 = _sagemaker_package(ops, CONFIG, 20)
+    with pytest.raises(StoreError, match="no dataset has been gathered"):
+        load_dataset(ops.store, CONFIG)
+    dataset = _gathered(ops, CONFIG)
+    v1 = _sagemaker_package(ops, CONFIG, dataset, 20)
     deploy_package(ops, CONFIG, v1, env_name=STAGING, by="merger", **quiet)
     # Production takes nothing that has not been through the gate: refused before anything is created.
     with pytest.raises(PromotionRefused, match=r"abalone-model v1 has not been through the promotion gate on staging"):
@@ -142,7 +151,8 @@ def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypat
     assert production.package_id == staging.package_id == v1.package_id
 
     # A second version whose gate fails: production keeps v1, and promoting v2 is refused.
-    v2 = _sagemaker_package(ops, CONFIG, 40)
+    v2 = _sagemaker_package(ops, CONFIG, load_dataset(ops.store, CONFIG), 40)  # read back from S3, not rebuilt
+    assert v2.dataset_id == v1.dataset_id
     deploy_package(ops, CONFIG, v2, env_name=STAGING, **quiet)
     strict = dataclasses.replace(CONFIG, environments={**CONFIG.environments, PRODUCTION: dataclasses.replace(
         CONFIG.deploy_environment(PRODUCTION), slo=SLO(p99_ms=0.000001))})

@@ -16,7 +16,7 @@ import yaml
 from ci.artifacts import Artifacts, model_reviews
 from ci.models import ModelFolder
 from modelops import get_backend
-from tests.gitrepo import make_project
+from tests.support.gitrepo import make_project
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -73,7 +73,7 @@ def test_accept_is_one_media_type():
         assert error.value.status == 406
 
 
-def test_response_content_type():
+def test_responses_carry_the_content_type_the_container_sends():
     assert protocol.response_content_type("text/csv") == "text/csv; charset=utf-8"
     assert protocol.response_content_type("application/json") == "application/json"
     assert protocol.response_content_type("application/jsonlines") == "application/jsonlines"
@@ -282,7 +282,7 @@ def test_selected_output_per_objective():
     assert error.value.status == 500
 
 
-def test_selected_output_encodings():
+def test_selected_outputs_are_encoded_in_each_accept_format():
     binary = np.array([0.125, 0.875], dtype=np.float32)
     settings = output("binary:logistic", ["predicted_label", "probability"])
     assert protocol.render(binary, protocol.CSV, settings) == b"0,0.125\n1,0.875"  # no final line break

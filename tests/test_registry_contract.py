@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
+from datetime import UTC, datetime
 
 import pytest
 
-from modelops.entities import APPROVED, PENDING, REJECTED, Lineage, TrainingResult
+from modelops.entities import APPROVED, PENDING, REJECTED
 from modelops.errors import RegistryError
-
-GROUP = "abalone-model"
-
-
-def training(job: str = "job-1", sha: str = "a" * 64) -> TrainingResult:
-    return TrainingResult(job_name=job, artifact_uri=f"s3://modelops-test/{job}/output/model.tar.gz",
-                          artifact_sha256=sha,
-                          image="local/sagemaker-xgboost:3.2-0", container_version="3.2-0", xgboost_version="3.2.0",
-                          hyperparameters={"num_round": 5, "objective": "reg:squarederror"}, eval_metric="rmse",
-                          curves={"validation": [1.0]}, rounds=5, best_iteration=None, duration_seconds=0.1)
-
-
-def register(registry, tree="t" * 40, **kwargs):
-    return registry.register(GROUP, training=kwargs.pop("training", training()), metrics={"rmse": 2.1, "r2": 0.5},
-                             data_sha256="d" * 64, dataset_id="ds1",
-                             lineage=Lineage(git_commit="c" * 40, branch="feature", tree_hash=tree,
-                                             notebook_artifact="abalone_model/train_register.html"), **kwargs)
+from tests.support.registry import GROUP, register, training
 
 
 def build_local(tmp_path):
@@ -34,7 +20,7 @@ def build_local(tmp_path):
 
 
 def build_sagemaker(tmp_path):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     return sagemaker_on_moto().registry
 
@@ -75,10 +61,17 @@ def test_register_creates_pending_versions_in_order(registry):
 
 def test_approve_records_who_when_why(registry):
     register(registry)
+    before = datetime.now(UTC)
+    before = before.replace(microsecond=before.microsecond // 1000 * 1000)  # the registries keep milliseconds
     approved = registry.approve(GROUP, 1, by="alice", note="rmse fine")
+    after = datetime.now(UTC)
     assert approved.status == APPROVED and approved.status_by == "alice" and approved.status_note == "rmse fine"
-    assert approved.status_at
-    assert registry.approve(GROUP, 1, by="bob").status_by == "alice"  # approving twice changes nothing
+    # ISO 8601 in UTC, written when the decision was made.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", approved.status_at), approved.status_at
+    assert before <= datetime.fromisoformat(approved.status_at) <= after
+    assert registry.get(GROUP, 1).status_at == approved.status_at
+    again = registry.approve(GROUP, 1, by="bob")  # approving twice changes nothing
+    assert (again.status_by, again.status_at) == ("alice", approved.status_at)
     assert [p.version for p in registry.versions(GROUP, APPROVED)] == [1]
     assert registry.versions(GROUP, PENDING) == []
 
@@ -143,7 +136,7 @@ def _approve_while_registering(path, queue):
 
 
 @pytest.mark.slow
-def test_approval_racing_new_registrations(tmp_path):
+def test_approvals_racing_new_registrations_lose_nothing(tmp_path):
     registry = build_local(tmp_path)
     for _ in range(5):
         register(registry)

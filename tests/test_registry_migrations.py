@@ -26,7 +26,7 @@ from modelops.backends.local.registry import (
 )
 from modelops.entities import APPROVED, PENDING, REJECTED
 from modelops.errors import RegistryError
-from tests.test_registry_contract import register, training
+from tests.support.registry import register, training
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHIPPED = json.loads((FIXTURES / "registry_v1.json").read_text())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def readme_commands() -> list[str]:

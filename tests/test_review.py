@@ -13,7 +13,7 @@ from modelops.review.bootstrap import paired_bootstrap
 from modelops.review.evaluation import check_quality
 from modelops.review.verdict import RULE_BETTER, RULE_FIRST, RULE_GATE, RULE_SAME, RULE_UNPAIRED, RULE_WORSE, compare
 from modelops.scores import metrics_for
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 ABALONE = load_model_config(ROOT / "abalone_model")
 CHURN = load_model_config(ROOT / "churn_model")

@@ -33,7 +33,8 @@ from modelops.review.evaluation import check_quality, evaluate_model
 from modelops.review.packages import register_model
 from modelops.serving.protocol import to_csv
 from modelops.training.train import train_model
-from tests.conftest import ROOT, SHARED_DATA, stop_endpoints
+from tests.support.paths import ROOT, SHARED_DATA
+from tests.support.servers import stop_endpoints
 
 NAME = "abalone-model"
 
@@ -41,7 +42,7 @@ NAME = "abalone-model"
 # -- the steps and the alarms (quick) ------------------------------------------------------------------------------
 
 
-def test_steps_of_each_strategy():
+def test_each_rollout_strategy_steps_up_to_full_traffic():
     assert rollout_steps(Rollout("canary", 10, 30, 60)) == (Step(10, 30), Step(100, 60))
     assert rollout_steps(Rollout("linear", 25, 5, 7)) == (Step(25, 5), Step(50, 5), Step(75, 5), Step(100, 7))
     assert rollout_steps(Rollout("linear", 40, 5, 0)) == (Step(40, 5), Step(80, 5), Step(100, 0))

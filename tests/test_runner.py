@@ -14,7 +14,9 @@ from ci.runner import Step, check_no_secrets, declared_parameters, execute, pars
 from ci.stages import MODEL, Notebook
 from modelops.errors import ConfigError, NotebookFailed
 from modelops.records import Record
-from tests.conftest import ROOT, fixture_notebook
+from tests.support.paths import ROOT, fixture_notebook
+
+pytestmark = pytest.mark.slow  # real kernels through papermill
 
 
 def step(name, tmp_path):
@@ -70,7 +72,7 @@ def test_dead_kernel_is_reported_with_the_partial_notebook(home, tmp_path):
     assert any("before_death" in json.dumps(c.get("outputs", [])) for c in executed.cells)
 
 
-def test_declared_parameters_and_missing_parameters_cell():
+def test_declared_parameters_are_read_and_a_missing_parameters_cell_is_refused():
     assert set(declared_parameters(fixture_notebook("works"))) == {"x", "label"}
     with pytest.raises(ConfigError, match="has no cell tagged 'parameters'"):
         declared_parameters(fixture_notebook("no_parameters"))

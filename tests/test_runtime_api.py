@@ -29,8 +29,9 @@ from click.testing import CliRunner
 from modelops.backends.local.runtime import PORT_ENV, RuntimeRouter
 from modelops.errors import EndpointFailed
 from modelops.serving.protocol import read_predictions, to_csv
-from tests.conftest import ROOT, stop_endpoints
-from tests.test_endpoints_local import NAME, Served
+from tests.support.paths import ROOT
+from tests.support.served import NAME, Served
+from tests.support.servers import stop_endpoints
 
 pytestmark = pytest.mark.slow
 

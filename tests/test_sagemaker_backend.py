@@ -16,18 +16,34 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from modelops.backends.sagemaker.aws import NAME_PATTERN, timestamped_name
 from modelops.backends.sagemaker.endpoints import PREVIOUS_CONFIG_TAG, PREVIOUS_VERSION_TAG, VERSION_TAG
 from modelops.backends.sagemaker.store import S3Store
-from modelops.entities import APPROVED, PENDING, Lineage, PackageVersion, TrainingResult, TrainingSpec
+from modelops.entities import APPROVED, PENDING, Lineage, PackageVersion
 from modelops.errors import ConfigError, EndpointFailed, RegistryError, StoreError, TrainingFailed
-from tests.conftest import MOTO_BUCKET, MOTO_ROLE
+from tests.support.aws import MOTO_BUCKET, MOTO_ROLE
+from tests.support.sagemaker import (
+    ACCOUNT,
+    CONFIG_V1,
+    CONFIG_V2,
+    ENDPOINT_ARN,
+    LINEAGE,
+    REGION,
+    XGBOOST_IMAGE,
+    approved_package,
+    described_endpoint,
+    endpoint_tags,
+    expect_new_model_and_config,
+    package_v2,
+    register,
+    spec_for,
+    trained,
+)
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
+pytestmark = pytest.mark.slow  # moto end to end
+
 
 
 # -- settings ------------------------------------------------------------------------------------------------
@@ -78,7 +94,7 @@ def test_settings_from_a_config_file_and_malformed_values(aws, no_settings, monk
 
 
 def test_default_bucket_is_the_sagemaker_one_created_on_first_use(aws):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto(bucket=None)
     assert backend.store.uri("m", "x.csv") == f"s3://sagemaker-{REGION}-{ACCOUNT}/modelops/m/x.csv"
@@ -157,13 +173,6 @@ def test_store_errors_name_the_uri(sagemaker):
 # -- training ------------------------------------------------------------------------------------------------
 
 
-def spec_for(store, job: str = "abalone-model-20261126-163000-beef", **overrides) -> TrainingSpec:
-    root = store.uri("abalone-model", "datasets", "d1")
-    values = dict(model="abalone-model", job_name=job, container_version="3.2-0",
-                  hyperparameters={"objective": "reg:squarederror", "num_round": 3, "eta": 0.2, "eval_metric": "rmse"},
-                  train_uri=f"{root}/train/", validation_uri=f"{root}/validation/",
-                  output_uri=store.uri("abalone-model", "training", job), max_runtime_seconds=600)
-    return TrainingSpec(**{**values, **overrides})
 
 
 def container_log(job: str, rounds: int = 3) -> None:
@@ -182,7 +191,7 @@ def container_log(job: str, rounds: int = 3) -> None:
                         logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
 
 
-def test_training_job_lifecycle(sagemaker):
+def test_a_training_job_is_created_as_requested_and_its_artifact_and_log_read_back(sagemaker):
     spec = spec_for(sagemaker.store)
     # moto completes training jobs at once but writes no model artifact: put the container's outputs there.
     artifact = sagemaker.store.put_bytes(f"{spec.output_uri}/output/model.tar.gz", b"model bytes")
@@ -319,7 +328,7 @@ def test_throttling_is_retried_with_backoff(sagemaker, backoffs):
 
 
 def test_throttling_beyond_the_retries_is_a_clear_error(aws, backoffs):
-    from tests.conftest import sagemaker_on_moto
+    from tests.support.aws import sagemaker_on_moto
 
     backend = sagemaker_on_moto()
     backend.aws.config = backend.aws.config.merge(type(backend.aws.config)(retries={"mode": "standard",
@@ -335,22 +344,10 @@ def test_throttling_beyond_the_retries_is_a_clear_error(aws, backoffs):
 # -- registry ------------------------------------------------------------------------------------------------
 
 
-def trained(job: str = "abalone-model-20261126-163000-beef", sha256: str = "a" * 64) -> TrainingResult:
-    return TrainingResult(job_name=job, artifact_uri=f"s3://{MOTO_BUCKET}/modelops/abalone-model/training/{job}/"
-                          f"output/model.tar.gz", artifact_sha256=sha256, image=XGBOOST_IMAGE,
-                          container_version="3.2-0", xgboost_version="3.2",
-                          hyperparameters={"num_round": 50, "objective": "reg:squarederror", "eta": 0.2},
-                          eval_metric="rmse", curves={}, rounds=50, best_iteration=None, duration_seconds=1.0)
 
 
-LINEAGE = Lineage(git_commit="c" * 40, branch="feature/x", tree_hash="t" * 40, dirty=False,
-                  model_folder="abalone_model", notebook_artifact="abalone_model/train_register.html")
 
 
-def register(registry, **kwargs) -> PackageVersion:
-    return registry.register("abalone-model", training=kwargs.pop("training", trained()),
-                             metrics={"rmse": 2.13, "r2": 0.55, "baseline_rmse": 3.2}, data_sha256="d" * 64,
-                             dataset_id="ds1", lineage=LINEAGE, description="abalone rings", **kwargs)
 
 
 def test_registration_is_a_sagemaker_model_package(sagemaker):
@@ -419,10 +416,6 @@ def test_status_changed_elsewhere_is_refused(sagemaker):
 # -- endpoints -----------------------------------------------------------------------------------------------
 
 
-def approved_package(backend, job: str = "abalone-model-20261126-163000-beef", body: bytes = b"model v1"):
-    artifact = backend.store.put_bytes(trained(job).artifact_uri, body)
-    package = register(backend.registry, training=trained(job, artifact.sha256))
-    return backend.registry.approve(package.group, package.version, by="alice")
 
 
 def test_first_deploy_creates_model_config_and_endpoint(sagemaker):
@@ -460,7 +453,7 @@ def test_model_yml_serving_reaches_the_sagemaker_model_environment(sagemaker):
 
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["serving"] = {"inference_output": ["predicted_label", "probability"], "default_accept": "application/json"}
@@ -485,7 +478,7 @@ def test_model_yml_data_capture_is_the_endpoint_configs_data_capture_config(sage
 
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "churn_model" / "model.yml").read_text())
     raw["monitoring"] = {"data_capture": {"enabled": True, "sampling_percentage": 12.5}}
@@ -546,39 +539,14 @@ def test_stop_removes_only_what_was_created_for_that_endpoint(sagemaker):
 # AWS documents them (DescribeEndpoint, ListTags, UpdateEndpoint, AddTags ...). S3 (the artifact check)
 # stays on moto.
 
-ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-model"
-CONFIG_V1 = "abalone-model-v1-20261125090000-aaaa"
-CONFIG_V2 = "abalone-model-v2-20261126163000-bbbb"
 
 
-def described_endpoint(config: str, status: str = "InService", **extra) -> dict:
-    now = datetime(2026, 11, 26, 16, 30, tzinfo=UTC)
-    return {"EndpointName": "abalone-model", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": config,
-            "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now, **extra}
 
 
-def endpoint_tags(version: int, previous: tuple[int, str] | None = None) -> dict:
-    tags = [{"Key": "modelops:endpoint", "Value": "abalone-model"}, {"Key": VERSION_TAG, "Value": str(version)}]
-    if previous:
-        tags += [{"Key": PREVIOUS_VERSION_TAG, "Value": str(previous[0])},
-                 {"Key": PREVIOUS_CONFIG_TAG, "Value": previous[1]}]
-    return {"Tags": tags}
 
 
-def expect_new_model_and_config(stub, package) -> None:
-    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/m"},
-                      {"ModelName": ANY, "ExecutionRoleArn": MOTO_ROLE, "Tags": ANY,
-                       "PrimaryContainer": {"ModelPackageName": package.package_id}})
-    stub.add_response("create_endpoint_config", {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
-                                                                       f"endpoint-config/c"},
-                      {"EndpointConfigName": ANY, "Tags": ANY, "ProductionVariants": ANY})
 
 
-def package_v2(sagemaker, monkeypatch) -> PackageVersion:
-    """Version 2, approved; its model and endpoint config will be called CONFIG_V2."""
-    monkeypatch.setattr("modelops.backends.sagemaker.endpoints.timestamped_name", lambda *parts: CONFIG_V2)
-    approved_package(sagemaker)
-    return approved_package(sagemaker, "abalone-model-20261126-170000-cafe", b"model v2")
 
 
 def test_update_switches_and_records_the_previous_config(sagemaker, monkeypatch):
@@ -671,7 +639,7 @@ def test_rollback_updates_back_to_the_previous_config(sagemaker):
     assert (deployment.version, deployment.previous_version) == (1, 2)
 
 
-def test_rollback_without_a_previous_version(sagemaker):
+def test_a_rollback_without_a_previous_version_is_refused(sagemaker):
     endpoints = sagemaker.endpoints
     endpoints.deploy("abalone-model", approved_package(sagemaker), timeout=5, log=lambda line: None)
     with pytest.raises(EndpointFailed, match=r"has no previous version to roll back to \(it serves v1"):

@@ -17,9 +17,9 @@ from ci.artifacts import Artifacts
 from ci.models import resolve_model_dir
 from ci.runner import run_stage
 from modelops.entities import PENDING
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
-pytestmark = pytest.mark.notebook
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 REGION = "us-east-1"
 BUCKET = "modelops-e2e"
@@ -119,7 +119,7 @@ def moto_server(home, monkeypatch):
     server.stop()
 
 
-def test_gather_and_train_register_on_sagemaker(moto_server, tmp_path):
+def test_gather_train_register_and_review_run_on_sagemaker(moto_server, tmp_path):
     artifacts = Artifacts(tmp_path / "artifacts")
     runs = run_stage(resolve_model_dir(ROOT / "abalone_model"), "train", backend="sagemaker", artifacts=artifacts)
 
@@ -163,10 +163,10 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env=env or dict(os.environ))
 
 
-def test_registry_commands_on_sagemaker(moto_server):
+def test_registry_commands_work_on_sagemaker_and_a_missing_role_is_one_line(moto_server):
     from modelops.backends import get_backend
     from modelops.review.lineage import working_tree_hash
-    from tests.test_registry_contract import register
+    from tests.support.registry import register
 
     register(get_backend("sagemaker").registry, tree=working_tree_hash(ROOT / "abalone_model"))
     approved = cli("approve", "abalone_model", "--by", "alice", "--note", "reviewed", "--backend", "sagemaker")

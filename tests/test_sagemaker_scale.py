@@ -20,7 +20,7 @@ from botocore.validate import ParamValidator
 from modelops.backends.sagemaker import guardrails
 from modelops.config import SLO, Autoscaling, Rollout
 from modelops.errors import ConfigError, EndpointFailed, RolloutRolledBack
-from tests.test_sagemaker_backend import (
+from tests.support.sagemaker import (
     CONFIG_V1,
     CONFIG_V2,
     ENDPOINT_ARN,
@@ -34,6 +34,8 @@ from tests.test_sagemaker_backend import (
     package_v2,
     spec_for,
 )
+
+pytestmark = pytest.mark.slow  # moto end to end
 
 SLO_GATED = SLO(p50_ms=100, p99_ms=500, error_rate=0.01)
 CANARY = Rollout("canary", 10, 300, 600, slo=SLO_GATED)
@@ -293,7 +295,7 @@ def test_deploy_package_passes_production_rollout_slo_and_autoscaling(sagemaker,
 
     from modelops.config import parse_model_config
     from modelops.release.deploy import deploy_package
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     raw = yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())
     raw["environments"]["production"].update(
@@ -376,7 +378,7 @@ def test_the_local_backend_says_it_ignores_instance_count(tmp_path, monkeypatch)
     from modelops.backends.sagemaker.trainer import SageMakerTrainer
     from modelops.config import parse_model_config
     from modelops.training.train import train_model
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     assert (LocalTrainer.distributed, SageMakerTrainer.distributed) == (False, True)
     raw = copy.deepcopy(yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text()))

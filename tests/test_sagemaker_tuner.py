@@ -17,7 +17,9 @@ from modelops.backends.sagemaker.tuner import tuning_job_request
 from modelops.config import SearchParameter
 from modelops.entities import TuningSpec
 from modelops.errors import TuningFailed
-from tests.conftest import MOTO_ROLE
+from tests.support.aws import MOTO_ROLE
+
+pytestmark = pytest.mark.slow  # moto
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 PARAMETERS = (SearchParameter("max_depth", "int", 2, 10), SearchParameter("eta", "float", 0.01, 0.3, log=True),

@@ -9,13 +9,13 @@ import pytest
 
 from modelops.data.sources import fetch_source, file_name
 from modelops.errors import DataSourceError
-from tests.conftest import SHARED_DATA
+from tests.support.paths import SHARED_DATA
 
 ABALONE_SHA = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 CHURN_SHA = "f2bbe2a120317bc0228beec59da1fcbc31d589280b1b674814eaf5174c2ca6cc"
 
 
-def test_file_name_of_urls_and_paths():
+def test_the_file_name_is_the_last_part_of_a_url_or_a_path():
     assert file_name("https://host/a/b/abalone.data?x=1") == "abalone.data"
     assert file_name("s3://bucket/datasets/tabular/synthetic/churn.txt") == "churn.txt"
     assert file_name("/tmp/x/churn.txt") == "churn.txt"
@@ -28,7 +28,7 @@ def test_local_path_is_verified(offline_home):
     assert (got.origin, got.sha256, got.size) == ("local", ABALONE_SHA, 191873)
 
 
-def test_missing_local_path(offline_home, tmp_path):
+def test_a_missing_local_path_is_refused(offline_home, tmp_path):
     with pytest.raises(DataSourceError, match="no such file"):
         fetch_source(str(tmp_path / "nope.csv"))
 
@@ -41,7 +41,7 @@ def test_local_path_from_another_machine_is_found_in_the_data_folder(home):
         fetch_source("/somewhere/else/churn.txt", expected_sha256=ABALONE_SHA)
 
 
-def test_unsupported_scheme(offline_home):
+def test_an_unsupported_scheme_is_refused(offline_home):
     with pytest.raises(DataSourceError, match="scheme 'ftp', which is not supported"):
         fetch_source("ftp://example.org/abalone.data")
 
@@ -81,12 +81,12 @@ def test_checksum_mismatch_in_data_dir_names_the_file(home):
         fetch_source("https://example.org/abalone.data", expected_sha256="1" * 64)
 
 
-def test_http_404(offline_home, file_server):
+def test_an_http_404_says_where_else_the_data_can_come_from(offline_home, file_server):
     with pytest.raises(DataSourceError, match=r"HTTP 404.*-p source /path/to/missing\.csv.*MODELOPS_DATA_DIR"):
         fetch_source(f"{file_server.url}/missing.csv", progress=False)
 
 
-def test_unreachable_host(offline_home):
+def test_an_unreachable_host_suggests_a_local_copy(offline_home):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -95,7 +95,7 @@ def test_unreachable_host(offline_home):
 
 
 @pytest.mark.slow
-def test_s3_download_with_moto(offline_home, aws):
+def test_an_s3_source_is_downloaded_and_checked(offline_home, aws):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sample-files")
     s3.upload_file(str(SHARED_DATA / "churn" / "churn.txt"), "sample-files", "datasets/tabular/synthetic/churn.txt")
@@ -105,7 +105,7 @@ def test_s3_download_with_moto(offline_home, aws):
 
 
 @pytest.mark.slow
-def test_s3_missing_object(offline_home, aws):
+def test_a_missing_s3_object_suggests_a_local_copy(offline_home, aws):
     boto3.client("s3").create_bucket(Bucket="sample-files")
     with pytest.raises(DataSourceError, match=r"S3 NoSuchKey.*local copy"):
         fetch_source("s3://sample-files/nope/churn.txt", progress=False)

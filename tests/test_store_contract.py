@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from modelops.errors import StoreError
-from tests.contract import BACKENDS, backend_for
+from tests.support.contract import BACKENDS, backend_for
 
 #: The only place where the suite asks which store it has.
 DIFFERENCES = {
@@ -210,7 +210,7 @@ def test_an_object_replaced_behind_the_stores_back(backend):
     else:  # a copy or a careless script keeps the old metadata
         import boto3
 
-        from tests.conftest import MOTO_BUCKET
+        from tests.support.aws import MOTO_BUCKET
 
         boto3.client("s3").put_object(Bucket=MOTO_BUCKET, Key="modelops/m/model.tar.gz", Body=b"other bytes",
                                       Metadata={"sha256": hashlib.sha256(b"the reviewed model").hexdigest()})

@@ -17,9 +17,9 @@ from modelops.errors import ConfigError, DataError
 from modelops.review.evaluation import null_predictions
 from modelops.scores import class_confusion_matrix, metrics_for, multiclass_metrics
 from modelops.serving.protocol import CSV, JSON, read_predictions, render
-from tests import tables
-from tests.conftest import ROOT
-from tests.gitrepo import make_project
+from tests.support import tables
+from tests.support.gitrepo import make_project
+from tests.support.paths import ROOT
 
 
 def config_for(tmp_path, source, **settings):
@@ -108,7 +108,7 @@ def test_odd_headers_are_read_trimmed_unique_and_features_named_csv_safe(tmp_pat
     assert list(pd.read_csv(pd.io.common.StringIO(header + "\n" + ",".join("0" * len(names))))) == list(names)
 
 
-def test_bom_empty_and_repeated_header_names(tmp_path):
+def test_a_bom_and_empty_or_repeated_header_names_are_read_cleanly(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes("\ufeffa,,a, a ,b\n1,2,3,4,5\n".encode())
     assert list(read_table(path).columns) == ["a", "column_2", "a.1", "a.2", "b"]
@@ -177,7 +177,7 @@ def test_multiclass_target_is_encoded_in_the_order_of_data_classes(tmp_path):
     (lambda r: r.update(quality={"auc": {"min": 0.5}}), r"'quality.auc' is not a metric of a multiclass model"),
     (lambda r: r.update(problem_type="binary"), r"'data.classes' is for multiclass models, not binary"),
 ])
-def test_multiclass_config_errors(change, message):
+def test_a_wrong_multiclass_section_names_the_key_and_the_fix(change, message):
     raw = {"name": "species", "problem_type": "multiclass", "data": {"source": "s.csv", "target": "species",
                                                                       "classes": ["a", "b", "c"]},
            "split": {"train": 0.7, "validation": 0.2, "test": 0.1, "seed": 1},

@@ -17,7 +17,7 @@ SageMaker do with a job, as read in aws/sagemaker-xgboost-container and aws/sage
   (``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-1-<epoch>``) are written;
 - a job the container fails is reported by DescribeTrainingJob as Failed, with the FailureReason the training
   toolkit writes ("AlgorithmError: framework error:" and the traceback, the toolkit's UserError naming the
-  hyperparameter, as users report them, e.g. aws/amazon-sagemaker-examples#1740).
+  hyperparameter, as users quote them in the issues of aws/amazon-sagemaker-examples).
 
 No Stubber is needed here. StopTrainingJob (which moto lacks) is only called when a job outlives its timeout;
 tests/test_sagemaker_backend.py covers that with a Stubber.
@@ -38,7 +38,8 @@ import xgboost
 from modelops.entities import TrainingSpec
 from modelops.errors import ConfigError, TrainingFailed
 from modelops.training.train import fit, unpack_model
-from tests.contract import BACKENDS, REGION, backend_for, moto_client
+from tests.support.aws import REGION, moto_client
+from tests.support.contract import BACKENDS, backend_for
 
 #: The only place where the suite asks which trainer it has.
 DIFFERENCES = {

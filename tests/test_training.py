@@ -15,7 +15,7 @@ import xgboost
 from modelops.config import load_model_config
 from modelops.errors import ConfigError, StoreError
 from modelops.training.train import check_hyperparameters, fit, job_name, pack_model, unpack_model, xgboost_params
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_num_round_and_per_round_validation_metric(data):
     assert result.best_iteration is None
 
 
-def test_early_stopping_on_validation(data):
+def test_early_stopping_watches_the_validation_split(data):
     X, y, Xv, yv = data
     noise = np.random.default_rng(1).random(len(yv)) * 100  # an unlearnable validation set stops early
     result = fit(X, y, Xv, noise, {"objective": "reg:squarederror", "num_round": 200, "early_stopping_rounds": 5})
@@ -76,7 +76,7 @@ def test_pickled_model_is_refused():
         unpack_model(buffer.getvalue())
 
 
-def test_archive_without_model_file():
+def test_an_archive_without_a_model_file_is_refused():
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         info = tarfile.TarInfo("../../etc/evil")
@@ -86,7 +86,7 @@ def test_archive_without_model_file():
         unpack_model(buffer.getvalue())
 
 
-def test_hyperparameters_xgboost_rejects():
+def test_hyperparameters_xgboost_rejects_are_a_config_error():
     with pytest.raises(ConfigError, match=r"xgboost rejected the hyperparameters.*Fix"):
         check_hyperparameters({"objective": "reg:nonsense", "num_round": 5})
     with pytest.raises(ConfigError, match="not supported by local training"):

@@ -26,7 +26,7 @@ from modelops.training.tuning import (
     tuning_job_name,
     tuning_spec,
 )
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 TOY = {
     "name": "toy-model", "problem_type": "regression",

@@ -25,7 +25,7 @@ from modelops.entities import (
     TuningResult,
     TuningSpec,
 )
-from modelops.errors import RegistryError, StoreError
+from modelops.errors import ConfigError, RegistryError, StoreError
 
 if TYPE_CHECKING:
     from modelops.config import Autoscaling, Rollout
@@ -153,6 +153,18 @@ class Trainer(abc.ABC):
 
 class Tuner(abc.ABC):
     """Searches hyperparameters with the built-in XGBoost algorithm's semantics, choosing on the validation split."""
+
+    @staticmethod
+    def check_space(spec: TuningSpec) -> None:
+        """Refuse a search space no tuner can search, before anything starts (both tuners call it first).
+
+        Raises:
+            ConfigError: a range whose low is not below its high, a log range from 0 or below, no values.
+        """
+        problems = [problem for parameter in spec.parameters
+                    for problem in parameter.problems(f"tuning.parameters.{parameter.name}")]
+        if problems:
+            raise ConfigError(f"{spec.job_name}: the search space is rejected: " + "; ".join(problems))
 
     @abc.abstractmethod
     def tune(self, spec: TuningSpec, *, log=print) -> TuningResult:

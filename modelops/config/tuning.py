@@ -68,6 +68,17 @@ class SearchParameter:
             return f"one of {list(self.values)}"
         return f"{self.kind} in [{self.low:g}, {self.high:g}]{' (log scale)' if self.log else ''}"
 
+    def problems(self, key: str) -> list[str]:
+        """What no search can do with this range (model.yml's check, and both tuners before they start)."""
+        if self.kind == "categorical":
+            return [] if self.values else [f"key '{key}' lists no values. Fix: list at least one"]
+        if self.low >= self.high:
+            return [f"key '{key}' has low {self.low:g} not below high {self.high:g}. Fix: order them [low, high]"]
+        if self.log and self.low <= 0:
+            return [f"key '{key}' is log-scaled, so its low must be above 0 (it is {self.low:g}). Fix: raise it or "
+                    f"drop log"]
+        return []
+
     @classmethod
     def parse(cls, name: str, spec: dict) -> SearchParameter:
         """One entry of ``tuning.parameters`` (already checked: exactly one kind)."""
@@ -187,11 +198,6 @@ def _parameter_problems(name: str, spec: dict) -> list[str]:
         return problems
     low, high = spec[kind]
     if kind == "int" and (int(low) != low or int(high) != high):
-        problems.append(f"key '{key}' is an int range, but [{low}, {high}] holds a fraction. Fix: use whole "
-                        f"numbers, or float:")
-    if low >= high:
-        problems.append(f"key '{key}' has low {low} not below high {high}. Fix: order them [low, high]")
-    elif spec.get("log") and low <= 0:
-        problems.append(f"key '{key}' is log-scaled, so its low must be above 0 (it is {low}). Fix: raise it or "
-                        f"drop log")
-    return problems
+        return [*problems, f"key '{key}' is an int range, but [{low}, {high}] holds a fraction. Fix: use whole "
+                           f"numbers, or float:"]
+    return problems + SearchParameter.parse(name, spec).problems(key)

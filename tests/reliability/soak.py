@@ -103,8 +103,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
     args = parser.parse_args()
-    from tests.conftest import stop_endpoints
-    from tests.test_endpoints_local import Served
+    from tests.support.served import Served
+    from tests.support.servers import stop_endpoints
 
     home = Path(tempfile.mkdtemp(prefix="soak-"))
     os.environ.setdefault("MODELOPS_DATA_DIR", str(Path(__file__).resolve().parents[3] / "shared" / "data"))

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from tests.conftest import SHARED_DATA
-from tests.gitrepo import make_project
-from tests.reliability.helpers import cli, edit_config, snapshot
+from tests.support.gitrepo import make_project
+from tests.support.paths import SHARED_DATA
+from tests.support.projects import cli, edit_config, snapshot
 
 pytestmark = pytest.mark.notebook
 
@@ -86,7 +86,7 @@ def test_notebook_without_parameters_cell_is_refused_before_running(tmp_path, ho
     assert not (tmp_path / "artifacts" / "abalone_model").exists()
 
 
-def test_unknown_stage_and_missing_notebook(tmp_path, home):
+def test_an_unknown_stage_or_a_missing_notebook_exits_2(tmp_path, home):
     repo = make_project(tmp_path / "project")
     (repo.path / "abalone_model" / "deploy.ipynb").unlink()
     result = cli(repo.path, "run", "abalone_model", "--stage", "deploy")

@@ -8,13 +8,22 @@ import threading
 import pytest
 
 from tests.reliability.soak import soak
-from tests.test_endpoints_local import request, served  # noqa: F401 - the module-scoped endpoint fixture
+from tests.support.served import NAME, Served, request
+from tests.support.servers import stop_endpoints
 
-NAME = "abalone-model"
+pytestmark = pytest.mark.slow  # a real endpoint under concurrent clients
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("abused")
+    served = Served(home)
+    yield served
+    stop_endpoints(home)
 
 
 @pytest.fixture
-def live(served):  # noqa: F811
+def live(served):
     served.ops.endpoints.deploy(NAME, served.packages[0], log=lambda line: None)
     return served
 

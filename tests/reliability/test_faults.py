@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.conftest import SHARED_DATA, stop_endpoints
-from tests.gitrepo import make_project
-from tests.reliability.helpers import cli
+from tests.support.gitrepo import make_project
+from tests.support.paths import SHARED_DATA
+from tests.support.projects import cli
+from tests.support.servers import stop_endpoints
 
 pytestmark = pytest.mark.notebook
 

@@ -46,6 +46,7 @@ class LocalTuner(Tuner):
         from modelops.training.train import early_stopping_callback, xgboost_params
         from modelops.training.tuning import import_optuna, suggest
 
+        self.check_space(spec)
         optuna = import_optuna()
         started = time.monotonic()
         X_train, y_train = read_channel(self.store, spec.train_uri, "train")

@@ -47,6 +47,7 @@ class SageMakerTuner(Tuner):
     def tune(self, spec: TuningSpec, *, log=print) -> TuningResult:
         from modelops.training.tuning import tuning_job_prefix
 
+        self.check_space(spec)
         started = time.monotonic()
         image = self.image_uri(spec.container_version)
         request = tuning_job_request(spec, image, self.role_arn)

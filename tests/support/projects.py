@@ -1,4 +1,4 @@
-"""Helpers for the reliability suite: run the CLI in a throwaway project, snapshot what is stored."""
+"""A throwaway project for the reliability suite: the CLI run in it, its model.yml edited, what is stored hashed."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from modelops.entities import Lineage, PackageVersion
 from modelops.monitoring.baseline import compute_baseline, monitored_features, prediction_feature
 from modelops.monitoring.monitor import ServedModel
 from modelops.serving.capture import capture_record, capture_uri, file_name, hour_folder
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 ENCODING = FeatureEncoding(raw_columns=("size", "count", "colour", "price"), numeric=("size", "count"),
                            categorical=(("colour", ("blue", "green", "red")),),

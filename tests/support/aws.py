@@ -1,0 +1,70 @@
+"""AWS for the tests: moto's in-process account, and the sagemaker backend on it.
+
+Every test that needs the sagemaker backend on moto builds it with ``sagemaker_on_moto`` (or takes the
+``sagemaker`` fixture, which does). One boto3 session is shared across tests: a new session loads every service
+model again (0.5-0.8 s a test), while clients made from a shared one take milliseconds; each test still gets
+moto's empty account from the ``aws`` fixture, and each backend its own clients (so a Stubber or an event handler
+a test puts on them goes away with it).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+REGION = "us-east-1"
+MOTO_BUCKET = "modelops-test"
+MOTO_ROLE = "arn:aws:iam::123456789012:role/modelops-sagemaker"
+#: What moto's AWS needs in the environment: fake credentials, so no request can reach a real account.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+               "AWS_DEFAULT_REGION": REGION}
+
+
+@cache
+def moto_session():
+    import boto3
+
+    return boto3.session.Session(region_name=REGION)
+
+
+def moto_client(service: str):
+    """A client of moto's AWS from the shared session (the ``aws`` fixture must be active)."""
+    return moto_session().client(service)
+
+
+def sagemaker_on_moto(*, poll_seconds: float = 0, **settings):
+    """The sagemaker backend on moto's AWS (the ``aws`` fixture must be active), its bucket created.
+
+    ``settings`` override the SageMakerSettings the tests use (``bucket=None``: SageMaker's default bucket).
+    """
+    from modelops.backends.sagemaker import SageMakerBackend
+    from modelops.settings import SageMakerSettings
+
+    values = {"region": REGION, "role_arn": MOTO_ROLE, "bucket": MOTO_BUCKET, "prefix": "modelops", "source": "tests",
+              **settings}
+    session = moto_session()
+    if values["bucket"]:
+        session.client("s3", region_name=values["region"]).create_bucket(Bucket=values["bucket"])
+    return SageMakerBackend(SageMakerSettings(**values), session=session, poll_seconds=poll_seconds)
+
+
+# -- standing in for an operation moto lacks: botocore event handlers on the backend's own clients ------------
+#
+# A ``before-call`` handler that returns (response, parsed) answers the call without sending it, so the client's
+# other operations still reach moto. ``remember_params`` (on ``before-parameter-build``) keeps the request's
+# parameters, as the caller passed them, in the context the ``before-call`` handler receives.
+
+
+def remember_params(params, context, **kwargs):
+    context["contract_params"] = dict(params)
+
+
+def answer(parsed: dict, status: int = 200):
+    """What a ``before-call`` handler returns to answer the call with ``parsed``."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse(None, status, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+def error_answer(status: int, code: str, message: str, **fields):
+    """What a ``before-call`` handler returns to make the call raise AWS's error ``code``."""
+    return answer({"Error": {"Code": code, "Message": message}, **fields}, status)
