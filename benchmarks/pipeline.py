@@ -161,7 +161,7 @@ def plain_python(models: list[str], *, until: str = "deploy") -> int:
 def _plain_model(folder: str, until: str) -> str:
     import modelops
     from ci.pipeline import smoke_invoke
-    from modelops import plots, review
+    from modelops import plots
 
     quiet = lambda *args, **kwargs: None  # noqa: E731
     config = modelops.load_model_config(folder)
@@ -186,7 +186,7 @@ def _plain_model(folder: str, until: str) -> str:
     gates = modelops.check_quality(config, evaluation.metrics)
     package = modelops.register_model(ops, config, data, training, evaluation, gates)
     # review (the review notebook's call: both artifacts on the test rows, the paired bootstrap), approve
-    verdict = review.review_model(ops, config, version=package.version)
+    verdict = modelops.review_model(ops, config, version=package.version)
     figures.append(plots.review_metrics(verdict))
     ops.registry.approve(config.name, package.version, by="bench", note=verdict.line)
     if until == "approve":
