@@ -35,11 +35,13 @@ class SoakResult:
     versions_seen: int
 
 
-def _client(host: str, port: int, body: bytes, seconds: float, queue) -> None:
+def _client(host: str, port: int, body: bytes, seconds: float, queue, done) -> None:
+    """Send requests for ``seconds``, and on until ``done`` is set: a deploy slowed by a busy machine still has
+    clients to serve, so every version in the schedule is seen."""
     connection = http.client.HTTPConnection(host, port, timeout=30)
     latencies, failures, answers = [], [], set()
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or not done.is_set():
         started = time.perf_counter()
         try:
             connection.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
@@ -75,8 +77,8 @@ def soak(served, seconds: float = 30, clients: int = 2) -> SoakResult:
         endpoints.invoke(name, body)
     before = rss_mb(record["pid"])
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    workers = [context.Process(target=_client, args=(record["host"], record["port"], body, seconds, queue))
+    queue, done = context.Queue(), context.Event()
+    workers = [context.Process(target=_client, args=(record["host"], record["port"], body, seconds, queue, done))
                for _ in range(clients)]
     for worker in workers:
         worker.start()
@@ -87,6 +89,8 @@ def soak(served, seconds: float = 30, clients: int = 2) -> SoakResult:
     for fraction, action in schedule:
         time.sleep(max(0.0, start + seconds * fraction - time.monotonic()))
         action()
+    time.sleep(0.5)  # the rolled-back version answers a few requests too
+    done.set()
     results = [queue.get(timeout=seconds + 60) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
