@@ -222,7 +222,7 @@ class EndpointCheck:
     rows: int
     identical: bool
     max_abs_difference: float
-    metrics: dict[str, float]  # computed from the endpoint's answers
+    metrics: dict[str, float]  # of the endpoint's answers (identical to the artifact's float32 predictions)
     batches: int = 1  # requests the rows went in (each within the endpoint's payload limit)
     sent: str = ""  # how: batches, their size and how many at once
 
