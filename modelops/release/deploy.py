@@ -261,7 +261,8 @@ def verify_endpoint(ops: Backend, config: ModelConfig, package: PackageVersion,
     if replay.failed:
         raise EndpointFailed(f"{name} failed {len(replay.failed)} of {replay.batches} batches of "
                              f"{package.label}'s test rows ({replay.describe()}): {'; '.join(replay.errors()[:3])}. "
-                             f"Fix: the endpoint's own message above says why; its log: `python -m ci endpoints`.")
+                             f"Fix: see why in the endpoint's log (`python -m ci endpoints` says where it is), then "
+                             f"deploy again (`python -m ci deploy {_folder(config)} --env {env_name}`).")
     if replay.identical != replay.rows:
         selected = (f" under serving.inference_output {list(output.inference_output)}"
                     if output.inference_output is not None else "")
