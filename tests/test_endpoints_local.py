@@ -239,3 +239,14 @@ def test_a_body_over_the_limit_is_refused_with_a_fix_that_says_to_send_fewer_row
                                              r"request") as raised:
         live.ops.endpoints.invoke(NAME, too_big)
     assert "deploy it" not in str(raised.value)
+
+
+def test_the_answer_check_names_the_batch_and_rows_that_differ_and_says_to_deploy_again(live):
+    other = live.register(3)  # another booster: the endpoint still serves v1
+    rows = len(live.X)
+    with pytest.raises(EndpointFailed, match=rf"{NAME}'s answers differ from {NAME} v{other.version}'s artifact "
+                                             rf"in-process for [\d,]+ of {rows} test rows: batch 0 \(rows "
+                                             rf"0-{rows - 1}\): [\d,]+ of {rows} rows differ, e\.g\. rows \d.*Fix: "
+                                             rf"deploy it again \(`python -m ci deploy abalone_model --env "
+                                             rf"production`\)"):
+        verify_endpoint(live.ops, CONFIG, other, "production")  # NAME is the production endpoint
