@@ -315,6 +315,29 @@ class EndpointStatus:
     message: str = ""
 
 
+#: InvokeEndpoint's payload limit on SageMaker (the Runtime API refuses a bigger body with HTTP 413).
+INVOKE_MAX_PAYLOAD_MB = 6
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """What one request to an endpoint may carry, and how many it answers at once.
+
+    The container's ``GET /execution-parameters`` (``MaxPayloadInMB``, ``MaxConcurrentTransforms``) as the
+    held-out checks use it: each request's body stays within ``max_payload_bytes``, and at most
+    ``max_concurrency`` requests are in flight.
+    """
+
+    max_payload_bytes: int
+    max_concurrency: int = 1
+
+    @classmethod
+    def of_execution_parameters(cls, parameters: dict) -> EndpointLimits:
+        """From the container's answer to ``GET /execution-parameters`` (MB are MiB, as the container counts)."""
+        return cls(int(parameters["MaxPayloadInMB"]) * 1024 ** 2,
+                   max(1, int(parameters.get("MaxConcurrentTransforms") or 1)))
+
+
 #: What an event records. Approvals and rejections carry the registry status they set (APPROVED, REJECTED).
 REGISTERED = "registered"
 

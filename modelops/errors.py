@@ -68,6 +68,10 @@ class EndpointFailed(ModelOpsError):
     exit_code = 5
 
 
+class PayloadTooLarge(EndpointFailed):
+    """One row is bigger than a single request to the endpoint may carry, so no batching can send it."""
+
+
 class RolloutRolledBack(EndpointFailed):
     """A guarded rollout tripped an alarm and the endpoint went back to the version it served before."""
 

@@ -297,6 +297,7 @@ class DeployRecord(Record):
     rows_per_second: float | None = None
     batch_rows: int | None = None
     endpoint_metrics: dict[str, float] = field(default_factory=dict)  # test metrics from the endpoint's answers
+    check_batches: int | None = None  # requests the test rows went in for the answer check
 
     headline_keys: ClassVar[tuple[str, ...]] = ("version", "p50_latency_ms", "rows_per_second")
 
@@ -307,7 +308,7 @@ class DeployRecord(Record):
         return cls(version=package.version, endpoint_url=deployment.url, deployed=deployment.changed,
                    predictions_identical=check.identical, previous_version=deployment.previous_version,
                    env_name=env_name, endpoint=deployment.endpoint, package_id=package.package_id,
-                   endpoint_metrics=dict(check.metrics), **latency.scraps())
+                   endpoint_metrics=dict(check.metrics), check_batches=check.batches, **latency.scraps())
 
     def to_scraps(self) -> dict[str, Any]:
         values = {k: v for k, v in super().to_scraps().items() if k != "endpoint_metrics"}
@@ -365,9 +366,9 @@ class GateRecord(Record):
     gate_passed: bool
     staging_version: int
     staging_package_id: str
-    rows_replayed: int  # held-out test rows sent, one request each
+    rows_replayed: int  # held-out test rows sent (in batches within the endpoint's payload limit)
     rows_identical: int  # answered exactly as the artifact predicts offline
-    errors: int  # requests that failed (after the client's retries)
+    errors: int  # row answers that failed (after the client's retries): failed batches' rows, single requests
     gate_error_rate: float
     gate_p50_ms: float | None
     gate_p99_ms: float | None
@@ -377,6 +378,8 @@ class GateRecord(Record):
     slo_error_rate: float = 0.0
     gate_failures: tuple[str, ...] = ()
     production_version: int | None = None  # what production served when the gate ran
+    batches: int | None = None  # requests the held-out rows went in
+    latency_requests: int | None = None  # single-row requests p50 and p99 were measured on
 
     headline_keys: ClassVar[tuple[str, ...]] = ("gate_passed", "gate_p99_ms", "gate_error_rate")
 

@@ -114,3 +114,11 @@ def test_bootstrap_benchmark_measures_ours_against_a_loop_over_resamples():
     for problem in ("regression", "binary"):
         assert figures(results, "ours", f"{problem},") and figures(results, "baseline", f"{problem} loop")
         assert figures(results, "ratio", f"{problem} loop / ours")
+
+
+@pytest.mark.slow
+def test_gate_benchmark_measures_the_gate_the_deploy_check_and_a_plain_script():
+    results = run_benchmark("gate")
+    assert figures(results, "ours", "run_gate, 2,000 held-out rows") and figures(results, "ours", "verify_endpoint")
+    assert figures(results, "baseline", "plain boto3 script") and figures(results, "baseline", "one request per row")
+    assert figures(results, "ratio", "gate / 60 s") and figures(results, "ratio", "gate / plain script")

@@ -187,6 +187,15 @@ def test_without_environments_both_get_defaults_and_the_gate_only_holds_errors(a
     assert config.slo == SLO(error_rate=0.0) and config.slo.describe() == "error_rate <= 0"
 
 
+def test_the_gate_times_1000_single_row_requests_unless_the_slo_says_how_many(abalone_raw):
+    assert parse_model_config(abalone_raw).slo.latency_requests == 1000
+    raw = copy.deepcopy(abalone_raw)
+    raw["environments"]["production"]["slo"]["latency_requests"] = 200
+    slo = parse_model_config(raw).slo
+    assert (slo.latency_requests, slo.p99_ms) == (200, 500)
+    assert slo.describe() == "p50_ms <= 100, p99_ms <= 500, error_rate <= 0 (latency on 200 single-row requests)"
+
+
 def test_production_has_a_guarded_rollout_held_to_its_slo_and_autoscaling(abalone_raw):
     from modelops.config import SLO, Autoscaling, Rollout
 
@@ -221,6 +230,8 @@ def test_production_has_a_guarded_rollout_held_to_its_slo_and_autoscaling(abalon
      r"p50_ms 50 above p99_ms 10, which no endpoint can meet\. Fix: swap or correct them"),
     (lambda r: r["environments"]["production"].update(slo={"error_rate": 2}),
      r"key 'environments\.production\.slo\.error_rate': 2 is greater than the maximum of 1"),
+    (lambda r: r["environments"]["production"].update(slo={"latency_requests": 0}),
+     r"key 'environments\.production\.slo\.latency_requests': 0 is less than the minimum of 1"),
     (lambda r: r["environments"]["production"].update(slo={"p99": 10}),
      r"unknown key 'environments\.production\.slo\.p99' \(did you mean 'p99_ms'\?\)"),
     (lambda r: r["environments"]["production"].update(autoscaling={"min_instances": 4, "max_instances": 2}),

@@ -221,3 +221,32 @@ def test_rollback_needs_a_previous_version(home):
         ops.endpoints.rollback(NAME)
     with pytest.raises(EndpointFailed, match="no endpoint 'abalone-model'"):
         ops.endpoints.stop(NAME)
+
+
+def test_an_endpoint_says_its_limits_as_the_container_does_and_a_stopped_one_cannot(live, tmp_path):
+    from modelops.entities import EndpointLimits
+
+    limits = live.ops.endpoints.limits(NAME)
+    assert limits == EndpointLimits(6 * 1024 * 1024, os.cpu_count() or 1)
+    with pytest.raises(EndpointFailed, match=r"endpoint 'nothing-here' is not running.*Fix: deploy it"):
+        live.ops.endpoints.limits("nothing-here")
+
+
+def test_a_body_over_the_limit_is_refused_with_a_fix_that_says_to_send_fewer_rows(live):
+    too_big = to_csv(np.resize(live.X, (130_000, live.X.shape[1])))
+    assert len(too_big) > 6 * 1024 * 1024
+    with pytest.raises(EndpointFailed, match=r"HTTP content length exceeded 6291456 bytes.*Fix: send fewer rows per "
+                                             r"request") as raised:
+        live.ops.endpoints.invoke(NAME, too_big)
+    assert "deploy it" not in str(raised.value)
+
+
+def test_the_answer_check_names_the_batch_and_rows_that_differ_and_says_to_deploy_again(live):
+    other = live.register(3)  # another booster: the endpoint still serves v1
+    rows = len(live.X)
+    with pytest.raises(EndpointFailed, match=rf"{NAME}'s answers differ from {NAME} v{other.version}'s artifact "
+                                             rf"in-process for [\d,]+ of {rows} test rows: batch 0 \(rows "
+                                             rf"0-{rows - 1}\): [\d,]+ of {rows} rows differ, e\.g\. rows \d.*Fix: "
+                                             rf"deploy it again \(`python -m ci deploy abalone_model --env "
+                                             rf"production`\)"):
+        verify_endpoint(live.ops, CONFIG, other, "production")  # NAME is the production endpoint

@@ -18,7 +18,7 @@ import pytest
 
 from modelops.config import PRODUCTION, SLO, STAGING, load_model_config
 from modelops.data.datasets import Dataset
-from modelops.entities import APPROVED, IN_SERVICE, Lineage, PackageVersion, TrainingResult
+from modelops.entities import APPROVED, IN_SERVICE, EndpointLimits, Lineage, PackageVersion, TrainingResult
 from modelops.errors import PromotionGateFailed, PromotionRefused, StoreError
 from modelops.release.gate import GateResult, check_gate
 from tests.support.paths import ROOT, SHARED_DATA
@@ -73,6 +73,30 @@ def test_a_gate_fails_naming_what_failed_and_says_production_is_untouched(change
 def test_latency_without_an_slo_is_measured_not_gated():
     relaxed = gate(slo=SLO(), latencies_ms=tuple([5000.0] * 418))
     assert relaxed.passed and relaxed.table().loc["p99 latency", "required"] == "not gated"
+
+
+def test_the_error_rate_counts_failed_batch_rows_and_failed_single_requests_over_every_answer():
+    failed = gate(error_count=12, requests_failed=2, identical=408, latency_requests=100,
+                  errors=("batch 3 (rows 200-209): endpoint 'abalone-model-staging' answered 500: boom",))
+    assert failed.answered == 408 and failed.error_rate == 12 / 518
+    assert failed.failures == ["error rate 2.32% (12 of 518 row answers) above the SLO's 0.00%: batch 3 (rows "
+                               "200-209): endpoint 'abalone-model-staging' answered 500: boom"]
+
+
+def test_differing_answers_name_their_batch_and_rows():
+    failed = gate(identical=416, max_abs_difference=0.5, differences=(
+        "batch 0 (rows 0-417): 2 of 418 rows differ, e.g. rows 17, 301 (max |difference| 0.5)",))
+    assert failed.failures == ["2 of 418 answers differ from the artifact's offline predictions (max |difference| "
+                               "0.5): batch 0 (rows 0-417): 2 of 418 rows differ, e.g. rows 17, 301 (max "
+                               "|difference| 0.5)"]
+
+
+@pytest.mark.parametrize("instance_type, vcpus", [("ml.m5.large", 2), ("ml.t2.medium", 2), ("ml.c5.xlarge", 4),
+                                                   ("ml.m5.4xlarge", 16)])
+def test_a_sagemaker_endpoint_takes_one_request_at_a_time_per_vcpu(instance_type, vcpus):
+    from modelops.backends.sagemaker.endpoints import instance_vcpus
+
+    assert instance_vcpus(instance_type) == vcpus
 
 
 # -- SageMaker, end to end on moto ----------------------------------------------------------------------------
@@ -138,9 +162,12 @@ def test_sagemaker_staging_gate_and_promotion_of_the_same_package(aws, monkeypat
         deploy_package(ops, CONFIG, v1, env_name=PRODUCTION, **quiet)
     assert ops.endpoints.status("abalone-model") is None
 
+    # InvokeEndpoint's 6 MB, one request at a time per vCPU: model.yml's 1 x ml.m5.large has 2.
+    assert ops.endpoints.limits("abalone-model-staging") == EndpointLimits(6 * 1024 ** 2, 2)
     result = run_gate(ops, CONFIG, log=lambda line: None)
     assert result.passed, result.failures
     assert (result.rows, result.identical, result.error_count) == (418, 418, 0)
+    assert (result.batches, result.latency_requests, len(result.latencies_ms)) == (1, 418, 418)  # fewer than 1,000
     assert result.production_version is None and result.package.package_id == v1.package_id
 
     # The promotion: the package staging serves, by its id, into production.

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.entities import (
     APPROVED,
+    INVOKE_MAX_PAYLOAD_MB,
     REJECTED,
     DataCapture,
     Deployment,
+    EndpointLimits,
     EndpointStatus,
     Event,
     Lineage,
@@ -331,6 +333,16 @@ class Endpoints(abc.ABC):
             EndpointFailed: the endpoint is down (with how to restart it) or answered with an error (its
                 status and message).
         """
+
+    def limits(self, name: str) -> EndpointLimits:
+        """How much one request to the endpoint may carry and how many it answers at once.
+
+        The default is what the SageMaker Runtime API allows any endpoint: 6 MB a request, one at a time.
+
+        Raises:
+            EndpointFailed: the endpoint cannot say (locally: its server does not answer).
+        """
+        return EndpointLimits(INVOKE_MAX_PAYLOAD_MB * 1024 ** 2, 1)
 
     def runtime_url(self) -> str | None:
         """Where AWS clients send SageMaker Runtime calls, when it is not AWS's own address (else None).

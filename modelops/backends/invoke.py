@@ -48,6 +48,10 @@ def runtime_error_message(name: str, response: dict, fix: str) -> str:
         original = str(response.get("OriginalMessage", "")).strip()
         status = response.get("OriginalStatusCode", "?")
         return f"endpoint {name!r} answered {status}: {original} (ModelError; {message})"
+    if response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 413 or code == "413":
+        return (f"endpoint {name!r} was sent more than one request may carry: {code}: {message} Fix: send fewer "
+                f"rows per request, each body within the endpoint's payload limit (Endpoints.limits; the Runtime "
+                f"API's is 6 MB).")
     if code == "ValidationError" and message.endswith("not found."):
         return f"endpoint {name!r} does not exist (ValidationError: {message}). {fix}"
     return f"endpoint {name!r} answered with an error: {code}: {message}" + ("" if "Fix:" in message else f" {fix}")

@@ -14,6 +14,8 @@ ENVIRONMENT_NAMES = (STAGING, PRODUCTION)
 STAGING_SUFFIX = f"-{STAGING}"
 #: How a production update shifts traffic (see Rollout).
 ROLLOUT_STRATEGIES = ("all_at_once", "canary", "linear")
+#: Single-row requests the promotion gate times for p50 and p99 (model.yml ``slo.latency_requests``).
+DEFAULT_LATENCY_REQUESTS = 1000
 #: The largest canary SageMaker's deployment guardrails take, in percent of the new fleet's capacity.
 MAX_CANARY_PERCENT = 50
 
@@ -32,6 +34,8 @@ _ENVIRONMENT = {
                 "p50_ms": {"type": "number", "exclusiveMinimum": 0},
                 "p99_ms": {"type": "number", "exclusiveMinimum": 0},
                 "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                # How many single-row requests (a seeded sample of the held-out rows) p50 and p99 are taken on.
+                "latency_requests": {"type": "integer", "minimum": 1},
             },
         },
         # The guarded rollout of a production update (production only; its alarms are the slo's figures).
@@ -73,18 +77,22 @@ SCHEMA = {
 class SLO:
     """What the promotion gate requires of the staging endpoint before production gets its version.
 
-    Latency is what a client measures per single-row request (SageMaker Runtime's InvokeEndpoint, end to end);
-    the error rate is the share of the gate's requests that failed after the client's own retries.
+    Latency is what a client measures per single-row request (SageMaker Runtime's InvokeEndpoint, end to end),
+    on a seeded sample of ``latency_requests`` held-out rows (all of them when there are fewer); the error rate
+    is the share of the gate's row answers that failed after the client's own retries (the rows of a failed
+    batch, and failed single-row requests).
     """
 
     p50_ms: float | None = None  # None: not gated
     p99_ms: float | None = None
     error_rate: float = 0.0
+    latency_requests: int = DEFAULT_LATENCY_REQUESTS
 
     def describe(self) -> str:
         parts = [f"{name} <= {value:g}" for name, value in (("p50_ms", self.p50_ms), ("p99_ms", self.p99_ms))
                  if value is not None]
-        return ", ".join([*parts, f"error_rate <= {self.error_rate:g}"])
+        return ", ".join([*parts, f"error_rate <= {self.error_rate:g}"]) + (
+            f" (latency on {self.latency_requests:,} single-row requests)" if parts else "")
 
 
 @dataclass(frozen=True)

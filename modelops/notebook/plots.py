@@ -232,7 +232,9 @@ def gate_latency(gate) -> Figure:
     ax.set_xlabel("ms per single-row request through staging")
     ax.set_ylabel("requests")
     verdict = "passed" if gate.passed else "FAILED"
-    ax.set_title(f"Promotion gate {verdict}: {gate.rows} rows replayed, {gate.error_count} errors")
+    sample = f"{len(gate.latencies_ms):,} single-row requests" if gate.latency_requests else "requests"
+    ax.set_title(f"Promotion gate {verdict}: {gate.rows:,} rows replayed, {gate.error_count} errors\nlatency of "
+                 f"{sample}")
     return figure
 
 

@@ -222,10 +222,13 @@ class EndpointCheck:
     rows: int
     identical: bool
     max_abs_difference: float
-    metrics: dict[str, float]  # computed from the endpoint's answers
+    metrics: dict[str, float]  # of the endpoint's answers (identical to the artifact's float32 predictions)
+    batches: int = 1  # requests the rows went in (each within the endpoint's payload limit)
+    sent: str = ""  # how: batches, their size and how many at once
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"value": {"test rows sent": self.rows, "identical to in-process": self.identical,
+        return pd.DataFrame({"value": {"test rows sent": self.rows, "sent as": self.sent or f"{self.batches} batches",
+                                       "identical to in-process": self.identical,
                                        "max |difference|": self.max_abs_difference,
                                        **{f"{k} (from endpoint)": v for k, v in self.metrics.items()}}})
 
@@ -235,43 +238,44 @@ def verify_endpoint(ops: Backend, config: ModelConfig, package: PackageVersion,
     """Send the package's held-out test rows through ``env_name``'s endpoint; compare with the artifact in-process.
 
     The rows go as a client's would: boto3's ``invoke_endpoint`` (``ops.endpoints.invoke``), through the
-    local SageMaker Runtime router or AWS's.
+    local SageMaker Runtime router or AWS's, in batches within the endpoint's payload limit, several at once
+    (``modelops.release.replay``); every row's answer is compared.
 
     Raises:
-        EndpointFailed: the endpoint's predictions differ from the artifact's (it serves something else), or it
-            answered with an error.
+        EndpointFailed: a batch's predictions differ from the artifact's (it serves something else), or the
+            endpoint answered a batch with an error; either names the batch and its rows.
+        PayloadTooLarge: one test row alone is over the endpoint's payload limit.
     """
     from modelops.data.prepare import features_and_target
+    from modelops.release.replay import replay_rows
     from modelops.scores import metrics_for
     from modelops.serving import protocol
-    from modelops.serving.protocol import read_predictions, to_csv
     from modelops.training.train import load_artifact
 
     name = config.deploy_environment(env_name).endpoint
     X, y = features_and_target(held_out_split(ops, config, package))
-    answer = ops.endpoints.invoke(name, to_csv(X), inference_id=check_inference_id(package))
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
-    if output.inference_output is not None:
-        # The answer holds the selected keys (serving.inference_output), not the scores: it must be, byte for
-        # byte, what the container writes for the artifact's predictions; the metrics then come from those.
-        if answer != protocol.render(expected, protocol.CSV, output):
-            raise EndpointFailed(f"{name}'s answers differ from {package.label}'s artifact in-process under "
-                                 f"serving.inference_output {list(output.inference_output)}: the endpoint does not "
-                                 f"serve the reviewed model with its model.yml settings.")
-        return EndpointCheck(len(X), True, 0.0, metrics_for(config.problem_type, y, expected,
-                                                            config.decision_threshold))
-    answered = read_predictions(answer)
-    if answered.shape != expected.shape:
-        raise EndpointFailed(f"{name} answered {answered.shape[0]} predictions for {len(X)} rows.")
-    difference = float(np.max(np.abs(answered - expected))) if len(X) else 0.0
-    identical = bool(np.array_equal(answered.astype(np.float32), expected.astype(np.float32)))
-    if not identical:
-        raise EndpointFailed(f"{name}'s predictions differ from {package.label}'s artifact in-process (max "
-                             f"difference {difference:.3g}): the endpoint does not serve the reviewed model.")
-    return EndpointCheck(len(X), identical, difference,
-                         metrics_for(config.problem_type, y, answered, config.decision_threshold))
+    replay = replay_rows(ops, name, X, expected, output, inference_id=check_inference_id(package))
+    if replay.failed:
+        raise EndpointFailed(f"{name} failed {len(replay.failed)} of {replay.batches} batches of "
+                             f"{package.label}'s test rows ({replay.describe()}): {'; '.join(replay.errors()[:3])}. "
+                             f"Fix: see why in the endpoint's log (`python -m ci endpoints` says where it is), then "
+                             f"deploy again (`python -m ci deploy {_folder(config)} --env {env_name}`).")
+    if replay.identical != replay.rows:
+        selected = (f" under serving.inference_output {list(output.inference_output)}"
+                    if output.inference_output is not None else "")
+        raise EndpointFailed(f"{name}'s answers differ from {package.label}'s artifact in-process{selected} for "
+                             f"{replay.rows - replay.identical:,} of {replay.rows:,} test rows: "
+                             f"{'; '.join(replay.differences()[:3])}. The endpoint does not serve the reviewed model "
+                             f"with its model.yml settings. Fix: deploy it again (`python -m ci deploy "
+                             f"{_folder(config)} --env {env_name}`) and see `python -m ci endpoints` for what it "
+                             f"serves.")
+    # The answers are the artifact's own (float32-exact): the metrics come from them.
+    return EndpointCheck(replay.rows, True, replay.max_abs_difference or 0.0,
+                         metrics_for(config.problem_type, y, expected, config.decision_threshold),
+                         replay.batches, replay.describe())
 
 
 def served_encoding(ops: Backend, config: ModelConfig, env_name: str = PRODUCTION):
@@ -346,7 +350,8 @@ def measure_latency(ops: Backend, config: ModelConfig, package: PackageVersion, 
         invoke(body)
         samples.append((time.perf_counter() - started) * 1000)
     row_bytes = sum(map(len, bodies)) / len(bodies)
-    batch_rows = min(batch_rows, int(5_000_000 / row_bytes))  # stay under the endpoint's 6 MB request limit
+    # Within the endpoint's payload limit, with room for rows longer than the sample's mean.
+    batch_rows = min(batch_rows, int(0.8 * ops.endpoints.limits(endpoint).max_payload_bytes / row_bytes))
     batch = to_csv(np.resize(X, (batch_rows, X.shape[1])))
     started = time.perf_counter()
     invoke(batch)

@@ -1,13 +1,16 @@
 """The promotion gate: what staging serves, tested live before production may take it.
 
 Unlike a check that the endpoint is ``InService`` (what the SageMaker MLOps templates' staging test does), the
-gate replays every held-out test row of the served package through the staging endpoint, one request per row,
-as a client would (``Endpoints.invoke``: boto3's SageMaker Runtime ``invoke_endpoint`` on AWS), and requires:
+gate replays every held-out test row of the served package through the staging endpoint as a client would
+(``Endpoints.invoke``: boto3's SageMaker Runtime ``invoke_endpoint`` on AWS), in batches within the endpoint's
+payload limit, several at once (``modelops.release.replay``), then times a seeded sample of single-row
+requests, and requires:
 
 - every answer identical to the artifact's own prediction for that row, computed offline (float32-exact; with
-  ``serving.inference_output``, byte for byte what the container writes for it);
-- the p50 and p99 of those requests' latency, and the share of requests that failed, within production's SLO
-  (model.yml ``environments.production.slo``).
+  ``serving.inference_output``, line for line what the container writes for it);
+- the p50 and p99 of the single-row requests' latency, and the share of row answers that failed (the rows of
+  failed batches, and failed single-row requests), within production's SLO (model.yml
+  ``environments.production.slo``, whose ``latency_requests`` is the sample's size).
 
 Its outcome is an event in the model's history (``gate-passed``/``gate-failed`` for the package on staging),
 which is what production deploys check (``modelops.release.deploy.require_gate_passed``): a package that failed, or
@@ -31,6 +34,8 @@ from modelops.release.history import event_for
 
 #: Error messages kept on the result (the count is complete; the first few say what went wrong).
 KEPT_ERRORS = 5
+#: The seed of the latency sample: the same rows are timed on every run of the gate.
+LATENCY_SEED = 0
 
 
 def staged_package(ops: Backend, config: ModelConfig) -> PackageVersion:
@@ -71,15 +76,21 @@ class GateResult:
     slo: SLO
     rows: int
     identical: int
-    latencies_ms: tuple[float, ...]  # of the requests that were answered
-    errors: tuple[str, ...]  # the first KEPT_ERRORS messages
-    error_count: int
+    latencies_ms: tuple[float, ...]  # of the single-row requests that were answered
+    errors: tuple[str, ...]  # the first KEPT_ERRORS messages, each naming its batch or request
+    error_count: int  # row answers that failed: the rows of failed batches, and failed single-row requests
     max_abs_difference: float | None
     production_version: int | None
+    requests_failed: int = 0  # of error_count, the single-row requests
+    latency_requests: int = 0  # single-row requests sent (the latency sample)
+    batches: int = 0  # requests the held-out rows went in
+    sent: str = ""  # how: batches, their size and how many at once
+    differences: tuple[str, ...] = ()  # the batches whose answers differ, with their first differing rows
 
     @property
     def error_rate(self) -> float:
-        return self.error_count / self.rows if self.rows else 0.0
+        answers = self.rows + self.latency_requests
+        return self.error_count / answers if answers else 0.0
 
     @property
     def p50_ms(self) -> float | None:
@@ -95,18 +106,25 @@ class GateResult:
         failed = []
         if self.rows == 0:
             failed.append("no test rows to replay")
-        answered = self.rows - self.error_count
+        answered = self.answered
         if self.identical < answered:
             failed.append(f"{answered - self.identical} of {answered} answers differ from the artifact's offline "
-                          f"predictions (max |difference| {self.max_abs_difference:.3g})")
+                          f"predictions (max |difference| {self.max_abs_difference:.3g})"
+                          + (f": {self.differences[0]}" if self.differences else ""))
         if self.error_rate > self.slo.error_rate:
-            failed.append(f"error rate {self.error_rate:.2%} ({self.error_count} of {self.rows} requests) above the "
-                          f"SLO's {self.slo.error_rate:.2%}" + (f": {self.errors[0]}" if self.errors else ""))
+            answers = f"{self.rows + self.latency_requests} {'row answers' if self.latency_requests else 'requests'}"
+            failed.append(f"error rate {self.error_rate:.2%} ({self.error_count} of {answers}) above the SLO's "
+                          f"{self.slo.error_rate:.2%}" + (f": {self.errors[0]}" if self.errors else ""))
         for label, value, bound in (("p50", self.p50_ms, self.slo.p50_ms), ("p99", self.p99_ms, self.slo.p99_ms)):
             if bound is not None and (value is None or value > bound):
                 shown = "unmeasured" if value is None else f"{value:.1f} ms"
                 failed.append(f"{label} latency {shown} above the SLO's {bound:g} ms")
         return failed
+
+    @property
+    def answered(self) -> int:
+        """Held-out rows whose batch the endpoint answered (each compared with the artifact)."""
+        return self.rows - (self.error_count - self.requests_failed)
 
     @property
     def passed(self) -> bool:
@@ -120,18 +138,23 @@ class GateResult:
 
     def table(self) -> pd.DataFrame:
         """Each figure beside what it must be, and whether it is (what the gate notebook shows)."""
-        answered = self.rows - self.error_count
+        answered = self.answered
         rows = [
             ("answers identical to the artifact offline", f"{self.identical} of {answered}", "all",
              self.identical == answered and self.rows > 0),
-            ("error rate", f"{self.error_rate:.2%} ({self.error_count} of {self.rows})",
+            ("error rate", f"{self.error_rate:.2%} ({self.error_count} of {self.rows + self.latency_requests})",
              f"<= {self.slo.error_rate:.2%}", self.error_rate <= self.slo.error_rate),
             ("p50 latency", _ms(self.p50_ms), _bound(self.slo.p50_ms),
              self.slo.p50_ms is None or (self.p50_ms is not None and self.p50_ms <= self.slo.p50_ms)),
             ("p99 latency", _ms(self.p99_ms), _bound(self.slo.p99_ms),
              self.slo.p99_ms is None or (self.p99_ms is not None and self.p99_ms <= self.slo.p99_ms)),
         ]
-        return pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
+        table = pd.DataFrame(rows, columns=["check", "measured", "required", "passed"]).set_index("check")
+        if self.batches:  # how the figures were taken, beside them
+            table.loc["held-out rows sent as"] = [self.sent, "", None]
+            table.loc["latency measured on"] = [f"{self.latency_requests:,} single-row requests (seeded sample)",
+                                                f"{self.slo.latency_requests:,} or every row", None]
+        return table
 
     @property
     def record(self) -> GateRecord:
@@ -142,7 +165,8 @@ class GateResult:
             gate_error_rate=round(self.error_rate, 6), gate_p50_ms=_round(self.p50_ms), gate_p99_ms=_round(self.p99_ms),
             max_abs_difference=self.max_abs_difference, slo_p50_ms=self.slo.p50_ms, slo_p99_ms=self.slo.p99_ms,
             slo_error_rate=self.slo.error_rate, gate_failures=tuple(self.failures),
-            production_version=self.production_version)
+            production_version=self.production_version, batches=self.batches or None,
+            latency_requests=self.latency_requests or None)
 
     def _repr_markdown_(self) -> str:
         verdict = "**passed**" if self.passed else "**FAILED**"
@@ -163,9 +187,12 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
 
     Raises:
         PromotionRefused: staging serves nothing promotable (see ``staged_package``).
+        PayloadTooLarge: one held-out row alone is over the endpoint's payload limit.
+        EndpointFailed: the endpoint cannot say its limits (locally: its server does not answer).
     """
     from modelops.data.prepare import features_and_target
     from modelops.release.deploy import held_out_split
+    from modelops.release.replay import replay_rows
     from modelops.serving import protocol
     from modelops.training.train import load_artifact
 
@@ -175,31 +202,53 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
-    log(f"{endpoint}: replaying {len(X)} test rows of {package.label}, one request each")
-    latencies, errors, error_count, identical, worst = [], [], 0, 0, 0.0
-    for row, want in zip(X, expected):
-        body = protocol.to_csv(row)
-        started = time.perf_counter()
-        try:
-            answer = ops.endpoints.invoke(endpoint, body)
-        except EndpointFailed as exc:
-            error_count += 1
-            if len(errors) < KEPT_ERRORS:
-                errors.append(str(exc))
-            continue
-        latencies.append((time.perf_counter() - started) * 1000)
-        same, difference = _same_answer(answer, np.asarray(want)[None, ...], output)
-        identical += same
-        worst = max(worst, difference)
+    limits = ops.endpoints.limits(endpoint)
+    log(f"{endpoint}: replaying {len(X):,} test rows of {package.label} in batches of <= "
+        f"{limits.max_payload_bytes:,} bytes, {limits.max_concurrency} at once")
+    replay = replay_rows(ops, endpoint, X, expected, output, limits=limits)
+    sample = latency_sample(len(X), config.slo.latency_requests)
+    log(f"{endpoint}: timing {len(sample):,} single-row requests")
+    latencies, request_errors = time_single_rows(ops, endpoint, X[sample])
+    errors = [*replay.errors(), *request_errors][:KEPT_ERRORS]
     production = ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
-    result = GateResult(config.name, endpoint, package, config.slo, len(X), identical, tuple(latencies),
-                        tuple(errors), error_count, worst if len(X) > error_count else None,
-                        production.version if production is not None and production.status == IN_SERVICE else None)
+    result = GateResult(config.name, endpoint, package, config.slo, len(X), replay.identical, tuple(latencies),
+                        tuple(errors), replay.failed_rows + len(request_errors), replay.max_abs_difference,
+                        production.version if production is not None and production.status == IN_SERVICE else None,
+                        requests_failed=len(request_errors), latency_requests=len(sample), batches=replay.batches,
+                        sent=replay.describe(), differences=tuple(replay.differences()[:KEPT_ERRORS]))
     ops.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
                                  version=package.version, folder=config.folder, env_name=STAGING,
                                  package_id=package.package_id, by=by, note=result.summary()))
     log(f"{endpoint}: promotion gate {'passed' if result.passed else 'FAILED'}: {result.summary()}")
     return result
+
+
+def latency_sample(rows: int, size: int, seed: int = LATENCY_SEED) -> np.ndarray:
+    """Which held-out rows the single-row requests send: ``size`` of them drawn with ``seed``, in row order
+    (every row when there are fewer)."""
+    if rows <= size:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
+def time_single_rows(ops: Backend, endpoint: str, rows: np.ndarray) -> tuple[list[float], list[str]]:
+    """Send each row alone, one after the other; the answered requests' latencies (ms), and the failures' messages.
+
+    Sequential, so that each figure is one client's request on an otherwise idle endpoint.
+    """
+    from modelops.serving import protocol
+
+    latencies, errors = [], []
+    for row in rows:
+        body = protocol.to_csv(row)
+        started = time.perf_counter()
+        try:
+            ops.endpoints.invoke(endpoint, body)
+        except EndpointFailed as exc:
+            errors.append(f"a single-row request: {exc}")
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies, errors
 
 
 def check_gate(result: GateResult) -> None:
@@ -218,20 +267,6 @@ def check_gate(result: GateResult) -> None:
         f"look at the endpoint's log and instances (model.yml environments.staging), or, if the SLO itself is wrong, "
         f"change environments.production.slo (a model.yml change is a new version to train and approve)."
     )
-
-
-def _same_answer(answer: bytes, expected: np.ndarray, output) -> tuple[bool, float]:
-    """Whether one row's answer is the artifact's prediction, and by how much it differs (float32-exact)."""
-    from modelops.serving import protocol
-
-    if output.inference_output is not None:
-        return answer == protocol.render(expected, protocol.CSV, output), 0.0
-    try:
-        answered = protocol.read_predictions(answer).reshape(expected.shape)
-    except ValueError:
-        return False, float("inf")
-    difference = float(np.max(np.abs(answered - expected))) if answered.size else 0.0
-    return bool(np.array_equal(answered.astype(np.float32), expected.astype(np.float32))), difference
 
 
 def _ms(value: float | None) -> str:

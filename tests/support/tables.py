@@ -78,3 +78,12 @@ def multiclass_odd_headers(path: Path, rows: int = 450, seed: int = 3) -> Path:
     table = [[_cell(length[i]), _cell(rng.normal()), _cell(rng.normal()), _cell(rng.normal()), str(region[i]),
               COLOURS[colour[i]], _cell(rng.normal()), _cell(rng.normal()), SPECIES[species[i]]] for i in range(rows)]
     return write_csv(path, ODD_HEADER, table)
+
+
+def wide_binary(path: Path, rows: int, columns: int = 40, seed: int = 4) -> Path:
+    """Many numeric columns written at full precision (wide CSV rows) and a 0/1 target depending on three."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, columns))
+    label = (x[:, 0] - x[:, 1] + 0.5 * x[:, 2] + rng.normal(scale=0.5, size=rows) > 0).astype(int)
+    header = [f"x{j}" for j in range(columns)] + ["label"]
+    return write_csv(path, header, [[*map(repr, features), str(y)] for features, y in zip(x.tolist(), label)])

@@ -37,7 +37,16 @@ from modelops.backends.local.rollout import POLL_SECONDS, CanaryFigures, rollout
 from modelops.backends.local.runtime import RuntimeRouter
 from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.container import DEFAULT_ACCEPT_ENV, INFERENCE_OUTPUT_ENV
-from modelops.entities import IN_SERVICE, DataCapture, Deployment, EndpointStatus, PackageVersion, ServedPackage
+from modelops.entities import (
+    IN_SERVICE,
+    INVOKE_MAX_PAYLOAD_MB,
+    DataCapture,
+    Deployment,
+    EndpointLimits,
+    EndpointStatus,
+    PackageVersion,
+    ServedPackage,
+)
 from modelops.errors import EndpointFailed, RolloutRolledBack
 from modelops.serving.processes import pid_exists, terminate, wait_ready
 
@@ -145,6 +154,24 @@ class LocalEndpoints(Endpoints):
                 if attempt == 2:  # the router was just (re)started and still does not answer
                     raise EndpointFailed(f"the local SageMaker Runtime at {self.runtime.recorded_url()} does not "
                                          f"answer ({exc}). Log: {self.runtime.log_path}") from exc
+
+    def limits(self, name: str) -> EndpointLimits:
+        """The server's own ``GET /execution-parameters``, within the router's limit (the Runtime API's 6 MB)."""
+        record = self._read(name)
+        if record is None or not self._alive(record):
+            raise EndpointFailed(f"endpoint {name!r} is not running, so it cannot say what a request may carry. "
+                                 f"Fix: deploy it (`python -m ci deploy <model folder>`); `python -m ci endpoints` "
+                                 f"lists what runs.")
+        try:
+            status, answer = self._request(record, "GET", "/execution-parameters", timeout=5)
+            limits = EndpointLimits.of_execution_parameters(json.loads(answer)) if status == 200 else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise EndpointFailed(f"endpoint {name!r} did not answer GET /execution-parameters ({exc}). Log: "
+                                 f"{self._log(name)}") from exc
+        if limits is None:
+            raise EndpointFailed(f"endpoint {name!r} answered GET /execution-parameters with {status}. Log: "
+                                 f"{self._log(name)}")
+        return EndpointLimits(min(limits.max_payload_bytes, INVOKE_MAX_PAYLOAD_MB * 1024 ** 2), limits.max_concurrency)
 
     def runtime_url(self) -> str | None:
         """The router's address, started if any endpoint is in service (else the recorded one, if any)."""

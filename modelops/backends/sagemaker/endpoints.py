@@ -25,7 +25,16 @@ from modelops.backends.sagemaker.guardrails import (
 )
 from modelops.backends.sagemaker.store import S3Store
 from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
-from modelops.entities import IN_SERVICE, PRODUCTION_VARIANT, DataCapture, Deployment, EndpointStatus, PackageVersion
+from modelops.entities import (
+    IN_SERVICE,
+    INVOKE_MAX_PAYLOAD_MB,
+    PRODUCTION_VARIANT,
+    DataCapture,
+    Deployment,
+    EndpointLimits,
+    EndpointStatus,
+    PackageVersion,
+)
 from modelops.errors import EndpointFailed, RolloutRolledBack, StoreError
 
 ENDPOINT_TAG = "modelops:endpoint"
@@ -120,6 +129,22 @@ class SageMakerEndpoints(Endpoints):
                                    inference_id=inference_id)
         except botocore.exceptions.EndpointConnectionError as exc:
             raise EndpointFailed(f"invoking endpoint {name!r} failed: {exc}. {fix}") from exc
+
+    def limits(self, name: str) -> EndpointLimits:
+        """InvokeEndpoint's 6 MB, and one request in flight per vCPU of the variant's instances.
+
+        A real-time endpoint does not expose its container's ``/execution-parameters``; the XGBoost container
+        answers ``MaxConcurrentTransforms`` with its CPU count (one gunicorn worker each), which is what the
+        instance type and count give here.
+        """
+        endpoint, _ = self._describe(name)
+        if endpoint is None:
+            raise EndpointFailed(f"there is no endpoint {name!r} created by this project. Fix: see "
+                                 f"`python -m ci endpoints`.")
+        variant = (endpoint.get("ProductionVariants") or [{}])[0]
+        count = variant.get("CurrentInstanceCount") or variant.get("DesiredInstanceCount") or 1
+        vcpus = instance_vcpus(self._instance_type(endpoint["EndpointConfigName"]) or DEFAULT_INSTANCE_TYPE)
+        return EndpointLimits(INVOKE_MAX_PAYLOAD_MB * 1024 ** 2, int(count) * vcpus)
 
     def stop(self, name: str) -> None:
         endpoint, _ = self._describe(name)
@@ -349,6 +374,16 @@ def data_capture_config(capture: DataCapture) -> dict:
             "DestinationS3Uri": capture.destination, "CaptureOptions": [{"CaptureMode": mode} for mode in modes],
             "CaptureContentTypeHeader": {"CsvContentTypes": list(capture.csv_content_types),
                                          "JsonContentTypes": list(capture.json_content_types)}}
+
+
+def instance_vcpus(instance_type: str) -> int:
+    """The vCPUs of an ``ml.*`` instance type by its size, as EC2 sizes them: medium and large 2, xlarge 4,
+    Nxlarge 4N (an unknown size counts as 2, the smallest a hosting instance has)."""
+    size = instance_type.rsplit(".", 1)[-1]
+    if size == "xlarge":
+        return 4
+    match = re.fullmatch(r"(\d+)xlarge", size)
+    return 4 * int(match.group(1)) if match else 2
 
 
 def failure_reason(described: dict) -> str:
