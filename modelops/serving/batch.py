@@ -42,23 +42,26 @@ def line_blocks(source: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tu
 
     Blank lines at the end of the input are dropped; a longer line than ``chunk_bytes`` makes a longer block.
     """
-    line, carry, pending = 1, b"", None
+    line, carry, pending = 1, b"", b""
     while True:
         data = source.read(chunk_bytes)
         if not data:
-            tail = (pending or b"") + carry
-            if tail.strip():
-                yield line, tail.rstrip(b"\r\n") + b"\n"
+            tail = (pending + carry).rstrip(b"\r\n")
+            if tail and not tail.isspace():
+                yield line, tail + b"\n"
             return
         data = carry + data
         cut = data.rfind(b"\n") + 1
         carry = data[cut:]
         if not cut:
             continue
-        if pending is not None:  # held back one block: trailing blank lines of the input belong to the last one
+        block = data[:cut]
+        if pending and not block.isspace():  # more rows: the lines held back are not the input's blank tail
             yield line, pending
             line += pending.count(b"\n")
-        pending = data[:cut]
+            pending = block
+        else:
+            pending += block
 
 
 def feature_chunks(source: BinaryIO, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
@@ -68,15 +71,15 @@ def feature_chunks(source: BinaryIO, name: str, chunk_bytes: int = CHUNK_BYTES) 
         DataError: a chunk the endpoint would refuse (its 415, with the file's line), or a blank line inside.
     """
     for first, block in line_blocks(source, chunk_bytes):
+        if block.isspace():
+            raise _blank(name, first)
         try:
             rows = protocol.parse(block, CSV)
         except RequestError as exc:
             raise DataError(f"{name}: {_lines(exc.message, first)}") from None
         lines = block.count(b"\n")
         if rows.shape[0] != lines:
-            blank = first + next(i for i, text in enumerate(block.split(b"\n")) if not text.strip())
-            raise DataError(f"{name}: line {blank} is blank, but each line must be a row: the answers have one line "
-                            f"per row. Fix: remove blank lines (an empty cell is a missing value).")
+            raise _blank(name, first + next(i for i, text in enumerate(block.split(b"\n")) if not text.strip()))
         yield Chunk(first, rows)
 
 
@@ -99,13 +102,14 @@ def record_chunks(path: Path, encode: Callable, chunk_bytes: int = CHUNK_BYTES) 
     names = clean_names(next(csv.reader([header]), []))
     if not header.strip():
         raise DataError(f"{path} is empty. Fix: write the records with a header row of the data's own columns.")
-    reader = pa_csv.open_csv(
-        path, read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=chunk_bytes),
-        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[],
-                                              strings_can_be_null=False, quoted_strings_can_be_null=False))
-    first = 2
+    options = {"read_options": pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=chunk_bytes),
+               "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                        null_values=[], strings_can_be_null=False,
+                                                        quoted_strings_can_be_null=False)}
+    first, reader = 2, None
     while True:
-        try:
+        try:  # opening reads the first block: its errors are those of any block
+            reader = reader or pa_csv.open_csv(path, **options)
             batch = reader.read_next_batch()
         except StopIteration:
             return
@@ -160,6 +164,11 @@ def write_features(chunks: Iterator[Chunk], sink: BinaryIO) -> int:
         sink.write(protocol.to_csv(chunk.rows))
         written += len(chunk.rows)
     return written
+
+
+def _blank(name: str, line: int) -> DataError:
+    return DataError(f"{name}: line {line} is blank, but each line must be a row: the answers have one line per "
+                     f"row. Fix: remove blank lines (an empty cell is a missing value).")
 
 
 def _lines(message: str, first_line: int) -> str:
