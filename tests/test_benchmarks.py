@@ -114,3 +114,10 @@ def test_bootstrap_benchmark_measures_ours_against_a_loop_over_resamples():
     for problem in ("regression", "binary"):
         assert figures(results, "ours", f"{problem},") and figures(results, "baseline", f"{problem} loop")
         assert figures(results, "ratio", f"{problem} loop / ours")
+
+
+def test_transform_benchmark_measures_ours_against_a_plain_script_and_memory_at_two_sizes():
+    results = run_benchmark("transform")
+    assert figures(results, "ours", "local transform, seconds") and figures(results, "baseline", "pyarrow read")
+    assert len(figures(results, "ours", "peak RSS")) == 2 and figures(results, "baseline", "peak RSS")
+    assert figures(results, "ratio", "ours / plain, seconds") and figures(results, "ratio", "ours' peak RSS at")
