@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from modelops.serving.protocol import CSV, RequestError
 
 #: What one chunk reads: large enough for pyarrow's threads and few Python calls, small beside any machine's memory.
 CHUNK_BYTES = 8 * 2**20
+
+#: How often a long run says how far it has got.
+PROGRESS_SECONDS = 10
 
 _ROW = re.compile(r"\b(?:data )?row (\d+)")
 
@@ -134,12 +138,14 @@ def score_chunks(booster, output: protocol.Output, chunks: Iterator[Chunk], sink
                  log=None) -> int:
     """Predict each chunk and write the container's text/csv answer for it, one line per row; the rows written.
 
+    ``log`` (if given) hears how many rows are done, every ``PROGRESS_SECONDS``.
+
     Raises:
         DataError: a chunk's rows are wider than the model (the endpoint's 400, with the line).
         ConfigError: the container cannot answer text/csv under these settings (its 500).
     """
     n_features = booster.num_features()
-    written = 0
+    written, reported = 0, time.monotonic()
     for chunk in chunks:
         try:
             rows = protocol.fit(chunk.rows, n_features)
@@ -152,7 +158,8 @@ def score_chunks(booster, output: protocol.Output, chunks: Iterator[Chunk], sink
         # its real-time answer has none: answers of consecutive chunks must not run into each other.
         sink.write(answer if answer.endswith(b"\n") else answer + b"\n")
         written += len(rows)
-        if log is not None:
+        if log is not None and time.monotonic() - reported >= PROGRESS_SECONDS:
+            reported = time.monotonic()
             log(f"{written:,} rows scored")
     return written
 

@@ -33,10 +33,8 @@ class LocalTransformer(Transformer):
         with open(source, "rb") as handle, atomic.atomic_open(target) as sink:
             chunks = (batch.record_chunks(source, spec.encode, spec.chunk_bytes) if spec.encode is not None
                       else batch.feature_chunks(handle, str(source), spec.chunk_bytes))
-            rows = batch.score_chunks(booster, output, chunks, sink)
-        seconds = time.monotonic() - started
-        log(f"{spec.package.label}: {rows:,} rows scored in {seconds:.1f}s into {target}")
-        return TransformResult(spec.job_name, spec.package.version, str(target), rows, seconds)
+            rows = batch.score_chunks(booster, output, chunks, sink, log=log)
+        return TransformResult(spec.job_name, spec.package.version, str(target), rows, time.monotonic() - started)
 
 
 def local_file(uri: str, option: str) -> Path:
