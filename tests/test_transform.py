@@ -165,6 +165,17 @@ def test_a_ragged_raw_record_is_refused_with_the_fix(scored, tmp_path):
         transform(scored, source, tmp_path / "answers.csv", raw=True)
 
 
+def test_blank_raw_records_are_refused_but_blank_lines_at_the_end_are_no_records(scored, tmp_path):
+    source = tmp_path / "records.csv"
+    text = scored.records.head(6).to_csv(index=False)
+    source.write_text(text + "\n\n")
+    assert transform(scored, source, tmp_path / "answers.csv", raw=True, chunk_bytes=256).rows == 6
+    lines = text.splitlines(keepends=True)
+    source.write_text("".join([*lines[:3], "\n", *lines[3:]]))
+    with pytest.raises(DataError, match=r"records\.csv: line 4 is blank .*Fix: remove it"):
+        transform(scored, source, tmp_path / "answers.csv", raw=True, chunk_bytes=256)
+
+
 def test_nothing_served_means_nothing_to_score_with(scored, tmp_path):
     with pytest.raises(EndpointFailed, match=r"staging environment serves no version.*Fix: deploy one"):
         served_package(LocalBackend(tmp_path / "empty"), CONFIG, "staging")

@@ -107,24 +107,36 @@ def record_chunks(path: Path, encode: Callable, chunk_bytes: int = CHUNK_BYTES) 
     if not header.strip():
         raise DataError(f"{path} is empty. Fix: write the records with a header row of the data's own columns.")
     options = {"read_options": pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=chunk_bytes),
+               # a blank line is read (as empty cells) and refused, not skipped: errors name the file's lines
+               "parse_options": pa_csv.ParseOptions(ignore_empty_lines=False),
                "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                         null_values=[], strings_can_be_null=False,
                                                         quoted_strings_can_be_null=False)}
-    first, reader = 2, None
+    first, reader, blank_tail = 2, None, None
     while True:
         try:  # opening reads the first block: its errors are those of any block
             reader = reader or pa_csv.open_csv(path, **options)
             batch = reader.read_next_batch()
         except StopIteration:
-            return
+            return  # blank lines at the end of the file are no records
         except pa.ArrowInvalid as exc:
             raise DataError(f"{path}: after line {first - 1}: {exc}. Fix: every record needs the header's "
                             f"{len(names)} cells ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}), an "
                             f"empty cell for a missing value.") from None
         if not batch.num_rows:
             continue
+        frame = batch.to_pandas()
+        empty = np.flatnonzero(frame.eq("").all(axis=1).to_numpy())
+        if blank_tail is not None or (len(empty) and empty[0] + len(empty) != len(frame)):
+            line = blank_tail if blank_tail is not None else first + int(empty[0])
+            raise DataError(f"{path}: line {line} is blank (or every cell of it is empty), but each line must be a "
+                            f"record: the answers have one line per record. Fix: remove it.")
+        if len(empty):  # blank to the end of this block: the file's end, unless more records follow
+            blank_tail, frame = first + int(empty[0]), frame.iloc[:int(empty[0])]
+            if frame.empty:
+                continue
         try:
-            rows = np.asarray(encode(batch.to_pandas()), dtype=np.float64)
+            rows = np.asarray(encode(frame), dtype=np.float64)
             protocol.refuse_infinities(rows)
         except RequestError as exc:
             raise DataError(f"{path}: {_lines(exc.message, first)}") from None
