@@ -330,7 +330,7 @@ class TransformSpec:
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = DEFAULT_INSTANCE_COUNT
     max_payload_mb: int = 6  # the container's /execution-parameters, and a real-time request's limit
-    chunk_bytes: int = 8 * 2**20  # local: how much of the input one chunk reads
+    chunk_bytes: int | None = None  # how much of a local table one chunk reads (None: serving.batch.CHUNK_BYTES)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def transform_table(ops: Backend, config: ModelConfig, input_uri: str, output_ur
     name = job_name(f"{config.name[:24]}-v{package.version}")
     spec = TransformSpec(config.name, name, package, input_uri, output_uri,
                          environment=config.serving.environment, encode=encode, instance_type=env.instance_type,
-                         instance_count=env.instance_count, **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
+                         instance_count=env.instance_count, chunk_bytes=chunk_bytes)
     log(f"{env_name} serves {package.label}: scoring {input_uri}" + (" (raw records)" if raw else ""))
     return ops.transformer.transform(spec, log=log)
 

@@ -31,8 +31,9 @@ class LocalTransformer(Transformer):
         booster.set_param({"nthread": process_budget()})  # one caller, whole chunks: every CPU this process has
         output = protocol.Output.of(booster, spec.environment)
         with open(source, "rb") as handle, atomic.atomic_open(target) as sink:
-            chunks = (batch.record_chunks(source, spec.encode, spec.chunk_bytes) if spec.encode is not None
-                      else batch.feature_chunks(handle, str(source), spec.chunk_bytes))
+            size = spec.chunk_bytes or batch.CHUNK_BYTES
+            chunks = (batch.record_chunks(source, spec.encode, size) if spec.encode is not None
+                      else batch.feature_chunks(handle, str(source), size))
             rows = batch.score_chunks(booster, output, chunks, sink, log=log)
         return TransformResult(spec.job_name, spec.package.version, str(target), rows, time.monotonic() - started)
 

@@ -82,8 +82,9 @@ class SageMakerTransformer(Transformer):
                 from modelops.serving import batch
 
                 encoded = Path(folder) / INPUT_NAME
+                chunks = batch.record_chunks(path, spec.encode, spec.chunk_bytes or batch.CHUNK_BYTES)
                 with open(encoded, "wb") as sink:
-                    rows = batch.write_features(batch.record_chunks(path, spec.encode, spec.chunk_bytes), sink)
+                    rows = batch.write_features(chunks, sink)
                 log(f"{spec.job_name}: {rows:,} raw records encoded as the model's feature rows")
                 path = encoded
             self.store.put_file(uri, path, content_type=CSV)
