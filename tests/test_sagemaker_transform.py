@@ -159,3 +159,20 @@ def test_the_request_is_valid_against_botocores_model():
     report = ParamValidator().validate(request, model.operation_model("CreateTransformJob").input_shape)
     assert not report.has_errors(), report.generate_report()
     assert request["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 2}
+
+
+def test_transform_table_scores_with_the_package_production_serves_as_a_batch_transform_job(sagemaker, tmp_path):
+    from modelops.entities import PROMOTED
+    from modelops.release.history import event_for
+    from modelops.release.transform import transform_table
+    from tests.support.served import CONFIG
+
+    package, model = served(sagemaker)
+    BatchTransform(sagemaker.transformer.sagemaker)
+    sagemaker.history.append(event_for(CONFIG.name, PROMOTED, version=package.version, env_name="production",
+                                       package_id=package.package_id))
+    source = tmp_path / "rows.csv"
+    source.write_bytes(protocol.to_csv(ROWS[:50]))
+    result = transform_table(sagemaker, CONFIG, str(source), str(tmp_path / "answers.csv"), log=lambda line: None)
+    assert result.version == package.version and result.job_name.startswith("abalone-model-v1-")
+    assert (tmp_path / "answers.csv").read_bytes() == protocol.render(model.inplace_predict(ROWS[:50]), protocol.CSV)

@@ -22,7 +22,7 @@ from modelops.release.transform import served_package, transform_table
 from modelops.review.evaluation import check_quality, evaluate_model
 from modelops.review.packages import register_model
 from modelops.serving import protocol
-from modelops.serving.batch import line_blocks
+from modelops.serving.batch import feature_chunks, line_blocks
 from modelops.training.train import load_artifact
 from tests.support.served import CONFIG, NAME
 from tests.support.servers import stop_endpoints
@@ -205,6 +205,22 @@ def test_line_blocks_cut_at_line_ends_whatever_the_chunk_size(chunk):
         assert first == line
         line += block.count(b"\n")
     assert list(line_blocks(io.BytesIO(b"9,9"), chunk)) == [(1, b"9,9\n")]
+
+
+def test_a_chunk_is_scored_before_the_rest_of_the_table_is_read(scored):
+    class Tracked(io.BytesIO):
+        reads: list[int] = []
+
+        def read(self, size=-1):
+            self.reads.append(size)
+            return super().read(size)
+
+    body = protocol.to_csv(scored.X)
+    source = Tracked(body)
+    chunks = feature_chunks(source, "rows.csv", 4096)
+    first = next(chunks)
+    assert source.tell() < 3 * 4096 < len(body) and max(source.reads) == 4096  # never the whole table
+    assert np.array_equal(first.rows, scored.X[:len(first.rows)]) and first.first_line == 1
 
 
 def test_ci_transform_prints_one_line_and_exits_1_on_a_bad_row(scored, tmp_path, monkeypatch):
