@@ -57,6 +57,8 @@ def transform_table(ops: Backend, config: ModelConfig, input_uri: str, output_ur
         EndpointFailed: the environment serves nothing.
         DataError: a row cannot be scored (its line and the fix); nothing is written to ``output_uri``.
         TransformFailed: the SageMaker job failed (its FailureReason).
+        ConfigError: an s3:// input or output on the local backend, or ``unseen`` is neither value.
+        StoreError: the input is missing, or the package's artifact or training data's encoding cannot be read.
     """
     from modelops.training.train import job_name
 
