@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ci import render
+from ci import options, render
 from modelops.errors import ModelOpsError
 from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
@@ -38,39 +38,16 @@ def main() -> None:
     """Notebook-first ML delivery: run, review, approve and deploy the models of this repository."""
 
 
-def _backend_option(function):
-    return click.option("--backend", default=None,
-                        help="local | sagemaker (default: $MODELOPS_BACKEND or local).")(function)
-
-
-def _artifacts_option(function):
-    return click.option("--artifacts", "artifacts_dir", default=None, type=click.Path(file_okay=False),
-                        help="Artifacts folder (default: artifacts/ at the project root).")(function)
-
-
 def _artifacts(path: str | None):
     from ci.artifacts import Artifacts
 
     return Artifacts(Path(path) if path else project_root() / "artifacts")
 
 
-def _stages() -> list[str]:
-    from ci.stages import STAGES
-
-    return list(STAGES)
-
-
-def _env_option(default: str | None, help: str):
-    from modelops.config import ENVIRONMENT_NAMES
-
-    return click.option("--env", "env_name", type=click.Choice(ENVIRONMENT_NAMES), default=default,
-                        show_default=default is not None, help=help)
-
-
 @main.command()
 @click.argument("model_dir")
-@click.option("--stage", type=click.Choice(_stages()), required=True)
-@_backend_option
+@click.option("--stage", type=click.Choice(options.stage_names()), required=True)
+@options.backend
 @click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
               help="A notebook parameter (repeatable); values are read as YAML scalars.")
 @click.option("--timeout", "cell_timeout", default=1800, show_default=True, help="Seconds a single cell may run.")
@@ -78,7 +55,7 @@ def _env_option(default: str | None, help: str):
 @click.option("--version-file", type=click.Path(dir_okay=False), default=None,
               help="After the train stage, write the registered version number to this file (CI passes it to the "
                    "approve job).")
-@_artifacts_option
+@options.artifacts
 def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file, artifacts_dir) -> None:
     """Execute MODEL_DIR's notebooks for STAGE with papermill and store the artifacts."""
     from ci.models import resolve_model_dir
@@ -105,9 +82,9 @@ def run(model_dir, stage, backend, parameters, cell_timeout, force, version_file
 @click.option("--seconds", type=click.IntRange(min=1), default=None, help="This run's time budget.")
 @click.option("--apply", "apply_best", is_flag=True,
               help="Write the best configuration into model.yml (comments kept) and print the diff.")
-@_backend_option
+@options.backend
 @click.option("--force", is_flag=True, help="Run the tune notebook even if nothing changed since its last run.")
-@_artifacts_option
+@options.artifacts
 def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) -> None:
     """Search MODEL_DIR's hyperparameters on the validation split (the tune notebook); --apply writes the best."""
     from ci.models import resolve_model_dir
@@ -136,7 +113,7 @@ def tune(model_dir, trials, seconds, apply_best, backend, force, artifacts_dir) 
 @main.command()
 @click.argument("model_dir")
 @click.option("--print", "print_only", is_flag=True, help="Print the Markdown instead of posting it.")
-@_artifacts_option
+@options.artifacts
 def comment(model_dir, print_only, artifacts_dir) -> None:
     """Post MODEL_DIR's review as a comment on the build's GitHub pull request, or update the one posted before.
 
@@ -168,13 +145,13 @@ def comment(model_dir, print_only, artifacts_dir) -> None:
 @click.option("--branch", default=None,
               help="Act as CircleCI on this branch: train and approve on any branch but main, deploy on main "
                    "(default with --base: $CIRCLE_BRANCH or the checked-out branch).")
-@_backend_option
+@options.backend
 @click.option("--approve", "auto_approve", is_flag=True,
               help="Approve each new version whose review verdict is APPROVE (then deploy it, in the whole flow).")
 @click.option("--by", "approver", default=None, help="Who approves (default: $CIRCLE_USERNAME or your user name).")
 @click.option("--no-deploy", is_flag=True, help="Stop after approval.")
 @click.option("--force", is_flag=True, help="Rerun notebooks whose inputs did not change.")
-@_artifacts_option
+@options.artifacts
 def pipeline(base, branch, backend, auto_approve, approver, no_deploy, force, artifacts_dir) -> None:
     """Run the flow: with neither --base nor --branch, train, review, approve and deploy every model.
 
@@ -324,7 +301,7 @@ def _status_command(action: str):
                   help="Version to change (default: the newest pending version trained from this folder as it is).")
     @click.option("--by", required=True, help="Who decides (recorded in the registry).")
     @click.option("--note", default=None, help="Why (recorded in the registry).")
-    @_backend_option
+    @options.backend
     def command(model_dir, version, by, note, backend) -> None:
         from modelops.release.history import checkout_commit
         from modelops.review.packages import pending_for_folder
@@ -346,7 +323,7 @@ main.command("reject")(_status_command("reject"))
 @main.command()
 @click.argument("model_dir")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_backend_option
+@options.backend
 def registry(model_dir, as_json, backend) -> None:
     """List MODEL_DIR's registered versions with status, lineage and headline metrics."""
     import dataclasses
@@ -365,15 +342,15 @@ def registry(model_dir, as_json, backend) -> None:
 
 @main.command()
 @click.argument("model_dir")
-@_env_option("staging", "Staging (then the promotion gate runs against it), or production (only a package that passed "
-                        "the gate; `promote` is the usual way).")
+@options.environment("staging", "Staging (then the promotion gate runs against it), or production (only a package "
+                                "that passed the gate; `promote` is the usual way).")
 @click.option("--version", type=int, default=None, help="Deploy this approved version (default: by lineage).")
 @click.option("--latest-approved", is_flag=True,
               help="If no approved version matches this folder's git tree, deploy the newest approved one.")
 @click.option("--by", default=None, help="Who deploys (recorded in the history; default: $CIRCLE_USERNAME or you).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
-@_backend_option
-@_artifacts_option
+@options.backend
+@options.artifacts
 def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, artifacts_dir) -> None:
     """Deploy the approved package of MODEL_DIR that matches its git tree (the deploy notebook; on staging, then the
     gate notebook: the promotion gate). Exits 9 when the gate fails; production refuses a package whose newest
@@ -405,8 +382,8 @@ def deploy(model_dir, env_name, version, latest_approved, by, timeout, backend, 
 @click.argument("model_dir")
 @click.option("--by", required=True, help="Who promotes (recorded in the history).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
-@_backend_option
-@_artifacts_option
+@options.backend
+@options.artifacts
 def promote(model_dir, by, timeout, backend, artifacts_dir) -> None:
     """Put the package MODEL_DIR's staging endpoint serves into production, if it is approved and passed the
     promotion gate (exit 4 if not; production is then untouched)."""
@@ -421,12 +398,12 @@ def promote(model_dir, by, timeout, backend, artifacts_dir) -> None:
 
 @main.command()
 @click.argument("model_dir")
-@_env_option(None, "Only this environment's versions and events (default: both).")
+@options.environment(None, "Only this environment's versions and events (default: both).")
 @click.option("--at", "instant", default=None,
               help="Which version served at this instant (ISO 8601, e.g. 2026-12-01T10:00Z; no offset means UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--verify", is_flag=True, help="Only check the hash chain: exit 8 naming the event where it breaks.")
-@_backend_option
+@options.backend
 def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
     """What MODEL_DIR's model served when, and every approval, rejection, deployment, gate, promotion, rollback and
     stop, with who, when, version, package, environment, commit and CI job."""
@@ -454,8 +431,8 @@ def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
 @click.option("--endpoint", default=None, help="Another endpoint of the model (default: the one named after it).")
 @click.option("--version", type=int, default=None,
               help="Check against this version's baseline (default: the version the endpoint serves).")
-@_backend_option
-@_artifacts_option
+@options.backend
+@options.artifacts
 def monitor(model_dir, since, until, labels_file, endpoint, version, backend, artifacts_dir) -> None:
     """Check MODEL_DIR's captured endpoint traffic against its training baseline (runs the monitor notebook).
 
@@ -487,13 +464,12 @@ def monitor(model_dir, since, until, labels_file, endpoint, version, backend, ar
 @click.option("--raw", "raw_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Raw records instead: a CSV file whose header names the data's own columns (target optional), "
                    "encoded as in training (features.py, one-hot columns) before sending.")
-@click.option("--unseen", type=click.Choice(["error", "zeros"]), default="error", show_default=True,
-              help="With --raw: a category value never seen in training is an error, or sets no one-hot column.")
+@options.unseen
 @click.option("--content-type", default="text/csv", show_default=True, help="text/csv or text/libsvm.")
 @click.option("--accept", default="text/csv", show_default=True,
               help="text/csv, application/json or application/jsonlines.")
-@_env_option("production", "Which environment's endpoint.")
-@_backend_option
+@options.environment("production", "Which environment's endpoint.")
+@options.backend
 def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, env_name, backend) -> None:
     """Send rows to MODEL_DIR's endpoint and print its predictions."""
     if (csv_file is None) == (raw_file is None):
@@ -514,10 +490,32 @@ def invoke(model_dir, csv_file, raw_file, unseen, content_type, accept, env_name
 
 @main.command()
 @click.argument("model_dir")
-@_env_option("production", "Which environment's endpoint.")
+@click.option("--input", "input_uri", required=True,
+              help="A CSV file or s3:// object of feature rows without a header (as `invoke --csv`), or with --raw "
+                   "of raw records.")
+@click.option("--output", "output_uri", required=True,
+              help="Where the answers go, a file or s3:// object: a line per row, as the endpoint answers text/csv.")
+@click.option("--raw", is_flag=True, help="The input holds raw records under a header row of the data's own columns, "
+                                          "encoded as in training (features.py, one-hot columns).")
+@options.unseen
+@options.environment("production", "Score with the package this environment serves.")
+@options.backend
+def transform(model_dir, input_uri, output_uri, raw, unseen, env_name, backend) -> None:
+    """Score a table with the package MODEL_DIR's environment serves: locally in-process in chunks (no endpoint),
+    on SageMaker as a batch transform job. A bad row stops it naming its line; --output is then untouched."""
+    from modelops.release.transform import transform_table
+
+    config, ops = _model_and_backend(model_dir, backend)
+    click.echo(render.transform_line(transform_table(ops, config, input_uri, output_uri, env_name=env_name, raw=raw,
+                                                     unseen=unseen, log=lambda line: click.echo(line, err=True))))
+
+
+@main.command()
+@click.argument("model_dir")
+@options.environment("production", "Which environment's endpoint.")
 @click.option("--by", default=None, help="Who rolls back (recorded in the history; default: $CIRCLE_USERNAME or you).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the endpoint.")
-@_backend_option
+@options.backend
 def rollback(model_dir, env_name, by, timeout, backend) -> None:
     """Switch MODEL_DIR's endpoint back to the version it served before (recorded in the history)."""
     from modelops.release.deploy import rollback_endpoint
@@ -530,9 +528,9 @@ def rollback(model_dir, env_name, by, timeout, backend) -> None:
 @main.command()
 @click.argument("model_dirs", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Stop every running endpoint `ci endpoints` lists.")
-@_env_option(None, "Only this environment's endpoint (default: staging's and production's).")
+@options.environment(None, "Only this environment's endpoint (default: staging's and production's).")
 @click.option("--by", default=None, help="Who stops them (recorded in the history; default: $CIRCLE_USERNAME or you).")
-@_backend_option
+@options.backend
 def stop(model_dirs, every, env_name, by, backend) -> None:
     """Stop the endpoints of MODEL_DIRS (the record of their versions is kept for the next deploy; each stop is
     recorded in the model's history)."""
@@ -555,7 +553,7 @@ def stop(model_dirs, every, env_name, by, backend) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_backend_option
+@options.backend
 def endpoints(as_json, backend) -> None:
     """List endpoints with status, version, URL and uptime (local: and the AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME line)."""
     import dataclasses

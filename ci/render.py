@@ -64,6 +64,12 @@ def describe_run(notebook_run) -> str:
     return f"{notebook_run.model}/{notebook_run.name}: {notebook_run.status}"
 
 
+def transform_line(result) -> str:
+    """One line for a batch scoring: the version, the rows (when counted), the time and where the answers are."""
+    rows = f"{result.rows:,} rows" if result.rows is not None else "the table"
+    return f"v{result.version} scored {rows} in {result.seconds:.1f}s: {result.output_uri}"
+
+
 def monitor_summary(record) -> str:
     """One line for a monitor run: the window, its rows and what violated or drifted."""
     drifted = ", ".join(record.drifted_features) or "none"

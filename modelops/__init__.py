@@ -41,6 +41,7 @@ _LAZY = {
     "deploy_package": "modelops.release.deploy",
     "verify_endpoint": "modelops.release.deploy",
     "measure_latency": "modelops.release.deploy",
+    "transform_table": "modelops.release.transform",
     "DeployRecord": "modelops.records",
     "write_baseline": "modelops.monitoring.baseline",
     "served_model": "modelops.monitoring.traffic",

@@ -338,6 +338,36 @@ class EndpointLimits:
                    max(1, int(parameters.get("MaxConcurrentTransforms") or 1)))
 
 
+@dataclass(frozen=True)
+class TransformSpec:
+    """A table to score with a registered package, as the container's batch transform scores it (text/csv)."""
+
+    model: str
+    job_name: str
+    package: PackageVersion
+    input_uri: str  # a local file or s3:// object: feature rows without a header, or raw records (``encode``)
+    output_uri: str  # a local file or s3:// object: one answer line per input row
+    environment: dict[str, str] = field(default_factory=dict)  # the container's switches (model.yml serving)
+    #: Raw records -> feature rows (a DataFrame of text cells to a float array); None: the input is feature rows.
+    encode: Any = field(default=None, repr=False, compare=False)
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = DEFAULT_INSTANCE_COUNT
+    max_payload_mb: int = 6  # the container's /execution-parameters, and a real-time request's limit
+    chunk_bytes: int | None = None  # how much of a local table one chunk reads (None: serving.batch.CHUNK_BYTES)
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """A finished batch scoring: where its answers are, how many rows, how long it took."""
+
+    job_name: str
+    version: int
+    output_uri: str
+    rows: int | None  # None where the backend does not count them (SageMaker's job does not say)
+    seconds: float
+    detail: dict[str, Any] = field(default_factory=dict)  # backend specifics: the job's ARN, the S3 output
+
+
 #: What an event records. Approvals and rejections carry the registry status they set (APPROVED, REJECTED).
 REGISTERED = "registered"
 

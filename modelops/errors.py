@@ -36,6 +36,10 @@ class TrainingFailed(ModelOpsError):
     """A training run failed (the message carries the reason, e.g. SageMaker's FailureReason)."""
 
 
+class TransformFailed(ModelOpsError):
+    """A batch transform job failed or timed out (the message carries SageMaker's FailureReason)."""
+
+
 class TuningFailed(ModelOpsError):
     """A hyperparameter search failed or was stopped (the message carries the reason)."""
 

@@ -122,3 +122,10 @@ def test_gate_benchmark_measures_the_gate_the_deploy_check_and_a_plain_script():
     assert figures(results, "ours", "run_gate, 2,000 held-out rows") and figures(results, "ours", "verify_endpoint")
     assert figures(results, "baseline", "plain boto3 script") and figures(results, "baseline", "one request per row")
     assert figures(results, "ratio", "gate / 60 s") and figures(results, "ratio", "gate / plain script")
+
+
+def test_transform_benchmark_measures_ours_against_a_plain_script_and_memory_at_two_sizes():
+    results = run_benchmark("transform")
+    assert figures(results, "ours", "local transform, seconds") and figures(results, "baseline", "pyarrow read")
+    assert len(figures(results, "ours", "peak RSS")) == 2 and figures(results, "baseline", "peak RSS")
+    assert figures(results, "ratio", "ours / plain, seconds") and figures(results, "ratio", "ours' peak RSS at")

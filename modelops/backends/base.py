@@ -24,6 +24,8 @@ from modelops.entities import (
     StoredObject,
     TrainingResult,
     TrainingSpec,
+    TransformResult,
+    TransformSpec,
     TuningResult,
     TuningSpec,
 )
@@ -364,6 +366,31 @@ class Endpoints(abc.ABC):
         """
 
 
+class Transformer(abc.ABC):
+    """Scores a whole table with a registered package, answering each row as the container answers text/csv."""
+
+    @abc.abstractmethod
+    def transform(self, spec: TransformSpec, *, log=print) -> TransformResult:
+        """Score every row of ``spec.input_uri`` and write the answers, one line per row in input order, to
+        ``spec.output_uri``, which holds all of them or is left as it was (never half-written).
+
+        Locally the rows are read, scored by the container's protocol code in-process and written chunk by chunk
+        (bounded memory, no endpoint); on SageMaker a batch transform job runs the package's container over them.
+
+        Args:
+            spec: the package, the table and where its answers go; ``spec.encode`` turns raw records into rows.
+            log: receives progress lines (chunks, the job's status).
+
+        Returns:
+            Where the answers are, and how many rows and seconds it took.
+
+        Raises:
+            DataError: a row cannot be scored (naming its line and the fix); nothing is written.
+            TransformFailed: the batch transform job failed or timed out (with its FailureReason).
+            StoreError: the input cannot be read or the output cannot be written.
+        """
+
+
 class History(abc.ABC):
     """A model's append-only event log, chained by hash (local: the registry's SQLite; SageMaker: S3 objects).
 
@@ -438,6 +465,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def endpoints(self) -> Endpoints:
         """This backend's endpoints (built on first use)."""
+
+    @property
+    @abc.abstractmethod
+    def transformer(self) -> Transformer:
+        """This backend's batch scoring (built on first use)."""
 
     @property
     @abc.abstractmethod

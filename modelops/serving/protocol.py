@@ -38,8 +38,8 @@ from modelops.container import (
 from modelops.serving import recordio
 
 __all__ = ["CSV", "JSON", "JSONLINES", "LIBSVM", "RECORDIO", "Output", "RequestError", "accept_type",
-           "content_type", "fit", "parse", "read_predictions", "render", "response_content_type", "to_csv",
-           "to_recordio"]
+           "content_type", "fit", "parse", "read_predictions", "refuse_infinities", "render", "response_content_type",
+           "to_csv", "to_recordio"]
 
 log = logging.getLogger("modelops.serving")
 
@@ -161,11 +161,11 @@ def parse(body: bytes, kind: str):
         raise
     except Exception as exc:  # the container answers 415 to whatever goes wrong while reading a body
         raise RequestError(415, f"Loading {kind} data failed: {type(exc).__name__}: {exc}") from None
-    _refuse_infinities(rows, kind)
+    refuse_infinities(rows, kind)
     return rows
 
 
-def _refuse_infinities(rows, kind: str) -> None:
+def refuse_infinities(rows, kind: str = CSV) -> None:
     """The container's DMatrix refuses a value that is infinite as a float32 (``missing`` is NaN): a 415.
 
     Compared with the float32 rounding threshold rather than cast, first through the extremes alone (a NaN among

@@ -52,6 +52,12 @@ class LocalBackend(Backend):
         return LocalEndpoints(self.home)
 
     @cached_property
+    def transformer(self):
+        from modelops.backends.local.transformer import LocalTransformer
+
+        return LocalTransformer(self.store)
+
+    @cached_property
     def history(self):
         from modelops.backends.local.registry import LocalHistory
 

@@ -19,6 +19,7 @@ class SageMakerBackend(Backend):
         s3://BUCKET/PREFIX/<model>/tuning/<job>   the training jobs of a hyperparameter tuning job
         s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
         s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
+        s3://BUCKET/PREFIX/<model>/transform/<job> a batch transform's input, manifest and answers
         SageMaker model package group <model>     versions and their approval status
         SageMaker endpoint <model>                with one model + endpoint config per deployed version
         CloudWatch alarms modelops-<endpoint>-*   what rolls a guarded production update back
@@ -65,6 +66,13 @@ class SageMakerBackend(Backend):
                                   cloudwatch_client=self.aws.client("cloudwatch"),
                                   autoscaling_client=self.aws.client("application-autoscaling"),
                                   poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def transformer(self):
+        from modelops.backends.sagemaker.transformer import SageMakerTransformer
+
+        return SageMakerTransformer(self.aws.client("sagemaker"), self.store, self.settings.role_arn,
+                                    poll_seconds=self.poll_seconds)
 
     @cached_property
     def history(self):
