@@ -200,8 +200,8 @@ def run_stage(
         key = freshness.run_fingerprint(step.notebook, step.path, passed, ctx)
         reused = None if always else freshness.reusable(step.notebook, key, ctx, variant)
         if reused:
-            ctx.runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since "
-                                  f"{reused.started_at}", scraps=reused.scraps, previous=reused, variant=variant))
+            ctx.runs.append(_skip(folder.name, step, artifacts, reused.reason, scraps=reused.run.scraps,
+                                  previous=reused.run, variant=variant))
             continue
         try:
             ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key,

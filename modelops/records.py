@@ -377,6 +377,9 @@ class GateRecord(Record):
     slo_error_rate: float = 0.0
     gate_failures: tuple[str, ...] = ()
     production_version: int | None = None  # what production served when the gate ran
+    #: The staging server the gate measured (``EndpointStatus.server_id``): its figures hold for that server only,
+    #: so a run of the gate is reused only while the same one serves.
+    staging_server: str | None = None
 
     headline_keys: ClassVar[tuple[str, ...]] = ("gate_passed", "gate_p99_ms", "gate_error_rate")
 

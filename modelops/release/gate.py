@@ -76,6 +76,7 @@ class GateResult:
     error_count: int
     max_abs_difference: float | None
     production_version: int | None
+    server_id: str | None = None  # the staging server measured (EndpointStatus.server_id): what the figures hold for
 
     @property
     def error_rate(self) -> float:
@@ -142,7 +143,7 @@ class GateResult:
             gate_error_rate=round(self.error_rate, 6), gate_p50_ms=_round(self.p50_ms), gate_p99_ms=_round(self.p99_ms),
             max_abs_difference=self.max_abs_difference, slo_p50_ms=self.slo.p50_ms, slo_p99_ms=self.slo.p99_ms,
             slo_error_rate=self.slo.error_rate, gate_failures=tuple(self.failures),
-            production_version=self.production_version)
+            production_version=self.production_version, staging_server=self.server_id)
 
     def _repr_markdown_(self) -> str:
         verdict = "**passed**" if self.passed else "**FAILED**"
@@ -171,6 +172,7 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
 
     package = staged_package(ops, config)
     endpoint = config.deploy_environment(STAGING).endpoint
+    server = ops.endpoints.status(endpoint)
     X, _ = features_and_target(held_out_split(ops, config, package))
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
@@ -194,7 +196,8 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
     production = ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
     result = GateResult(config.name, endpoint, package, config.slo, len(X), identical, tuple(latencies),
                         tuple(errors), error_count, worst if len(X) > error_count else None,
-                        production.version if production is not None and production.status == IN_SERVICE else None)
+                        production.version if production is not None and production.status == IN_SERVICE else None,
+                        server.server_id if server is not None and server.version == package.version else None)
     ops.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
                                  version=package.version, folder=config.folder, env_name=STAGING,
                                  package_id=package.package_id, by=by, note=result.summary()))
