@@ -78,6 +78,17 @@ def test_declared_parameters_are_read_and_a_missing_parameters_cell_is_refused()
         declared_parameters(fixture_notebook("no_parameters"))
 
 
+def test_declared_parameters_are_what_papermill_finds_in_every_notebook_the_runner_runs():
+    import papermill
+
+    notebooks = [*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("notebooks/templates/*.ipynb"),
+                 *ROOT.glob("*_model/*.ipynb"), fixture_notebook("works"), fixture_notebook("where")]
+    assert len(notebooks) > 10
+    for path in notebooks:
+        found = {name: value["default"] for name, value in papermill.inspect_notebook(str(path)).items()}
+        assert {name: value["default"] for name, value in declared_parameters(path).items()} == found, path
+
+
 def test_parameters_are_typed_like_yaml_scalars():
     assert parse_parameters([("a", "7"), ("b", "0.5"), ("c", "null"), ("d", "true"), ("e", "abalone.data"),
                              ("f", "s3://b/k.csv"), ("g", "a: b")]) == {
