@@ -27,13 +27,9 @@ PRESTART_ENV = "MODELOPS_PRESTART_KERNELS"
 HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
 
 
+@lru_cache(maxsize=1)
 def kernel_manager_class():
     """A kernel manager that encrypts kernel traffic (CurveZMQ) when the kernelspec supports it, as ours does."""
-    return _kernel_manager_classes()
-
-
-@lru_cache(maxsize=1)
-def _kernel_manager_classes():
     import zmq
     from jupyter_client.manager import AsyncKernelManager
 
