@@ -345,13 +345,20 @@ def _title(scrap_name: str) -> str:
 
 
 def render_index(runs: list[NotebookRun]) -> str:
+    return _index_template().render(reviews=model_reviews(runs),
+                                    generated=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+@lru_cache(maxsize=1)
+def _index_template():
+    """The front page's template, compiled once per process: every run logged re-renders the page, and compiling
+    the template cost more than everything else a reused run does."""
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("ci", "templates"), autoescape=True)
     environment.filters["fmt"] = fmt
     environment.filters["signed"] = lambda v: "" if v is None else f"{v:+.4g}"
-    return environment.get_template("index.html.j2").render(
-        reviews=model_reviews(runs), generated=datetime.now(UTC).isoformat(timespec="seconds"))
+    return environment.get_template("index.html.j2")
 
 
 def _order(run: NotebookRun) -> tuple:

@@ -5,9 +5,10 @@ Two kinds of reuse, chosen per notebook in the stages table (``ci/stages.py``):
 - ``dataset``: the dataset the notebook would write from the current data is already complete.
 - ``fingerprint``: a previous passed run had the same fingerprint (the notebook, its parameters, the
   ``modelops`` library's source hash, and the inputs the table lists: the model folder's files, the dataset,
-  the challenger and champion, the package chosen for deployment) and what it produced still holds (the
-  version it registered is still in the registry with the same artifact; the endpoint still serves what it
-  deployed).
+  the challenger and champion, the package chosen for deployment, the package staging serves) and what it
+  produced still holds (the version it registered is still in the registry with the same artifact; the
+  endpoint still serves what it deployed; production serves the package the gate passed, and the staging
+  server it measured is the one still running). The reused run's reason says what still holds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from ci.artifacts import Artifacts, NotebookRun, latest
 from ci.models import ModelFolder
 from ci.stages import Notebook
 from modelops.backends.base import Backend
-from modelops.records import DeployRecord, Record, TrainRecord
+from modelops.config import PRODUCTION, STAGING
+from modelops.entities import GATE_PASSED, IN_SERVICE
+from modelops.records import DeployRecord, GateRecord, Record, TrainRecord
 from modelops.review.lineage import library_hash
 
 R = TypeVar("R", bound=Record)
@@ -108,6 +111,17 @@ def _package(ctx: StageContext, parameters: dict) -> Any:
     return package.package_id
 
 
+def _staged(ctx: StageContext, parameters: dict) -> Any:
+    """The package the staging endpoint serves now (what the gate measures)."""
+    from modelops.errors import ModelOpsError
+    from modelops.release.gate import staged_package
+
+    try:
+        return staged_package(ctx.ops, ctx.folder.config()).package_id
+    except ModelOpsError:
+        return _ALWAYS  # let the notebook run and show why
+
+
 _ALWAYS = object()
 
 #: What a notebook reads besides its parameters, by the names the stages table uses.
@@ -117,28 +131,58 @@ INPUTS: dict[str, Callable[[StageContext, dict], Any]] = {
     "challenger": _challenger,
     "champion": _champion,
     "package": _package,
+    "staged": _staged,
 }
 
 
-def _registered(run: NotebookRun, ctx: StageContext) -> bool:
+def _registered(run: NotebookRun, ctx: StageContext) -> str | None:
     record = run.record
     if not isinstance(record, TrainRecord) or record.version is None:
-        return False
-    return ctx.ops.registry.get(ctx.folder.config().name, record.version).artifact_sha256 == record.artifact_sha256
+        return None
+    package = ctx.ops.registry.get(ctx.folder.config().name, record.version)
+    return f"{package.label} still registered" if package.artifact_sha256 == record.artifact_sha256 else None
 
 
-def _serving(run: NotebookRun, ctx: StageContext) -> bool:
+def _serving(run: NotebookRun, ctx: StageContext) -> str | None:
     record = run.record
     if not isinstance(record, DeployRecord):
-        return False
-    status = ctx.ops.endpoints.status(ctx.folder.config().deploy_environment(record.env_name).endpoint)
-    return status is not None and status.status == "InService" and status.version == record.version
+        return None
+    endpoint = ctx.folder.config().deploy_environment(record.env_name).endpoint
+    status = ctx.ops.endpoints.status(endpoint)
+    if status is None or status.status != IN_SERVICE or status.version != record.version:
+        return None
+    return f"{endpoint} still serves v{record.version}"
 
 
-#: What must still be true for a previous run's result to be reused.
-HOLDS: dict[str, Callable[[NotebookRun, StageContext], bool]] = {
+def _gated(run: NotebookRun, ctx: StageContext) -> str | None:
+    """Production already serves the package staging serves, and that package's newest gate passed against the
+    staging server still running (the one the reused run measured): a new gate could change nothing."""
+    from modelops.release.history import latest_gate
+
+    record = run.record
+    if not isinstance(record, GateRecord) or not record.gate_passed or record.staging_server is None:
+        return None
+    config = ctx.folder.config()
+    staging = ctx.ops.endpoints.status(config.deploy_environment(STAGING).endpoint)
+    production = ctx.ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
+    if any(status is None or status.status != IN_SERVICE for status in (staging, production)):
+        return None
+    if not (record.staging_package_id == staging.package_id == production.package_id
+            and record.staging_server == staging.server_id):
+        return None
+    newest = latest_gate(ctx.ops.history.events(config.name), record.staging_package_id)
+    if newest is None or newest.action != GATE_PASSED:
+        return None
+    return (f"production serves v{record.staging_version}, the package staging serves; its newest gate passed at "
+            f"{newest.at} against the staging server still running ({staging.server_id})")
+
+
+#: What must still be true for a previous run's result to be reused: a provider answers with what still holds,
+#: in words for the reused run's reason, or None when it no longer does.
+HOLDS: dict[str, Callable[[NotebookRun, StageContext], str | None]] = {
     "registered": _registered,
     "serving": _serving,
+    "gated": _gated,
 }
 
 
@@ -152,7 +196,15 @@ def run_fingerprint(notebook: Notebook, path: Path, parameters: dict[str, Any], 
     return fingerprint(path, parameters, inputs)
 
 
-def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: str = "") -> NotebookRun | None:
+@dataclass(frozen=True)
+class Reuse:
+    """A previous run that stands in for running a notebook now, and why (what the front page shows)."""
+
+    run: NotebookRun
+    reason: str
+
+
+def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: str = "") -> Reuse | None:
     """The previous run of ``notebook`` (with ``variant``) that can stand in for running it with fingerprint ``key``."""
     from modelops.errors import ModelOpsError
 
@@ -162,10 +214,13 @@ def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: st
     if not previous.ipynb or not (ctx.artifacts.root / previous.ipynb).exists():
         return None
     try:
-        holds = notebook.holds is None or HOLDS[notebook.holds](previous, ctx)
+        holds = "" if notebook.holds is None else HOLDS[notebook.holds](previous, ctx)
     except ModelOpsError:
         return None
-    return previous if holds else None
+    if holds is None:
+        return None
+    unchanged = f"up to date: inputs unchanged since {previous.started_at}"
+    return Reuse(previous, f"{unchanged}; {holds}" if holds else unchanged)
 
 
 def gathered(ctx: StageContext, parameters: dict[str, Any]):

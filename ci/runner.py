@@ -13,6 +13,7 @@ from typing import Any
 from ci import freshness
 from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures, run_name
 from ci.freshness import StageContext
+from ci.kernels import KERNEL_NAME, KernelsAhead, kernel_manager_class, prestarted_engine
 from ci.models import ModelFolder
 from ci.stages import MODEL, NOTEBOOKS, SHARED, STAGES, Notebook
 from ci.supplies import supplied
@@ -23,8 +24,6 @@ from modelops.notebook.glue import read_scraps
 from modelops.records import TrainRecord
 
 log = logging.getLogger(__name__)
-
-KERNEL_NAME = "modelops"
 
 #: Parameter names that must never travel as papermill parameters: they would be written into the
 #: executed notebook, which is stored as a CI artifact. Credentials come from the environment instead.
@@ -103,19 +102,38 @@ def check_no_secrets(parameters: dict[str, Any]) -> None:
 
 
 def declared_parameters(path: Path) -> dict[str, Any]:
-    """The parameters a notebook declares in its cell tagged ``parameters``.
+    """The parameters a notebook declares in its cell tagged ``parameters``: name -> ``{"name", "default"}``, the
+    default as written (what papermill's ``inspect_notebook`` says of them; a test holds the two together).
+
+    Read with Python's own parser rather than papermill's, whose import (pyarrow, boto3) was most of what a
+    rerun that executes nothing spent.
 
     Raises:
-        ConfigError: the notebook has no such cell (papermill would silently add one at the top).
+        ConfigError: the notebook has no such cell (papermill would silently add one at the top), or the cell is
+            not valid Python.
     """
+    import ast
+
     import nbformat
-    import papermill
 
     notebook = nbformat.read(path, as_version=4)
-    if not any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
+    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
         raise ConfigError(f"{path} has no cell tagged 'parameters'. Fix: tag its first code cell 'parameters' "
                           f"(Jupyter: View > Cell Toolbar > Tags) so the runner can set its values.")
-    return dict(papermill.inspect_notebook(str(path)))
+    try:
+        body = ast.parse(cell.source).body
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}: its parameters cell is not valid Python ({exc.msg}, line {exc.lineno}). Fix: "
+                          f"correct it so that it runs as it stands.") from exc
+    declared = {}
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) and node.value is not None else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                declared[target.id] = {"name": target.id, "default": ast.get_source_segment(cell.source, node.value)}
+    return declared
 
 
 def check_kernel() -> None:
@@ -162,7 +180,6 @@ def run_stage(
     """
     parameters = dict(parameters or {})
     check_no_secrets(parameters)
-    check_kernel()
     folder.config()  # a broken model.yml fails here, before any kernel starts
     steps = stage_steps(folder, stage)
     declared = {step.name: declared_parameters(step.path) for step in steps}
@@ -181,34 +198,37 @@ def run_stage(
     pin_environment()
     ctx = StageContext(folder, stage, backend, get_backend(backend), artifacts, parameters, runs=[])
     failure: NotebookFailed | None = None
-    for step in steps:
-        if failure is not None and failure.cause not in step.notebook.runs_after:
-            break
-        given = {**supplied(step.notebook.supplies, ctx, step.name), **parameters}
-        passed = {k: v for k, v in given.items() if k in declared[step.name]}
-        variant = run_variant(step.notebook, passed, declared[step.name])
-        always = force or step.name in STAGES[stage].always_runs
-        if step.notebook.reuse == "dataset" and step.name not in STAGES[stage].always_runs:
-            dataset = freshness.gathered(ctx, passed)
-            if dataset is not None:
-                ctx.runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already gathered "
-                                      f"for data sha256 {dataset.raw_sha256[:12]}",
-                                      scraps=dataset.record.to_scraps()))
+    # The next notebook's kernel boots while this one runs (ci.kernels); one not taken is shut down on the way out.
+    with KernelsAhead() as kernels:
+        for index, step in enumerate(steps):
+            if failure is not None and failure.cause not in step.notebook.runs_after:
+                break
+            given = {**supplied(step.notebook.supplies, ctx, step.name), **parameters}
+            passed = {k: v for k, v in given.items() if k in declared[step.name]}
+            variant = run_variant(step.notebook, passed, declared[step.name])
+            always = force or step.name in STAGES[stage].always_runs
+            if step.notebook.reuse == "dataset" and step.name not in STAGES[stage].always_runs:
+                dataset = freshness.gathered(ctx, passed)
+                if dataset is not None:
+                    ctx.runs.append(_skip(folder.name, step, artifacts, f"dataset {dataset.dataset_id} already "
+                                          f"gathered for data sha256 {dataset.raw_sha256[:12]}",
+                                          scraps=dataset.record.to_scraps()))
+                    continue
+            # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
+            # and would run (and register) everything again.
+            key = freshness.run_fingerprint(step.notebook, step.path, passed, ctx)
+            reused = None if always else freshness.reusable(step.notebook, key, ctx, variant)
+            if reused:
+                ctx.runs.append(_skip(folder.name, step, artifacts, reused.reason, scraps=reused.run.scraps,
+                                      previous=reused.run, variant=variant))
                 continue
-        # Forced runs still record their fingerprint: otherwise the next unchanged run could not reuse them
-        # and would run (and register) everything again.
-        key = freshness.run_fingerprint(step.notebook, step.path, passed, ctx)
-        reused = None if always else freshness.reusable(step.notebook, key, ctx, variant)
-        if reused:
-            ctx.runs.append(_skip(folder.name, step, artifacts, f"up to date: inputs unchanged since "
-                                  f"{reused.started_at}", scraps=reused.scraps, previous=reused, variant=variant))
-            continue
-        try:
-            ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout, fingerprint=key,
-                                    variant=variant))
-        except NotebookFailed as exc:
-            ctx.runs.append(artifacts.previous(folder.name, step.name, variant))
-            failure = failure or exc
+            try:
+                following = steps[index + 1] if index + 1 < len(steps) else None
+                ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout,
+                                        fingerprint=key, variant=variant, kernels=kernels, following=following))
+            except NotebookFailed as exc:
+                ctx.runs.append(artifacts.previous(folder.name, step.name, variant))
+                failure = failure or exc
     if failure is not None:
         raise failure
     return ctx.runs
@@ -253,12 +273,19 @@ def pin_environment() -> None:
 
 
 def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artifacts, *,
-            cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None, variant: str = "") -> NotebookRun:
+            cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None, variant: str = "",
+            kernels: KernelsAhead | None = None, following: Step | None = None) -> NotebookRun:
     """Execute one notebook with papermill; always leave the executed copy and its HTML.
 
+    With ``kernels``, the notebook runs on the kernel started for it ahead, if it fits (ci.kernels), and the
+    kernel of ``following``, the notebook after it, starts while it runs.
+
     Raises:
+        ConfigError: the kernel the notebooks declare is not installed (checked here, not when a stage starts:
+            a stage whose notebooks are all reused needs none).
         NotebookFailed: naming the notebook, the cell and the error, and where the executed copy is.
     """
+    check_kernel()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -275,6 +302,9 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     artifacts.add_run(run)
     pin_environment()
     started = time.monotonic()
+    kernel = kernels.take(step.cwd) if kernels else None
+    if kernels and following:
+        kernels.start(following.cwd)
     error = None
     try:
         papermill.execute_notebook(
@@ -283,13 +313,17 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
             str(step.path), str(output), parameters=parameters, resources={"metadata": {"path": str(step.cwd)}},
             kernel_name=KERNEL_NAME,
             progress_bar=False, log_output=False, request_save_on_cell_execute=True, execution_timeout=cell_timeout,
-            kernel_manager_class=_kernel_manager_class(),
+            kernel_manager_class=kernel_manager_class(),
+            **({"km": kernel, "engine_name": prestarted_engine()} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
         error = {"cell": exc.exec_count, "ename": exc.ename, "evalue": _first_line(exc.evalue),
                  "source": _first_line(exc.source)}
     except Exception as exc:  # the kernel died, timed out or could not start: papermill saved what ran
         error = {"cell": None, "ename": type(exc).__name__, "evalue": _describe_crash(exc), "source": ""}
+    finally:
+        if kernel is not None:
+            kernels.release(kernel)
     run.duration = round(time.monotonic() - started, 2)
     if output.exists():
         run.ipynb = artifacts.relative(output)
@@ -310,32 +344,6 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
             cause=error["ename"],
         )
     return run
-
-
-def _kernel_manager_class():
-    """A kernel manager that encrypts kernel traffic (CurveZMQ) when the kernelspec supports it, as ours does."""
-    import zmq
-    from jupyter_client.manager import AsyncKernelManager
-
-    class QuietShutdownKernelManager(AsyncKernelManager):
-        """jupyter_client sends SIGINT before every shutdown request. A finished notebook's kernel is idle, and
-        the signal only makes it log "ERROR | KeyboardInterrupt caught in kernel" into a successful run's output.
-        A kernel still busy (a timed-out cell) does not answer the shutdown request and is killed after
-        ``shutdown_wait_time`` instead."""
-
-        async def _async_interrupt_kernel(self) -> None:
-            if not self.shutting_down:
-                await super()._async_interrupt_kernel()
-
-    if not zmq.has("curve") or "transport_encryption" not in AsyncKernelManager.class_trait_names():
-        return QuietShutdownKernelManager
-
-    class EncryptedKernelManager(QuietShutdownKernelManager):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.transport_encryption = "auto"
-
-    return EncryptedKernelManager
 
 
 def _first_line(text: str) -> str:

@@ -79,8 +79,10 @@ NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
              inputs=("model_folder", "challenger", "champion"), runs_after=("QualityGateFailed",)),
     Notebook("deploy", MODEL, DeployRecord, "deploy the approved package to one environment, check its answers",
              reuse="fingerprint", inputs=("model_folder", "package"), holds="serving", keyed_by="env_name"),
-    # Never reused: it measures the live endpoint as it is now.
-    Notebook("gate", MODEL, GateRecord, "the promotion gate: staging's live answers, latency and errors"),
+    # Reused only once production serves what it passed, on the staging server it measured (else it measures
+    # the live endpoint as it is now).
+    Notebook("gate", MODEL, GateRecord, "the promotion gate: staging's live answers, latency and errors",
+             reuse="fingerprint", inputs=("model_folder", "staged"), holds="gated"),
     # Never reused: its input is the traffic captured up to now, which no fingerprint covers.
     Notebook("monitor", MODEL, MonitorRecord, "the endpoint's captured traffic against its training baseline"),
 )}
@@ -92,7 +94,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", ("gather_data", "tune"), "gather if the data changed, search hyperparameters (python -m ci tune)"),
     Stage("deploy", ("deploy", "gate"), "deploy the approved package that matches the folder to staging, then "
           "the promotion gate against it", parameters={"env_name": "staging"}),
-    Stage("gate", ("gate",), "the promotion gate against what staging serves now"),
+    Stage("gate", ("gate",), "the promotion gate against what staging serves now", always_runs=("gate",)),
     Stage("production", ("deploy",), "deploy to production a package that passed the promotion gate (ci promote)",
           parameters={"env_name": "production"}),
     Stage("all", ("gather_data", "train_register", "review", "deploy", "gate"),

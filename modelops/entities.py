@@ -311,6 +311,10 @@ class EndpointStatus:
     started_at: str | None = None
     uptime_seconds: float | None = None
     package_id: str | None = None  # the registry's id of the package served now (what promotion copies)
+    #: What tells this server, as it serves now, apart from any other under the same name: it changes when the
+    #: server restarts or switches package (local: its pid, start and last load; SageMaker: the endpoint config
+    #: and LastModifiedTime). None when nothing serves. What a measurement of the live endpoint is tied to.
+    server_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)  # backend specifics: pid, port, log, endpoint config
     message: str = ""
 

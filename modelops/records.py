@@ -380,6 +380,9 @@ class GateRecord(Record):
     production_version: int | None = None  # what production served when the gate ran
     batches: int | None = None  # requests the held-out rows went in
     latency_requests: int | None = None  # single-row requests p50 and p99 were measured on
+    #: The staging server the gate measured (``EndpointStatus.server_id``): its figures hold for that server only,
+    #: so a run of the gate is reused only while the same one serves.
+    staging_server: str | None = None
 
     headline_keys: ClassVar[tuple[str, ...]] = ("gate_passed", "gate_p99_ms", "gate_error_rate")
 

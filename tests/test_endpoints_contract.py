@@ -107,7 +107,7 @@ def test_deploy_serve_switch_roll_back_and_stop(backend):
     assert re.match(r"https?://.+/invocations$", first.url)
     status = endpoints.status(NAME)
     assert (status.name, status.status, status.version, status.previous_version) == (NAME, IN_SERVICE, 1, None)
-    assert status.url == first.url and status.started_at
+    assert status.url == first.url and status.started_at and status.server_id
     assert [(s.name, s.status, s.version) for s in endpoints.list()] == [(NAME, IN_SERVICE, 1)]
     assert serves(backend, answers_v1)
 
@@ -119,16 +119,18 @@ def test_deploy_serve_switch_roll_back_and_stop(backend):
     assert (second.version, second.previous_version, second.status) == (2, 1, IN_SERVICE)
     assert (endpoints.status(NAME).version, endpoints.status(NAME).previous_version) == (2, 1)
     assert serves(backend, answers_v2)
+    assert endpoints.status(NAME).server_id not in (None, status.server_id)  # what served v1 is not what serves v2
 
     back = endpoints.rollback(NAME, timeout=120, log=quiet)
     assert (back.version, back.previous_version, back.status) == (1, 2, IN_SERVICE)
     assert (endpoints.status(NAME).version, endpoints.status(NAME).previous_version) == (1, 2)
     assert serves(backend, answers_v1)
+    assert endpoints.status(NAME).server_id != status.server_id  # v1 again, loaded anew: not the server measured first
 
     endpoints.stop(NAME)
     after = endpoints.status(NAME)
     not_serving = DIFFERENCES["not_serving"][backend.name]
-    assert (after.status if after else None) == not_serving
+    assert (after.status if after else None) == not_serving and (after.server_id if after else None) is None
     assert [s.name for s in endpoints.list()] == ([NAME] if not_serving else [])
     with pytest.raises(EndpointFailed, match=NAME):
         endpoints.invoke(NAME, csv(ROWS))

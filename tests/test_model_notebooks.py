@@ -230,17 +230,33 @@ def test_pipeline_trains_approves_deploys_gates_and_promotes_both_models(home, t
     [page] = [r for r in model_reviews(artifacts.runs()) if r.model == "abalone_model"]
     assert set(page.deployed) == {"staging", "production"} and page.promote_command is None
 
-    # Deploying again from the same tree: skipped while staging serves it (the gate runs: it measures the live
-    # endpoint now); forced, the notebook says so.
+    # The pipeline again with nothing changed executes no notebook: not even the gates, since production serves
+    # what staging serves and each gate passed against the staging server still running; their reason says so.
+    rerun = run_pipeline(discover_models(ROOT), backend="local", artifacts=artifacts, approval="auto",
+                         approver="ci-test", log=lambda line: None)
+    assert [o.ok for o in rerun] == [True, True]
+    assert [(o.model, r.name) for o in rerun for r in o.runs if r.status != "skipped"] == []
+    assert len([r for o in rerun for r in o.runs]) == 12
+    gates = {o.model: next(r for r in o.runs if r.name == "gate") for o in rerun}
+    for model, gate in gates.items():
+        staging = ops.endpoints.status(f"{model.replace('_', '-')}-staging")
+        assert gate.record.staging_server == staging.server_id
+        assert ("production serves v1, the package staging serves; its newest gate passed at " in gate.reason
+                and gate.reason.endswith(f"against the staging server still running ({staging.server_id})"))
+
+    # Deploying again from the same tree: both skipped while staging serves it; forced, the notebook says so.
     folder = resolve_model_dir(ROOT / "abalone_model")
     again = run_stage(folder, "deploy", artifacts=artifacts)
-    assert [(r.name, r.status) for r in again] == [("deploy-staging", "skipped"), ("gate", "passed")]
+    assert [(r.name, r.status) for r in again] == [("deploy-staging", "skipped"), ("gate", "skipped")]
     forced = run_stage(folder, "deploy", artifacts=artifacts, force=True)
     assert forced[0].status == "passed" and forced[0].scraps["deployed"] is False
-    # Once the staging endpoint is stopped, the deploy notebook runs again and brings it back.
+    # Once the staging endpoint is stopped, the deploy notebook runs again and brings it back, on a new server
+    # process: the gate measured another one, so it runs again.
+    measured = forced[1].record.staging_server
     get_backend("local").endpoints.stop("abalone-model-staging")
     restarted = run_stage(folder, "deploy", artifacts=artifacts)
-    assert restarted[0].status == "passed" and restarted[0].scraps["deployed"] is True
+    assert [r.status for r in restarted] == ["passed", "passed"] and restarted[0].scraps["deployed"] is True
+    assert restarted[1].record.staging_server not in (None, measured)
 
 
 @pytest.mark.notebook

@@ -78,7 +78,8 @@ def test_the_gates_record_says_what_failed_under_names_that_do_not_collide_with_
     assert scraps["gate_failures"] == list(PROMOTE.gate_failures)
     assert not set(scraps) & set(TRAIN.to_scraps())  # merged into one metrics.json beside train_register's
     assert PROMOTE.headline() == {"gate_passed": False, "gate_p99_ms": 612.5, "gate_error_rate": 0.004785}
-    assert record_type("gate") is GateRecord and NOTEBOOKS["gate"].reuse is None  # measures the live endpoint
+    assert record_type("gate") is GateRecord and NOTEBOOKS["gate"].holds == "gated"  # tied to the live server
+    assert "gate" in STAGES["gate"].always_runs  # asked for alone, it measures staging as it is now
     assert NOTEBOOKS["deploy"].keyed_by == "env_name" and DEPLOY.to_scraps()["env_name"] == "production"
 
 

@@ -78,6 +78,17 @@ def test_declared_parameters_are_read_and_a_missing_parameters_cell_is_refused()
         declared_parameters(fixture_notebook("no_parameters"))
 
 
+def test_declared_parameters_are_what_papermill_finds_in_every_notebook_the_runner_runs():
+    import papermill
+
+    notebooks = [*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("notebooks/templates/*.ipynb"),
+                 *ROOT.glob("*_model/*.ipynb"), fixture_notebook("works"), fixture_notebook("where")]
+    assert len(notebooks) > 10
+    for path in notebooks:
+        found = {name: value["default"] for name, value in papermill.inspect_notebook(str(path)).items()}
+        assert {name: value["default"] for name, value in declared_parameters(path).items()} == found, path
+
+
 def test_parameters_are_typed_like_yaml_scalars():
     assert parse_parameters([("a", "7"), ("b", "0.5"), ("c", "null"), ("d", "true"), ("e", "abalone.data"),
                              ("f", "s3://b/k.csv"), ("g", "a: b")]) == {
@@ -117,3 +128,60 @@ def test_artifact_paths_cannot_escape_the_artifacts_folder(tmp_path):
     for model, notebook in (("../outside", "x"), ("m", "../../x"), ("/etc", "passwd"), ("m", "a/b")):
         with pytest.raises(StoreError, match="unsafe store key"):
             artifacts.notebook_path(model, notebook, ".ipynb")
+
+
+def kernel_processes() -> list:
+    """The kernels this test process started and that still run."""
+    import psutil
+
+    kernels = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(process.cmdline()):
+                kernels.append(process)
+        except psutil.Error:  # gone while we looked
+            pass
+    return kernels
+
+
+def test_the_next_notebooks_kernel_starts_while_this_one_runs_in_its_folder_with_the_environment(
+        home, tmp_path, monkeypatch):
+    from ci.kernels import KernelsAhead
+
+    monkeypatch.setenv("MODELOPS_TEST_VALUE", "set by the runner")
+    artifacts, here, there = Artifacts(tmp_path / "artifacts"), step("where", tmp_path), step("where", ROOT)
+    with KernelsAhead(enabled=True) as kernels:
+        first = execute("demo", here, {}, artifacts, kernels=kernels, following=there)
+        [ahead] = kernel_processes()  # the second notebook's kernel, started while the first ran
+        second = execute("demo", there, {}, artifacts, kernels=kernels)
+    assert second.scraps["pid"] == ahead.pid != first.scraps["pid"]
+    assert (first.scraps["cwd"], second.scraps["cwd"]) == (str(tmp_path), str(ROOT))
+    assert first.scraps["value"] == second.scraps["value"] == "set by the runner"
+    assert kernel_processes() == []
+
+
+def test_a_kernel_started_ahead_is_not_used_by_a_notebook_that_would_get_another(home, tmp_path, monkeypatch):
+    from ci.kernels import KernelsAhead
+
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with KernelsAhead(enabled=True) as kernels:
+        kernels.start(tmp_path)
+        [ahead] = kernel_processes()
+        monkeypatch.setenv("MODELOPS_TEST_VALUE", "changed after it started")  # what a fresh kernel would see
+        changed = execute("demo", step("where", tmp_path), {}, artifacts, kernels=kernels)
+        assert changed.scraps["value"] == "changed after it started" and changed.scraps["pid"] != ahead.pid
+        kernels.start(tmp_path)
+        elsewhere = execute("demo", step("where", ROOT), {}, artifacts, kernels=kernels)  # another working folder
+        assert elsewhere.scraps["cwd"] == str(ROOT)
+    assert not ahead.is_running() and kernel_processes() == []
+
+
+def test_a_failed_notebook_leaves_no_kernel_behind_neither_its_own_nor_the_next_ones(home, tmp_path):
+    from ci.kernels import KernelsAhead
+
+    artifacts = Artifacts(tmp_path / "artifacts")
+    with pytest.raises(NotebookFailed), KernelsAhead(enabled=True) as kernels:
+        kernels.start(tmp_path)
+        execute("demo", step("fails", tmp_path), {"divisor": 0}, artifacts, kernels=kernels,
+                following=step("works", tmp_path))
+    assert kernel_processes() == []

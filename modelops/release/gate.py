@@ -86,6 +86,7 @@ class GateResult:
     batches: int = 0  # requests the held-out rows went in
     sent: str = ""  # how: batches, their size and how many at once
     differences: tuple[str, ...] = ()  # the batches whose answers differ, with their first differing rows
+    server_id: str | None = None  # the staging server measured (EndpointStatus.server_id): what the figures hold for
 
     @property
     def error_rate(self) -> float:
@@ -166,7 +167,7 @@ class GateResult:
             max_abs_difference=self.max_abs_difference, slo_p50_ms=self.slo.p50_ms, slo_p99_ms=self.slo.p99_ms,
             slo_error_rate=self.slo.error_rate, gate_failures=tuple(self.failures),
             production_version=self.production_version, batches=self.batches or None,
-            latency_requests=self.latency_requests or None)
+            latency_requests=self.latency_requests or None, staging_server=self.server_id)
 
     def _repr_markdown_(self) -> str:
         verdict = "**passed**" if self.passed else "**FAILED**"
@@ -198,6 +199,7 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
 
     package = staged_package(ops, config)
     endpoint = config.deploy_environment(STAGING).endpoint
+    server = ops.endpoints.status(endpoint)
     X, _ = features_and_target(held_out_split(ops, config, package))
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
     expected = booster.inplace_predict(X)
@@ -211,11 +213,13 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
     latencies, request_errors = time_single_rows(ops, endpoint, X[sample])
     errors = [*replay.errors(), *request_errors][:KEPT_ERRORS]
     production = ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
+    measured = server.server_id if server is not None and server.version == package.version else None
     result = GateResult(config.name, endpoint, package, config.slo, len(X), replay.identical, tuple(latencies),
                         tuple(errors), replay.failed_rows + len(request_errors), replay.max_abs_difference,
                         production.version if production is not None and production.status == IN_SERVICE else None,
                         requests_failed=len(request_errors), latency_requests=len(sample), batches=replay.batches,
-                        sent=replay.describe(), differences=tuple(replay.differences()[:KEPT_ERRORS]))
+                        sent=replay.describe(), differences=tuple(replay.differences()[:KEPT_ERRORS]),
+                        server_id=measured)
     ops.history.append(event_for(config.name, GATE_PASSED if result.passed else GATE_FAILED,
                                  version=package.version, folder=config.folder, env_name=STAGING,
                                  package_id=package.package_id, by=by, note=result.summary()))

@@ -126,6 +126,9 @@ class LocalEndpoints(Endpoints):
             started_at=record.get("started_at"),
             uptime_seconds=uptime,
             package_id=(record.get("current") or {}).get("package_id"),
+            # A load is stamped to the microsecond, so two switches within a second still tell the servers apart.
+            server_id=(f"pid {record['pid']} started {record.get('started_at')} loaded {record.get('updated_at')}"
+                       if alive else None),
             detail={"pid": record.get("pid") if alive else None, "port": record.get("port"),
                     "container_url": f"{record['url']}/invocations" if record.get("url") else None,
                     "log": str(self._log(name)), "responses": alive.get("responses") if alive else None,
@@ -219,7 +222,7 @@ class LocalEndpoints(Endpoints):
         if previous and previous["version"] == target.version:
             previous = record.get("previous")
         record.update(status=IN_SERVICE, current=asdict(target), previous=previous,
-                      updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                      updated_at=datetime.now(UTC).isoformat(timespec="microseconds"))
         self._write(name, record)
         try:
             url = self._runtime_url(name, self.runtime.ensure())
@@ -292,7 +295,7 @@ class LocalEndpoints(Endpoints):
             old_pid = record["pid"]
             record.pop("rollout", None)
             record.update(server, status=IN_SERVICE, current=asdict(target), previous=old,
-                          updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                          updated_at=datetime.now(UTC).isoformat(timespec="microseconds"))
             self._write(name, record)
             done = True
         finally:

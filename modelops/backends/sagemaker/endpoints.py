@@ -95,7 +95,7 @@ class SageMakerEndpoints(Endpoints):
         endpoint, tags = self._describe(name)
         if endpoint is None:
             return None
-        created = endpoint.get("CreationTime")
+        created, modified = endpoint.get("CreationTime"), endpoint.get("LastModifiedTime")
         return EndpointStatus(
             name=name,
             status=endpoint["EndpointStatus"],
@@ -104,6 +104,8 @@ class SageMakerEndpoints(Endpoints):
             url=self.url(name),
             started_at=created.isoformat(timespec="seconds") if isinstance(created, datetime) else None,
             package_id=self._served_package(endpoint["EndpointConfigName"]),
+            server_id=(f"{endpoint['EndpointConfigName']} modified {modified.isoformat()}"
+                       if isinstance(modified, datetime) else None),
             detail={"endpoint_config": endpoint.get("EndpointConfigName"),
                     "previous_endpoint_config": tags.get(PREVIOUS_CONFIG_TAG), "arn": endpoint.get("EndpointArn")},
             message=endpoint.get("FailureReason") or "",
