@@ -9,7 +9,6 @@ needs, as a deploy does.
 from __future__ import annotations
 
 import csv
-import http.client
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from modelops.backends.local.endpoints import LocalEndpoints
 from modelops.entities import APPROVED, Lineage, PackageVersion
 from modelops.serving import protocol, recordio
 from modelops.training.train import pack_model
+from tests.support.served import server_request
 from tests.support.servers import stop_endpoints
 
 pytestmark = pytest.mark.slow
@@ -63,14 +63,7 @@ class Served:
         return self.boosters[kind].inplace_predict(rows)
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
-        record = self.endpoints._read(NAME)
-        connection = http.client.HTTPConnection(record["host"], record["port"], timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.getheader("Content-Type"), response.read()
-        finally:
-            connection.close()
+        return server_request(self.endpoints._read(NAME), method, path, body, headers)
 
     def invoke(self, body: bytes, content_type: str | None = "text/csv", accept: str | None = None):
         headers = {"Content-Type": content_type} if content_type is not None else {}

@@ -50,7 +50,11 @@ class Served:
 
 def request(served, method, path, body=None, headers=None):
     """Send one HTTP request straight to the endpoint's server: (status, Content-Type, body)."""
-    record = served.record()
+    return server_request(served.record(), method, path, body, headers)
+
+
+def server_request(record: dict, method, path, body=None, headers=None):
+    """One HTTP request to the server an endpoint record names (``host``, ``port``): (status, Content-Type, body)."""
     connection = http.client.HTTPConnection(record["host"], record["port"], timeout=30)
     try:
         connection.request(method, path, body=body, headers=headers or {})
