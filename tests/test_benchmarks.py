@@ -129,3 +129,16 @@ def test_transform_benchmark_measures_ours_against_a_plain_script_and_memory_at_
     assert figures(results, "ours", "local transform, seconds") and figures(results, "baseline", "pyarrow read")
     assert len(figures(results, "ours", "peak RSS")) == 2 and figures(results, "baseline", "peak RSS")
     assert figures(results, "ratio", "ours / plain, seconds") and figures(results, "ratio", "ours' peak RSS at")
+
+
+@pytest.mark.notebook
+def test_scale_benchmark_measures_every_stage_ours_and_plain_seconds_and_memory():
+    results = run_benchmark("scale")
+    for stage in ("new-model", "gather_data", "train_register", "review", "deploy staging", "gate", "promote",
+                  "transform"):
+        for side in ("ours", "baseline"):
+            assert figures(results, side, f"{stage} at binary at 3,000, seconds"), (side, stage)
+            assert figures(results, side, f"{stage} at binary at 3,000, peak RSS"), (side, stage)
+        assert figures(results, "ratio", f"{stage} at 3000, ours / (plain + 3 s notebook floor)"), stage
+        assert figures(results, "ratio", f"{stage} at 3000, ours / plain peak RSS"), stage
+    assert ("ours", "monitor at binary at 3,000, seconds", None) in results  # skipped, saying why
