@@ -175,10 +175,11 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         if stage in ours and stage in plain:
             (seconds, peak), (plain_seconds, plain_peak) = ours[stage], plain[stage]
             value = seconds / (plain_seconds + FLOOR)
-            report.ratio(f"{stage} at {rows}, ours / (plain + 3 s notebook floor)", value, "<= 1.5", value <= 1.5)
+            report.ratio(f"{stage} at {rows} {problem}, ours / (plain + 3 s notebook floor)", value, "<= 1.5",
+                         value <= 1.5)
             if peak is not None:
                 value = peak / plain_peak
-                report.ratio(f"{stage} at {rows}, ours / plain peak RSS", value, "<= 1.5", value <= 1.5)
+                report.ratio(f"{stage} at {rows} {problem}, ours / plain peak RSS", value, "<= 1.5", value <= 1.5)
     for stage, error in errors.items():
         log(f"  FAILED {stage} ({at}): {error}")
     return bool(errors)
