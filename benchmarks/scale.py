@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for rows in sizes:
             for problem in problems:
-                failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
+                try:
+                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
+                except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
+                    report.skipped("ours", f"{problem} at {rows:,}", f"failed: {type(exc).__name__}: {exc}"[:300])
+                    failed = True
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
