@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
                 except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
-                    report.skipped("ours", f"{problem} at {rows:,}", f"failed: {type(exc).__name__}: {exc}"[:300])
+                    why = f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ")
+                    report.skipped("ours", f"{problem} at {rows:,}", why)
                     failed = True
     finally:
         if args.keep:
