@@ -129,3 +129,19 @@ def test_transform_benchmark_measures_ours_against_a_plain_script_and_memory_at_
     assert figures(results, "ours", "local transform, seconds") and figures(results, "baseline", "pyarrow read")
     assert len(figures(results, "ours", "peak RSS")) == 2 and figures(results, "baseline", "peak RSS")
     assert figures(results, "ratio", "ours / plain, seconds") and figures(results, "ratio", "ours' peak RSS at")
+
+
+@pytest.mark.notebook
+def test_scale_benchmark_measures_every_stage_ours_and_plain_seconds_and_memory():
+    results = run_benchmark("scale")
+    for stage in ("new-model", "gather_data", "train_register", "review", "deploy staging", "gate", "promote",
+                  "transform"):
+        for side in ("ours", "baseline"):
+            assert figures(results, side, f"{stage} at binary at 3,000, seconds"), (side, stage)
+        assert figures(results, "baseline", f"{stage} at binary at 3,000, peak RSS"), stage
+        assert figures(results, "ratio", f"{stage} at 3000 binary, ours / (plain + 3 s notebook floor)"), stage
+        # review and gate run in one command with train_register and deploy: that command's peak is theirs.
+        own_peak = stage not in ("review", "gate")
+        assert bool(figures(results, "ours", f"{stage} at binary at 3,000, peak RSS")) == own_peak, stage
+        assert bool(figures(results, "ratio", f"{stage} at 3000 binary, ours / plain peak RSS")) == own_peak, stage
+    assert ("ours", "monitor at binary at 3,000, seconds", None) in results  # skipped, saying why
