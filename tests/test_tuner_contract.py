@@ -57,17 +57,13 @@ from modelops.training.train import fit
 from modelops.training.tuning import tuning_spec
 from tests.support.aws import answer, moto_client, remember_params
 from tests.support.contract import BACKENDS, backend_for
+from tests.support.tables import TOY
 
 pytestmark = pytest.mark.slow  # real searches on both sides: XGBoost and Optuna, seconds a test
 
 SAGEMAKER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 REGRESSION = {
-    "name": "toy-model", "problem_type": "regression",
-    "data": {"source": "toy.csv", "columns": ["y", "a", "b", "c", "d"], "target": "y"},
-    "split": {"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 3},
-    "training": {"container_version": "3.2-0", "hyperparameters": {
-        "objective": "reg:squarederror", "max_depth": 2, "eta": 0.5, "num_round": 10, "eval_metric": "rmse"}},
-    "quality": {"rmse": {"max": 100}},
+    **TOY,
     "tuning": {"parameters": {"max_depth": {"int": [2, 6]}, "eta": {"float": [0.05, 0.5], "log": True},
                               "tree_method": {"categorical": ["hist", "approx"]}},
                "budget": {"trials": 4}, "seed": 7, "max_rounds": 30, "early_stopping_rounds": 5},

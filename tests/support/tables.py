@@ -10,6 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
+#: A five-column regression model.yml for tuning tests (the tuner suites read a generated toy.csv with it).
+TOY = {
+    "name": "toy-model", "problem_type": "regression",
+    "data": {"source": "toy.csv", "columns": ["y", "a", "b", "c", "d"], "target": "y"},
+    "split": {"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 3},
+    "training": {"container_version": "3.2-0", "hyperparameters": {
+        "objective": "reg:squarederror", "max_depth": 2, "eta": 0.5, "num_round": 10, "eval_metric": "rmse"}},
+    "quality": {"rmse": {"max": 100}},
+    "tuning": {"parameters": {"max_depth": {"int": [2, 6]}, "eta": {"float": [0.05, 0.5], "log": True},
+                              "subsample": {"float": [0.6, 1.0]}},
+               "budget": {"trials": 6}, "seed": 7, "max_rounds": 80, "early_stopping_rounds": 8},
+}
+
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     """Write a CSV as a spreadsheet exports it: a header row, quotes only where a cell needs them."""
