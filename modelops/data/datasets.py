@@ -26,7 +26,8 @@ from modelops.records import GatherRecord
 
 #: Bump when preparation changes in a way that changes the written files for the same inputs.
 #: 2: features.py, the feature encoding in the manifest, empty categories and targets, cleaned header names.
-PREPARATION_VERSION = 2
+#: 3: each split in table order (written as the table streams by) and written by pyarrow (``1`` not ``1.0``).
+PREPARATION_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -167,37 +168,76 @@ def write_dataset(
         raise DataError("the splits do not share the same columns. Fix: split one prepared frame.")
     if prepared is not None and tuple(columns[0][1:]) != prepared.encoding.feature_names:
         raise DataError("the splits' columns are not the prepared data's features. Fix: split prepared.frame.")
+
+    def write(name: str) -> DatasetFile:
+        stored = store.put_bytes(f"{root}/{name}/{name}.csv", split_csv(splits[name]), content_type="text/csv")
+        return DatasetFile(stored.uri, stored.sha256, len(splits[name]))
+
     seed = config.split.seed if seed is None else int(seed)
-    identifier = dataset_id(config, raw.sha256, seed)
-    root = dataset_root(store, config, identifier, output)
+    root = dataset_root(store, config, dataset_id(config, raw.sha256, seed), output)
+    return finish_dataset(store, config, raw, seed=seed, root=root, write=write, feature_names=tuple(columns[0][1:]),
+                          target_summary={name: target_summary(frame, config.problem_type)
+                                          for name, frame in splits.items()},
+                          encoding=prepared.encoding if prepared is not None else None,
+                          rows_without_target=prepared.rows_without_target if prepared is not None else 0)
+
+
+def finish_dataset(store: Store, config: ModelConfig, raw: FetchedSource, *, seed: int, root: str, write,
+                   feature_names: tuple[str, ...], target_summary: dict, encoding, rows_without_target: int) -> Dataset:
+    """Write each split (``write(name) -> DatasetFile``), then the manifest, then point ``latest`` at it.
+
+    Nothing is written when the manifest is there already (the same inputs made the same dataset).
+    """
     manifest_uri = f"{root}/manifest.json"
     existing = _read_manifest(store, manifest_uri)
     if existing is None:
-        files = {}
-        for name in SPLITS:
-            body = splits[name].to_csv(header=False, index=False, lineterminator="\n").encode()
-            stored = store.put_bytes(f"{root}/{name}/{name}.csv", body, content_type="text/csv")
-            files[name] = DatasetFile(stored.uri, stored.sha256, len(splits[name]))
         existing = Dataset(
             model=config.name,
-            dataset_id=identifier,
+            dataset_id=root.rsplit("/", 1)[-1],
             problem_type=config.problem_type,
             target=config.data.target,
-            feature_names=tuple(columns[0][1:]),
+            feature_names=feature_names,
             source=raw.source,
             raw_sha256=raw.sha256,
             seed=seed,
-            files=files,
+            files={name: write(name) for name in SPLITS},
             manifest_uri=manifest_uri,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            target_summary={name: target_summary(frame, config.problem_type) for name, frame in splits.items()},
-            encoding=prepared.encoding.to_json() if prepared is not None else None,
-            rows_without_target=prepared.rows_without_target if prepared is not None else 0,
+            target_summary=target_summary,
+            encoding=encoding.to_json() if encoding is not None else None,
+            rows_without_target=rows_without_target,
         )
         store.put_bytes(manifest_uri, _dumps(existing.to_json()), content_type="application/json")
-    store.put_bytes(_latest_uri(store, config), _dumps({"manifest_uri": manifest_uri, "dataset_id": identifier}),
+    store.put_bytes(_latest_uri(store, config), _dumps({"manifest_uri": manifest_uri,
+                                                        "dataset_id": existing.dataset_id}),
                     content_type="application/json")
     return existing
+
+
+def split_csv(frame: pd.DataFrame) -> bytes:
+    """A prepared frame as a split file holds it: no header, a missing value as an empty cell (pyarrow's CSV)."""
+    import pyarrow as pa
+
+    sink, table = pa.BufferOutputStream(), arrow_split(frame)
+    with split_writer(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def arrow_split(frame: pd.DataFrame):
+    """A prepared frame as a pyarrow table (NaN as null, so it is written as an empty cell), columns by position."""
+    import pyarrow as pa
+
+    return pa.Table.from_arrays([pa.array(frame.iloc[:, i].to_numpy(), from_pandas=True)
+                                 for i in range(frame.shape[1])], names=[f"c{i}" for i in range(frame.shape[1])])
+
+
+def split_writer(sink, schema):
+    """A pyarrow CSV writer for a split file: no header, cells quoted only if they must be (never, for numbers)."""
+    import pyarrow.csv as pa_csv
+
+    return pa_csv.CSVWriter(sink, schema, write_options=pa_csv.WriteOptions(include_header=False,
+                                                                              quoting_style="needed"))
 
 
 def load_dataset(store: Store, config: ModelConfig, manifest_uri: str | None = None) -> Dataset:
@@ -237,8 +277,9 @@ def read_split(store: Store, dataset: Dataset, name: str) -> pd.DataFrame:
     return frame
 
 
-def target_summary(frame: pd.DataFrame, problem_type: str) -> dict[str, float]:
-    target = frame.iloc[:, 0]
+def target_summary(frame: pd.DataFrame | pd.Series, problem_type: str) -> dict[str, float]:
+    """A split's target balance; ``frame`` is the prepared split (target first) or its target alone."""
+    target = frame.iloc[:, 0] if isinstance(frame, pd.DataFrame) else frame
     if problem_type == "binary":
         return {"positive": int(target.sum()), "positive_rate": round(float(target.mean()), 4)}
     if problem_type == "multiclass":

@@ -17,6 +17,7 @@ columns' own (column, value) pairs are recorded, so a name never has to be parse
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -52,11 +53,19 @@ class FeatureEncoding:
         in table order; categorical columns follow data.categorical's order, each value seen (trimmed text,
         ``2.0`` read as ``2``) becoming a column, sorted as text.
         """
+        values = {column: set(category_labels(table[column]).dropna()) for column in config.data.categorical}
+        return cls.from_values(list(table.columns), values, config, raw_columns)
+
+    @classmethod
+    def from_values(cls, columns, values: dict[str, set[str]], config: ModelConfig, raw_columns) -> FeatureEncoding:
+        """The encoding of a table with ``columns`` whose categorical columns hold ``values`` (canonical text).
+
+        What fit decides, from what a streamed gather collects chunk by chunk.
+        """
         data = config.data
         skip = {data.target, *data.drop}
-        numeric = tuple(str(c) for c in table.columns if c not in skip and c not in data.categorical)
-        categorical = tuple((column, tuple(sorted(set(_labels(table[column]).dropna()))))
-                            for column in data.categorical)
+        numeric = tuple(str(c) for c in columns if c not in skip and c not in data.categorical)
+        categorical = tuple((column, tuple(sorted(values[column]))) for column in data.categorical)
         names = [*numeric, *(f"{column}_{value}" for column, values in categorical for value in values)]
         return cls(tuple(map(str, raw_columns)), numeric, categorical, tuple(unique_names(map(safe_name, names))))
 
@@ -82,7 +91,7 @@ class FeatureEncoding:
         return encoded
 
     def _one_hot(self, column: pd.Series, name: str, values: tuple[str, ...], unseen: str) -> pd.DataFrame:
-        labels = _labels(column)
+        labels = category_labels(column)
         known = labels.isna() | labels.isin(values)
         if unseen == "error" and not known.all():
             rows = np.flatnonzero(~known.to_numpy())
@@ -93,8 +102,11 @@ class FeatureEncoding:
                 f"category the model never saw in training (known: {list(shown)}). Fix: correct the value, or "
                 f"encode unseen categories as none of the known ones (encode_rows(..., unseen='zeros'), "
                 f"`ci invoke --raw FILE --unseen zeros`).")
-        matrix = labels.to_numpy(dtype=object)[:, None] == np.array(values, dtype=object)[None, :]
-        return pd.DataFrame(matrix.astype(np.uint8), index=column.index, columns=[f"{name}_{v}" for v in values])
+        codes = pd.Index(list(values), dtype=object).get_indexer(labels.to_numpy(dtype=object))
+        matrix = np.zeros((len(labels), len(values)), dtype=np.uint8)
+        seen = np.flatnonzero(codes >= 0)
+        matrix[seen, codes[seen]] = 1
+        return pd.DataFrame(matrix, index=column.index, columns=[f"{name}_{v}" for v in values])
 
     def to_json(self) -> dict:
         return {"raw_columns": list(self.raw_columns), "numeric": list(self.numeric),
@@ -129,10 +141,50 @@ def to_numbers(column: pd.Series, name: str) -> pd.Series:
 
 def parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(float64 values with NaN for missing cells, mask of cells that are neither a number nor missing)."""
+    values = all_numbers(column)
+    if values is not None:
+        return values, pd.Series(False, index=column.index)
     text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
     missing = text.str.lower().isin(MISSING_NUMBER)
     values = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(np.float64)
     return values, values.isna() & ~missing
+
+
+def all_numbers(column: pd.Series) -> pd.Series | None:
+    """The column as float64 (NaN for a missing-value marker) when every cell is a number or missing, else None.
+
+    What parse_numbers decides, in pyarrow's compute kernels instead of a Python call per cell: cells are trimmed,
+    markers matched lower-cased, and the rest must be plain decimal numbers (a sign, digits, a point, an exponent),
+    which pyarrow and pandas read as the same float64. Anything else (``inf``, ``1_000``, a non-text cell) gives
+    None, and parse_numbers then reads the column the slow way, cell by cell.
+    """
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype(np.float64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # cells that are not text (features.py may return mixed objects)
+    text = pc.utf8_trim_whitespace(array)
+    missing = pc.fill_null(pc.is_in(pc.utf8_lower(text), value_set=_missing_markers()), True)
+    present = pc.if_else(missing, pa.scalar(None, pa.string()), text)
+    if not pc.all(pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)).as_py():
+        return None
+    values = pc.cast(present, pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.Series(values, index=column.index, dtype=np.float64)
+
+
+_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+@functools.cache
+def _missing_markers():
+    """MISSING_NUMBER as a pyarrow array (built on first use: importing this module does not import pyarrow)."""
+    import pyarrow as pa
+
+    return pa.array(sorted(MISSING_NUMBER))
 
 
 def safe_name(name: str) -> str:
@@ -154,11 +206,23 @@ def unique_names(names) -> list[str]:
     return result
 
 
-def _labels(column: pd.Series) -> pd.Series:
+def category_labels(column: pd.Series) -> pd.Series:
     """Category values as canonical text (see config.canonical_label); a missing or empty cell is None."""
-    labels = column.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else canonical_label(v),
-                        na_action="ignore")
-    return labels.where(labels.notna() & (labels != ""), None).astype(object)
+    return pd.Series(canonical_labels(column, missing=None), index=column.index, dtype=object)
+
+
+def canonical_labels(column: pd.Series, *, missing: object = "") -> np.ndarray:
+    """canonical_label of every cell (an object array), ``missing`` for a missing or empty one.
+
+    canonical_label runs once per distinct value, not once per row.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if any(isinstance(v, bool) for v in uniques):  # True and 1 hash alike, so factorize merged them: cell by cell
+        labels = [missing if v is None or v != v else canonical_label(v) for v in column]
+        return np.array([missing if label == "" else label for label in labels], dtype=object)
+    labels = [canonical_label(v) for v in uniques]
+    table = np.array([missing if label == "" else label for label in labels] + [missing], dtype=object)
+    return table[codes]  # code -1 (a missing cell) takes the last entry
 
 
 def _rows(n: int) -> str:
