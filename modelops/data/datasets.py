@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from modelops.backends.base import Store
@@ -214,30 +215,48 @@ def finish_dataset(store: Store, config: ModelConfig, raw: FetchedSource, *, see
     return existing
 
 
-def split_csv(frame: pd.DataFrame) -> bytes:
-    """A prepared frame as a split file holds it: no header, a missing value as an empty cell (pyarrow's CSV)."""
+def split_csv(frame: pd.DataFrame, rows: int = 100_000) -> bytes:
+    """A prepared frame as a split file holds it: no header, a missing value as an empty cell, ``1`` for 1.0.
+
+    pyarrow formats the numbers (the shortest text that reads back as the same float64); a run of one-hot
+    columns (uint8 digits) is laid out as text by numpy, ``0,1,0``, which is what pyarrow's CSV writer gives for
+    them too, several times faster. Built ``rows`` rows at a time.
+    """
+    return b"".join(_csv_rows(frame.iloc[start:start + rows]) for start in range(0, len(frame), rows))
+
+
+def _csv_rows(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pieces, position, kinds = [], 0, frame.dtypes.to_numpy()
+    while position < frame.shape[1]:
+        end = position
+        while end < frame.shape[1] and kinds[end] == np.uint8:
+            end += 1
+        block = frame.iloc[:, position:end].to_numpy() if end > position else None
+        if block is not None and block.max(initial=0) <= 9:
+            pieces.append(_digit_text(block))
+            position = end
+            continue
+        column = frame.iloc[:, position].to_numpy()
+        pieces.append(pc.cast(pa.array(column, from_pandas=True), pa.string()))
+        position += 1
+    joined = pc.binary_join_element_wise(*pieces, ",", null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(joined, pa.scalar("\n"), "")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return lines.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]] if len(lines) else b""
+
+
+def _digit_text(block: np.ndarray):
+    """Rows of single digits (n x k) as a pyarrow string array of ``d,d,...,d``, built without a cell in Python."""
     import pyarrow as pa
 
-    sink, table = pa.BufferOutputStream(), arrow_split(frame)
-    with split_writer(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def arrow_split(frame: pd.DataFrame):
-    """A prepared frame as a pyarrow table (NaN as null, so it is written as an empty cell), columns by position."""
-    import pyarrow as pa
-
-    return pa.Table.from_arrays([pa.array(frame.iloc[:, i].to_numpy(), from_pandas=True)
-                                 for i in range(frame.shape[1])], names=[f"c{i}" for i in range(frame.shape[1])])
-
-
-def split_writer(sink, schema):
-    """A pyarrow CSV writer for a split file: no header, cells quoted only if they must be (never, for numbers)."""
-    import pyarrow.csv as pa_csv
-
-    return pa_csv.CSVWriter(sink, schema, write_options=pa_csv.WriteOptions(include_header=False,
-                                                                              quoting_style="needed"))
+    rows, width = block.shape[0], 2 * block.shape[1] - 1
+    text = np.full((rows, width), ord(","), dtype=np.uint8)
+    text[:, 0::2] = block + ord("0")
+    offsets = np.arange(rows + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 
 
 def load_dataset(store: Store, config: ModelConfig, manifest_uri: str | None = None) -> Dataset:

@@ -91,19 +91,24 @@ class FeatureEncoding:
         return encoded
 
     def _one_hot(self, column: pd.Series, name: str, values: tuple[str, ...], unseen: str) -> pd.DataFrame:
-        labels = category_labels(column)
-        known = labels.isna() | labels.isin(values)
-        if unseen == "error" and not known.all():
-            rows = np.flatnonzero(~known.to_numpy())
-            strange = list(dict.fromkeys(labels.iloc[rows]))[:5]
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        if any(isinstance(v, bool) for v in uniques):  # True and 1 hash alike: factorize their labels instead
+            codes, uniques = pd.factorize(category_labels(column), use_na_sentinel=True)
+        labels = category_labels(pd.Series(uniques, dtype=object))  # one canonical label per distinct value
+        position = {value: index for index, value in enumerate(values)}
+        # -1: missing or empty (no column set); -2: a value never seen in training
+        table = np.array([-1 if label is None else position.get(label, -2) for label in labels] + [-1], dtype=np.int64)
+        codes = table[codes]
+        if unseen == "error" and (codes == -2).any():
+            rows = np.flatnonzero(codes == -2)
+            strange = list(dict.fromkeys(category_labels(column.iloc[rows[:1000]])))[:5]
             shown = values if len(values) <= 20 else (*values[:20], "...")
             raise DataError(
                 f"column {name!r} holds {strange} (first in row {_row(column, rows[0])}, {_rows(len(rows))}), a "
                 f"category the model never saw in training (known: {list(shown)}). Fix: correct the value, or "
                 f"encode unseen categories as none of the known ones (encode_rows(..., unseen='zeros'), "
                 f"`ci invoke --raw FILE --unseen zeros`).")
-        codes = pd.Index(list(values), dtype=object).get_indexer(labels.to_numpy(dtype=object))
-        matrix = np.zeros((len(labels), len(values)), dtype=np.uint8)
+        matrix = np.zeros((len(column), len(values)), dtype=np.uint8)
         seen = np.flatnonzero(codes >= 0)
         matrix[seen, codes[seen]] = 1
         return pd.DataFrame(matrix, index=column.index, columns=[f"{name}_{v}" for v in values])
@@ -167,13 +172,32 @@ def all_numbers(column: pd.Series) -> pd.Series | None:
         array = pa.array(column, type=pa.string(), from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return None  # cells that are not text (features.py may return mixed objects)
-    text = pc.utf8_trim_whitespace(array)
-    missing = pc.fill_null(pc.is_in(pc.utf8_lower(text), value_set=_missing_markers()), True)
-    present = pc.if_else(missing, pa.scalar(None, pa.string()), text)
-    if not pc.all(pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)).as_py():
+    values = _decimal_values(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array))
+    if values is None:  # spaces, markers other than an empty cell, or text: the full rules
+        text = pc.utf8_trim_whitespace(array)
+        missing = pc.fill_null(pc.is_in(pc.utf8_lower(text), value_set=_missing_markers()), True)
+        present = pc.if_else(missing, pa.scalar(None, pa.string()), text)
+        if not pc.all(pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)).as_py():
+            return None
+        values = _decimal_values(present)
+    return None if values is None else pd.Series(values, index=column.index, dtype=np.float64)
+
+
+def _decimal_values(present):
+    """float64 of text cells (null: NaN) when pyarrow reads every one as a finite number, else None.
+
+    A cell pyarrow reads as infinite or NaN (``inf``, ``Infinity``, ``-nan``) is left to pandas' rules.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        numbers = pc.cast(present, pa.float64())
+    except pa.ArrowInvalid:
         return None
-    values = pc.cast(present, pa.float64()).to_numpy(zero_copy_only=False)
-    return pd.Series(values, index=column.index, dtype=np.float64)
+    if numbers.null_count < len(numbers) and not pc.all(pc.is_finite(numbers)).as_py():
+        return None
+    return numbers.to_numpy(zero_copy_only=False)
 
 
 _DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"

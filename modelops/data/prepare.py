@@ -378,6 +378,8 @@ def check_target(config: ModelConfig, labelled: int, positives: int, seen) -> No
 
 
 def _as_text(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.StringDtype) and not column.hasnans:
+        return column  # text as read: what the conversion below gives
     if pd.api.types.is_float_dtype(column):
         return pd.Series(canonical_labels(column), index=column.index, dtype=object)
     return column.astype(object).where(column.notna(), "").astype(str)
