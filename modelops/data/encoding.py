@@ -149,6 +149,10 @@ def parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     values = all_numbers(column)
     if values is not None:
         return values, pd.Series(False, index=column.index)
+    return _parse_numbers_exact(column)
+
+
+def _parse_numbers_exact(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
     missing = text.str.lower().isin(MISSING_NUMBER)
     values = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(np.float64)
@@ -160,8 +164,8 @@ def all_numbers(column: pd.Series) -> pd.Series | None:
 
     What parse_numbers decides, in pyarrow's compute kernels instead of a Python call per cell: cells are trimmed,
     markers matched lower-cased, and the rest must be plain decimal numbers (a sign, digits, a point, an exponent),
-    which pyarrow and pandas read as the same float64. Anything else (``inf``, ``1_000``, a non-text cell) gives
-    None, and parse_numbers then reads the column the slow way, cell by cell.
+    which pyarrow and pandas read as the same float64. Only a column with infinities (``inf``, ``-Infinity``) or
+    cells that are not text is read cell by cell, by pandas' rules.
     """
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.astype(np.float64)
@@ -170,17 +174,24 @@ def all_numbers(column: pd.Series) -> pd.Series | None:
 
     try:
         array = pa.array(column, type=pa.string(), from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):
-        return None  # cells that are not text (features.py may return mixed objects)
+    except (pa.ArrowException, TypeError, ValueError):  # cells that are not text (features.py may return any)
+        values, bad = _parse_numbers_exact(column)
+        return None if bad.any() else values
     values = _decimal_values(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array))
     if values is None:  # spaces, markers other than an empty cell, or text: the full rules
         text = pc.utf8_trim_whitespace(array)
         missing = pc.fill_null(pc.is_in(pc.utf8_lower(text), value_set=_missing_markers()), True)
         present = pc.if_else(missing, pa.scalar(None, pa.string()), text)
-        if not pc.all(pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)).as_py():
-            return None
+        decimal = pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)
+        if not pc.all(decimal).as_py():
+            infinite = pc.fill_null(pc.match_substring_regex(present, _INFINITE, ignore_case=True), False)
+            if not pc.all(pc.or_(decimal, infinite)).as_py():
+                return None  # a cell that is no number by either reader's rules
         values = _decimal_values(present)
-    return None if values is None else pd.Series(values, index=column.index, dtype=np.float64)
+    if values is None:  # infinities: pandas' rules, cell by cell
+        values, bad = _parse_numbers_exact(column)
+        return None if bad.any() else values
+    return pd.Series(values, index=column.index, dtype=np.float64)
 
 
 def _decimal_values(present):
@@ -201,6 +212,7 @@ def _decimal_values(present):
 
 
 _DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INFINITE = r"^[+-]?(inf|infinity)$"
 
 
 @functools.cache

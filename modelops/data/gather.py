@@ -9,6 +9,8 @@ after spaces) is gathered in memory instead.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,13 +121,22 @@ def gather_dataset(store: Store, config: ModelConfig, raw: FetchedSource, *, see
     which = split_assignment(scan.labelled, config.split, seed)
     sampled = _sample_positions(scan.labelled, sample_rows, seed)
     root = dataset_root(store, config, dataset_id(config, raw.sha256, seed), output)
-    with tempfile.TemporaryDirectory(prefix="modelops-gather-") as folder:
+    local = store.local_path(root)  # a store on this disk: the files are moved into place, not copied
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".gather-", dir=local.parent if local is not None else None) as folder:
         paths = {name: Path(folder) / f"{name}.csv" for name in SPLITS}
-        targets, sample = _write_splits(chunks, config, scan.text, encoding, which, sampled, paths)
+        targets, sample, digests = _write_splits(chunks, config, scan.text, encoding, which, sampled, paths)
 
         def write(name: str) -> DatasetFile:
-            stored = store.put_file(f"{root}/{name}/{name}.csv", paths[name], content_type="text/csv")
-            return DatasetFile(stored.uri, stored.sha256, len(targets[name]))
+            uri = f"{root}/{name}/{name}.csv"
+            if local is None:
+                stored = store.put_file(uri, paths[name], content_type="text/csv")
+                return DatasetFile(stored.uri, stored.sha256, len(targets[name]))
+            target = store.local_path(uri)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(paths[name], target)
+            return DatasetFile(target.as_uri(), digests[name], len(targets[name]))
 
         dataset = finish_dataset(store, config, raw, seed=seed, root=root, write=write,
                                  feature_names=encoding.feature_names,
@@ -245,6 +256,7 @@ def _write_splits(chunks: _Chunks, config: ModelConfig, text: frozenset[str], en
                   which: np.ndarray, sampled: np.ndarray, paths: dict[str, Path]):
     """The second pass: each chunk prepared, encoded and appended to its splits' files."""
     files = {name: open(path, "wb") for name, path in paths.items()}  # noqa: SIM115 - closed below
+    digests = {name: hashlib.sha256() for name in SPLITS}
     targets: dict[str, list] = {name: [] for name in SPLITS}
     sample, position = [], 0
     try:
@@ -260,14 +272,19 @@ def _write_splits(chunks: _Chunks, config: ModelConfig, text: frozenset[str], en
                 sample.append(prepared.iloc[sampled[lo:hi] - position])
             for index, name in enumerate(SPLITS):
                 part = prepared.iloc[np.flatnonzero(part_of == index)]
-                files[name].write(split_csv(part))
+                text = split_csv(part)
+                files[name].write(text)
+                digests[name].update(text)
                 targets[name].append(part.iloc[:, 0].to_numpy())
             position += rows
+        for handle in files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
     finally:
         for handle in files.values():
             handle.close()
     targets = {name: pd.Series(np.concatenate(parts), name=config.data.target) for name, parts in targets.items()}
-    return targets, pd.concat(sample).reset_index(drop=True)
+    return targets, pd.concat(sample).reset_index(drop=True), {n: d.hexdigest() for n, d in digests.items()}
 
 
 def _sample_positions(n: int, size: int, seed: int) -> np.ndarray:

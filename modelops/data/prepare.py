@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import DataConfig, ModelConfig, SplitConfig, canonical_label
-from modelops.data.encoding import FeatureEncoding, canonical_labels, parse_numbers, to_numbers, unique_names
+from modelops.data.encoding import FeatureEncoding, all_numbers, canonical_labels, to_numbers, unique_names
 from modelops.data.features import apply_features
 from modelops.errors import DataError
 
@@ -175,8 +175,8 @@ def typed_table(raw: pd.DataFrame, config: ModelConfig, text: frozenset[str] = f
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             typed[column] = values.astype(np.float64)
         else:
-            numbers, bad = parse_numbers(values)
-            typed[column] = _as_text(values) if bad.any() else numbers
+            numbers = all_numbers(values)
+            typed[column] = _as_text(values) if numbers is None else numbers
     return pd.DataFrame(typed, index=raw.index)
 
 
