@@ -158,7 +158,7 @@ def test_failed_quality_gate_fails_the_run_and_registers_nothing(home, tmp_path)
     raw["quality"] = {"rmse": {"max": 1.0}}
     config_path.write_text(yaml.safe_dump(raw))
     artifacts = Artifacts(tmp_path / "artifacts")
-    expected = r"QualityGateFailed: abalone-model: quality gate failed \(rmse = 2\.1, threshold <= 1\)"
+    expected = r"QualityGateFailed: abalone-model: quality gate failed \(rmse = 2\.\d+, threshold <= 1\)"
     with pytest.raises(NotebookFailed, match=expected) as failed:
         run_stage(ModelFolder(repo.path / "abalone_model"), "train", artifacts=artifacts)
     assert failed.value.exit_code == 3

@@ -48,7 +48,7 @@ from modelops.data.prepare import (
     typed_table,
 )
 from modelops.data.sources import FetchedSource
-from modelops.errors import DataError
+from modelops.errors import DataError, FeaturesError
 
 #: Bytes of CSV read per chunk (pyarrow's block size): ~100,000 rows of a 20-column table.
 CHUNK_BYTES = 16 * 2**20
@@ -205,36 +205,57 @@ class _Scan:
 def _scan(chunks: _Chunks, config: ModelConfig) -> _Scan:
     """The first pass: which columns are text, the categories, the rows with a target.
 
-    A column found to hold text after an earlier chunk read it as numbers makes the pass start again with it as
-    text: features.py must see each column with one type in every chunk, as it would on the whole table.
+    features.py must see each column with one type in every chunk, as it would on the whole table. A column found
+    to hold text after an earlier chunk read it as numbers makes the pass start again with it as text; features.py
+    failing on a chunk makes the pass learn every column's type first (it may have failed on a column read as
+    numbers that holds text further on), then start again.
     """
     text: frozenset[str] = frozenset()
     while True:
-        scan = _Scan(text=text, categories={c: set() for c in config.data.categorical}, seen=set())
-        restart = False
-        for frame in chunks:
-            typed = typed_table(frame, config, text)
-            found = frozenset(c for c in frame.columns if not pd.api.types.is_float_dtype(typed[c])) - text
-            found -= {*config.data.categorical, config.data.target}
-            if found and scan.rows_read:
-                text, restart = text | found, True
-                break
-            text |= found
-            scan.text = text
-            table = _features(typed, config)
-            target, labelled = _target(table[config.data.target], config, check=False)
-            scan.rows_read += len(frame)
-            scan.labelled += int(labelled.sum())
-            scan.positives += int(target[labelled].sum()) if config.problem_type == "binary" else 0
-            if len(scan.seen) < 10:
-                scan.seen |= set(pd.unique(canonical_labels(table[config.data.target][labelled])))
-            scan.columns = scan.columns or list(table.columns)
-            for column in config.data.categorical:
-                scan.categories[column] |= set(category_labels(table[column][labelled]).dropna())
-        if not restart:
-            break
-    check_target(config, scan.labelled, scan.positives, scan.seen)
+        try:
+            scan = _scan_once(chunks, config, text)
+        except FeaturesError:
+            everywhere = _text_columns(chunks, config)
+            if everywhere <= text:
+                raise
+            text = everywhere
+            continue
+        if scan is not None:
+            check_target(config, scan.labelled, scan.positives, scan.seen)
+            return scan
+        text = _text_columns(chunks, config)
+
+
+def _scan_once(chunks: _Chunks, config: ModelConfig, text: frozenset[str]) -> _Scan | None:
+    """One pass with ``text`` read as text; None when a column turned out to hold text after an earlier chunk."""
+    always_text = {*config.data.categorical, config.data.target}
+    scan = _Scan(text=text, categories={c: set() for c in config.data.categorical}, seen=set())
+    for frame in chunks:
+        typed = typed_table(frame, config, text)
+        found = frozenset(c for c in frame.columns if not pd.api.types.is_float_dtype(typed[c])) - text - always_text
+        if found and scan.rows_read:
+            return None
+        text = scan.text = text | found
+        table = _features(typed, config)
+        target, labelled = _target(table[config.data.target], config, check=False)
+        scan.rows_read += len(frame)
+        scan.labelled += int(labelled.sum())
+        scan.positives += int(target[labelled].sum()) if config.problem_type == "binary" else 0
+        if len(scan.seen) < 10:
+            scan.seen |= set(pd.unique(canonical_labels(table[config.data.target][labelled])))
+        scan.columns = scan.columns or list(table.columns)
+        for column in config.data.categorical:
+            scan.categories[column] |= set(category_labels(table[column][labelled]).dropna())
     return scan
+
+
+def _text_columns(chunks: _Chunks, config: ModelConfig) -> frozenset[str]:
+    """The raw columns typed_table reads as text on the whole table (a pass that only reads)."""
+    text: frozenset[str] = frozenset()
+    for frame in chunks:
+        typed = typed_table(frame, config, text)
+        text |= {c for c in frame.columns if not pd.api.types.is_float_dtype(typed[c])}
+    return text
 
 
 def _features(typed: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
@@ -272,9 +293,9 @@ def _write_splits(chunks: _Chunks, config: ModelConfig, text: frozenset[str], en
                 sample.append(prepared.iloc[sampled[lo:hi] - position])
             for index, name in enumerate(SPLITS):
                 part = prepared.iloc[np.flatnonzero(part_of == index)]
-                text = split_csv(part)
-                files[name].write(text)
-                digests[name].update(text)
+                lines = split_csv(part)
+                files[name].write(lines)
+                digests[name].update(lines)
                 targets[name].append(part.iloc[:, 0].to_numpy())
             position += rows
         for handle in files.values():
