@@ -34,12 +34,12 @@ from modelops.data.encoding import FeatureEncoding, canonical_labels, category_l
 from modelops.data.features import apply_features
 from modelops.data.prepare import (
     SPLITS,
-    _target,
     arrow_text_table,
     check_target,
     clean_names,
     first_row_width,
     prepare_data,
+    prepared_target,
     raw_columns,
     read_raw,
     split_assignment,
@@ -237,7 +237,7 @@ def _scan_once(chunks: _Chunks, config: ModelConfig, text: frozenset[str]) -> _S
             return None
         text = scan.text = text | found
         table = _features(typed, config)
-        target, labelled = _target(table[config.data.target], config, check=False)
+        target, labelled = prepared_target(table[config.data.target], config, check=False)
         scan.rows_read += len(frame)
         scan.labelled += int(labelled.sum())
         scan.positives += int(target[labelled].sum()) if config.problem_type == "binary" else 0
@@ -283,7 +283,7 @@ def _write_splits(chunks: _Chunks, config: ModelConfig, text: frozenset[str], en
     try:
         for frame in chunks:
             table = _features(typed_table(frame, config, text), config)
-            target, labelled = _target(table[config.data.target], config, check=False)
+            target, labelled = prepared_target(table[config.data.target], config, check=False)
             prepared = pd.concat([target[labelled].rename(config.data.target), encoding.encode(table[labelled])],
                                  axis=1)
             rows = len(prepared)

@@ -221,7 +221,7 @@ def prepare_data(raw: pd.DataFrame, config: ModelConfig) -> PreparedData:
         after = " after features.py" if data.derived else ""
         raise DataError(f"columns {missing} named in data.drop/data.categorical are not in the data{after} (its "
                         f"columns: {[str(c) for c in table.columns]}). Fix: correct model.yml.")
-    target, labelled = _target(table[data.target], config)
+    target, labelled = prepared_target(table[data.target], config)
     table = table[labelled]
     encoding = FeatureEncoding.fit(table, config, raw.columns)
     if not encoding.feature_names:
@@ -323,7 +323,7 @@ def features_and_target(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 1:], values[:, 0]
 
 
-def _target(column: pd.Series, config: ModelConfig, *, check: bool = True) -> tuple[pd.Series, pd.Series]:
+def prepared_target(column: pd.Series, config: ModelConfig, *, check: bool = True) -> tuple[pd.Series, pd.Series]:
     """(the label as the container trains on it, mask of rows that have one).
 
     ``check=False`` leaves out the checks that need every row (a streamed gather makes them with check_target).
