@@ -87,7 +87,7 @@ class Gathered:
         left_out = (f"; **{self.rows_without_target} rows without a target left out**"
                     if self.rows_without_target else "")
         one_hot = len(self.encoding.feature_names) - len(self.encoding.numeric)
-        return (f"{self.rows_read} rows read, {self.rows} prepared{left_out}; {len(self.encoding.feature_names)} "
+        return (f"{self.rows_read:,} rows read, {self.rows:,} prepared{left_out}; {len(self.encoding.feature_names)} "
                 f"features ({len(self.encoding.numeric)} numeric, {one_hot} one-hot); summaries over the "
                 f"{self.sample_note}")
 
