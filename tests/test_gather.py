@@ -212,3 +212,14 @@ def test_the_figures_take_each_splits_target_and_say_what_sample_they_show(tmp_p
     figure = plots.target_distribution(gathered.targets, "binary", "target")
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["train", "validation", "test"]
     assert "sample" not in gather_dataset(LocalStore(tmp_path / "t"), config, raw).sample_note
+
+
+def test_the_correlation_figure_computes_what_pandas_corrwith_does():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(400, 6)), columns=["y", *"abcde"])
+    frame.loc[rng.random(400) < 0.1, "a"] = np.nan
+    frame["d"], frame["e"] = 0.1, frame["y"] * 1e-9 + rng.normal(size=400) * 1e-9
+    expected = frame.iloc[:, 1:].loc[:, frame.iloc[:, 1:].std() > 0].corrwith(frame["y"])
+    got = plots._pearson(frame.iloc[:, 1:].to_numpy(), frame["y"].to_numpy())
+    assert np.isnan(got[3])  # d does not vary
+    assert np.allclose(got[[0, 1, 2, 4]], expected[["a", "b", "c", "e"]].to_numpy(), atol=1e-12)

@@ -50,8 +50,9 @@ from modelops.data.prepare import (
 from modelops.data.sources import FetchedSource
 from modelops.errors import DataError, FeaturesError
 
-#: Bytes of CSV read per chunk (pyarrow's block size): ~100,000 rows of a 20-column table.
-CHUNK_BYTES = 16 * 2**20
+#: Bytes of CSV read per chunk (pyarrow's block size): ~30,000 rows of a 20-column table. Smaller chunks were no slower
+#: at 1M rows and peaked lower (benchmarks/README.md section 11).
+CHUNK_BYTES = 4 * 2**20
 #: Prepared rows kept for the summary table and the correlation figure.
 SAMPLE_ROWS = 50_000
 
