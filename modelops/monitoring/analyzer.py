@@ -35,6 +35,8 @@ INVALID_CATEGORY = "(several or invalid one-hot values)"
 #: Model Monitor's check types that concern one feature (the rest concern the dataset or a metric).
 FEATURE_CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "categorical_values_check",
                   "missing_column_check", "extra_column_check")
+#: A feature's own thresholds in constraints.json, as AWS's "Schema for Constraints" spells the key.
+OVERRIDES = "monitoringConfigOverrides"
 #: The most values a live sketch is expanded to for the plots and the displayed distance.
 SAMPLE_CAP = 100_000
 
@@ -55,6 +57,9 @@ def analyzer_baseline(config: ModelConfig, served: ServedModel) -> tuple[dict, d
                   "features": list(data["features"]) + list(prediction["features"])}
     suggested = constraints(data, config.monitoring)
     suggested["features"] = suggested["features"] + constraints(prediction, config.monitoring)["features"]
+    for feature in suggested["features"]:  # the key as the schema for constraints.json spells it
+        if "monitoring_config_overrides" in feature:
+            feature[OVERRIDES] = feature.pop("monitoring_config_overrides")
     return statistics, suggested
 
 
@@ -116,7 +121,13 @@ def _body(side):
 
 
 def _media(side):
-    return str(_get(side, "observedContentType") or _get(side, "observed_content_type") or "").split(";")[0].strip()
+    """The side's content type; when the record does not say, what its body looks like."""
+    media = str(_get(side, "observedContentType") or _get(side, "observed_content_type") or "")
+    media = media.split(";")[0].strip().lower()
+    if media:
+        return media
+    body = (_body(side) or "").lstrip()
+    return "application/json" if body.startswith("{") else "text/csv"
 
 
 def _number(text):
@@ -193,6 +204,8 @@ def _prediction(scores):
     prediction = SPEC["prediction"]
     if scores is None:
         return None
+    if any(v != v or v in (float("inf"), float("-inf")) for v in scores):
+        return None  # no number JSON can carry: a missing prediction
     if prediction["problem_type"] == "multiclass":
         return prediction["classes"][max(range(len(scores)), key=scores.__getitem__)]
     return scores[0]
@@ -316,7 +329,8 @@ def _check(feature, part, base: dict | None, live: dict | None, limit: dict, dis
         return FeatureCheck(feature, part, rows, completeness, limit.get("completeness"), None, tuple(violations),
                             note=note)
     drifted = any(v.constraint_check_type == "baseline_drift_check" for v in violations)
-    overrides = limit.get("monitoring_config_overrides", {}).get("distribution_constraints", {})
+    overrides = (limit.get(OVERRIDES) or limit.get("monitoring_config_overrides") or {}).get(
+        "distribution_constraints", {})
     if feature.kind == NUMERIC:
         threshold = overrides.get("comparison_threshold", distribution.get("comparison_threshold", 0.1))
         base_values, base_weights = sketch_sample(base)
