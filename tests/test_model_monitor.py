@@ -80,9 +80,15 @@ def test_requests_the_preprocessor_cannot_read_as_csv_are_left_out(tmp_path):
 # -- one capture, both ways ------------------------------------------------------------------------------------
 
 
+#: Model Monitor's Simple comparison (the distance against the threshold) is documented, its Robust one is not:
+#: both ways compare by the distance alone.
+SIMPLE = {"drift": {"comparison_method": "simple"}}
+
+
 def both_ways(features: np.ndarray, tmp_path: Path):
     """The local monitor's report and Model Monitor's (the stand-in analyzer) on the same capture records."""
-    cfg, served = tiny.config(), tiny.served()
+    cfg = tiny.config(SIMPLE)
+    served = tiny.served(cfg)
     backend = LocalBackend(tmp_path / "home")
     lines, _ = tiny.capture_lines(features)
     tiny.write_capture(backend.store, lines)
@@ -125,12 +131,12 @@ def test_an_unseen_category_is_a_categorical_values_violation_both_ways(tmp_path
         "colour"].drift.test == "jensen_shannon"
 
 
-def test_where_the_semantics_differ_a_small_window_is_drift_only_to_model_monitor(tmp_path):
+def test_where_the_semantics_differ_a_window_under_min_rows_is_compared_by_model_monitor_alone(tmp_path):
     live = tiny.rows(20, 7)
     live[:, 0] += 1.5  # three quarters of a standard deviation, on 20 rows
     local, analyzed = both_ways(live, tmp_path)
-    # Locally, 20 rows are fewer than monitoring.drift.min_rows (30): distributions are not compared, and the
-    # robust comparison asks for significance. Model Monitor compares the distance with the threshold alone.
+    # Locally, 20 rows are fewer than monitoring.drift.min_rows (30): distributions are not compared. Model
+    # Monitor has no such minimum.
     assert checks(local) == set() and "fewer than monitoring.drift.min_rows" in " ".join(local.notes)
     assert ("size", "baseline_drift_check") in checks(analyzed)
 
@@ -204,10 +210,12 @@ class ModelMonitorStub:
 
 
 def drifted_analysis(tmp_path, cfg, served):
+    """The live statistics.json of a drifted window (``size`` x3), as the stand-in analyzer writes it."""
     live = tiny.rows(300, 11)
     live[:, 0] *= 3
     lines, _ = tiny.capture_lines(live)
-    statistics, constraints = analyzer_baseline(cfg, served)
+    simple = tiny.config(SIMPLE)
+    statistics, constraints = analyzer_baseline(simple, tiny.served(simple))
     return analyze(preprocess(preprocessor_script(cfg, served), lines, tmp_path), statistics, constraints)[0]
 
 

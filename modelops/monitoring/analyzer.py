@@ -408,9 +408,9 @@ def quality_from_analyzer(config: ModelConfig, labels_file: str, statistics: dic
 
 def analyzer_differences(config: ModelConfig) -> list[str]:
     """The checks the local monitor makes that Model Monitor does not, each with where it runs instead."""
-    notes = ["the significance test of comparison_method: robust (Model Monitor compares the distance with the "
-             "threshold alone) is not made: a small window can be called drift on noise (monitoring.drift.min_rows "
-             "does not apply either)"]
+    notes = ["monitoring.drift.min_rows: Model Monitor compares the distributions of any window, however few rows",
+             "comparison_method robust is Model Monitor's own Robust rule (KS-based for small samples, its formula "
+             "not published), not the local significance test at 5%"]
     drift = config.monitoring.drift
     if drift.numeric_test != "ks":
         notes.append(f"numbers are compared by Model Monitor's L-infinity distance (the largest CDF gap), not "

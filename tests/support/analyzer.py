@@ -10,8 +10,9 @@ image): where its semantics are a reading of the documentation, docs/monitoring.
   values not of the baseline's inferred type above ``datatype_check_threshold``), ``completeness_check`` (live
   completeness below the constraint's), ``categorical_values_check`` (the share of values outside the domain
   above ``domain_content_threshold``), ``baseline_drift_check`` (the distance, L-infinity of the CDFs for
-  numbers and of the category shares with ``LInfinity``, above the threshold; no significance test), and
-  ``missing_column_check`` (a baseline feature absent from the data).
+  numbers and of the category shares with ``LInfinity``, above the threshold: ``comparison_method`` ``Simple``;
+  its ``Robust`` rule is not published, so this stand-in refuses it), and ``missing_column_check`` (a baseline
+  feature absent from the data).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def analyze(rows: list[dict], baseline_statistics: dict, baseline_constraints: d
     """statistics.json and constraint_violations.json of the preprocessed rows against the baseline."""
     config = baseline_constraints["monitoring_config"]
     distribution = config["distribution_constraints"]
+    if distribution["comparison_method"] != "Simple":
+        raise NotImplementedError("Model Monitor's Robust comparison is not published: use comparison_method simple")
     base = {f["name"]: f for f in baseline_statistics["features"]}
     columns = {}
     violations = []
