@@ -146,8 +146,11 @@ def test_the_gather_runs_in_the_processing_job_and_its_executed_notebook_is_the_
     # The job read the source where the job put it, and ran against the sagemaker backend's settings.
     parameters = json.loads((tmp_path / "container" / request["ProcessingJobName"] / "opt/ml/processing/input/code"
                              / PARAMETERS_FILE).read_text())
-    assert parameters == {"x": 21, "backend": "sagemaker", "source": "/opt/ml/processing/input/source/abalone.csv"}
+    assert parameters == {"x": 21, "backend": "sagemaker"}
+    assert request["Environment"]["MODELOPS_DATA_DIR"] == "/opt/ml/processing/input/source"
     assert request["Environment"]["MODELOPS_S3_BUCKET"] == MOTO_BUCKET
+    downloaded = tmp_path / "container" / request["ProcessingJobName"] / "opt/ml/processing/input/source/abalone.csv"
+    assert downloaded.read_bytes() == b"1,2,3\n"  # where fetch_data looks first, by the source's file name
     # No credential travels: not in the job's environment, its parameters, its code, or the executed notebook.
     shipped = json.dumps(request) + (artifacts.root / run.ipynb).read_text()
     assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] == "testing" and '"testing"' not in shipped

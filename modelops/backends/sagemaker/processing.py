@@ -25,6 +25,7 @@ from modelops.backends.sagemaker.aws import translated
 from modelops.backends.sagemaker.store import S3Store
 from modelops.config.data import ProcessingConfig
 from modelops.errors import ConfigError, ProcessingFailed, StoreError
+from modelops.settings import DATA_DIR_ENV
 
 ROOT = "/opt/ml/processing"
 CODE_DIR = f"{ROOT}/input/code"
@@ -193,17 +194,18 @@ def processing_job_request(job: NotebookJob, compute: ProcessingConfig, image: s
                                                   "VolumeSizeInGB": compute.volume_size_gb}},
         "StoppingCondition": {"MaxRuntimeInSeconds": compute.max_runtime_seconds},
         "AppSpecification": {"ImageUri": image, "ContainerEntrypoint": ["/bin/bash", "-c", script]},
-        "Environment": {**environment, "MODELOPS_PROCESSING_JOB": job.job_name},
+        "Environment": {**environment, "MODELOPS_PROCESSING_JOB": job.job_name,
+                        **({DATA_DIR_ENV: SOURCE_DIR} if job.source_uri else {})},
         "RoleArn": role_arn,
         "Tags": [{"Key": "modelops:model", "Value": job.model}],
     }
 
 
 def job_parameters(job: NotebookJob) -> dict:
-    """The notebook's parameters inside the job: an S3 source is read from where the job downloaded it."""
-    if not job.source_uri:
-        return dict(job.parameters)
-    return {**job.parameters, "source": f"{SOURCE_DIR}/{job.source_uri.rstrip('/').rsplit('/', 1)[-1]}"}
+    """The notebook's parameters inside the job: the run's own. An S3 source is not rewritten to its local copy:
+    the job's ``MODELOPS_DATA_DIR`` is where it was downloaded, so the notebook finds it there by name, checks it
+    against data.sha256 as anywhere else, and records the S3 URI as the dataset's source."""
+    return dict(job.parameters)
 
 
 def code_archive(files: dict[str, bytes], parameters: dict) -> bytes:
