@@ -68,13 +68,16 @@ def test_the_preprocessor_gives_each_captured_row_the_features_the_local_monitor
     assert [r["prediction"] for r in rows] == expected and rows[4]["prediction"] is None  # NaN is not JSON
 
 
-def test_requests_the_preprocessor_cannot_read_as_csv_are_left_out(tmp_path):
+@pytest.mark.parametrize("form", ["documented", "dict"])
+def test_requests_not_in_csv_and_the_deploys_own_checks_are_left_out(tmp_path, form):
     from modelops.serving.capture import capture_record
 
     cfg, served = tiny.config(), tiny.served()
     libsvm = json.dumps(capture_record("e1", 0, b"0 1:2.0 2:3\n", "text/libsvm", b"1.5\n", "text/csv"))
+    check = json.dumps(capture_record("e2", 0, tiny.csv_body(tiny.rows(1, 2)).encode(), "text/csv", b"1.5\n",
+                                      "text/csv", inference_id="modelops-deploy-check-v3"))
     csv = tiny.capture_lines(tiny.rows(1, 1))[0][0]
-    assert len(preprocess(preprocessor_script(cfg, served), [libsvm, csv], tmp_path)) == 1
+    assert len(preprocess(preprocessor_script(cfg, served), [libsvm, check, csv], tmp_path, form)) == 1
 
 
 # -- one capture, both ways ------------------------------------------------------------------------------------

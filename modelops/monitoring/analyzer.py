@@ -28,7 +28,7 @@ from modelops.monitoring.baseline import (
 from modelops.monitoring.checks import FeatureCheck, MonitorReport
 from modelops.monitoring.drift import NO_CATEGORY, DriftResult, ks_distance
 from modelops.monitoring.quality import LiveQuality
-from modelops.monitoring.traffic import CapturedData, ServedModel, Window
+from modelops.monitoring.traffic import CHECK_INFERENCE_ID, CapturedData, ServedModel, Window
 
 #: What the preprocessor calls a row whose one-hot group sets several columns (or a value other than 0 and 1).
 INVALID_CATEGORY = "(several or invalid one-hot values)"
@@ -71,7 +71,8 @@ def preprocessor_spec(config: ModelConfig, served: ServedModel) -> dict:
             "prediction": {"name": served.prediction.name, "problem_type": config.problem_type,
                            "classes": [str(c) for c in config.data.classes],
                            "keys": list(config.serving.inference_output)},
-            "no_category": NO_CATEGORY, "invalid_category": INVALID_CATEGORY}
+            "no_category": NO_CATEGORY, "invalid_category": INVALID_CATEGORY,
+            "skip_inference_id": CHECK_INFERENCE_ID}
 
 
 def preprocessor_script(config: ModelConfig, served: ServedModel) -> str:
@@ -211,7 +212,14 @@ def _prediction(scores):
     return scores[0]
 
 
+def _inference_id(record):
+    metadata = _get(record, "event_metadata") or _get(record, "eventMetadata") or {}
+    return str(_get(metadata, "inferenceId") or _get(metadata, "inference_id") or "")
+
+
 def preprocess_handler(inference_record, logger=None):
+    if _inference_id(inference_record).startswith(SPEC["skip_inference_id"]):
+        return []  # the deploy's own checks: the test split replayed, not clients' traffic
     request = _side(inference_record, "endpoint_input", "endpointInput")
     if request is None or _media(request) != "text/csv":
         return []
