@@ -369,3 +369,14 @@ def test_the_local_backend_checks_in_the_kernel_and_has_no_model_monitor(tmp_pat
     assert checked.where == "this kernel" and checked.report.rows == 60
     with pytest.raises(ConfigError, match="no SageMaker Model Monitor"):
         check_window(backend, cfg, served, engine="model-monitor")
+
+
+def test_ci_monitor_schedule_on_the_local_backend_says_where_schedules_live(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ci.cli import main
+
+    monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(main, ["monitor", "abalone_model", "--schedule", "daily", "--backend", "local"])
+    assert result.exit_code == 2
+    assert "SageMaker Model Monitor schedule" in result.output and "--backend sagemaker" in result.output

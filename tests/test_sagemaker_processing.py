@@ -12,6 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -53,11 +54,21 @@ def model_yml(processing: dict | None = None, source: str | None = None) -> dict
 
 
 def folder_with(tmp_path: Path, notebook: str, **model) -> ModelFolder:
-    """A model folder whose gather_data notebook is one of the tiny fixture notebooks."""
+    """A model folder whose gather_data notebook is one of the tiny fixture notebooks, or (``uses_modelops``) one
+    that imports modelops and reads the folder's model.yml, as the real gather does."""
     path = tmp_path / "tiny_model"
     path.mkdir()
     (path / "model.yml").write_text(yaml.safe_dump(model_yml(**model)))
-    shutil.copy(fixture_notebook(notebook), path / "gather_data.ipynb")
+    if notebook == "uses_modelops":
+        cells = [nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["parameters"]}),
+                 nbformat.v4.new_code_cell("import modelops\nimport scrapbook as sb\n\n"
+                                           "config = modelops.load_model_config('.')\n"
+                                           "sb.glue('doubled', x * 2)\nsb.glue('model', config.name)\n"
+                                           "sb.glue('modelops', modelops.__file__)")]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}}), path / "gather_data.ipynb")
+    else:
+        shutil.copy(fixture_notebook(notebook), path / "gather_data.ipynb")
     return ModelFolder(path)
 
 
@@ -129,16 +140,19 @@ def run_gather(backend, folder: ModelFolder, tmp_path: Path, parameters: dict):
 @pytest.mark.slow
 def test_the_gather_runs_in_the_processing_job_and_its_executed_notebook_is_the_stage_artifact(aws, tmp_path):
     backend = sagemaker_on_moto()
-    container = StandInContainer(backend, tmp_path / "container")
+    stand_in = StandInContainer(backend, tmp_path / "container")
     backend.aws.client("s3").put_object(Bucket=MOTO_BUCKET, Key="raw/abalone.csv", Body=b"1,2,3\n")
-    folder = folder_with(tmp_path, "works", processing={"instance_type": "ml.m5.xlarge", "image_uri": IMAGE},
-                         source=f"s3://{MOTO_BUCKET}/raw/abalone.csv")
+    folder = folder_with(tmp_path, "uses_modelops", source=f"s3://{MOTO_BUCKET}/raw/abalone.csv",
+                         processing={"instance_type": "ml.m5.xlarge", "image_uri": IMAGE})
 
     run, artifacts = run_gather(backend, folder, tmp_path, {"x": 21})
 
     assert run.status == "passed" and run.scraps["doubled"] == 42  # papermill ran it, with the parameter
+    # ... on the modelops package and the model.yml the job was given, not this checkout's.
+    container = tmp_path / "container"
+    assert run.scraps["model"] == "tiny-model" and run.scraps["modelops"].startswith(str(container))
     assert (artifacts.root / run.ipynb).is_file() and (artifacts.root / run.html).is_file()
-    [request] = container.requests
+    [request] = stand_in.requests
     assert request["ProcessingResources"]["ClusterConfig"] == {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
                                                                "VolumeSizeInGB": 30}
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
@@ -149,7 +163,7 @@ def test_the_gather_runs_in_the_processing_job_and_its_executed_notebook_is_the_
     assert parameters == {"x": 21, "backend": "sagemaker"}
     assert request["Environment"]["MODELOPS_DATA_DIR"] == "/opt/ml/processing/input/source"
     assert request["Environment"]["MODELOPS_S3_BUCKET"] == MOTO_BUCKET
-    downloaded = tmp_path / "container" / request["ProcessingJobName"] / "opt/ml/processing/input/source/abalone.csv"
+    downloaded = container / request["ProcessingJobName"] / "opt/ml/processing/input/source/abalone.csv"
     assert downloaded.read_bytes() == b"1,2,3\n"  # where fetch_data looks first, by the source's file name
     # No credential travels: not in the job's environment, its parameters, its code, or the executed notebook.
     shipped = json.dumps(request) + (artifacts.root / run.ipynb).read_text()
