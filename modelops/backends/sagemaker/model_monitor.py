@@ -197,7 +197,8 @@ class ModelMonitor:
                 name, config, served, inputs, ground_truth, output, self.role_arn, self._image(), self.instance_type,
                 start, end), "ModelQuality")
         with translated(ProcessingFailed, f"creating the {kind} job definition {name}",
-                        "check the execution role (SAGEMAKER_EXECUTION_ROLE_ARN) and that the endpoint captures data"):
+                        "check the execution role (SAGEMAKER_EXECUTION_ROLE_ARN) and that the endpoint captures "
+                        "data; in an account Model Monitor is not open to, pass --engine notebook"):
             getattr(self.sagemaker, create)(**request)
         try:
             with translated(ProcessingFailed, f"creating the one-time monitoring schedule {name}"):
@@ -213,7 +214,8 @@ class ModelMonitor:
             self._delete(name, kind)
 
     def _finished(self, schedule: str, log) -> Execution:
-        deadline = time.monotonic() + (self.timeout_seconds or MAX_RUNTIME_SECONDS + 1800)
+        timeout = self.timeout_seconds or MAX_RUNTIME_SECONDS + 1800
+        deadline = time.monotonic() + timeout
         seen = None
         while True:
             with translated(ProcessingFailed, f"listing the executions of monitoring schedule {schedule}"):
@@ -228,7 +230,7 @@ class ModelMonitor:
                 return self._execution(schedule, summaries[0])
             if time.monotonic() > deadline:
                 raise ProcessingFailed(f"monitoring schedule {schedule}'s execution was still {status} after "
-                                       f"{MAX_RUNTIME_SECONDS + 1800}s. Fix: look at its processing job in the "
+                                       f"{timeout:.0f}s. Fix: look at its processing job in the "
                                        f"SageMaker console; the schedule is deleted, the job stops at its "
                                        f"MaxRuntimeInSeconds.")
             time.sleep(self.poll_seconds)
