@@ -174,7 +174,7 @@ def test_the_gather_runs_in_the_processing_job_and_its_executed_notebook_is_the_
 @pytest.mark.slow
 def test_a_failed_notebook_in_the_job_fails_the_stage_naming_the_cell_with_the_notebook_as_far_as_it_ran(aws, tmp_path):
     backend = sagemaker_on_moto()
-    StandInContainer(backend, tmp_path / "container")
+    stand_in = StandInContainer(backend, tmp_path / "container")
     folder = folder_with(tmp_path, "fails", processing={"image_uri": IMAGE})
 
     # Cell [3] and the parameters papermill injected: the message a local run gives.
@@ -182,6 +182,9 @@ def test_a_failed_notebook_in_the_job_fails_the_stage_naming_the_cell_with_the_n
         run_gather(backend, folder, tmp_path, {})
 
     assert failed.value.cause == "ZeroDivisionError"
+    # papermill's last output became the job's ExitMessage, as UTF-8 within its 1 KB.
+    [outcome] = stand_in.outcome.values()
+    assert "ZeroDivisionError" in outcome["ExitMessage"] and len(outcome["ExitMessage"].encode()) <= 1024
     executed = tmp_path / "artifacts" / "tiny_model" / "gather_data.ipynb"
     assert executed.is_file() and notebook_error(executed)["ename"] == "ZeroDivisionError"
 

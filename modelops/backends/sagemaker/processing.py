@@ -37,19 +37,23 @@ PARAMETERS_FILE = "parameters.json"
 IMAGE_ENV = "MODELOPS_PROCESSING_IMAGE"
 RUNNING = ("InProgress", "Stopping")
 #: A source in S3 bigger than this makes the gather say, in its first line, how to move it to a Processing job:
-#: pandas holds a CSV in 2-5 times its size, and a CircleCI medium job has 4 GB for everything.
+#: The gather holds many times its CSV in memory (benchmarks/README.md), and a CircleCI medium job has 4 GB.
 LARGE_SOURCE_BYTES = 1 << 30
 
+#: The end of papermill's log, as UTF-8 (SageMaker fails a job whose message file is not) within the 1 KB of
+#: ExitMessage ("Save and Access Metadata Information About Your Processing Job": DescribeProcessingJob's
+#: ExitMessage is the first 1 KB of /opt/ml/output/message).
+_TAIL = ("import sys; t = open('/tmp/papermill.log', 'rb').read()[-900:].decode('utf-8', 'ignore'); "
+         "open('/opt/ml/output/message', 'w', encoding='utf-8').write(t)")
 #: The job's command: unpack the code, then papermill with the parameters file; papermill's own exit status
-#: (1 on a failed cell) is the job's, and its last lines go to /opt/ml/output/message, which SageMaker reports
-#: as the job's ExitMessage.
+#: (1 on a failed cell) is the job's, and on a failure its last lines become the job's ExitMessage.
 ENTRYPOINT_SCRIPT = (
     "set -o pipefail; cd {code} && tar -xzf {archive} && "
     "export PYTHONPATH={code}${{PYTHONPATH:+:$PYTHONPATH}} && "
     "mkdir -p {out} /opt/ml/output && "
     "python3 -m papermill {notebook} {out}/{name} -k python3 --cwd {cwd} -f {parameters} --log-output "
     "--request-save-on-cell-execute 2>&1 | tee /tmp/papermill.log; status=$?; "
-    "[ $status -eq 0 ] || tail -c 1000 /tmp/papermill.log > /opt/ml/output/message; exit $status"
+    "[ $status -eq 0 ] || python3 -c \"" + _TAIL + "\"; exit $status"
 )
 
 
@@ -241,7 +245,7 @@ def large_source_advice(size: int | None, source: str) -> str | None:
     if size is None or size <= LARGE_SOURCE_BYTES:
         return None
     return (f"the source {source} holds {size / 2**30:.1f} GiB, more than this CI job should read into memory "
-            f"(pandas needs 2-5 times a CSV's size; threshold {LARGE_SOURCE_BYTES / 2**30:.0f} GiB). Fix: add "
+            f"(the gather holds many times a CSV's size; threshold {LARGE_SOURCE_BYTES / 2**30:.0f} GiB). Fix: add "
             f"data.processing: {{instance_type: ml.m5.4xlarge}} to model.yml to gather in a SageMaker Processing "
             f"job (docs/scaling.md).")
 
