@@ -263,6 +263,10 @@ def test_ci_monitor_on_sagemaker_is_a_one_time_model_monitor_job_whose_files_bec
     table = report.table()
     assert table.loc["size", "result"] == "VIOLATED: baseline_drift_check" and table.loc["size", "test"] == "ks"
     assert any("extra_column_check" in note for note in report.notes)
+    # The notebook's plots draw from Model Monitor's sketches as from the captured rows.
+    from modelops.notebook.plots import drift_figures
+
+    assert set(drift_figures(report)) == {"drift_overview", "drift_size", "drift_prediction"}
     # The run's outputs are written as locally, and the record counts what Model Monitor analysed.
     monitoring = record_monitoring(backend, cfg, served, checked.captured, report, checked.quality)
     assert monitoring.record.rows == 300 and monitoring.record.violations == 5
