@@ -57,7 +57,7 @@ def folder_with(tmp_path: Path, notebook: str, **model) -> ModelFolder:
     """A model folder whose gather_data notebook is one of the tiny fixture notebooks, or (``uses_modelops``) one
     that imports modelops and reads the folder's model.yml, as the real gather does."""
     path = tmp_path / "tiny_model"
-    path.mkdir()
+    path.mkdir(parents=True)
     (path / "model.yml").write_text(yaml.safe_dump(model_yml(**model)))
     if notebook == "uses_modelops":
         cells = [nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["parameters"]}),
@@ -274,3 +274,23 @@ def test_data_processing_is_parsed_checked_and_leaves_the_dataset_id_alone():
         parse_model_config(model_yml(processing={"instance_count": 2}))
     with pytest.raises(ConfigError, match="processing"):
         parse_model_config(model_yml(processing={"instance_type": "m5.large"}))
+
+
+def test_whether_the_dataset_is_gathered_is_decided_without_reading_the_source_here(aws, tmp_path, monkeypatch):
+    from ci import freshness
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the CI job read the source that the Processing job is there to read")
+
+    monkeypatch.setattr("modelops.data.datasets.fetch_data", no_download)
+    looked_up = []
+    monkeypatch.setattr("modelops.data.datasets.find_dataset", lambda store, config, sha256, *rest: looked_up.append(
+        sha256))
+    backend = sagemaker_on_moto()
+    pinned = folder_with(tmp_path, "works", processing={"image_uri": IMAGE})  # abalone's model.yml pins sha256
+    ctx = StageContext(pinned, "train", "sagemaker", backend, Artifacts(tmp_path / "a"), {}, runs=[])
+    assert freshness.gathered(ctx, {}) is None and looked_up == [pinned.config().data.sha256]
+    assert freshness.gathered(ctx, {"source": "s3://b/other.csv"}) is None and len(looked_up) == 1
+    unpinned = folder_with(tmp_path / "u", "works", processing={"image_uri": IMAGE}, source="s3://b/raw.csv")
+    ctx = StageContext(unpinned, "train", "sagemaker", backend, Artifacts(tmp_path / "a"), {}, runs=[])
+    assert freshness.gathered(ctx, {}) is None and len(looked_up) == 1  # the job runs, and finds out itself
