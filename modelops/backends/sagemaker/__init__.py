@@ -20,6 +20,8 @@ class SageMakerBackend(Backend):
         s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
         s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
         s3://BUCKET/PREFIX/<model>/transform/<job> a batch transform's input, manifest and answers
+        s3://BUCKET/PREFIX/<model>/processing/<job> a Processing job's code and its executed notebook
+        s3://BUCKET/PREFIX/<model>/model-monitor/   Model Monitor's baselines, preprocessor and reports
         SageMaker model package group <model>     versions and their approval status
         SageMaker endpoint <model>                with one model + endpoint config per deployed version
         CloudWatch alarms modelops-<endpoint>-*   what rolls a guarded production update back
@@ -73,6 +75,32 @@ class SageMakerBackend(Backend):
 
         return SageMakerTransformer(self.aws.client("sagemaker"), self.store, self.settings.role_arn,
                                     poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def processor(self):
+        """Runs a notebook in a SageMaker Processing job (the gather, when model.yml's data.processing says so)."""
+        from modelops.backends.sagemaker.processing import NotebookProcessor
+
+        return NotebookProcessor(self.aws.client("sagemaker"), self.store, self.settings.role_arn,
+                                 self.job_environment(), poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def model_monitor(self):
+        """SageMaker Model Monitor's data- and model-quality jobs on an endpoint's capture (ci monitor)."""
+        from modelops.backends.sagemaker.model_monitor import ModelMonitor
+
+        return ModelMonitor(self.aws.client("sagemaker"), self.store, self.settings.role_arn, self.settings.region,
+                            poll_seconds=self.poll_seconds)
+
+    def job_environment(self) -> dict[str, str]:
+        """The settings a notebook inside a SageMaker job needs to use this backend (never credentials: the job
+        runs as the execution role)."""
+        from modelops.settings import BUCKET_ENV, PREFIX_ENV, ROLE_ENV
+
+        environment = {"AWS_REGION": self.settings.region, "AWS_DEFAULT_REGION": self.settings.region,
+                       ROLE_ENV: self.settings.role_arn, PREFIX_ENV: self.settings.prefix,
+                       BUCKET_ENV: self.store.bucket, "MODELOPS_BACKEND": "sagemaker"}
+        return environment
 
     @cached_property
     def history(self):
