@@ -1,0 +1,203 @@
+"""Least privilege, proven: every AWS call each CircleCI job makes, recorded on moto, against its role's policy.
+
+The test drives each job's flow itself (so it holds on any pytest-xdist worker, whatever ran before): the calls
+the job's notebooks and command make into ``modelops``, in their order, on the sagemaker backend on moto, twice
+over (a first version, then a second against a champion, a live staging endpoint and a production rollout with
+alarms and autoscaling). ``tests.support.aws.recording_calls`` records every call of the backend's own clients
+(moto, Stubber and stand-in answered alike), ``ci.iam.iam_actions`` maps each to its IAM actions, and
+``ci.iam.JOB_ROLES`` says whose policy must allow it. It fails on a call the role's ``ci.iam.GRANTS`` lack, and
+on a grant no job of the role needs.
+
+Not run here, so granted to no CircleCI role: ``ci tune``, ``ci transform``, ``ci rollback``, ``ci stop`` (a
+person runs them with their own credentials; docs/aws.md lists what they call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import yaml
+
+import modelops
+from ci.iam import ALWAYS_ALLOWED, GRANTS, JOB_ROLES, iam_actions, role_actions
+from modelops.config import PRODUCTION, STAGING, parse_model_config
+from tests.support.paths import ROOT, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+
+def _config(*, scaled: bool = True):
+    """abalone as model.yml has it, and production guarded (rollout alarms on a p99 SLO) and autoscaled; or, not
+    ``scaled``, its SLO without a p99 and no autoscaling (so a deploy removes the latency alarm and the
+    registration the earlier ones made)."""
+    raw = yaml.safe_load((ROOT / "abalone_model" / "model.yml").read_text())
+    production = raw["environments"]["production"]
+    production["rollout"] = {"strategy": "linear", "traffic_percent": 50, "interval_seconds": 120, "bake_seconds": 300}
+    if scaled:
+        production["autoscaling"] = {"min_instances": 1, "max_instances": 3, "target_invocations_per_instance": 700}
+    else:
+        production["slo"].pop("p99_ms")
+    return dataclasses.replace(parse_model_config(raw), folder=ROOT / "abalone_model")
+
+
+def quiet(*args, **kwargs):
+    return None
+
+
+# -- each job, as its notebooks and command call modelops ----------------------------------------------------
+
+
+def train_job(ops, config):
+    """ci run MODEL --stage train: gather_data, train_register, review."""
+    raw = modelops.fetch_data(config)
+    prepared = modelops.prepare_data(modelops.read_raw(raw.path, config.data), config)
+    modelops.write_dataset(ops.store, config, raw, modelops.split_frame(prepared.frame, config.split),
+                           prepared=prepared)
+    data = modelops.load_dataset(ops.store, config)
+    training = modelops.train_model(ops, config, data, log=quiet)
+    candidate = modelops.Candidate.evaluate(ops, config, data, training)
+    baseline = modelops.write_baseline(ops, config, data, training)
+    candidate.record_evaluation()
+    package = candidate.register(notebook_artifact="abalone_model/train_register.html", baseline=baseline)
+    modelops.review_model(ops, config)
+    return package
+
+
+def timed_out_train_job(ops, config):
+    """ci run MODEL --stage train when the training job outlives its time: the trainer stops it."""
+    from modelops.errors import TrainingFailed
+    from tests.support.aws import answer
+
+    events = ops.trainer.sagemaker.meta.events
+    events.register("before-call.sagemaker.StopTrainingJob", lambda **kwargs: answer({}))  # moto lacks it
+    ops.trainer.timeout_seconds = 1e-9
+    try:
+        with pytest.raises(TrainingFailed, match="it was asked to stop"):
+            train_job(ops, config)
+    finally:
+        ops.trainer.timeout_seconds = None
+
+
+def approve_job(ops, config, version: int):
+    """ci approve MODEL --version N --by ..."""
+    ops.registry.approve(config.name, version, by="alice", note="approved in CircleCI")
+
+
+def _deploy_notebook(ops, config, env_name: str, version: int | None = None):
+    package = modelops.select_package(ops.registry, config, version=version)
+    modelops.deploy_package(ops, config, package, env_name=env_name, by="bob", timeout=5, log=quiet)
+    modelops.verify_endpoint(ops, config, package, env_name)
+    modelops.measure_latency(ops, config, package, env_name=env_name, calls=3)
+
+
+def deploy_job(ops, config):
+    """ci deploy MODEL --env staging: the deploy notebook for staging, then the gate notebook."""
+    _deploy_notebook(ops, config, STAGING)
+    gate = modelops.run_gate(ops, config, by="bob", log=quiet)
+    modelops.check_gate(gate)
+
+
+def promote_job(ops, config):
+    """ci promote MODEL: the package staging serves, its gate checked, through the deploy notebook for production."""
+    from modelops.release.deploy import require_gate_passed
+    from modelops.release.gate import staged_package
+
+    package = staged_package(ops, config)
+    require_gate_passed(ops, config, package)
+    _deploy_notebook(ops, config, PRODUCTION, version=package.version)
+
+
+def monitor_job(ops, config):
+    """ci monitor MODEL --since 24h: the monitor notebook."""
+    served = modelops.served_model(ops, config)
+    captured = modelops.read_capture(ops, config, served, since="24h")
+    report = modelops.check_traffic(config, served, captured)
+    quality = modelops.live_quality(config, captured, None)
+    modelops.record_monitoring(ops, config, served, captured, report, quality)
+
+
+def _capture(ops, config):
+    """What SageMaker's data capture would have written for some production traffic (not the backend's call)."""
+    from tests.support.monitoring import capture_lines, write_capture
+
+    data = modelops.load_dataset(ops.store, config)
+    features = modelops.read_split(ops.store, data, "test").iloc[:40, 1:].to_numpy(dtype=float)
+    lines, _ = capture_lines(features, answers=np.full(len(features), 9.5))
+    write_capture(ops.store, lines, endpoint=config.name, model=config.name)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """Every job on one moto account, (job, service, operation, params) of every backend call: a first version
+    through to production and monitored; a second, reviewed against the first as champion, replacing it on a live
+    staging endpoint and, through a guarded rollout, in production; a third after a training job that timed out,
+    with production's autoscaling and latency alarm removed from model.yml."""
+    from moto import mock_aws
+
+    from tests.support.aws import CREDENTIALS, recording_calls, sagemaker_on_moto
+    from tests.support.container import XGBoostContainer
+    from tests.support.hosting import SageMakerHosting
+
+    patch = pytest.MonkeyPatch()
+    for name, value in {**CREDENTIALS, "MODELOPS_DATA_DIR": str(SHARED_DATA),
+                        "CIRCLE_BUILD_URL": "https://circleci.com/gh/o/r/1"}.items():
+        patch.setenv(name, value)
+    try:
+        with mock_aws(), recording_calls() as recorder:
+            ops = sagemaker_on_moto()
+            XGBoostContainer(ops.trainer.sagemaker)
+            SageMakerHosting(ops.endpoints)
+            patch.setattr("modelops.backends.sagemaker.SageMakerBackend.image_uri",
+                          lambda self, version: f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:"
+                                            f"{version}")
+            for config in (_config(), _config(), _config(scaled=False)):
+                recorder.job = "train"
+                if not config.deploy_environment(PRODUCTION).autoscaling:
+                    timed_out_train_job(ops, config)
+                package = train_job(ops, config)
+                recorder.job = "approve"
+                approve_job(ops, config, package.version)
+                recorder.job = "deploy"
+                deploy_job(ops, config)
+                recorder.job = "promote"
+                promote_job(ops, config)
+                recorder.job = None
+                _capture(ops, config)
+                recorder.job = "monitor"
+                monitor_job(ops, config)
+            recorder.job = None
+    finally:
+        patch.undo()
+    return recorder.calls
+
+
+def _needed(calls) -> dict[str, dict[str, set[str]]]:
+    """role -> IAM action -> the calls ("job: service.Operation") that need it."""
+    needed: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for job, service, operation, params in calls:
+        for action in iam_actions(service, operation, params):
+            if action not in ALWAYS_ALLOWED:
+                needed[JOB_ROLES[job]][action].add(f"{job}: {service}.{operation}")
+    return needed
+
+
+def test_every_job_ran_and_made_calls(recorded):
+    assert {job for job, *_ in recorded} == set(JOB_ROLES)
+
+
+def test_every_call_a_job_makes_is_allowed_by_its_roles_policy(recorded):
+    needed = _needed(recorded)
+    missing = {role: {action: sorted(calls) for action, calls in actions.items() if action not in role_actions(role)}
+               for role, actions in needed.items()}
+    assert not {role: m for role, m in missing.items() if m}, (
+        f"calls the role's policy does not allow (add a line to ci.iam.GRANTS): {missing}")
+
+
+def test_no_policy_allows_an_action_no_job_of_its_role_calls(recorded):
+    needed = _needed(recorded)
+    unused = {role: sorted(set(role_actions(role)) - set(needed.get(role, {}))) for role in GRANTS}
+    assert not {role: u for role, u in unused.items() if u}, (
+        f"granted but never called (remove from ci.iam.GRANTS): {unused}")
