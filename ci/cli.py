@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ci import options, render
+from ci import aws, options, render
 from modelops.errors import ModelOpsError
 from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
@@ -592,3 +592,5 @@ def new_model(name, problem, source, target, header, columns, positive_label, de
                       positive_label=positive_label, description=description)
     click.echo(f"created {folder.name}/ ({', '.join(sorted(p.name for p in folder.iterdir()))})")
     click.echo(f"next: review {folder.name}/model.yml, then `python -m ci run {folder.name} --stage train`")
+
+main.add_command(aws.group)

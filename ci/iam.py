@@ -58,7 +58,8 @@ RESOURCES = {
     "alarms": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:modelops-{model}-*",
     "scalable-targets": ("arn:${AWS::Partition}:application-autoscaling:${AWS::Region}:${AWS::AccountId}:"
                          "scalable-target/*"),
-    "training-logs": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/TrainingJobs:*",
+    "training-logs": ("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+                      "log-group:/aws/sagemaker/TrainingJobs:*"),
     "execution-role": "${ExecutionRole.Arn}",
     "scaling-role": ("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
                      "sagemaker.application-autoscaling.amazonaws.com/"
@@ -87,7 +88,8 @@ _READ_REGISTRY = [("sagemaker:DescribeModelPackageGroup", "groups"), ("sagemaker
 def _deploying(env: str) -> list[tuple[str, ...]]:
     """What deploying to ``env`` (staging or production) needs: its models, configs and endpoint, the answers."""
     return [("sagemaker:CreateModel", f"{env}-models"),
-            ("sagemaker:CreateEndpointConfig", f"{env}-configs"), ("sagemaker:DescribeEndpointConfig", f"{env}-configs"),
+            ("sagemaker:CreateEndpointConfig", f"{env}-configs"),
+            ("sagemaker:DescribeEndpointConfig", f"{env}-configs"),
             ("sagemaker:CreateEndpoint", env, f"{env}-configs"), ("sagemaker:UpdateEndpoint", env, f"{env}-configs"),
             ("sagemaker:DescribeEndpoint", "staging", "production"),
             ("sagemaker:AddTags", f"{env}-models", f"{env}-configs"),
