@@ -204,10 +204,13 @@ def _permission_checks(iam, target: Target, caller: dict, models: list[str], rol
     from modelops.backends.sagemaker.aws import describe_error
 
     caller_role = role_arn_of(caller["Arn"])
+    named = role
     role = role or next((key for key, arn in target.role_arns.items() if arn == caller_role), None)
     if role is None:
         return [Check("permissions", "skipped", f"{caller_role} is none of the stack's roles; name the role to check "
                                                 f"with --role ({', '.join(ROLES)})")]
+    # --role with --stack simulates the stack's role (an administrator checking it); otherwise the caller's own.
+    source = target.role_arns.get(role, caller_role) if named else caller_role
     if not models:
         return [Check("permissions", "skipped", "no model folder to name the resources after")]
     partition = caller["Arn"].split(":")[1]
@@ -221,19 +224,19 @@ def _permission_checks(iam, target: Target, caller: dict, models: list[str], rol
             if action == "s3:ListBucket":
                 context = [{"ContextKeyName": "s3:prefix", "ContextKeyValues": [f"{target.prefix}/{models[0]}/"],
                             "ContextKeyType": "string"}]
-            [result] = iam.simulate_principal_policy(PolicySourceArn=caller_role, ActionNames=[action],
+            [result] = iam.simulate_principal_policy(PolicySourceArn=source, ActionNames=[action],
                                                      ResourceArns=[resource], ContextEntries=context)[
                 "EvaluationResults"]
             if result["EvalDecision"] != "allowed":
                 denied.append((action, resource, result["EvalDecision"]))
     except Exception as exc:
-        return [Check("permissions", "skipped", f"cannot simulate {caller_role}'s policies: {describe_error(exc)} "
+        return [Check("permissions", "skipped", f"cannot simulate {source}'s policies: {describe_error(exc)} "
                                                 f"(iam:SimulatePrincipalPolicy)")]
     jobs = ", ".join(job for job, key in JOB_ROLES.items() if key == role)
     if not denied:
-        return [Check("permissions", "passed", f"{caller_role} may make all {len(actions)} calls of the {role} role's "
+        return [Check("permissions", "passed", f"{source} may make all {len(actions)} calls of the {role} role's "
                                                f"jobs ({jobs})")]
-    return [Check(f"permission {action}", "failed", f"{decision} on {resource} for {caller_role}",
+    return [Check(f"permission {action}", "failed", f"{decision} on {resource} for {source}",
                   "deploy infra/aws.yml again (`python -m ci aws template` first if a model was added)")
             for action, resource, decision in denied]
 

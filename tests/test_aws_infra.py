@@ -327,6 +327,16 @@ def test_permissions_are_simulated_per_action_on_a_resource_the_backend_would_na
                             "implicitDeny on arn:aws:sagemaker:eu-west-1:123456789012:endpoint/abalone-model-staging "
                             "for arn:aws:iam::123456789012:role/m-release",
                             "deploy infra/aws.yml again (`python -m ci aws template` first if a model was added)")]
+    admin = {"Arn": "arn:aws:iam::123456789012:user/admin", "Account": "123456789012"}
+    with Stubber(iam) as stub:  # --role production: the stack's production role is simulated, not the caller
+        for action in role_actions("production"):
+            stub.add_response("simulate_principal_policy", {"EvaluationResults": [
+                {"EvalActionName": action, "EvalDecision": "allowed"}]},
+                {"PolicySourceArn": "arn:aws:iam::123456789012:role/m-production", "ActionNames": [action],
+                 "ResourceArns": ANY, "ContextEntries": ANY})
+        [passed] = _permission_checks(iam, target, admin, ["abalone-model"], "production")
+    assert passed.line() == ("ok   permissions: arn:aws:iam::123456789012:role/m-production may make all 27 calls of "
+                             "the production role's jobs (promote)")
     probe = f"arn:aws:s3:::{VALUES['Bucket']}/modelops/modelops-check"
     assert example_resource("objects", target, "1", "aws", "m") == probe
     assert example_resource("execution-role", target, "1", "aws", "m") == VALUES["ExecutionRole.Arn"]
