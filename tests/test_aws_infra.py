@@ -237,12 +237,20 @@ def test_the_stack_creates_on_moto_with_its_outputs_and_the_history_writes_to_it
     attached = {p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="modelops-production")[
         "AttachedPolicies"]}
     assert attached == {"modelops-production-abalone-model", "modelops-production-churn-model"}
-    # The history's conditional writes (If-None-Match) keep working in the stack's bucket.
+    # The history's conditional writes (If-None-Match) keep working in the stack's bucket, versioned as the
+    # template says (moto does not apply VersioningConfiguration, so it is switched on here).
+    moto_client("s3").put_bucket_versioning(Bucket=outputs["BucketName"], VersioningConfiguration={"Status": "Enabled"})
     ops = sagemaker_on_moto(bucket=None)
     ops.store.bucket = outputs["BucketName"]
     first = ops.history.append(Event(group="abalone-model", action="registered", version=1, at="2026-12-07T00:00:00"))
     second = ops.history.append(Event(group="abalone-model", action="Approved", version=1, at="2026-12-07T00:01:00"))
     assert (first.seq, second.seq, second.prev_hash) == (1, 2, first.hash)
+    assert [e.action for e in ops.history.events("abalone-model")] == ["registered", "Approved"]
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="PreconditionFailed"):  # a second writer of event 2 is refused
+        moto_client("s3").put_object(Bucket=outputs["BucketName"], Key="modelops/abalone-model/history/00000002.json",
+                                     IfNoneMatch="*", Body=b"{}")
 
 
 def cli(*args: str):
