@@ -6,7 +6,9 @@ over (a first version, then a second against a champion, a live staging endpoint
 alarms and autoscaling). ``tests.support.aws.recording_calls`` records every call of the backend's own clients
 (moto, Stubber and stand-in answered alike), ``ci.iam.iam_actions`` maps each to its IAM actions, and
 ``ci.iam.JOB_ROLES`` says whose policy must allow it. It fails on a call the role's ``ci.iam.GRANTS`` lack, and
-on a grant no job of the role needs.
+on a grant no job of the role needs. A quick test keeps the drivers honest: each makes every call into
+``modelops`` its job's notebooks make (the calls of the runner itself, such as the freshness checks that decide
+whether a notebook is reused, are reads of what the drivers read too, but are not recorded here).
 
 Not run here, so granted to no CircleCI role: ``ci tune``, ``ci transform``, ``ci rollback``, ``ci stop`` (a
 person runs them with their own credentials; docs/aws.md lists what they call).
@@ -26,7 +28,12 @@ from ci.iam import ALWAYS_ALLOWED, GRANTS, JOB_ROLES, iam_actions, role_actions
 from modelops.config import PRODUCTION, STAGING, parse_model_config
 from tests.support.paths import ROOT, SHARED_DATA
 
-pytestmark = pytest.mark.slow
+#: The notebooks each CircleCI job executes (ci/stages.py), whose calls into modelops the drivers below make.
+JOB_NOTEBOOKS = {"train": ["gather_data", "train_register", "review"], "deploy": ["deploy", "gate"],
+                 "promote": ["deploy"], "monitor": ["monitor"], "approve": []}
+#: Facade calls of the notebooks that make no AWS call (configuration, figures, the record glued).
+NO_AWS = {"load_model_config", "get_backend", "glue_record", "glue_figure", "glue_figures", "check_gate",
+          "DeployRecord.of"}
 
 
 def _config(*, scaled: bool = True):
@@ -83,7 +90,8 @@ def timed_out_train_job(ops, config):
 
 def approve_job(ops, config, version: int):
     """ci approve MODEL --version N --by ..."""
-    ops.registry.approve(config.name, version, by="alice", note="approved in CircleCI")
+    package = ops.registry.get(config.name, version)
+    ops.registry.approve(config.name, package.version, by="alice", note="approved in CircleCI")
 
 
 def _deploy_notebook(ops, config, env_name: str, version: int | None = None):
@@ -127,6 +135,24 @@ def _capture(ops, config):
     features = modelops.read_split(ops.store, data, "test").iloc[:40, 1:].to_numpy(dtype=float)
     lines, _ = capture_lines(features, answers=np.full(len(features), 9.5))
     write_capture(ops.store, lines, endpoint=config.name, model=config.name)
+
+
+def test_each_jobs_driver_makes_every_call_into_modelops_its_notebooks_make():
+    import inspect
+    import json
+    import re
+
+    drivers = {"train": [train_job], "deploy": [deploy_job, _deploy_notebook], "promote": [promote_job,
+               _deploy_notebook], "monitor": [monitor_job], "approve": [approve_job]}
+    assert set(drivers) == set(JOB_ROLES) == set(JOB_NOTEBOOKS)
+    for job, notebooks in JOB_NOTEBOOKS.items():
+        driven = "".join(inspect.getsource(driver) for driver in drivers[job])
+        for name in notebooks:
+            path = ROOT / "notebooks" / ("review.ipynb" if name == "review" else f"templates/{name}.ipynb")
+            code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                           if c["cell_type"] == "code")
+            called = set(re.findall(r"\bmodelops\.([A-Za-z_.]+)\(", code)) - NO_AWS
+            assert called and not {c for c in called if f"modelops.{c}(" not in driven}, (job, name, called)
 
 
 @pytest.fixture
@@ -184,6 +210,7 @@ def _needed(calls) -> dict[str, dict[str, set[str]]]:
     return needed
 
 
+@pytest.mark.slow  # every job's flow on moto: about 35 s
 def test_every_call_of_every_job_is_allowed_to_its_role_and_every_grant_is_used(recorded):
     # One test, not three over a shared fixture: pytest-xdist could run them on different workers, each driving
     # the flows again.
