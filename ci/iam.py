@@ -56,6 +56,9 @@ RESOURCES = {
     "production-configs": _SM + ":endpoint-config/{model}-v*",
     "production-models": _SM + ":model/{model}-v*",
     "alarms": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:modelops-{model}-*",
+    # Target tracking's alarms, which Application Auto Scaling creates and deletes with the caller's permissions.
+    "scaling-alarms": ("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:"
+                       "alarm:TargetTracking-endpoint/{model}/variant/*"),
     "scalable-targets": ("arn:${AWS::Partition}:application-autoscaling:${AWS::Region}:${AWS::AccountId}:"
                          "scalable-target/*"),
     "training-logs": ("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
@@ -121,8 +124,9 @@ GRANTS: dict[str, list[tuple[str, ...]]] = {
         *_deploying("production"),
         ("sagemaker:DescribeEndpointConfig", "staging-configs"),
         # the guarded rollout's alarms, production's autoscaling
-        ("cloudwatch:PutMetricAlarm", "alarms"), ("cloudwatch:DescribeAlarms", "alarms"),
-        ("cloudwatch:DeleteAlarms", "alarms"),
+        ("cloudwatch:PutMetricAlarm", "alarms", "scaling-alarms"),
+        ("cloudwatch:DescribeAlarms", "alarms", "scaling-alarms"),
+        ("cloudwatch:DeleteAlarms", "alarms", "scaling-alarms"),
         ("application-autoscaling:RegisterScalableTarget", "scalable-targets"),
         ("application-autoscaling:DeregisterScalableTarget", "scalable-targets"),
         ("application-autoscaling:PutScalingPolicy", "scalable-targets"),

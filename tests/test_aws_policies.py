@@ -17,6 +17,8 @@ person runs them with their own credentials; docs/aws.md lists what they call).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -200,6 +202,70 @@ def recorded():
     return recorder.calls
 
 
+# -- which resource a call acts on, for its action, as IAM names it --------------------------------------------
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+_SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+#: A SageMaker request parameter -> the ARN of what it names.
+_NAMED = {"EndpointName": f"{_SM}:endpoint/{{}}", "EndpointConfigName": f"{_SM}:endpoint-config/{{}}",
+          "ModelName": f"{_SM}:model/{{}}", "TrainingJobName": f"{_SM}:training-job/{{}}",
+          "ModelPackageGroupName": f"{_SM}:model-package-group/{{}}"}
+
+
+def acted_on(action: str, service: str, params: dict) -> list[str] | None:
+    """The resources ``action`` of this call is authorised on (None: a call on no resource, like List*)."""
+    prefix = action.split(":")[0]
+    if action == "iam:PassRole":
+        return [params.get("RoleArn") or params["ExecutionRoleArn"]]
+    if action == "iam:CreateServiceLinkedRole":
+        return [f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                f"AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"]
+    if prefix == "s3":
+        if action in ("s3:ListBucket", "s3:ListBucketVersions"):
+            return [f"arn:aws:s3:::{params['Bucket']}"]
+        if action == "s3:GetObject" and "CopySource" in params:
+            source = params["CopySource"]
+            return [f"arn:aws:s3:::{source['Bucket']}/{source['Key']}"]
+        return [f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"]
+    if prefix == "sagemaker" and service == "application-autoscaling":  # AWS checks the endpoint as the caller
+        if action == "sagemaker:DescribeEndpointConfig":
+            return None  # the config the endpoint serves, which the call does not name
+        return [f"{_SM}:endpoint/{params['ResourceId'].split('/')[1]}"]
+    if prefix == "sagemaker":
+        if "ResourceArn" in params:
+            return [params["ResourceArn"]]
+        if action == "sagemaker:ListModelPackages":
+            return None  # a List action, on no resource
+        name = params.get("ModelPackageName") or params.get("ModelPackageArn") or ""
+        if name.startswith("arn:"):
+            return [name]
+        for key, pattern in _NAMED.items():  # the first one the call names is what it acts on
+            if key in params:
+                return [pattern.format(params[key].lower())]
+        return None
+    if prefix == "cloudwatch" and service == "application-autoscaling":  # target tracking's own alarms
+        return [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:TargetTracking-{params['ResourceId']}-AlarmHigh-"
+                f"0123abcd-4567-89ef-0123-456789abcdef"]
+    if prefix == "cloudwatch":
+        names = params.get("AlarmNames") or [params["AlarmName"]]
+        return [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}" for name in names]
+    if prefix == "logs":
+        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{params['logGroupName']}"
+        return [f"{group}:log-stream:{params['logStreamName']}" if "logStreamName" in params else f"{group}:*"]
+    return None  # application-autoscaling: scalable targets are named by an id AWS assigns
+
+
+def _granted_patterns(role: str, action: str) -> list[str]:
+    """The role's resource patterns for ``action``, resolved for the moto account (the test's model only)."""
+    from ci.iam import RESOURCES
+    from tests.support.aws import MOTO_BUCKET, MOTO_ROLE
+
+    values = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Bucket": MOTO_BUCKET,
+              "Prefix": "modelops", "ExecutionRole.Arn": MOTO_ROLE}
+    return [re.sub(r"\$\{([^}]+)\}", lambda m: values[m[1]], RESOURCES[kind].replace("{model}", "abalone-model"))
+            for kind in role_actions(role)[action]]
+
+
 def _needed(calls) -> dict[str, dict[str, set[str]]]:
     """role -> IAM action -> the calls ("job: service.Operation") that need it."""
     needed: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -211,8 +277,8 @@ def _needed(calls) -> dict[str, dict[str, set[str]]]:
 
 
 @pytest.mark.slow  # every job's flow on moto: about 35 s
-def test_every_call_of_every_job_is_allowed_to_its_role_and_every_grant_is_used(recorded):
-    # One test, not three over a shared fixture: pytest-xdist could run them on different workers, each driving
+def test_every_call_of_every_job_is_allowed_to_its_role_on_its_resources_and_every_grant_is_used(recorded):
+    # One test, not several over a shared fixture: pytest-xdist could run them on different workers, each driving
     # the flows again.
     assert {job for job, *_ in recorded} == set(JOB_ROLES)
     needed = _needed(recorded)
@@ -223,3 +289,32 @@ def test_every_call_of_every_job_is_allowed_to_its_role_and_every_grant_is_used(
     unused = {role: sorted(set(role_actions(role)) - set(needed.get(role, {}))) for role in GRANTS}
     assert not {role: u for role, u in unused.items() if u}, (
         f"granted but never called (remove from ci.iam.GRANTS): {unused}")
+    _check_resources(recorded)
+
+
+def _check_resources(recorded) -> None:
+    """Every call acts on a resource its role's grant of that action names."""
+    outside, unnamed = set(), set()
+    for job, service, operation, params in recorded:
+        role = JOB_ROLES[job]
+        for action in iam_actions(service, operation, params):
+            if action in ALWAYS_ALLOWED:
+                continue
+            resources = acted_on(action, service, params)
+            if resources is None:
+                unnamed.add(action)
+                continue
+            patterns = _granted_patterns(role, action)
+            for resource in resources:
+                if not any(fnmatch.fnmatchcase(resource, pattern.replace("[", "[[]")) for pattern in patterns):
+                    outside.add(f"{job}: {service}.{operation} -> {action} on {resource} (granted {patterns})")
+            if action == "s3:ListBucket":
+                assert params.get("Prefix", "").startswith("modelops/"), (job, operation, params)  # s3:prefix
+    assert not outside, "calls on resources the role's grant does not name (fix ci.iam.RESOURCES):\n" + "\n".join(
+        sorted(outside))
+    # What the recording cannot name a resource for: the account-wide List/Describe calls, Application Auto
+    # Scaling's own (scalable targets are named by ids AWS assigns) and the endpoint config it reads.
+    assert unnamed == {"sagemaker:ListModelPackages", "sagemaker:DescribeEndpointConfig",
+                       *(f"application-autoscaling:{operation}" for operation in (
+                           "DescribeScalableTargets", "DescribeScalingPolicies", "RegisterScalableTarget",
+                           "PutScalingPolicy", "DeleteScalingPolicy", "DeregisterScalableTarget"))}
