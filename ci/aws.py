@@ -234,7 +234,7 @@ def _permission_checks(iam, target: Target, caller: dict, models: list[str], rol
                                                 f"(iam:SimulatePrincipalPolicy)")]
     jobs = ", ".join(job for job, key in JOB_ROLES.items() if key == role)
     if not denied:
-        return [Check("permissions", "passed", f"{source} may make all {len(actions)} calls of the {role} role's "
+        return [Check("permissions", "passed", f"{source} may make all {len(actions)} actions of the {role} role's "
                                                f"jobs ({jobs})")]
     return [Check(f"permission {action}", "failed", f"{decision} on {resource} for {source}",
                   "deploy infra/aws.yml again (`python -m ci aws template` first if a model was added)")

@@ -343,7 +343,7 @@ def test_permissions_are_simulated_per_action_on_a_resource_the_backend_would_na
                 {"PolicySourceArn": "arn:aws:iam::123456789012:role/m-production", "ActionNames": [action],
                  "ResourceArns": ANY, "ContextEntries": ANY})
         [passed] = _permission_checks(iam, target, admin, ["abalone-model"], "production")
-    assert passed.line() == ("ok   permissions: arn:aws:iam::123456789012:role/m-production may make all 27 calls of "
+    assert passed.line() == ("ok   permissions: arn:aws:iam::123456789012:role/m-production may make all 27 actions of "
                              "the production role's jobs (promote)")
     probe = f"arn:aws:s3:::{VALUES['Bucket']}/modelops/modelops-check"
     assert example_resource("objects", target, "1", "aws", "m") == probe
