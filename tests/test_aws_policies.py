@@ -178,6 +178,7 @@ def recorded():
             ops = sagemaker_on_moto()
             XGBoostContainer(ops.trainer.sagemaker)
             SageMakerHosting(ops.endpoints)
+            # The SDK's image lookup makes no AWS call; answered here so the SDK (seconds to import) stays out.
             patch.setattr("modelops.backends.sagemaker.SageMakerBackend.image_uri",
                           lambda self, version: f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:"
                                             f"{version}")
