@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ci import options, render
+from ci import aws, monitor_command, options, render
 from modelops.errors import ModelOpsError
 from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
@@ -557,6 +557,5 @@ def new_model(name, problem, source, target, header, columns, positive_label, de
     click.echo(f"next: review {folder.name}/model.yml, then `python -m ci run {folder.name} --stage train`")
 
 
-from ci import monitor_command  # noqa: E402  (the command lives in its own module; cli.py is near 600 lines)
-
 main.add_command(monitor_command.monitor)
+main.add_command(aws.group)

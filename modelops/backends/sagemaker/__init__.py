@@ -110,18 +110,7 @@ class SageMakerBackend(Backend):
 
     def image_uri(self, container_version: str) -> str:
         """The built-in XGBoost image of ``container_version`` in this region, as the SageMaker SDK knows it."""
-        try:
-            # Imported here: the SDK is an optional extra, and only this backend needs it.
-            from sagemaker.core import image_uris
-        except ModuleNotFoundError as exc:
-            raise BackendUnavailable("the sagemaker backend needs the SageMaker SDK to find the XGBoost image. Fix: "
-                                     "pip install 'modelops[aws]'.") from exc
-        try:
-            return image_uris.retrieve("xgboost", region=self.settings.region, version=container_version)
-        except ValueError as exc:
-            raise ConfigError(f"the SageMaker SDK knows no XGBoost container {container_version!r} in "
-                              f"{self.settings.region}: {exc}. Fix: set training.container_version in model.yml "
-                              f"to a version it lists.") from exc
+        return xgboost_image(self.settings.region, container_version)
 
     def _bucket(self) -> str:
         """The configured bucket, else SageMaker's default one (``sagemaker-<region>-<account>``, created if absent)."""
@@ -140,6 +129,26 @@ class SageMakerBackend(Backend):
             with translated(StoreError, f"creating the default bucket {bucket}", "set MODELOPS_S3_BUCKET"):
                 s3.create_bucket(Bucket=bucket, **location)
         return bucket
+
+
+def xgboost_image(region: str, container_version: str) -> str:
+    """The built-in XGBoost image of ``container_version`` in ``region``, as the SageMaker SDK knows it.
+
+    Raises:
+        BackendUnavailable: the SDK is not installed.
+        ConfigError: the SDK knows no such container in that region.
+    """
+    try:
+        # Imported here: the SDK is an optional extra, and only this backend needs it.
+        from sagemaker.core import image_uris
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailable("the sagemaker backend needs the SageMaker SDK to find the XGBoost image. Fix: "
+                                 "pip install 'modelops[aws]'.") from exc
+    try:
+        return image_uris.retrieve("xgboost", region=region, version=container_version)
+    except ValueError as exc:
+        raise ConfigError(f"the SageMaker SDK knows no XGBoost container {container_version!r} in {region}: {exc}. "
+                          f"Fix: set training.container_version in model.yml to a version it lists.") from exc
 
 
 def build(**options) -> SageMakerBackend:
