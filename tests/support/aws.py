@@ -22,7 +22,10 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 @cache
 def moto_session():
+    """One boto3 session for every test. moto is imported first: it adds its handlers to botocore's built-in ones,
+    which a session takes when it is made, so a session cached before moto was imported would reach real AWS."""
     import boto3
+    import moto  # noqa: F401
 
     return boto3.session.Session(region_name=REGION)
 
