@@ -53,12 +53,19 @@ class PairedBootstrap:
     resamples: int
     seed: int
     seconds: float
+    rows_resampled: int | None = None  # a subset's rows when there were more than RESAMPLED_ROWS
 
     def describe(self) -> dict:
+        subset = {"rows_resampled": self.rows_resampled} if self.rows_resampled else {}
         return {"method": "paired bootstrap", "rows": self.rows, "resamples": self.resamples, "seed": self.seed,
-                "confidence": CONFIDENCE, "seconds": round(self.seconds, 4)}
+                "confidence": CONFIDENCE, "seconds": round(self.seconds, 4), **subset}
 
 
+#: Rows the resamples draw from at most. Past it, the intervals' spread is measured on a seeded subset of this
+#: many rows and scaled by sqrt(subset / rows), the rate at which a metric's sampling spread shrinks with the rows
+#: (the m-out-of-n bootstrap); the point estimates stay those of every row. Resampling all of a million rows
+#: 2,000 times costs minutes where this costs seconds, for intervals that differ by the error of their quantiles.
+RESAMPLED_ROWS = 20_000
 #: Cells of the weights matrix held at once (float64: 64 MB): resamples are computed in blocks of rows x this.
 BLOCK_CELLS = 8_000_000
 
@@ -175,21 +182,37 @@ def paired_bootstrap(problem_type: str, y_true, challenger, champion, *, metrics
     """
     started = time.perf_counter()
     y = np.asarray(y_true, dtype=np.float64).ravel()
+    challenger, champion = (np.asarray(p, dtype=np.float64).ravel() for p in (challenger, champion))
+    rows = len(y)
+    every = np.ones((1, rows))
+    full = [weighted_metrics(problem_type, y, p, every, threshold) for p in (challenger, champion)]
+    resampled_rows = None
+    if rows > RESAMPLED_ROWS:
+        subset = np.sort(np.random.default_rng([seed, 1]).choice(rows, RESAMPLED_ROWS, replace=False))
+        y, challenger, champion = y[subset], challenger[subset], champion[subset]
+        resampled_rows = RESAMPLED_ROWS
     ours: dict[str, list[np.ndarray]] = {}
     theirs: dict[str, list[np.ndarray]] = {}
     for weights in (np.ones((1, len(y))), *weight_blocks(len(y), resamples, seed)):
         for found, prediction in ((ours, challenger), (theirs, champion)):
             for name, values in weighted_metrics(problem_type, y, prediction, weights, threshold).items():
                 found.setdefault(name, []).append(values)
-    ours = {name: np.concatenate(parts) for name, parts in ours.items()}
-    theirs = {name: np.concatenate(parts) for name, parts in theirs.items()}
     intervals = {}
     tail = (1 - CONFIDENCE) / 2 * 100
     for name in metrics or tuple(ours):
-        measure = metric_named(name)
-        gain = ours[name] - theirs[name] if measure.higher_is_better else theirs[name] - ours[name]
-        draws = gain[1:][np.isfinite(gain[1:])]
+        better = metric_named(name).higher_is_better
+
+        def gain(a, b, better=better):
+            return a - b if better else b - a
+
+        point = float(gain(full[0][name], full[1][name])[0])
+        draws = gain(np.concatenate(ours[name]), np.concatenate(theirs[name]))
+        if resampled_rows:  # each draw's departure from the subset's estimate, scaled to all rows, around theirs
+            draws = point + (draws[1:] - draws[0]) * np.sqrt(resampled_rows / rows)
+        else:
+            draws = draws[1:]
+        draws = draws[np.isfinite(draws)]
         low, high = (np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan))
-        intervals[name] = MetricInterval(name, float(ours[name][0]), float(theirs[name][0]), float(gain[0]),
+        intervals[name] = MetricInterval(name, float(full[0][name][0]), float(full[1][name][0]), point,
                                          (float(low), float(high)))
-    return PairedBootstrap(intervals, len(y), resamples, seed, time.perf_counter() - started)
+    return PairedBootstrap(intervals, rows, resamples, seed, time.perf_counter() - started, resampled_rows)
