@@ -1,7 +1,7 @@
 """SageMaker Model Monitor's operations answered by botocore's Stubber on the backend's own sagemaker client (moto
 has none of them), for the Model Monitor tests and the least-privilege test. Requests are validated by botocore
-against the service model before the stub answers; S3 stays moto's. While the stub is active it answers every call
-of that client, so activate it around the Model Monitor calls only.
+against the service model before the stub answers; S3 stays moto's, and so do the client's other operations
+(DescribeEndpoint, ...): the stub answers only Model Monitor's and the monitoring job's DescribeProcessingJob.
 """
 
 from __future__ import annotations
@@ -17,12 +17,30 @@ ANALYZER_IMAGE = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-m
 _DEFINITION = {"JobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:job-definition/x"}
 
 
+#: What the stub answers; the client's other calls go on to moto.
+OPERATIONS = frozenset({
+    "CreateDataQualityJobDefinition", "CreateModelQualityJobDefinition", "DeleteDataQualityJobDefinition",
+    "DeleteModelQualityJobDefinition", "CreateMonitoringSchedule", "DescribeMonitoringSchedule",
+    "UpdateMonitoringSchedule", "DeleteMonitoringSchedule", "ListMonitoringExecutions", "DescribeProcessingJob"})
+
+
+class _ModelMonitorStubber(Stubber):
+    """A Stubber that answers OPERATIONS only."""
+
+    def _assert_expected_params(self, model, params, context, **kwargs):
+        if model.name in OPERATIONS:
+            super()._assert_expected_params(model, params, context, **kwargs)
+
+    def _get_response_handler(self, model, params, context, **kwargs):
+        return super()._get_response_handler(model, params, context, **kwargs) if model.name in OPERATIONS else None
+
+
 class ModelMonitorStub:
     """A Stubber on ``backend``'s sagemaker client; ``requests`` keeps every request by operation name."""
 
     def __init__(self, backend):
         self.client = backend.aws.client("sagemaker")
-        self.stub = Stubber(self.client)
+        self.stub = _ModelMonitorStubber(self.client)
         self.requests: dict[str, list[dict]] = {}
         self.client.meta.events.register("before-parameter-build.sagemaker.*", self.remember)
 
