@@ -10,8 +10,16 @@ on a grant no job of the role needs. A quick test keeps the drivers honest: each
 ``modelops`` its job's notebooks make (the calls of the runner itself, such as the freshness checks that decide
 whether a notebook is reused, are reads of what the drivers read too, but are not recorded here).
 
-Not run here, so granted to no CircleCI role: ``ci tune``, ``ci transform``, ``ci rollback``, ``ci stop`` (a
-person runs them with their own credentials; docs/aws.md lists what they call).
+The gather on a Processing job (model.yml's data.processing) is driven as the runner runs it (ci.remote): the CI
+job's calls are the train role's, and the notebook's calls inside the job, the execution role's (checked against
+its policy in the template). Model Monitor's operations, which moto lacks, are answered by the Stubber of
+tests/support/model_monitor.py; the recorder sees them all the same. Each job starts with what the backend
+remembers forgotten, as a new CircleCI process does (the endpoint config -> package lookups are made again).
+
+What people run by hand is driven too, and checked against ``ci.iam.BY_HAND`` both ways: ``ci monitor --labels``
+(Model Monitor's model-quality job) and ``ci monitor --schedule`` (no CircleCI job passes either). Not run here,
+so granted to no CircleCI role and listed nowhere: ``ci tune``, ``ci transform``, ``ci rollback``, ``ci stop`` (a
+person runs them with their own credentials; docs/aws.md says what they call).
 """
 
 from __future__ import annotations
@@ -444,7 +452,7 @@ def _needed(calls) -> dict[str, dict[str, set[str]]]:
     return needed
 
 
-@pytest.mark.slow  # every job's flow on moto: about 35 s
+@pytest.mark.slow  # every job's flow on moto, and the by-hand monitor commands: about 25-35 s
 def test_every_call_of_every_job_is_allowed_to_its_role_on_its_resources_and_every_grant_is_used(recorded):
     # One test, not several over a shared fixture: pytest-xdist could run them on different workers, each driving
     # the flows again.
