@@ -5,7 +5,8 @@ actions an API call needs.
 ``infra/aws.yml`` from ``GRANTS``, ``ci/aws.py`` simulates them (``ci aws check``), and
 ``tests/test_aws_policies.py`` records the calls each job makes on moto and checks them against ``GRANTS`` both
 ways: a call no grant allows, and a grant no call needs, fail it. Giving a role one more action is one line in
-``GRANTS`` (then ``python -m ci aws template`` rewrites ``infra/aws.yml``).
+``GRANTS`` (then ``python -m ci aws template`` rewrites ``infra/aws.yml``). ``BY_HAND`` is the same for the
+commands people run with their own credentials (no role is granted them), proven by the same test.
 """
 
 from __future__ import annotations
