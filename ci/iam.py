@@ -5,7 +5,8 @@ actions an API call needs.
 ``infra/aws.yml`` from ``GRANTS``, ``ci/aws.py`` simulates them (``ci aws check``), and
 ``tests/test_aws_policies.py`` records the calls each job makes on moto and checks them against ``GRANTS`` both
 ways: a call no grant allows, and a grant no call needs, fail it. Giving a role one more action is one line in
-``GRANTS`` (then ``python -m ci aws template`` rewrites ``infra/aws.yml``).
+``GRANTS`` (then ``python -m ci aws template`` rewrites ``infra/aws.yml``). ``BY_HAND`` is the same for the
+commands people run with their own credentials (no role is granted them), proven by the same test.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ RESOURCES = {
     "groups": _SM + ":model-package-group/{model}",
     "packages": _SM + ":model-package/{model}/*",
     "training-jobs": _SM + ":training-job/{model}-*",
+    "processing-jobs": _SM + ":processing-job/{model}-*",  # the gather's: <model>-gather-<time>-<hex>
+    # Model Monitor's executions: SageMaker names their processing jobs model-monitoring-<time>-<hex>, not after
+    # the model, so the monitor's reading them back cannot be scoped to one model.
+    "monitoring-processing-jobs": _SM + ":processing-job/model-monitoring-*",
+    "monitoring-schedules": _SM + ":monitoring-schedule/{model}-*",  # after its endpoint: <model>[-staging]-...
+    "data-quality-definitions": _SM + ":data-quality-job-definition/{model}-*",
+    "model-quality-definitions": _SM + ":model-quality-job-definition/{model}-*",
     "staging": _SM + ":endpoint/{model}-staging",
     "staging-configs": _SM + ":endpoint-config/{model}-staging-v*",
     "staging-models": _SM + ":model/{model}-staging-v*",
@@ -100,6 +108,21 @@ def _deploying(env: str) -> list[tuple[str, ...]]:
             ("application-autoscaling:DescribeScalableTargets", "any")]
 
 
+#: ci monitor on the sagemaker backend: Model Monitor's one-time data-quality job, its files read back, and its
+#: schedule and definition deleted.
+_MONITORING = [("sagemaker:CreateDataQualityJobDefinition", "data-quality-definitions"),
+               ("sagemaker:DeleteDataQualityJobDefinition", "data-quality-definitions"),
+               ("sagemaker:CreateMonitoringSchedule", "monitoring-schedules"),
+               ("sagemaker:DeleteMonitoringSchedule", "monitoring-schedules"),
+               ("sagemaker:AddTags", "data-quality-definitions", "monitoring-schedules"),
+               ("sagemaker:ListMonitoringExecutions", "any"),
+               ("sagemaker:DescribeProcessingJob", "monitoring-processing-jobs"), ("iam:PassRole", "execution-role")]
+#: What the endpoint serves: the endpoint, its config and model (modelops.served_model).
+_SERVED = [("sagemaker:DescribeEndpoint", "staging", "production"),
+           ("sagemaker:DescribeEndpointConfig", "staging-configs", "production-configs"),
+           ("sagemaker:DescribeModel", "staging-models", "production-models")]
+
+
 GRANTS: dict[str, list[tuple[str, ...]]] = {
     "train": [
         *_READ_OBJECTS, *_WRITE_OBJECTS, *_HISTORY, *_READ_REGISTRY,
@@ -108,21 +131,26 @@ GRANTS: dict[str, list[tuple[str, ...]]] = {
         ("logs:DescribeLogStreams", "training-logs"), ("logs:GetLogEvents", "training-logs"),
         ("sagemaker:CreateModelPackageGroup", "groups"), ("sagemaker:CreateModelPackage", "groups", "packages"),
         ("iam:PassRole", "execution-role"),
-        # monitor: the endpoint, what it serves, its capture
-        ("sagemaker:DescribeEndpoint", "staging", "production"),
-        ("sagemaker:DescribeEndpointConfig", "staging-configs", "production-configs"),
-        ("sagemaker:DescribeModel", "staging-models", "production-models"),
+        # monitor: the endpoint, what it serves, its capture, Model Monitor's job on it
+        *_SERVED, *_MONITORING,
+        # train: the gather on a Processing job (model.yml's data.processing), stopped when it outlives its time
+        ("sagemaker:CreateProcessingJob", "processing-jobs"), ("sagemaker:DescribeProcessingJob", "processing-jobs"),
+        ("sagemaker:StopProcessingJob", "processing-jobs"), ("sagemaker:AddTags", "processing-jobs"),
     ],
     "release": [
         *_READ_OBJECTS, *_WRITE_OBJECTS, *_HISTORY, *_READ_REGISTRY,
         ("sagemaker:UpdateModelPackage", "packages"),
         *_deploying("staging"),
-        ("sagemaker:DescribeModel", "staging-models"),  # the gate: the package the staging endpoint serves
+        # the gate, and what deploy reports as served: the package each endpoint serves, through its config and model
+        ("sagemaker:DescribeEndpointConfig", "production-configs"),
+        ("sagemaker:DescribeModel", "staging-models", "production-models"),
     ],
     "production": [
         *_READ_OBJECTS, *_WRITE_OBJECTS, *_HISTORY, *_READ_REGISTRY,
         *_deploying("production"),
-        ("sagemaker:DescribeEndpointConfig", "staging-configs"),
+        # the package staging serves, which promote deploys: its endpoint's config and model
+        ("sagemaker:DescribeEndpointConfig", "staging-configs"), ("sagemaker:DescribeModel", "staging-models"),
+        ("sagemaker:DescribeModel", "production-models"),  # what production serves before the promotion
         # the guarded rollout's alarms, production's autoscaling
         ("cloudwatch:PutMetricAlarm", "alarms", "scaling-alarms"),
         ("cloudwatch:DescribeAlarms", "alarms", "scaling-alarms"),
@@ -137,10 +165,36 @@ GRANTS: dict[str, list[tuple[str, ...]]] = {
 }
 
 
+#: What people run by hand, with their own credentials: no CircleCI job runs these ``ci monitor`` options (the
+#: scheduled monitor job passes neither), so no role of the stack is granted them. The policy test proves each
+#: list both ways, as it does the roles' (docs/aws.md lists them for whoever grants a person's permissions).
+_BY_HAND_READS = [("s3:GetObject", "objects"), *_SERVED, _HISTORY[0], *_READ_REGISTRY[1:]]
+BY_HAND: dict[str, list[tuple[str, ...]]] = {
+    # Model Monitor's model-quality job beside the data-quality one, on a file of ground truth.
+    "monitor --labels": [
+        *_BY_HAND_READS, *_WRITE_OBJECTS, *_MONITORING,
+        ("sagemaker:CreateModelQualityJobDefinition", "model-quality-definitions"),
+        ("sagemaker:DeleteModelQualityJobDefinition", "model-quality-definitions"),
+        ("sagemaker:AddTags", "model-quality-definitions"),
+    ],
+    # The endpoint's recurring data-quality schedule, created once and pointed at each new version's baseline.
+    "monitor --schedule": [
+        *_BY_HAND_READS, *_WRITE_OBJECTS,
+        ("sagemaker:CreateDataQualityJobDefinition", "data-quality-definitions"),
+        ("sagemaker:DescribeMonitoringSchedule", "monitoring-schedules"),
+        ("sagemaker:CreateMonitoringSchedule", "monitoring-schedules"),
+        ("sagemaker:UpdateMonitoringSchedule", "monitoring-schedules"),
+        ("sagemaker:AddTags", "data-quality-definitions", "monitoring-schedules"),
+        ("iam:PassRole", "execution-role"),
+    ],
+}
+
+
 def role_actions(role: str) -> dict[str, list[str]]:
-    """Each action ``role`` is granted -> the resource kinds it is granted on (grants of one action merged)."""
+    """Each action ``role`` (a key of GRANTS, or of BY_HAND) is granted -> the resource kinds it is granted on
+    (grants of one action merged)."""
     merged: dict[str, list[str]] = {}
-    for action, *kinds in GRANTS[role]:
+    for action, *kinds in (GRANTS[role] if role in GRANTS else BY_HAND[role]):
         merged.setdefault(action, [])
         merged[action] += [kind for kind in kinds if kind not in merged[action]]
     return merged

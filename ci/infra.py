@@ -64,10 +64,8 @@ def _condition(kinds: list[str]) -> dict | None:
     return _substituted(CONDITIONS[kinds[0]]) if len(kinds) == 1 and kinds[0] in CONDITIONS else None
 
 
-def _is_per_model(kinds: tuple[str, ...]) -> bool:
-    per_model = {"{model}" in RESOURCES[kind] for kind in kinds}
-    assert len(per_model) == 1, f"a grant mixes per-model and shared resources: {kinds}"
-    return per_model.pop()
+def _is_per_model(kind: str) -> bool:
+    return "{model}" in RESOURCES[kind]
 
 
 def role_policy(role: str, models: list[str] | None) -> dict[str, Any]:
@@ -77,11 +75,13 @@ def role_policy(role: str, models: list[str] | None) -> dict[str, Any]:
     10,240 characters do not limit how many models a stack serves)."""
     by_kinds: dict[tuple[str, ...], list[str]] = {}
     for action, kinds in role_actions(role).items():
-        by_kinds.setdefault(tuple(kinds), []).append(action)
+        # An action granted on both kinds (DescribeProcessingJob: the gather's jobs, named after the model, and
+        # Model Monitor's, named by SageMaker) is in both documents, each with its own resources.
+        mine = tuple(kind for kind in kinds if _is_per_model(kind) == (models is not None))
+        if mine:
+            by_kinds.setdefault(mine, []).append(action)
     statements = []
     for kinds, actions in sorted(by_kinds.items()):
-        if _is_per_model(kinds) != (models is not None):
-            continue
         statement: dict[str, Any] = {"Sid": "".join(k.title().replace("-", "") for k in kinds)[:100],
                                      "Effect": "Allow", "Action": sorted(actions),
                                      "Resource": _resources(list(kinds), models or [])}
@@ -119,9 +119,18 @@ def _trust(role_key: str) -> dict:
     return {"Fn::Sub": [json.dumps(document, indent=1), {"ProviderArn": provider}]}
 
 
-def _execution_policy() -> dict:
+#: The images SageMaker pulls as the execution role: AWS's (XGBoost for training and hosting, Model Monitor's
+#: analyzer), each in AWS's own account of the region, and the gather's Processing image the project builds and
+#: pushes to this account (infra/processing/Dockerfile, docs/scaling.md).
+AWS_IMAGES = ("sagemaker-xgboost", "sagemaker-model-monitor-analyzer")
+PROCESSING_REPOSITORY = "modelops-processing"
+
+
+def execution_policy() -> dict:
     """What SageMaker does as the execution role: read and write the bucket under the prefix (channels, model
-    artifacts, capture, transform), log, pull the built-in XGBoost image."""
+    artifacts, capture, transform; inside the gather's Processing job, the source, the code and the dataset; inside
+    Model Monitor's jobs, the capture, the baseline, the ground truth and the reports), log, publish the jobs'
+    metrics, pull the images."""
     logs = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/*"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "Objects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
@@ -136,7 +145,10 @@ def _execution_policy() -> dict:
         {"Sid": "ImageToken", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
         {"Sid": "Image", "Effect": "Allow",
          "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-         "Resource": [_sub("arn:${AWS::Partition}:ecr:${AWS::Region}:*:repository/sagemaker-xgboost")]},
+         "Resource": [*(_sub(f"arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:*:repository/{name}")
+                        for name in AWS_IMAGES),
+                      _sub(f"arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:${{AWS::AccountId}}:repository/"
+                           f"{PROCESSING_REPOSITORY}")]},
     ]}
 
 
@@ -212,11 +224,12 @@ def template(models: list[str]) -> dict[str, Any]:
             "BucketPolicy": _tls_only(),
             "ExecutionRole": {"Type": "AWS::IAM::Role", "Properties": {
                 "RoleName": _sub("${AWS::StackName}-sagemaker"),
-                "Description": "modelops: what SageMaker's training jobs, endpoints and transform jobs run as",
+                "Description": "modelops: what SageMaker's training, transform, processing and Model Monitor jobs "
+                               "and endpoints run as",
                 "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]},
-                "Policies": [{"PolicyName": "modelops-sagemaker", "PolicyDocument": _execution_policy()}]}},
+                "Policies": [{"PolicyName": "modelops-sagemaker", "PolicyDocument": execution_policy()}]}},
             **roles,
             **per_model,
         },

@@ -80,7 +80,8 @@ def test_no_policy_allows_a_wildcard_action_and_pass_role_goes_only_to_sagemaker
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
             if "*" in statement["Resource"]:  # only actions that support no resource-level permission
                 assert set(actions) <= {
-                    "sagemaker:ListModelPackages", "application-autoscaling:DescribeScalableTargets",
+                    "sagemaker:ListModelPackages", "sagemaker:ListMonitoringExecutions",
+                    "application-autoscaling:DescribeScalableTargets",
                     "application-autoscaling:DescribeScalingPolicies", "cloudwatch:PutMetricData",
                     "ecr:GetAuthorizationToken"}, where
 
@@ -116,6 +117,34 @@ def test_release_may_change_only_staging_endpoints_and_production_only_productio
     assert {r for r in resources("ProductionRole", "sagemaker:UpdateEndpoint") if "endpoint/" in r} == {
         f"{endpoint}abalone-model", f"{endpoint}churn-model"}
     assert not resources("TrainRole", "sagemaker:UpdateEndpoint")
+
+
+def test_processing_and_model_monitor_are_the_train_roles_on_the_models_names_and_their_images_pullable():
+    found = policies()
+
+    def resources(role: str, action: str) -> set[str]:
+        return {r for where, d in found.items() if where.startswith(role) for s in d["Statement"]
+                if action in s["Action"] for r in s["Resource"]}
+
+    sm = "arn:aws:sagemaker:eu-west-1:123456789012:"
+    assert resources("TrainRole", "sagemaker:CreateProcessingJob") == {
+        f"{sm}processing-job/abalone-model-*", f"{sm}processing-job/churn-model-*"}
+    # Reading back Model Monitor's executions: jobs SageMaker names, not after the model.
+    assert resources("TrainRole", "sagemaker:DescribeProcessingJob") == {
+        f"{sm}processing-job/abalone-model-*", f"{sm}processing-job/churn-model-*",
+        f"{sm}processing-job/model-monitoring-*"}
+    assert resources("TrainRole", "sagemaker:CreateMonitoringSchedule") == {
+        f"{sm}monitoring-schedule/abalone-model-*", f"{sm}monitoring-schedule/churn-model-*"}
+    assert resources("TrainRole", "sagemaker:DeleteDataQualityJobDefinition") == {
+        f"{sm}data-quality-job-definition/abalone-model-*", f"{sm}data-quality-job-definition/churn-model-*"}
+    # What people run by hand is no role's: the recurring schedule, the model-quality job.
+    for action in ("sagemaker:UpdateMonitoringSchedule", "sagemaker:CreateModelQualityJobDefinition"):
+        assert not any(resources(role.logical_id, action) for role in ROLES.values()), action
+    execution = found["ExecutionRole/modelops-sagemaker"]["Statement"]
+    images = {r for s in execution if "ecr:BatchGetImage" in s["Action"] for r in s["Resource"]}
+    assert images == {"arn:aws:ecr:eu-west-1:*:repository/sagemaker-xgboost",
+                      "arn:aws:ecr:eu-west-1:*:repository/sagemaker-model-monitor-analyzer",
+                      "arn:aws:ecr:eu-west-1:123456789012:repository/modelops-processing"}
 
 
 def test_the_roles_trust_only_this_organisations_project_through_circlecis_oidc_provider():
@@ -343,7 +372,7 @@ def test_permissions_are_simulated_per_action_on_a_resource_the_backend_would_na
                 {"PolicySourceArn": "arn:aws:iam::123456789012:role/m-production", "ActionNames": [action],
                  "ResourceArns": ANY, "ContextEntries": ANY})
         [passed] = _permission_checks(iam, target, admin, ["abalone-model"], "production")
-    assert passed.line() == ("ok   permissions: arn:aws:iam::123456789012:role/m-production may make all 27 actions of "
+    assert passed.line() == ("ok   permissions: arn:aws:iam::123456789012:role/m-production may make all 28 actions of "
                              "the production role's jobs (promote)")
     probe = f"arn:aws:s3:::{VALUES['Bucket']}/modelops/modelops-check"
     assert example_resource("objects", target, "1", "aws", "m") == probe

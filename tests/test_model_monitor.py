@@ -5,12 +5,11 @@ both ways (the local checks and Model Monitor's, as documented), the job request
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from botocore.stub import Stubber
 
 from modelops.backends.local import LocalBackend
 from modelops.backends.sagemaker.model_monitor import SCHEDULES, window_offsets
@@ -30,10 +29,9 @@ from modelops.monitoring.traffic import Window, read_capture
 from tests.support import monitoring as tiny
 from tests.support.analyzer import analyze, preprocess
 from tests.support.aws import MOTO_BUCKET, sagemaker_on_moto
+from tests.support.model_monitor import JOB_ARN, NOW, ModelMonitorStub
 
 FIXTURES = Path(__file__).parent / "fixtures" / "model_monitor"
-NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-JOB_ARN = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/model-monitoring-202612071200-abcdef"
 REPORTS = f"s3://{MOTO_BUCKET}/modelops/tiny-model/model-monitor/tiny-model/reports/run-1"
 
 
@@ -171,47 +169,6 @@ def test_real_shaped_violations_are_read_with_their_words():
 # -- the jobs, against botocore's service model ---------------------------------------------------------------
 
 
-class ModelMonitorStub:
-    """Model Monitor's operations answered by a Stubber on the backend's own sagemaker client (moto has none);
-    S3 stays moto's. Requests are validated by botocore against the service model before the stub answers."""
-
-    def __init__(self, backend):
-        self.client = backend.aws.client("sagemaker")
-        self.stub = Stubber(self.client)
-        self.requests: dict[str, list[dict]] = {}
-        self.client.meta.events.register("before-parameter-build.sagemaker.*", self.remember)
-
-    def remember(self, params, model, **kwargs):
-        self.requests.setdefault(model.name, []).append(dict(params))
-
-    def one_time_job(self, kind: str = "DataQuality", *, status: str = "CompletedWithViolations",
-                     reason: str | None = None, output: str = REPORTS):
-        now = NOW
-        self.stub.add_response(f"create_{'data' if kind == 'DataQuality' else 'model'}_quality_job_definition",
-                               {"JobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:job-definition/x"})
-        self.stub.add_response("create_monitoring_schedule", {
-            "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/x"})
-        summary = {"MonitoringScheduleName": "x", "ScheduledTime": now, "CreationTime": now, "LastModifiedTime": now}
-        self.stub.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": []})
-        self.stub.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [
-            {**summary, "MonitoringExecutionStatus": "InProgress", "ProcessingJobArn": JOB_ARN}]})
-        ended = {**summary, "MonitoringExecutionStatus": status, "ProcessingJobArn": JOB_ARN}
-        if reason:
-            ended["FailureReason"] = reason
-        self.stub.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": [ended]})
-        self.stub.add_response("describe_processing_job", {
-            "ProcessingJobName": JOB_ARN.rsplit("/", 1)[-1], "ProcessingJobArn": JOB_ARN, "CreationTime": now,
-            "ProcessingJobStatus": "Failed" if reason else "Completed", **({"FailureReason": reason} if reason else {}),
-            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
-                                                      "VolumeSizeInGB": 20}},
-            "AppSpecification": {"ImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-"
-                                             "analyzer"},
-            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring_output", "S3Output": {
-                "S3Uri": output, "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]}})
-        self.stub.add_response("delete_monitoring_schedule", {})
-        self.stub.add_response(f"delete_{'data' if kind == 'DataQuality' else 'model'}_quality_job_definition", {})
-
-
 def drifted_analysis(tmp_path, cfg, served):
     """The live statistics.json of a drifted window (``size`` x3), as the stand-in analyzer writes it."""
     live = tiny.rows(300, 11)
@@ -233,7 +190,7 @@ def test_ci_monitor_on_sagemaker_is_a_one_time_model_monitor_job_whose_files_bec
     put_json(backend, f"{REPORTS}/statistics.json", drifted_analysis(tmp_path, cfg, served))
     put_json(backend, f"{REPORTS}/constraint_violations.json", fixture("constraint_violations.json"))
     stub = ModelMonitorStub(backend)
-    stub.one_time_job()
+    stub.one_time_job(output=REPORTS)
 
     with stub.stub:
         checked = check_window(backend, cfg, served, since="24h", labels=None)
@@ -276,7 +233,7 @@ def test_a_failed_model_monitor_job_names_its_failure_reason_and_leaves_no_sched
     backend = sagemaker_on_moto()
     stub = ModelMonitorStub(backend)
     reason = "AlgorithmError: Error: Encoding mismatch: Encoding is CSV for endpointInput, but Encoding is JSON"
-    stub.one_time_job(status="Failed", reason=reason)
+    stub.one_time_job(status="Failed", reason=reason, output=REPORTS)
 
     with stub.stub, pytest.raises(ProcessingFailed, match=r"Model Monitor's job model-monitoring-\S+ of schedule "
                                                          r"tiny-model-dq-\S+ Failed: AlgorithmError: .*CloudWatch"):
@@ -299,7 +256,7 @@ def test_with_labels_model_monitors_quality_job_merges_the_ground_truth(aws, tmp
     labels = tmp_path / "labels.csv"
     labels.write_text("event_id,label\nevent-000000,9\nevent-000010,11\n")
     stub = ModelMonitorStub(backend)
-    stub.one_time_job()
+    stub.one_time_job(output=REPORTS)
     stub.one_time_job("ModelQuality", output=quality)
 
     with stub.stub:
@@ -328,17 +285,8 @@ def test_a_schedule_is_created_once_then_pointed_at_the_new_baseline(aws):
     backend = sagemaker_on_moto()
     cfg, served = tiny.config(), tiny.served()
     stub = ModelMonitorStub(backend)
-    definition = {"JobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:job-definition/x"}
-    arn = {"MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/tiny-model-dq"}
-    stub.stub.add_response("create_data_quality_job_definition", definition)
-    stub.stub.add_client_error("describe_monitoring_schedule", "ResourceNotFound", "Could not find schedule",
-                               http_status_code=404)
-    stub.stub.add_response("create_monitoring_schedule", arn)
-    stub.stub.add_response("create_data_quality_job_definition", definition)
-    stub.stub.add_response("describe_monitoring_schedule", {
-        **arn, "MonitoringScheduleName": "tiny-model-data-quality", "MonitoringScheduleStatus": "Scheduled",
-        "CreationTime": NOW, "LastModifiedTime": NOW, "MonitoringScheduleConfig": {}})
-    stub.stub.add_response("update_monitoring_schedule", arn)
+    stub.schedule(exists=False, name="tiny-model-data-quality")
+    stub.schedule(exists=True, name="tiny-model-data-quality")
 
     with stub.stub:
         assert backend.model_monitor.schedule(cfg, served, "hourly", log=lambda line: None) == "tiny-model-data-quality"
