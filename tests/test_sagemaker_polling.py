@@ -9,8 +9,6 @@ from modelops.backends.sagemaker import polling
 from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.errors import TrainingFailed
 
-RUNNING = ("InProgress", "Stopping")
-
 
 class Clock:
     """Stands in for the module's ``time``: ``sleep`` moves ``monotonic`` on instead of waiting."""
@@ -47,8 +45,7 @@ def answers(*statuses: str, secondary: str = ""):
 
 
 def wait(describe, log, **overrides):
-    arguments = dict(name="job-1", status=lambda job: job["Status"], ended=lambda status: status not in RUNNING,
-                     timeout=60, poll_seconds=10, log=log,
+    arguments = dict(name="job-1", status=lambda job: job["Status"], timeout=60, poll_seconds=10, log=log,
                      timed_out=lambda job: TrainingFailed(f"job-1 was still {job['Status']}"))
     return wait_until_ended(describe, **{**arguments, **overrides})
 

@@ -35,7 +35,6 @@ CODE_ARCHIVE = "code.tar.gz"
 PARAMETERS_FILE = "parameters.json"
 #: Where the dependencies image comes from when model.yml's data.processing.image_uri does not say.
 IMAGE_ENV = "MODELOPS_PROCESSING_IMAGE"
-RUNNING = ("InProgress", "Stopping")
 #: A source in S3 bigger than this makes the gather say, in its first line, how to move it to a Processing job:
 #: The gather holds many times its CSV in memory (benchmarks/README.md), and a CircleCI medium job has 4 GB.
 LARGE_SOURCE_BYTES = 1 << 30
@@ -140,7 +139,7 @@ class NotebookProcessor:
 
         return wait_until_ended(
             describe, name=job_name, status=lambda described: described["ProcessingJobStatus"],
-            ended=lambda status: status not in RUNNING, timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+            timeout=timeout, poll_seconds=self.poll_seconds, log=log,
             stop=lambda: self.sagemaker.stop_processing_job(ProcessingJobName=job_name),
             timed_out=lambda described: ProcessingFailed(
                 f"processing job {job_name} was still {described['ProcessingJobStatus']} after {timeout:.0f}s; it "

@@ -19,7 +19,6 @@ from modelops.errors import ConfigError, StoreError, TrainingFailed
 from modelops.training.train import unpack_model
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-RUNNING = ("InProgress", "Stopping")
 # The container logs one line per round: "[12]#011train-rmse:2.1#011validation-rmse:2.3" (#011 is a tab).
 _ROUND = re.compile(r"^\[(\d+)\](.*)$")
 _METRIC = re.compile(r"(?:#011|\t|\s)(train|validation)-([\w@.-]+):(-?[\d.eE+-]+|nan|inf)")
@@ -134,7 +133,7 @@ class SageMakerTrainer(Trainer):
         return wait_until_ended(
             describe, name=spec.job_name, status=lambda job: job["TrainingJobStatus"],
             progress=lambda job: (job["TrainingJobStatus"], job.get("SecondaryStatus")), report=report,
-            ended=lambda status: status not in RUNNING, timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+            timeout=timeout, poll_seconds=self.poll_seconds, log=log,
             stop=lambda: self.sagemaker.stop_training_job(TrainingJobName=spec.job_name),
             timed_out=lambda job: TrainingFailed(
                 f"training job {spec.job_name} was still {job['TrainingJobStatus']} ({job.get('SecondaryStatus')}) "

@@ -22,7 +22,6 @@ from modelops.container import CSV
 from modelops.entities import TransformResult, TransformSpec
 from modelops.errors import StoreError, TransformFailed
 
-RUNNING = ("InProgress", "Stopping")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 #: The object a local table is uploaded as (its answers are ``<it>.out``).
 INPUT_NAME = "rows.csv"
@@ -121,8 +120,8 @@ class SageMakerTransformer(Transformer):
 
         return wait_until_ended(
             describe, name=job_name, status=lambda job: job["TransformJobStatus"],
-            ended=lambda status: status not in RUNNING, timeout=self.timeout_seconds, poll_seconds=self.poll_seconds,
-            log=log, stop=lambda: self.sagemaker.stop_transform_job(TransformJobName=job_name),
+            timeout=self.timeout_seconds, poll_seconds=self.poll_seconds, log=log,
+            stop=lambda: self.sagemaker.stop_transform_job(TransformJobName=job_name),
             timed_out=lambda job: TransformFailed(
                 f"batch transform job {job_name} was still {job['TransformJobStatus']} after "
                 f"{self.timeout_seconds:.0f}s; it was asked to stop. Fix: look at its CloudWatch logs ({LOG_GROUP}), "

@@ -25,7 +25,6 @@ from modelops.backends.sagemaker.trainer import channels
 from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec, TuningTrial
 from modelops.errors import TuningFailed
 
-RUNNING = ("InProgress", "Stopping")
 #: SageMaker allows at most 5 parent jobs in a warm start.
 MAX_PARENTS = 5
 #: Earlier tuning jobs of the model looked at (newest first) when choosing warm-start parents.
@@ -129,8 +128,7 @@ class SageMakerTuner(Tuner):
         return wait_until_ended(
             describe, name=spec.job_name, status=lambda job: job["HyperParameterTuningJobStatus"],
             progress=lambda job: (job["HyperParameterTuningJobStatus"], tuple(sorted(counters(job).items()))),
-            report=report, ended=lambda status: status not in RUNNING, timeout=timeout,
-            poll_seconds=self.poll_seconds, log=log,
+            report=report, timeout=timeout, poll_seconds=self.poll_seconds, log=log,
             stop=lambda: self.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=spec.job_name),
             timed_out=lambda job: TuningFailed(
                 f"tuning job {spec.job_name} was still {job['HyperParameterTuningJobStatus']} after {timeout:.0f}s; "
