@@ -13,11 +13,11 @@ as they are now; the record preprocessor makes Model Monitor see the same featur
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from modelops.backends.sagemaker.aws import is_not_found, timestamped_name, translated
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.store import S3Store
 from modelops.config import ModelConfig
 from modelops.errors import ConfigError, ProcessingFailed, StoreError
@@ -215,25 +215,25 @@ class ModelMonitor:
 
     def _finished(self, schedule: str, log) -> Execution:
         timeout = self.timeout_seconds or MAX_RUNTIME_SECONDS + 1800
-        deadline = time.monotonic() + timeout
-        seen = None
-        while True:
+
+        def latest() -> list[dict]:
             with translated(ProcessingFailed, f"listing the executions of monitoring schedule {schedule}"):
-                summaries = self.sagemaker.list_monitoring_executions(
+                return self.sagemaker.list_monitoring_executions(
                     MonitoringScheduleName=schedule, SortBy="CreationTime", SortOrder="Descending",
                     MaxResults=1)["MonitoringExecutionSummaries"]
-            status = summaries[0]["MonitoringExecutionStatus"] if summaries else "Scheduled"
-            if status != seen:
-                log(f"{schedule}: {status}")
-                seen = status
-            if status in DONE:
-                return self._execution(schedule, summaries[0])
-            if time.monotonic() > deadline:
-                raise ProcessingFailed(f"monitoring schedule {schedule}'s execution was still {status} after "
-                                       f"{timeout:.0f}s. Fix: look at its processing job in the "
-                                       f"SageMaker console; the schedule is deleted, the job stops at its "
-                                       f"MaxRuntimeInSeconds.")
-            time.sleep(self.poll_seconds)
+
+        def status(summaries: list[dict]) -> str:
+            return summaries[0]["MonitoringExecutionStatus"] if summaries else "Scheduled"
+
+        # no stop: the caller deletes the schedule, and its job stops at its MaxRuntimeInSeconds
+        summaries = wait_until_ended(
+            latest, name=schedule, status=status, ended=DONE.__contains__, timeout=timeout,
+            poll_seconds=self.poll_seconds, log=log,
+            timed_out=lambda summaries: ProcessingFailed(
+                f"monitoring schedule {schedule}'s execution was still {status(summaries)} after {timeout:.0f}s. Fix: "
+                f"look at its processing job in the SageMaker console; the schedule is deleted, the job stops at its "
+                f"MaxRuntimeInSeconds."))
+        return self._execution(schedule, summaries[0])
 
     def _execution(self, schedule: str, summary: dict) -> Execution:
         status = summary["MonitoringExecutionStatus"]

@@ -17,11 +17,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.backends.sagemaker.aws import translated
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.store import S3Store
 from modelops.config.data import ProcessingConfig
 from modelops.errors import ConfigError, ProcessingFailed, StoreError
@@ -35,7 +35,6 @@ CODE_ARCHIVE = "code.tar.gz"
 PARAMETERS_FILE = "parameters.json"
 #: Where the dependencies image comes from when model.yml's data.processing.image_uri does not say.
 IMAGE_ENV = "MODELOPS_PROCESSING_IMAGE"
-RUNNING = ("InProgress", "Stopping")
 #: A source in S3 bigger than this makes the gather say, in its first line, how to move it to a Processing job:
 #: The gather holds many times its CSV in memory (benchmarks/README.md), and a CircleCI medium job has 4 GB.
 LARGE_SOURCE_BYTES = 1 << 30
@@ -133,27 +132,19 @@ class NotebookProcessor:
 
     def _wait(self, job_name: str, compute: ProcessingConfig, log) -> dict:
         timeout = self.timeout_seconds or compute.max_runtime_seconds + 1800
-        deadline = time.monotonic() + timeout
-        seen = None
-        while True:
+
+        def describe() -> dict:
             with translated(ProcessingFailed, f"describing processing job {job_name}"):
-                described = self.sagemaker.describe_processing_job(ProcessingJobName=job_name)
-            status = described["ProcessingJobStatus"]
-            if status != seen:
-                log(f"{job_name}: {status}")
-                seen = status
-            if status not in RUNNING:
-                return described
-            if time.monotonic() > deadline:
-                try:
-                    self.sagemaker.stop_processing_job(ProcessingJobName=job_name)
-                except Exception:  # best effort: the timeout error is what the caller must see
-                    pass
-                raise ProcessingFailed(f"processing job {job_name} was still {status} after {timeout:.0f}s; it was "
-                                       f"asked to stop so it costs nothing more. Fix: raise "
-                                       f"data.processing.max_runtime_seconds in model.yml, or read its CloudWatch "
-                                       f"logs (/aws/sagemaker/ProcessingJobs).")
-            time.sleep(self.poll_seconds)
+                return self.sagemaker.describe_processing_job(ProcessingJobName=job_name)
+
+        return wait_until_ended(
+            describe, name=job_name, status=lambda described: described["ProcessingJobStatus"],
+            timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+            stop=lambda: self.sagemaker.stop_processing_job(ProcessingJobName=job_name),
+            timed_out=lambda described: ProcessingFailed(
+                f"processing job {job_name} was still {described['ProcessingJobStatus']} after {timeout:.0f}s; it "
+                f"was asked to stop so it costs nothing more. Fix: raise data.processing.max_runtime_seconds in "
+                f"model.yml, or read its CloudWatch logs (/aws/sagemaker/ProcessingJobs)."))
 
 
 def processing_image(compute: ProcessingConfig) -> str:
