@@ -1,6 +1,7 @@
 """Every stage on a table of real size: our CLI and notebooks against a plain script doing the same work.
 
     python -m benchmarks.scale [--rows 100000,1000000] [--problems binary,regression,multiclass] [--quick]
+                               [--stages new-model,gather_data] [--no-plain]
 
 For each size and problem type a seeded synthetic table is written at run time (never committed): 16 numeric
 columns with 5% of cells missing, a 6-level category, a high-cardinality category (200 levels), an id column (a
@@ -21,7 +22,8 @@ feature's distribution with the train split's (numpy quantiles and the L-infinit
 
 The ratio lines compare ours with the plain seconds plus a 3 s notebook floor (a kernel's start), target <= 1.5,
 and the peak RSS of the largest process, target <= 1.5. A stage that fails prints its error and the others go on;
-the exit status is then 1.
+the exit status is then 1. ``--stages`` measures the first stages only (up to the last one named: a stage needs
+the ones before it); ``--no-plain`` leaves the plain script out (at 10M rows its one-hot frame alone is ~9 GB).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated problem types (default all three)")
     parser.add_argument("--quick", action="store_true", help="3,000 rows, binary only (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
+    parser.add_argument("--stages", help="comma-separated stages: measure up to the last of them (default all)")
+    parser.add_argument("--no-plain", action="store_true", help="measure ours only")
     parser.add_argument("--plain", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--capture", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [3_000] if args.quick else [int(r.replace("_", "")) for r in args.rows.split(",")]
     problems = ["binary"] if args.quick else [p.strip() for p in args.problems.split(",")]
     unknown = set(problems) - set(OBJECTIVES)
+    if args.stages and set(args.stages.split(",")) - set(STAGES):
+        parser.error(f"unknown stages {sorted(set(args.stages.split(',')) - set(STAGES))}; choose from {STAGES}")
+    last = max(STAGES.index(stage) for stage in args.stages.split(",")) if args.stages else len(STAGES) - 1
     if unknown:
         parser.error(f"unknown problem types {sorted(unknown)}; choose from {sorted(OBJECTIVES)}")
     report = Report(f"scale: {', '.join(problems)} at {', '.join(f'{n:,}' for n in sizes)} rows")
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         for rows in sizes:
             for problem in problems:
                 try:
-                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
+                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report, STAGES[:last + 1],
+                                      with_plain=not args.no_plain)
                 except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
                     why = f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ")
                     report.skipped("ours", f"{problem} at {rows:,}", why)
@@ -91,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
+def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[str, ...] = STAGES, *,
+            with_plain: bool = True) -> bool:
     """Every stage of ours and of the plain script on one table; True if any stage failed."""
     work.mkdir(parents=True)
     data, plain_dir = work / "data", work / "plain"
@@ -109,6 +118,8 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     errors: dict[str, str] = {}
 
     def step(stages: tuple[str, ...], *command: str) -> None:
+        if stages[0] not in wanted:
+            return
         if any(s in errors for s in STAGES[:STAGES.index(stages[0])]):
             for stage in stages:
                 errors[stage] = "not run: an earlier stage failed"
@@ -145,7 +156,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     try:
         step(("gather_data",), "run", "scale", "--stage", "gather")
         step(("train_register", "review"), "run", "scale", "--stage", "train")
-        if "review" not in errors:
+        if "review" in wanted and "review" not in errors:
             done = subprocess.run([PYTHON, "-m", "ci", "approve", "scale", "--by", "bench"], cwd=project, env=env,
                                   capture_output=True, text=True)
             if done.returncode:
@@ -154,7 +165,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         step(("promote",), "promote", "scale", "--by", "bench")
         step(("transform",), "transform", "scale", "--raw", "--input", str(data / "records.csv"), "--output",
              str(work / "scores.csv"))
-        if "promote" not in errors:
+        if "monitor" in wanted and "promote" not in errors:
             written = subprocess.run([PYTHON, "-m", "benchmarks.scale", "--capture", "--dir", str(work), "--problem",
                                       problem], cwd=ROOT, env=env, capture_output=True, text=True)
             if written.returncode:
@@ -164,7 +175,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         subprocess.run([PYTHON, "-m", "ci", "stop", "--all"], cwd=project, env=env, capture_output=True)
         stop_endpoints(home)
     plain: dict[str, tuple[float, float]] = {}
-    for stage in STAGES:
+    for stage in [s for s in STAGES if s in wanted and with_plain]:
         command = [PYTHON, "-m", "benchmarks.scale", "--plain", stage, "--dir", str(work), "--problem", problem]
         wall, peak, code, output = sampled(command, cwd=ROOT, env=environment())
         log(f"  plain {stage}: {wall:.1f} s, peak {peak:.0f} MB, exit {code}")
@@ -172,7 +183,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
             errors.setdefault(f"plain {stage}", last_line(output))
         else:
             plain[stage] = (wall, peak)
-    for stage in STAGES:
+    for stage in wanted:
         for side, figures in (("ours", ours), ("baseline", plain)):
             name = stage if side == "ours" else f"plain {stage}"
             if name in errors:
