@@ -39,6 +39,17 @@ def test_auc_matches_known_cases_and_is_nan_with_one_class():
     assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
     assert roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
     assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+    assert np.isnan(roc_auc([0, 1], [0.2, np.nan]))
+
+
+def test_roc_auc_ranks_ties_as_pandas_average_ranks_do():
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    y, score = rng.integers(0, 2, 5000), np.round(rng.random(5000), 2)  # many ties
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    positives = int(y.sum())
+    assert roc_auc(y, score) == (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (5000 - positives))
 
 
 def test_binary_metrics_count_positives_at_the_threshold():
