@@ -139,8 +139,10 @@ def read_matrix(body: bytes) -> np.ndarray:
     table = pa_csv.read_csv(io.BytesIO(body), read_options=pa_csv.ReadOptions(column_names=names),
                             convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
                                                                   null_values=[""]))
-    return np.column_stack([column.to_numpy(zero_copy_only=False) for column in table.columns]) \
-        if table.num_rows else np.empty((0, width))
+    matrix = np.empty((table.num_rows, width))
+    for j, column in enumerate(table.columns):  # one column at a time: no second copy of the whole table
+        matrix[:, j] = column.to_numpy(zero_copy_only=False)
+    return matrix
 
 
 def split_batches(body: bytes, max_bytes: int) -> list[Batch]:
