@@ -176,6 +176,18 @@ def test_a_split_line_without_features_is_named():
 
     with pytest.raises(DataError, match=r"test\.csv: line 2 has no feature cells after its target\. Fix: "):
         CsvRows.of_split(b"1,2.5,3\n0\n1,4,5\n", "test.csv")
+    with pytest.raises(DataError, match=r"line 3 has no feature cells"):
+        CsvRows.of_split(b"1,2.5,3\n0,1,2\n7", "test.csv")  # the last line, without its line break
+
+
+def test_a_target_longer_than_the_window_searched_is_found_all_the_same():
+    from modelops.release.replay import TARGET_WINDOW, CsvRows
+
+    long = "1" + "0" * (TARGET_WINDOW + 5)
+    rows = CsvRows.of_split(f"0,1.5,2\n{long},3,\n1,,4".encode())
+    assert rows.labels.tolist() == [0.0, float(long), 1.0]
+    assert rows.body(0, 3) == b"1.5,2\n3,\n,4"
+    np.testing.assert_array_equal(rows.matrix(0, 3), [[1.5, 2], [3, np.nan], [np.nan, 4]])
 
 
 def test_a_split_replayed_is_predicted_batch_by_batch_and_every_row_compared():

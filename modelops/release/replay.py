@@ -79,9 +79,7 @@ class CsvRows:
 
         ends = line_ends(text)
         line_starts = _line_starts(ends)
-        commas = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(","))
-        at = np.searchsorted(commas, line_starts)
-        first = np.append(commas, len(text))[at]  # each line's first comma (len(text): none left)
+        first = _first_commas(text, line_starts)
         short = np.flatnonzero(first >= ends)
         if len(short):
             raise DataError(f"{name}: line {int(short[0]) + 1:,} has no feature cells after its target. Fix: gather "
@@ -120,6 +118,25 @@ def line_ends(body: bytes) -> np.ndarray:
     if not len(ends) or ends[-1] != len(body):
         ends = np.append(ends, len(body))
     return ends.astype(np.int64)
+
+
+#: Bytes after a line's start searched at once for the comma that ends its target cell (a longer target is found
+#: by a search of its own).
+TARGET_WINDOW = 32
+
+
+def _first_commas(text: bytes, starts: np.ndarray) -> np.ndarray:
+    """Where the first comma at or after each of ``starts`` is (``len(text)``: none): the end of each line's target
+    cell, looked for in a window of bytes per line rather than across the whole text."""
+    if not len(starts):
+        return starts
+    window = np.minimum(starts[:, None] + np.arange(TARGET_WINDOW), len(text) - 1)
+    commas = np.frombuffer(text, dtype=np.uint8)[window] == ord(",")
+    first = starts + commas.argmax(axis=1)
+    for row in np.flatnonzero(~commas.any(axis=1)).tolist():
+        found = text.find(b",", int(starts[row]))
+        first[row] = found if found >= 0 else len(text)
+    return first
 
 
 def _line_starts(ends: np.ndarray) -> np.ndarray:
