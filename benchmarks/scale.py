@@ -1,6 +1,7 @@
 """Every stage on a table of real size: our CLI and notebooks against a plain script doing the same work.
 
     python -m benchmarks.scale [--rows 100000,1000000] [--problems binary,regression,multiclass] [--quick]
+    python -m benchmarks.scale --rows 1000000 --problems binary --reuse DIR --stages "deploy staging,gate,promote"
 
 For each size and problem type a seeded synthetic table is written at run time (never committed): 16 numeric
 columns with 5% of cells missing, a 6-level category, a high-cardinality category (200 levels), an id column (a
@@ -16,6 +17,10 @@ written with pyarrow, ``xgboost.train`` with the scaffold's hyperparameters and 
 in-process predict for the serving stages. Monitor is skipped:
 its input is traffic captured by the production endpoint, and producing that at these sizes means sending the
 table through the endpoint (minutes at 1M rows), which is not the monitor's cost.
+
+``--reuse DIR`` measures again in a folder an earlier run kept (``--keep``: the table, the project, its home and
+the plain script's files are there), and ``--stages`` only the stages named: a change to a later stage is measured
+without gathering and training again (a stage's command runs as it would after the earlier ones).
 
 The ratio lines compare ours with the plain seconds plus a 3 s notebook floor (a kernel's start), target <= 1.5,
 and the peak RSS of the largest process, target <= 1.5. A stage that fails prints its error and the others go on;
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated problem types (default all three)")
     parser.add_argument("--quick", action="store_true", help="3,000 rows, binary only (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
+    parser.add_argument("--reuse", help="a folder an earlier --keep run kept: measure in it, without writing the "
+                                        "table or running stages not asked for")
+    parser.add_argument("--stages", default=",".join(STAGES[:-1]),
+                        help="comma-separated stages to measure (default all); with --reuse the earlier ones ran")
     parser.add_argument("--plain", choices=["new-model", "gather_data", "train_register", "review", "deploy staging",
                                             "gate", "promote", "transform"], help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -66,20 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(problems) - set(OBJECTIVES)
     if unknown:
         parser.error(f"unknown problem types {sorted(unknown)}; choose from {sorted(OBJECTIVES)}")
+    stages = [stage.strip() for stage in args.stages.split(",")]
+    if set(stages) - set(STAGES[:-1]):
+        parser.error(f"unknown stages {sorted(set(stages) - set(STAGES[:-1]))}; choose from {list(STAGES[:-1])}")
+    if set(stages) != set(STAGES[:-1]) and not args.reuse:
+        parser.error("--stages needs --reuse DIR (a folder kept by --keep, where the earlier stages ran)")
     report = Report(f"scale: {', '.join(problems)} at {', '.join(f'{n:,}' for n in sizes)} rows")
     failed = False
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         for rows in sizes:
             for problem in problems:
                 try:
-                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
+                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report, stages, reuse=bool(args.reuse))
                 except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
                     why = f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ")
                     report.skipped("ours", f"{problem} at {rows:,}", why)
                     failed = True
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -87,16 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
-    """Every stage of ours and of the plain script on one table; True if any stage failed."""
-    work.mkdir(parents=True)
+def measure(work: Path, problem: str, rows: int, report: Report, stages=STAGES[:-1], *, reuse: bool = False) -> bool:
+    """Every stage (of ``stages``) of ours and of the plain script on one table; True if any stage failed."""
     data, plain_dir = work / "data", work / "plain"
-    data.mkdir()
-    plain_dir.mkdir()
-    log(f"{problem} at {rows:,} rows: writing the table ...")
-    write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
-    log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
-    project = make_project(work / "project", ())
+    if reuse:
+        project = work / "project"
+    else:
+        work.mkdir(parents=True)
+        data.mkdir()
+        plain_dir.mkdir()
+        log(f"{problem} at {rows:,} rows: writing the table ...")
+        write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
+        log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
+        project = make_project(work / "project", ())
     home = work / "home"
     env = environment(MODELOPS_HOME=str(home), MODELOPS_DATA_DIR=str(data), MODELOPS_BACKEND="local")
     at = f"{problem} at {rows:,}"
@@ -104,7 +121,12 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     shared: dict[str, str] = {}  # a stage run by the same command as an earlier one -> that stage
     errors: dict[str, str] = {}
 
-    def step(stages: tuple[str, ...], *command: str) -> None:
+    def step(run: tuple[str, ...], *command: str) -> None:
+        if not set(run) & set(stages):
+            return
+        step_stages(run, *command)
+
+    def step_stages(stages: tuple[str, ...], *command: str) -> None:
         if any(s in errors for s in STAGES[:STAGES.index(stages[0])]):
             for stage in stages:
                 errors[stage] = "not run: an earlier stage failed"
@@ -131,7 +153,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
 
     step(("new-model",), "new-model", "scale", "--problem", problem, "--source", str(data / "table.csv"),
          "--target", "target", "--description", "scale benchmark")
-    if "new-model" not in errors:
+    if "new-model" not in errors and "new-model" in stages:
         lenient_slo(project / "scale" / "model.yml")
         subprocess.run(["git", "add", "-A"], cwd=project, capture_output=True)
         subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", "-c",
@@ -139,7 +161,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     try:
         step(("gather_data",), "run", "scale", "--stage", "gather")
         step(("train_register", "review"), "run", "scale", "--stage", "train")
-        if "review" not in errors:
+        if "review" not in errors and "review" in stages:
             done = subprocess.run([PYTHON, "-m", "ci", "approve", "scale", "--by", "bench"], cwd=project, env=env,
                                   capture_output=True, text=True)
             if done.returncode:
@@ -152,7 +174,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         subprocess.run([PYTHON, "-m", "ci", "stop", "--all"], cwd=project, env=env, capture_output=True)
         stop_endpoints(home)
     plain: dict[str, tuple[float, float]] = {}
-    for stage in STAGES[:-1]:
+    for stage in [stage for stage in STAGES[:-1] if stage in stages]:
         command = [PYTHON, "-m", "benchmarks.scale", "--plain", stage, "--dir", str(work), "--problem", problem]
         wall, peak, code, output = sampled(command, cwd=ROOT, env=environment())
         log(f"  plain {stage}: {wall:.1f} s, peak {peak:.0f} MB, exit {code}")
@@ -160,7 +182,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
             errors.setdefault(f"plain {stage}", last_line(output))
         else:
             plain[stage] = (wall, peak)
-    for stage in STAGES:
+    for stage in [stage for stage in STAGES if stage in stages or stage == "monitor"]:
         if stage == "monitor":
             report.skipped("ours", f"{stage} at {at}, seconds", "needs captured production traffic; see --help")
             continue
