@@ -48,8 +48,8 @@ def test_roc_auc_ranks_ties_as_pandas_average_ranks_do():
     rng = np.random.default_rng(4)
     y, score = rng.integers(0, 2, 5000), np.round(rng.random(5000), 2)  # many ties
     ranks = pd.Series(score).rank(method="average").to_numpy()
-    positives = int(y.sum())
-    assert roc_auc(y, score) == (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (5000 - positives))
+    p = int(y.sum())
+    assert roc_auc(y, score) == (ranks[y == 1].sum() - p * (p + 1) / 2) / (p * (5000 - p))
 
 
 def test_binary_metrics_count_positives_at_the_threshold():
@@ -103,3 +103,23 @@ def test_quality_gates_pass_and_fail():
         bad.raise_if_failed()
     missing = check_quality(config, {"r2": 0.55})
     assert not missing.passed and "rmse = missing" in missing.statement()
+
+
+def test_the_null_model_reads_only_the_train_splits_targets_and_gets_what_the_whole_split_holds():
+    import io
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from modelops.review.evaluation import split_targets
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(np.column_stack([rng.normal(size=300), rng.normal(size=(300, 4))]))
+    frame.iloc[::7, 2] = np.nan  # empty feature cells do not matter
+    body = frame.to_csv(header=False, index=False, lineterminator="\n").encode()
+    store = SimpleNamespace(get_bytes=lambda uri: body)
+    dataset = SimpleNamespace(target="rings", files={"train": SimpleNamespace(uri="s3://bucket/train.csv")})
+    targets = split_targets(store, dataset, "train")
+    assert list(targets.columns) == ["rings"]
+    whole = pd.read_csv(io.BytesIO(body), header=None, dtype="float64")
+    np.testing.assert_array_equal(targets["rings"].to_numpy(), whole[0].to_numpy())
