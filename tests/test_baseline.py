@@ -109,6 +109,33 @@ def test_one_hot_groups_read_back_as_one_categorical():
     assert colour.present.tolist() == [True, True, False, False, False]
 
 
+def test_one_hot_groups_decode_slice_by_slice_as_row_by_row(monkeypatch):
+    """Large tables are decoded in slices of rows, with the group's columns read in place or picked out."""
+    from modelops.monitoring import baseline
+
+    rng = np.random.default_rng(3)
+    rows = np.zeros((103, 6))
+    rows[np.arange(103), 1 + rng.integers(0, 4, 103)] = 1.0  # columns 1-4: one group, one 1 per row
+    rows[:, 0], rows[:, 5] = rng.normal(size=103), rng.integers(0, 2, 103)
+    rows[5, 1:5] = 0.0  # none of them
+    rows[9, 2] = rows[9, 3] = 1.0  # two 1s
+    rows[17, 4] = np.nan  # an empty cell
+    rows[30, 3] = 0.5  # not 0 or 1
+    encoding = FeatureEncoding(("a", "c", "d"), ("a",), (("c", ("p", "q", "r", "s")), ("d", ("u",))),
+                               ("a", "c_p", "c_q", "c_r", "c_s", "d_u"))
+    features = monitored_features(encoding)
+    scattered = [*features[:1], baseline.MonitoredFeature("c", CATEGORICAL, (4, 1, 3, 2), ("s", "p", "r", "q"))]
+    monkeypatch.setattr(baseline, "DECODE_ROWS", 10)
+    for chosen in (features, scattered):
+        colour = decode(rows, chosen)["c"]
+        for i, row in enumerate(rows[:, list(chosen[1].columns)]):
+            binary = all(v in (0.0, 1.0) for v in row)
+            single = binary and list(row).count(1.0) == 1
+            assert colour.values[i] == (chosen[1].categories[list(row).index(1.0)] if single else None), i
+            assert colour.invalid[i] == (not binary or list(row).count(1.0) > 1), i
+    assert decode(rows, features)["d"].values.tolist() == [("u" if v else None) for v in rows[:, 5]]
+
+
 def test_an_unseen_category_encoded_as_zeros_reads_back_as_none_of_the_categories():
     """What encode_rows(..., unseen="zeros") (and `ci invoke --raw --unseen zeros`) sends is what decode reads."""
     import pandas as pd

@@ -96,7 +96,7 @@ class FeatureValues:
     def present(self) -> np.ndarray:
         if self.feature.kind == NUMERIC:
             return ~np.isnan(self.values.astype(np.float64))
-        return np.array([v is not None for v in self.values], dtype=bool)
+        return np.not_equal(self.values, None) if len(self.values) else np.zeros(0, dtype=bool)
 
 
 def decode(rows: np.ndarray, features: list[MonitoredFeature]) -> dict[str, FeatureValues]:
@@ -113,15 +113,33 @@ def decode(rows: np.ndarray, features: list[MonitoredFeature]) -> dict[str, Feat
             values = rows[:, feature.columns[0]] if len(rows) else np.empty(0)
             decoded[feature.name] = FeatureValues(feature, values, np.zeros(len(values), dtype=bool))
             continue
-        group = rows[:, list(feature.columns)] if len(rows) else np.empty((0, len(feature.columns)))
-        binary = np.isin(group, (0.0, 1.0)).all(axis=1)
-        ones = (group == 1.0).sum(axis=1)
-        labels = np.array([None] * len(group), dtype=object)
-        single = binary & (ones == 1)
-        categories = np.array(feature.categories, dtype=object)
-        labels[single] = categories[group[single].argmax(axis=1)] if single.any() else labels[single]
-        decoded[feature.name] = FeatureValues(feature, labels, ~binary | (ones > 1))
+        codes, invalid = one_hot_codes(rows, feature.columns)
+        categories = np.array([*feature.categories, None], dtype=object)  # code -1 (no category): None
+        decoded[feature.name] = FeatureValues(feature, categories[codes], invalid)
     return decoded
+
+
+#: Rows of a one-hot group examined at once: bounds the temporary arrays (a few bytes per cell) on large tables.
+DECODE_ROWS = 65_536
+
+
+def one_hot_codes(rows: np.ndarray, columns: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, which column of a one-hot group is its single 1 (-1: none, or an invalid row), and which rows are
+    invalid (a cell other than 0 and 1, or several 1s). Consecutive columns are read in place, in slices of rows."""
+    width = len(columns)
+    consecutive = width and list(columns) == list(range(columns[0], columns[0] + width))
+    codes = np.full(len(rows), -1, dtype=np.int64)
+    invalid = np.zeros(len(rows), dtype=bool)
+    for start in range(0, len(rows), DECODE_ROWS):
+        part = rows[start:start + DECODE_ROWS]
+        group = part[:, columns[0]:columns[0] + width] if consecutive else part[:, list(columns)]
+        ones = group == 1.0
+        count = ones.sum(axis=1)
+        binary = count + (group == 0.0).sum(axis=1) == width
+        single = binary & (count == 1)
+        codes[start:start + len(part)] = np.where(single, ones.argmax(axis=1) if width else 0, -1)
+        invalid[start:start + len(part)] = ~binary | (count > 1)
+    return codes, invalid
 
 
 def categorical_values(feature: MonitoredFeature, values) -> FeatureValues:
@@ -172,8 +190,13 @@ def _integral(values: np.ndarray) -> bool:
 
 
 def _category_counts(labels) -> dict[str, int]:
-    values, counts = np.unique(np.asarray(list(labels), dtype=str), return_counts=True) if len(labels) else ((), ())
-    return {str(v): int(c) for v, c in zip(values, counts)}
+    """Each label's count, in the labels' order as text (one hashing pass, not a sort of the labels)."""
+    import pandas as pd
+
+    if not len(labels):
+        return {}
+    counts = pd.Series(np.asarray(labels, dtype=object)).astype(str).value_counts(sort=False)
+    return {str(v): int(c) for v, c in sorted(counts.items())}
 
 
 def _buckets(values: np.ndarray, low: float, high: float) -> list[dict[str, float]]:
@@ -420,13 +443,14 @@ def write_baseline(ops: Backend, config: ModelConfig, dataset, training) -> Base
     Raises:
         StoreError: a split, the artifact or the dataset's feature encoding cannot be read, or a write failed.
     """
-    from modelops.data.datasets import read_split
-    from modelops.data.prepare import features_and_target
+    from modelops.release.replay import read_matrix
     from modelops.training.train import load_artifact
 
     booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
-    train_rows, _ = features_and_target(read_split(ops.store, dataset, "train"))
-    validation_rows, validation_labels = features_and_target(read_split(ops.store, dataset, "validation"))
+    # The splits as stored (the target first), read by pyarrow's threads straight into one float64 matrix each.
+    train_rows = read_matrix(ops.store.get_bytes(dataset.files["train"].uri))[:, 1:]
+    validation = read_matrix(ops.store.get_bytes(dataset.files["validation"].uri))
+    validation_rows, validation_labels = np.ascontiguousarray(validation[:, 1:]), validation[:, 0]
     files = compute_baseline(config, dataset.feature_encoding, train_rows, validation_rows,
                              booster.inplace_predict(validation_rows), validation_labels)
     uris = {}
