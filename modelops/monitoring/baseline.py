@@ -435,22 +435,37 @@ def compute_baseline(config: ModelConfig, encoding, train_rows: np.ndarray, vali
             "quality_constraints": quality_constraints(config)}
 
 
+#: Rows of a split the baseline reads at most: past it, a seeded sample of about as many.
+BASELINE_ROWS = 1_000_000
+
+
+def _split_file(store, uri: str):
+    """A split to read in blocks: its path in a local store, else its bytes (one copy, not a float matrix)."""
+    import io
+
+    return store.path(uri) if hasattr(store, "path") else io.BytesIO(store.get_bytes(uri))
+
+
 def write_baseline(ops: Backend, config: ModelConfig, dataset, training) -> Baseline:
     """Compute a trained model's baseline and write it beside its artifact (before it is registered).
 
-    The predictions are the artifact's own, loaded as stored (sha256 checked), on the validation split.
+    The predictions are the artifact's own, loaded as stored (sha256 checked), on the validation split. Splits
+    over ``BASELINE_ROWS`` rows are sampled (statistics' ``item_count`` is the rows read).
 
     Raises:
         StoreError: a split, the artifact or the dataset's feature encoding cannot be read, or a write failed.
     """
-    from modelops.release.replay import read_matrix
+    from modelops.training.channels import sample
     from modelops.training.train import load_artifact
 
     booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
-    # The splits as stored (the target first), read by pyarrow's threads straight into one float64 matrix each.
-    train_rows = read_matrix(ops.store.get_bytes(dataset.files["train"].uri))[:, 1:]
-    validation = read_matrix(ops.store.get_bytes(dataset.files["validation"].uri))
-    validation_rows, validation_labels = np.ascontiguousarray(validation[:, 1:]), validation[:, 0]
+    # The splits as stored (the target first), read block by block by pyarrow's threads; past BASELINE_ROWS a
+    # seeded sample of them, so a table of any size costs the same memory (Model Monitor's own statistics are
+    # sketches: a million rows put its quantiles well within its drift thresholds).
+    parts = {name: sample([_split_file(ops.store, dataset.files[name].uri)], dataset.files[name].rows, BASELINE_ROWS)
+             for name in ("train", "validation")}
+    train_rows = parts["train"][0]
+    validation_rows, validation_labels = parts["validation"]
     files = compute_baseline(config, dataset.feature_encoding, train_rows, validation_rows,
                              booster.inplace_predict(validation_rows), validation_labels)
     uris = {}
