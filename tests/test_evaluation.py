@@ -123,3 +123,22 @@ def test_the_null_model_reads_only_the_train_splits_targets_and_gets_what_the_wh
     assert list(targets.columns) == ["rings"]
     whole = pd.read_csv(io.BytesIO(body), header=None, dtype="float64")
     np.testing.assert_array_equal(targets["rings"].to_numpy(), whole[0].to_numpy())
+
+
+def test_a_scatter_of_a_large_test_split_draws_a_seeded_sample_and_says_so():
+    from types import SimpleNamespace
+
+    from modelops.notebook import plots
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=250_000)
+    evaluation = SimpleNamespace(y_true=y, prediction=y + rng.normal(0, 0.1, len(y)), null_prediction=np.zeros(1),
+                                 metrics={"rmse": 0.1, "mae": 0.08}, null_metrics={"rmse": 1.0})
+    [points] = plots.predicted_vs_actual(evaluation).axes[0].collections
+    assert len(points.get_offsets()) == plots.SCATTER_POINTS
+    assert points.get_label() == "sample of 20,000 of 250,000 rows"
+    left = plots.residuals(evaluation).axes[0]
+    assert len(left.collections[0].get_offsets()) == plots.SCATTER_POINTS
+    assert left.get_title() == "sample of 20,000 of 250,000 rows"
+    assert np.array_equal(plots.scatter_rows(250_000)[0], plots.scatter_rows(250_000)[0])  # seeded
+    assert plots.scatter_rows(300)[1] == "300 rows" and len(plots.scatter_rows(300)[0]) == 300
