@@ -184,3 +184,37 @@ def test_a_package_without_a_baseline_says_how_to_get_one(tmp_path):
     store.put_bytes(uris["data_statistics"], b"{not json")
     with pytest.raises(StoreError, match=r"data/statistics\.json|data_statistics\.json is not JSON"):
         read_baseline(store, uris)
+
+
+def test_a_split_read_block_by_block_gives_the_statistics_and_scores_of_the_whole_matrix(tmp_path, monkeypatch):
+    """The baseline reads a stored split in blocks and keeps only the decoded features: the same statistics.json
+    as decoding the whole matrix at once, and the booster's scores of every row in order."""
+    import xgboost
+
+    from modelops.monitoring import baseline
+    from modelops.monitoring.baseline import decoded_split, statistics
+    from modelops.training import channels
+
+    rng = np.random.default_rng(8)
+    n = 2_000
+    rows = np.zeros((n, 7))
+    rows[:, 0] = rng.integers(0, 2, n)  # the target
+    rows[:, 1] = np.round(rng.normal(size=n), 3)
+    rows[rng.random(n) < 0.1, 1] = np.nan
+    rows[np.arange(n), 2 + rng.integers(0, 4, n)] = 1.0  # one group of four
+    rows[:, 6] = rng.integers(0, 2, n)
+    rows[7, 2:6] = 0.0  # no category
+    path = tmp_path / "train.csv"
+    path.write_text("\n".join(",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows) + "\n")
+    store = type("Store", (), {"path": lambda self, uri: path})()
+    encoding = FeatureEncoding(("a", "c", "d"), ("a",), (("c", ("p", "q", "r", "s")), ("d", ("u",))),
+                               ("a", "c_p", "c_q", "c_r", "c_s", "d_u"))
+    features = monitored_features(encoding)
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(rows[:, 1:], label=rows[:, 0]), 3)
+    monkeypatch.setattr(channels, "BLOCK_BYTES", 4 << 10)  # about 25 blocks
+    monkeypatch.setattr(baseline, "DECODE_ROWS", 64)
+    decoded, count, labels, scores = decoded_split(store, "file:///train.csv", features, booster)
+    assert count == n
+    assert statistics(decoded, count) == statistics(decode(rows[:, 1:], features), n)
+    np.testing.assert_array_equal(labels, rows[:, 0])
+    np.testing.assert_array_equal(scores, booster.inplace_predict(rows[:, 1:]))

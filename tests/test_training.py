@@ -187,25 +187,3 @@ def test_an_empty_channel_file_is_skipped_and_a_channel_without_files_is_named(t
     (tmp_path / "empty" / "b.csv").write_text("1,2.5,\n0,,3\n")
     X, y = channels.read_arrays(channels.channel_files(tmp_path / "empty", "s3://b/train", "train"))
     assert y.tolist() == [1.0, 0.0] and X.shape == (2, 2) and np.isnan(X[0, 1]) and np.isnan(X[1, 0])
-
-
-def test_a_sample_of_a_channel_keeps_all_rows_under_the_limit_and_a_seeded_share_past_it(tmp_path, monkeypatch):
-    import io
-
-    from modelops.training import channels
-
-    rng = np.random.default_rng(4)
-    X = rng.normal(size=(5000, 3))
-    X[rng.random(X.shape) < 0.1] = np.nan
-    y = rng.integers(0, 2, 5000).astype(float)
-    [path] = _write_channel(tmp_path / "split", X, y, parts=1)
-    monkeypatch.setattr(channels, "BLOCK_BYTES", 8 << 10)  # many blocks: the sample is drawn block by block
-    every, labels = channels.sample([path], 5000, limit=5000)
-    np.testing.assert_array_equal(every, X)  # float64, exactly the CSV's numbers, missing cells NaN
-    np.testing.assert_array_equal(labels, y)
-    part, part_labels = channels.sample([path], 5000, limit=1000, seed=2)
-    assert 850 < len(part) < 1150 and len(part) == len(part_labels)
-    again, _ = channels.sample([io.BytesIO(path.read_bytes())], 5000, limit=1000, seed=2)  # bytes from a store
-    np.testing.assert_array_equal(again, part)
-    rows = {tuple(np.nan_to_num(r, nan=-9)) for r in X}
-    assert all(tuple(np.nan_to_num(r, nan=-9)) in rows for r in part)  # rows of the split, not made up

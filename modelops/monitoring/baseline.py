@@ -422,21 +422,22 @@ def baseline_uri(store, model: str, job_name: str, part: str, file: str) -> str:
 def compute_baseline(config: ModelConfig, encoding, train_rows: np.ndarray, validation_rows: np.ndarray,
                      validation_scores: np.ndarray, validation_labels: np.ndarray) -> dict[str, dict]:
     """The baseline's six files: data (train features), prediction and quality (validation)."""
-    features = monitored_features(encoding)
-    data = statistics(decode(train_rows, features), len(train_rows))
+    data = statistics(decode(train_rows, monitored_features(encoding)), len(train_rows))
+    return baseline_files(config, data, len(validation_rows), validation_scores, validation_labels)
+
+
+def baseline_files(config: ModelConfig, data: dict, validation_rows: int, validation_scores: np.ndarray,
+                   validation_labels: np.ndarray) -> dict[str, dict]:
+    """The six files from the train features' statistics and the validation split's scores and labels."""
     predicted = prediction_feature(config)
     values = prediction_values(config, validation_scores)
     column = (categorical_values(predicted, values) if predicted.kind == CATEGORICAL
               else numeric_values(predicted, values))
-    prediction = statistics({predicted.name: column}, len(validation_rows))
+    prediction = statistics({predicted.name: column}, validation_rows)
     return {"data_statistics": data, "data_constraints": constraints(data, config.monitoring),
             "prediction_statistics": prediction, "prediction_constraints": constraints(prediction, config.monitoring),
             "quality_statistics": quality_statistics(config, validation_labels, validation_scores),
             "quality_constraints": quality_constraints(config)}
-
-
-#: Rows of a split the baseline reads at most: past it, a seeded sample of about as many.
-BASELINE_ROWS = 1_000_000
 
 
 def _split_file(store, uri: str):
@@ -446,28 +447,52 @@ def _split_file(store, uri: str):
     return store.path(uri) if hasattr(store, "path") else io.BytesIO(store.get_bytes(uri))
 
 
+def decoded_split(store, uri: str, features: list[MonitoredFeature], booster=None):
+    """Every row of a stored split (target first) as the monitored features, read block by block: only the
+    decoded features are kept (a number per numeric feature, a label per one-hot group), never the one-hot matrix
+    itself, which at 10M rows is ~12 GB as float64. With ``booster``, also its labels and the booster's scores.
+
+    Returns:
+        (decoded features, rows, labels or None, scores or None).
+    """
+    from modelops.training.channels import blocks
+
+    parts: dict[str, list[FeatureValues]] = {feature.name: [] for feature in features}
+    labels, scores, rows = [], [], 0
+    for x, y in blocks([_split_file(store, uri)], np.float64):
+        for name, values in decode(x, features).items():
+            parts[name].append(values)
+        if booster is not None:
+            labels.append(y)
+            scores.append(booster.inplace_predict(np.ascontiguousarray(x)))
+        rows += len(y)
+    decoded = {feature.name: FeatureValues(feature, np.concatenate([p.values for p in parts[feature.name]])
+                                           if parts[feature.name] else np.empty(0),
+                                           np.concatenate([p.invalid for p in parts[feature.name]])
+                                           if parts[feature.name] else np.empty(0, dtype=bool))
+               for feature in features}
+    if booster is None:
+        return decoded, rows, None, None
+    return decoded, rows, np.concatenate(labels) if labels else np.empty(0), \
+        np.concatenate(scores) if scores else np.empty(0)
+
+
 def write_baseline(ops: Backend, config: ModelConfig, dataset, training) -> Baseline:
     """Compute a trained model's baseline and write it beside its artifact (before it is registered).
 
-    The predictions are the artifact's own, loaded as stored (sha256 checked), on the validation split. Splits
-    over ``BASELINE_ROWS`` rows are sampled (statistics' ``item_count`` is the rows read).
+    The statistics are of every train row; the predictions are the artifact's own, loaded as stored (sha256
+    checked), on the validation split. Both splits are read block by block (``decoded_split``).
 
     Raises:
         StoreError: a split, the artifact or the dataset's feature encoding cannot be read, or a write failed.
     """
-    from modelops.training.channels import sample
     from modelops.training.train import load_artifact
 
     booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
-    # The splits as stored (the target first), read block by block by pyarrow's threads; past BASELINE_ROWS a
-    # seeded sample of them, so a table of any size costs the same memory (Model Monitor's own statistics are
-    # sketches: a million rows put its quantiles well within its drift thresholds).
-    parts = {name: sample([_split_file(ops.store, dataset.files[name].uri)], dataset.files[name].rows, BASELINE_ROWS)
-             for name in ("train", "validation")}
-    train_rows = parts["train"][0]
-    validation_rows, validation_labels = parts["validation"]
-    files = compute_baseline(config, dataset.feature_encoding, train_rows, validation_rows,
-                             booster.inplace_predict(validation_rows), validation_labels)
+    features = monitored_features(dataset.feature_encoding)
+    train, train_rows, _, _ = decoded_split(ops.store, dataset.files["train"].uri, features)
+    _, validation_rows, labels, scores = decoded_split(ops.store, dataset.files["validation"].uri, [], booster)
+    files = baseline_files(config, statistics(train, train_rows), validation_rows, scores, labels)
     uris = {}
     for key, content in files.items():
         part, file = key.split("_", 1)

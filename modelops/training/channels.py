@@ -67,22 +67,6 @@ def _file_blocks(file, dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield values[:, 1:], values[:, 0]
 
 
-def sample(files: list, rows: int, limit: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """float64 (features, labels) of the files' ``rows`` rows: all of them up to ``limit``, past it a seeded
-    sample of about ``limit`` (each row kept with probability limit / rows), read block by block so only the
-    sample is ever held."""
-    keep = min(1.0, limit / max(rows, 1))
-    rng = np.random.default_rng(seed)
-    features, labels = [], []
-    for x, y in blocks(files, np.float64):
-        chosen = rng.random(len(y)) < keep if keep < 1 else slice(None)
-        features.append(x[chosen])
-        labels.append(y[chosen])
-    if not labels:
-        return np.empty((0, 0)), np.empty(0)
-    return np.concatenate(features), np.concatenate(labels)
-
-
 def _pieces(file) -> Iterator[bytes]:
     """The file's bytes in pieces of whole lines, about ``BLOCK_BYTES`` each (the last line may lack its newline)."""
     rest = b""
