@@ -1,6 +1,8 @@
 """Every stage on a table of real size: our CLI and notebooks against a plain script doing the same work.
 
     python -m benchmarks.scale [--rows 100000,1000000] [--problems binary,regression,multiclass] [--quick]
+                               [--stages STAGES] [--no-plain] [--reuse DIR]
+    python -m benchmarks.scale --rows 1000000 --problems binary --reuse DIR --stages "deploy staging,gate,promote"
 
 For each size and problem type a seeded synthetic table is written at run time (never committed): 16 numeric
 columns with 5% of cells missing, a 6-level category, a high-cardinality category (200 levels), an id column (a
@@ -19,9 +21,15 @@ rows (10% of the table) in records of 10 rows with their answers, as SageMaker's
 ours is ``python -m ci monitor``, plain reads the JSON lines, parses the bodies with pyarrow and compares each
 feature's distribution with the train split's (numpy quantiles and the L-infinity distance of the CDFs).
 
+``--reuse DIR`` measures again in a folder an earlier run kept (``--keep``: the table, the project, its home and
+the plain script's files are there), and ``--stages`` only the stages named: a change to a later stage is measured
+without gathering and training again (a stage's command runs as it would after the earlier ones).
+
 The ratio lines compare ours with the plain seconds plus a 3 s notebook floor (a kernel's start), target <= 1.5,
 and the peak RSS of the largest process, target <= 1.5. A stage that fails prints its error and the others go on;
-the exit status is then 1.
+the exit status is then 1. Without ``--reuse``, ``--stages`` measures every stage up to the last one named (a
+stage needs the ones before it); ``--no-plain`` leaves the plain script out (at 10M rows its one-hot frame alone
+is ~9 GB).
 """
 
 from __future__ import annotations
@@ -56,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated problem types (default all three)")
     parser.add_argument("--quick", action="store_true", help="3,000 rows, binary only (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated stages to measure (default all): every stage up to the last named "
+                             "runs; with --reuse only the named ones (the earlier ones ran in that folder)")
+    parser.add_argument("--no-plain", action="store_true", help="measure ours only")
+    parser.add_argument("--reuse", help="a folder an earlier --keep run kept: measure in it, without writing the "
+                                        "table or running stages not asked for")
     parser.add_argument("--plain", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--capture", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -70,20 +84,26 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(problems) - set(OBJECTIVES)
     if unknown:
         parser.error(f"unknown problem types {sorted(unknown)}; choose from {sorted(OBJECTIVES)}")
+    stages = [stage.strip() for stage in args.stages.split(",")]
+    if set(stages) - set(STAGES):
+        parser.error(f"unknown stages {sorted(set(stages) - set(STAGES))}; choose from {list(STAGES)}")
+    if not args.reuse:  # a fresh folder: every stage before the last one named runs (and is measured)
+        stages = list(STAGES[:max(STAGES.index(stage) for stage in stages) + 1])
     report = Report(f"scale: {', '.join(problems)} at {', '.join(f'{n:,}' for n in sizes)} rows")
     failed = False
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         for rows in sizes:
             for problem in problems:
                 try:
-                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report)
+                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report, stages, reuse=bool(args.reuse),
+                                      with_plain=not args.no_plain)
                 except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
                     why = f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ")
                     report.skipped("ours", f"{problem} at {rows:,}", why)
                     failed = True
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -91,16 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
-    """Every stage of ours and of the plain script on one table; True if any stage failed."""
-    work.mkdir(parents=True)
+def measure(work: Path, problem: str, rows: int, report: Report, stages=STAGES, *, reuse: bool = False,
+            with_plain: bool = True) -> bool:
+    """Every stage (of ``stages``) of ours and of the plain script on one table; True if any stage failed."""
     data, plain_dir = work / "data", work / "plain"
-    data.mkdir()
-    plain_dir.mkdir()
-    log(f"{problem} at {rows:,} rows: writing the table ...")
-    write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
-    log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
-    project = make_project(work / "project", ())
+    if reuse:
+        project = work / "project"
+    else:
+        work.mkdir(parents=True)
+        data.mkdir()
+        plain_dir.mkdir()
+        log(f"{problem} at {rows:,} rows: writing the table ...")
+        write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
+        log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
+        project = make_project(work / "project", ())
     home = work / "home"
     env = environment(MODELOPS_HOME=str(home), MODELOPS_DATA_DIR=str(data), MODELOPS_BACKEND="local")
     at = f"{problem} at {rows:,}"
@@ -108,7 +132,12 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     shared: dict[str, str] = {}  # a stage run by the same command as an earlier one -> that stage
     errors: dict[str, str] = {}
 
-    def step(stages: tuple[str, ...], *command: str) -> None:
+    def step(run: tuple[str, ...], *command: str) -> None:
+        if not set(run) & set(stages):
+            return
+        step_stages(run, *command)
+
+    def step_stages(stages: tuple[str, ...], *command: str) -> None:
         if any(s in errors for s in STAGES[:STAGES.index(stages[0])]):
             for stage in stages:
                 errors[stage] = "not run: an earlier stage failed"
@@ -137,7 +166,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
 
     step(("new-model",), "new-model", "scale", "--problem", problem, "--source", str(data / "table.csv"),
          "--target", "target", "--description", "scale benchmark")
-    if "new-model" not in errors:
+    if "new-model" not in errors and "new-model" in stages:
         lenient_slo(project / "scale" / "model.yml")
         subprocess.run(["git", "add", "-A"], cwd=project, capture_output=True)
         subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", "-c",
@@ -145,7 +174,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
     try:
         step(("gather_data",), "run", "scale", "--stage", "gather")
         step(("train_register", "review"), "run", "scale", "--stage", "train")
-        if "review" not in errors:
+        if "review" not in errors and "review" in stages:
             done = subprocess.run([PYTHON, "-m", "ci", "approve", "scale", "--by", "bench"], cwd=project, env=env,
                                   capture_output=True, text=True)
             if done.returncode:
@@ -154,7 +183,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         step(("promote",), "promote", "scale", "--by", "bench")
         step(("transform",), "transform", "scale", "--raw", "--input", str(data / "records.csv"), "--output",
              str(work / "scores.csv"))
-        if "promote" not in errors:
+        if "monitor" in stages and "promote" not in errors:
             written = subprocess.run([PYTHON, "-m", "benchmarks.scale", "--capture", "--dir", str(work), "--problem",
                                       problem], cwd=ROOT, env=env, capture_output=True, text=True)
             if written.returncode:
@@ -164,7 +193,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
         subprocess.run([PYTHON, "-m", "ci", "stop", "--all"], cwd=project, env=env, capture_output=True)
         stop_endpoints(home)
     plain: dict[str, tuple[float, float]] = {}
-    for stage in STAGES:
+    for stage in [stage for stage in STAGES if stage in stages and with_plain]:
         command = [PYTHON, "-m", "benchmarks.scale", "--plain", stage, "--dir", str(work), "--problem", problem]
         wall, peak, code, output = sampled(command, cwd=ROOT, env=environment())
         log(f"  plain {stage}: {wall:.1f} s, peak {peak:.0f} MB, exit {code}")
@@ -172,7 +201,7 @@ def measure(work: Path, problem: str, rows: int, report: Report) -> bool:
             errors.setdefault(f"plain {stage}", last_line(output))
         else:
             plain[stage] = (wall, peak)
-    for stage in STAGES:
+    for stage in [stage for stage in STAGES if stage in stages]:
         for side, figures in (("ours", ours), ("baseline", plain)):
             name = stage if side == "ours" else f"plain {stage}"
             if name in errors:

@@ -136,7 +136,7 @@ def profile_data(path: Path, *, target: str, problem: str, header: bool | None =
         DataError: the file is not a CSV with the target column, or the target does not fit the problem type
             (the message names the problem type that fits).
     """
-    from modelops.data.encoding import parse_numbers
+    from modelops.data.encoding import all_numbers
     from modelops.data.prepare import clean_names, read_table
 
     sample = path.read_bytes()[:65536].decode("utf-8", errors="replace")
@@ -164,8 +164,8 @@ def profile_data(path: Path, *, target: str, problem: str, header: bool | None =
                         f"with one of them.")
     if len(frame) < 20:
         raise DataError(f"{path} has {len(frame)} rows; train/validation/test splits need at least 20.")
-    numbers = {c: parse_numbers(frame[c]) for c in names}
-    numeric = {c for c, (values, bad) in numbers.items() if not bad.any() and values.notna().any()}
+    numbers = {c: all_numbers(frame[c]) for c in names}
+    numeric = {c for c, values in numbers.items() if values is not None and values.notna().any()}
     target_values = frame[target][frame[target].str.strip() != ""]
     if target_values.empty:
         raise DataError(f"target {target!r} is empty in every row of {path}. Fix: pass another --target.")
@@ -187,23 +187,27 @@ def profile_data(path: Path, *, target: str, problem: str, header: bool | None =
     features = [c for c in names if c != target]
     text = [c for c in features if c not in numeric]
     drop = [c for c in text if frame[c].nunique() > IDENTIFIER_SHARE * len(frame)]
-    drop += [c for c in features if numbers[c][0].isna().all() and frame[c].str.strip().eq("").all()]
+    drop += [c for c in features if numbers[c] is not None and numbers[c].isna().all()
+             and frame[c].str.strip().eq("").all()]
     categorical = [c for c in text if c not in drop]
     if len(drop) == len(features):
         raise DataError(f"every feature of {path} looks like an identifier or is empty ({drop}); nothing is left to "
                         f"learn from.")
-    codes = tuple(c for c in features if c in numeric and _looks_like_code(numbers[c][0]))
+    codes = tuple(c for c in features if c in numeric and _looks_like_code(numbers[c]))
     return Profile(bool(header), names, categorical, drop, positive, len(frame), classes, share, codes, renamed)
 
 
 def _labels(values, *, numeric: bool):
     """Target values as the pipeline compares them (modelops.config.canonical_label), numbers kept as numbers."""
-    from modelops.config import canonical_label
+    import pandas as pd
 
-    labels = values.map(canonical_label)
+    from modelops.data.encoding import canonical_labels
+
+    labels = pd.Series(canonical_labels(values), index=values.index, dtype=object)  # once per distinct value
     if not numeric:
         return labels
-    return labels.map(_as_number)
+    numbers = {label: _as_number(label) for label in pd.unique(labels)}
+    return labels.map(numbers)
 
 
 def _number_order(label) -> tuple[float, str]:

@@ -17,6 +17,7 @@ _LAZY = {
     "fetch_source": "modelops.data.sources",
     "fetch_data": "modelops.data.datasets",
     "write_dataset": "modelops.data.datasets",
+    "gather_dataset": "modelops.data.gather",
     "load_dataset": "modelops.data.datasets",
     "read_split": "modelops.data.datasets",
     "read_raw": "modelops.data.prepare",

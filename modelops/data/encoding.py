@@ -17,6 +17,7 @@ columns' own (column, value) pairs are recorded, so a name never has to be parse
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -52,11 +53,19 @@ class FeatureEncoding:
         in table order; categorical columns follow data.categorical's order, each value seen (trimmed text,
         ``2.0`` read as ``2``) becoming a column, sorted as text.
         """
+        values = {column: set(category_labels(table[column]).dropna()) for column in config.data.categorical}
+        return cls.from_values(list(table.columns), values, config, raw_columns)
+
+    @classmethod
+    def from_values(cls, columns, values: dict[str, set[str]], config: ModelConfig, raw_columns) -> FeatureEncoding:
+        """The encoding of a table with ``columns`` whose categorical columns hold ``values`` (canonical text).
+
+        What fit decides, from what a streamed gather collects chunk by chunk.
+        """
         data = config.data
         skip = {data.target, *data.drop}
-        numeric = tuple(str(c) for c in table.columns if c not in skip and c not in data.categorical)
-        categorical = tuple((column, tuple(sorted(set(_labels(table[column]).dropna()))))
-                            for column in data.categorical)
+        numeric = tuple(str(c) for c in columns if c not in skip and c not in data.categorical)
+        categorical = tuple((column, tuple(sorted(values[column]))) for column in data.categorical)
         names = [*numeric, *(f"{column}_{value}" for column, values in categorical for value in values)]
         return cls(tuple(map(str, raw_columns)), numeric, categorical, tuple(unique_names(map(safe_name, names))))
 
@@ -82,19 +91,27 @@ class FeatureEncoding:
         return encoded
 
     def _one_hot(self, column: pd.Series, name: str, values: tuple[str, ...], unseen: str) -> pd.DataFrame:
-        labels = _labels(column)
-        known = labels.isna() | labels.isin(values)
-        if unseen == "error" and not known.all():
-            rows = np.flatnonzero(~known.to_numpy())
-            strange = list(dict.fromkeys(labels.iloc[rows]))[:5]
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        if any(isinstance(v, bool) for v in uniques):  # True and 1 hash alike: factorize their labels instead
+            codes, uniques = pd.factorize(category_labels(column), use_na_sentinel=True)
+        labels = category_labels(pd.Series(uniques, dtype=object))  # one canonical label per distinct value
+        position = {value: index for index, value in enumerate(values)}
+        # -1: missing or empty (no column set); -2: a value never seen in training
+        table = np.array([-1 if label is None else position.get(label, -2) for label in labels] + [-1], dtype=np.int64)
+        codes = table[codes]
+        if unseen == "error" and (codes == -2).any():
+            rows = np.flatnonzero(codes == -2)
+            strange = list(dict.fromkeys(category_labels(column.iloc[rows[:1000]])))[:5]
             shown = values if len(values) <= 20 else (*values[:20], "...")
             raise DataError(
                 f"column {name!r} holds {strange} (first in row {_row(column, rows[0])}, {_rows(len(rows))}), a "
                 f"category the model never saw in training (known: {list(shown)}). Fix: correct the value, or "
                 f"encode unseen categories as none of the known ones (encode_rows(..., unseen='zeros'), "
                 f"`ci invoke --raw FILE --unseen zeros`).")
-        matrix = labels.to_numpy(dtype=object)[:, None] == np.array(values, dtype=object)[None, :]
-        return pd.DataFrame(matrix.astype(np.uint8), index=column.index, columns=[f"{name}_{v}" for v in values])
+        matrix = np.zeros((len(column), len(values)), dtype=np.uint8)
+        seen = np.flatnonzero(codes >= 0)
+        matrix[seen, codes[seen]] = 1
+        return pd.DataFrame(matrix, index=column.index, columns=[f"{name}_{v}" for v in values])
 
     def to_json(self) -> dict:
         return {"raw_columns": list(self.raw_columns), "numeric": list(self.numeric),
@@ -129,10 +146,81 @@ def to_numbers(column: pd.Series, name: str) -> pd.Series:
 
 def parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(float64 values with NaN for missing cells, mask of cells that are neither a number nor missing)."""
+    values = all_numbers(column)
+    if values is not None:
+        return values, pd.Series(False, index=column.index)
+    return _parse_numbers_exact(column)
+
+
+def _parse_numbers_exact(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
     missing = text.str.lower().isin(MISSING_NUMBER)
     values = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(np.float64)
     return values, values.isna() & ~missing
+
+
+def all_numbers(column: pd.Series) -> pd.Series | None:
+    """The column as float64 (NaN for a missing-value marker) when every cell is a number or missing, else None.
+
+    What parse_numbers decides, in pyarrow's compute kernels instead of a Python call per cell: cells are trimmed,
+    markers matched lower-cased, and the rest must be plain decimal numbers (a sign, digits, a point, an exponent),
+    which pyarrow and pandas read as the same float64. Only a column with infinities (``inf``, ``-Infinity``) or
+    cells that are not text is read cell by cell, by pandas' rules.
+    """
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype(np.float64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # cells that are not text (features.py may return any)
+        values, bad = _parse_numbers_exact(column)
+        return None if bad.any() else values
+    values = _decimal_values(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array))
+    if values is None:  # spaces, markers other than an empty cell, or text: the full rules
+        text = pc.utf8_trim_whitespace(array)
+        missing = pc.fill_null(pc.is_in(pc.utf8_lower(text), value_set=_missing_markers()), True)
+        present = pc.if_else(missing, pa.scalar(None, pa.string()), text)
+        decimal = pc.fill_null(pc.match_substring_regex(present, _DECIMAL), True)
+        if not pc.all(decimal).as_py():
+            infinite = pc.fill_null(pc.match_substring_regex(present, _INFINITE, ignore_case=True), False)
+            if not pc.all(pc.or_(decimal, infinite)).as_py():
+                return None  # a cell that is no number by either reader's rules
+        values = _decimal_values(present)
+    if values is None:  # infinities: pandas' rules, cell by cell
+        values, bad = _parse_numbers_exact(column)
+        return None if bad.any() else values
+    return pd.Series(values, index=column.index, dtype=np.float64)
+
+
+def _decimal_values(present):
+    """float64 of text cells (null: NaN) when pyarrow reads every one as a finite number, else None.
+
+    A cell pyarrow reads as infinite or NaN (``inf``, ``Infinity``, ``-nan``) is left to pandas' rules.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        numbers = pc.cast(present, pa.float64())
+    except pa.ArrowInvalid:
+        return None
+    if numbers.null_count < len(numbers) and not pc.all(pc.is_finite(numbers)).as_py():
+        return None
+    return numbers.to_numpy(zero_copy_only=False)
+
+
+_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INFINITE = r"^[+-]?(inf|infinity)$"
+
+
+@functools.cache
+def _missing_markers():
+    """MISSING_NUMBER as a pyarrow array (built on first use: importing this module does not import pyarrow)."""
+    import pyarrow as pa
+
+    return pa.array(sorted(MISSING_NUMBER))
 
 
 def safe_name(name: str) -> str:
@@ -154,11 +242,23 @@ def unique_names(names) -> list[str]:
     return result
 
 
-def _labels(column: pd.Series) -> pd.Series:
+def category_labels(column: pd.Series) -> pd.Series:
     """Category values as canonical text (see config.canonical_label); a missing or empty cell is None."""
-    labels = column.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else canonical_label(v),
-                        na_action="ignore")
-    return labels.where(labels.notna() & (labels != ""), None).astype(object)
+    return pd.Series(canonical_labels(column, missing=None), index=column.index, dtype=object)
+
+
+def canonical_labels(column: pd.Series, *, missing: object = "") -> np.ndarray:
+    """canonical_label of every cell (an object array), ``missing`` for a missing or empty one.
+
+    canonical_label runs once per distinct value, not once per row.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if any(isinstance(v, bool) for v in uniques):  # True and 1 hash alike, so factorize merged them: cell by cell
+        labels = [missing if v is None or v != v else canonical_label(v) for v in column]
+        return np.array([missing if label == "" else label for label in labels], dtype=object)
+    labels = [canonical_label(v) for v in uniques]
+    table = np.array([missing if label == "" else label for label in labels] + [missing], dtype=object)
+    return table[codes]  # code -1 (a missing cell) takes the last entry
 
 
 def _rows(n: int) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import DataConfig, ModelConfig, SplitConfig, canonical_label
-from modelops.data.encoding import FeatureEncoding, parse_numbers, to_numbers, unique_names
+from modelops.data.encoding import FeatureEncoding, all_numbers, canonical_labels, to_numbers, unique_names
 from modelops.data.features import apply_features
 from modelops.errors import DataError
 
@@ -29,6 +29,77 @@ def read_table(path: str | Path, *, header: bool = True) -> pd.DataFrame:
         DataError: the file is empty, not UTF-8, or not a well-formed CSV (naming the file and the fix).
     """
     path = Path(path)
+    frame = _read_text_with_arrow(path)
+    if frame is None:
+        frame = _read_text_with_pandas(path)
+    if header:
+        frame.columns = clean_names(frame.iloc[0])
+        frame = frame.iloc[1:].reset_index(drop=True)
+    return frame
+
+
+def text_csv_options(width: int):
+    """pyarrow's CSV options that read a file as read_table does: every cell text, an empty cell ``""``."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    return (pa_csv.ReadOptions(autogenerate_column_names=True, block_size=16 * 2**20),
+            pa_csv.ParseOptions(newlines_in_values=True),
+            pa_csv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(width)},
+                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+
+def first_row_width(path: Path) -> int | None:
+    """How many cells the file's first row has (None when the file is empty or not UTF-8 text)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            row = next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return len(row) if row else None
+
+
+def arrow_text_table(table):
+    """A pyarrow table of text as read_table gives it, or None when pyarrow's reading may differ from pandas'.
+
+    pandas skips the spaces after a delimiter (``skipinitialspace``); a cell pyarrow read with leading spaces is
+    trimmed the same way unless it then starts with a quote (a quoted cell after spaces), which only pandas reads.
+    """
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pc.any(pc.starts_with(column, " ")).as_py():
+            column = pc.utf8_ltrim(column, " ")
+            if pc.any(pc.starts_with(column, '"')).as_py():
+                return None
+        columns.append(column)
+    return table.from_arrays(columns, names=table.column_names)
+
+
+def _read_text_with_arrow(path: Path) -> pd.DataFrame | None:
+    """The file as text through pyarrow (several times faster than pandas), or None to leave it to pandas.
+
+    None for anything pyarrow reads differently or refuses (rows of different lengths, not UTF-8, empty): the
+    pandas reader then reads it, or names the problem.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    width = first_row_width(path)
+    if width is None:
+        return None
+    try:
+        table = pa_csv.read_csv(path, *text_csv_options(width))
+    except (pa.ArrowException, OSError):
+        return None
+    table = arrow_text_table(table) if table.num_columns == width else None
+    return None if table is None else table.to_pandas()
+
+
+def _read_text_with_pandas(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True,
                             encoding="utf-8-sig")
@@ -39,11 +110,7 @@ def read_table(path: str | Path, *, header: bool = True) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: save the file as "
                         f"UTF-8.") from exc
-    frame = frame.fillna("")  # a short row's missing cells
-    if header:
-        frame.columns = clean_names(frame.iloc[0])
-        frame = frame.iloc[1:].reset_index(drop=True)
-    return frame
+    return frame.fillna("")  # a short row's missing cells
 
 
 def clean_names(names) -> list[str]:
@@ -62,32 +129,44 @@ def read_raw(path: str | Path, data: DataConfig) -> pd.DataFrame:
     frame = read_table(path, header=data.header)
     if frame.empty:
         raise DataError(f"{path} has a header but no rows. Fix: check the source file.")
+    frame.columns = raw_columns(path, list(frame.columns), data)
+    return frame
+
+
+def raw_columns(path: Path, found: list[str], data: DataConfig) -> list[str]:
+    """The raw table's column names: the header's (checked against data.columns) or data.columns for no header.
+
+    Raises:
+        DataError: the file's columns differ from data.columns (schema drift).
+    """
     if not data.header:
-        if frame.shape[1] != len(data.columns):
+        if len(found) != len(data.columns):
             raise DataError(
-                f"{path} has {frame.shape[1]} columns but data.columns in model.yml lists {len(data.columns)} "
+                f"{path} has {len(found)} columns but data.columns in model.yml lists {len(data.columns)} "
                 f"({list(data.columns)}). Fix: the data's layout changed; update data.columns to match the file."
             )
-        frame.columns = list(data.columns)
-    elif data.columns:
-        missing = [c for c in data.columns if c not in frame.columns]
-        extra = [c for c in frame.columns if c not in data.columns]
+        return list(data.columns)
+    if data.columns:
+        missing = [c for c in data.columns if c not in found]
+        extra = [c for c in found if c not in data.columns]
         if missing or extra:
             raise DataError(
                 f"{path}: columns differ from data.columns in model.yml (missing: {missing}, unexpected: {extra}). "
                 f"Fix: the data's schema drifted; update data.columns (and drop/categorical) after checking why."
             )
-    return frame
+    return found
 
 
-def typed_table(raw: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+def typed_table(raw: pd.DataFrame, config: ModelConfig, text: frozenset[str] = frozenset()) -> pd.DataFrame:
     """The raw table as features.py receives it: numbers where a column holds only numbers, text elsewhere.
 
     Columns under data.categorical and a classification target stay text (a numeric code is a label); every
     other column becomes float64 when each of its cells is a number or a missing-value marker, and stays text
-    otherwise (features.py may clean it; the preparation after it names the first bad cell).
+    otherwise (features.py may clean it; the preparation after it names the first bad cell). Columns in ``text``
+    stay text too (a streamed gather found text in them in another chunk).
     """
-    text_columns = {*config.data.categorical, *([config.data.target] if config.problem_type != "regression" else [])}
+    text_columns = {*config.data.categorical, *([config.data.target] if config.problem_type != "regression" else []),
+                    *text}
     typed = {}
     for column in raw.columns:
         values = raw[column]
@@ -96,8 +175,8 @@ def typed_table(raw: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             typed[column] = values.astype(np.float64)
         else:
-            numbers, bad = parse_numbers(values)
-            typed[column] = _as_text(values) if bad.any() else numbers
+            numbers = all_numbers(values)
+            typed[column] = _as_text(values) if numbers is None else numbers
     return pd.DataFrame(typed, index=raw.index)
 
 
@@ -142,7 +221,7 @@ def prepare_data(raw: pd.DataFrame, config: ModelConfig) -> PreparedData:
         after = " after features.py" if data.derived else ""
         raise DataError(f"columns {missing} named in data.drop/data.categorical are not in the data{after} (its "
                         f"columns: {[str(c) for c in table.columns]}). Fix: correct model.yml.")
-    target, labelled = _target(table[data.target], config)
+    target, labelled = prepared_target(table[data.target], config)
     table = table[labelled]
     encoding = FeatureEncoding.fit(table, config, raw.columns)
     if not encoding.feature_names:
@@ -204,19 +283,38 @@ def read_records(path: str | Path) -> pd.DataFrame:
 
 
 def split_frame(frame: pd.DataFrame, split: SplitConfig, seed: int | None = None) -> dict[str, pd.DataFrame]:
-    """Shuffle with the seed and cut into train / validation / test by the configured ratios."""
+    """Cut into train / validation / test by the configured ratios, rows chosen by a seeded shuffle.
+
+    Each split keeps its rows in the frame's order (see split_assignment).
+    """
+    which = split_assignment(len(frame), split, seed)
+    return {name: frame.iloc[np.flatnonzero(which == index)].reset_index(drop=True)
+            for index, name in enumerate(SPLITS)}
+
+
+def split_assignment(n: int, split: SplitConfig, seed: int | None = None) -> np.ndarray:
+    """Which split each of ``n`` rows goes to (0 train, 1 validation, 2 test), as an int8 array.
+
+    A seeded permutation of the rows is cut by the ratios (rounded counts), so the same rows go to the same split
+    however the table is read; each split then keeps its rows in table order, which a gather streaming the table
+    in chunks can write as it goes.
+
+    Raises:
+        DataError: a split would be empty.
+    """
     seed = split.seed if seed is None else int(seed)
-    n = len(frame)
     order = np.random.default_rng(seed).permutation(n)
     n_train = int(round(n * split.train))
     n_validation = int(round(n * split.validation))
     cuts = {"train": order[:n_train], "validation": order[n_train:n_train + n_validation],
             "test": order[n_train + n_validation:]}
-    for name, rows in cuts.items():
+    which = np.empty(n, dtype=np.int8)
+    for index, (name, rows) in enumerate(cuts.items()):
         if len(rows) == 0:
             raise DataError(f"the {name} split is empty ({n} rows with ratios {split}). Fix: use more data or "
                             f"larger ratios.")
-    return {name: frame.iloc[rows].reset_index(drop=True) for name, rows in cuts.items()}
+        which[rows] = index
+    return which
 
 
 def features_and_target(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -225,26 +323,22 @@ def features_and_target(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 1:], values[:, 0]
 
 
-def _target(column: pd.Series, config: ModelConfig) -> tuple[pd.Series, pd.Series]:
-    """(the label as the container trains on it, mask of rows that have one)."""
+def prepared_target(column: pd.Series, config: ModelConfig, *, check: bool = True) -> tuple[pd.Series, pd.Series]:
+    """(the label as the container trains on it, mask of rows that have one).
+
+    ``check=False`` leaves out the checks that need every row (a streamed gather makes them with check_target).
+    """
     name = config.data.target
     if config.problem_type == "regression":
         values = to_numbers(column, name)
         labelled = values.notna()
+        labels = None
     else:
-        labels = column.map(lambda v: "" if v is None or v != v else canonical_label(v))
+        labels = pd.Series(canonical_labels(column), index=column.index, dtype=object)
         labelled = labels != ""
-    if not labelled.any():
-        raise DataError(f"target {name!r} is empty in every row. Fix: check data.target and the data source.")
     if config.problem_type == "binary":
         positive = canonical_label(config.data.positive_label)
         values = (labels == positive).astype(np.uint8)
-        if values[labelled].nunique() < 2:
-            seen = sorted(labels[labelled].unique())[:5]
-            raise DataError(
-                f"target {name!r} has a single class (values seen: {seen}; positive_label {positive!r}). A binary "
-                f"model needs both classes. Fix: check data.positive_label and the data source."
-            )
     elif config.problem_type == "multiclass":
         classes = {canonical_label(c): index for index, c in enumerate(config.data.classes)}
         values = labels.map(classes)
@@ -256,12 +350,38 @@ def _target(column: pd.Series, config: ModelConfig) -> tuple[pd.Series, pd.Serie
                 f"{int(labels.index[unknown.to_numpy()][0]) + 1}), not in data.classes {list(config.data.classes)}. "
                 f"Fix: add the missing classes to data.classes in model.yml, or correct the data.")
         values = values.fillna(-1).astype(np.int64)
+    if check:
+        seen = labels[labelled].unique() if labels is not None else ()
+        check_target(config, int(labelled.sum()), int(values[labelled].sum()), seen)
     return values, labelled
 
 
+def check_target(config: ModelConfig, labelled: int, positives: int, seen) -> None:
+    """The checks on the whole target: some row has one; a binary target has both classes.
+
+    Args:
+        labelled: rows with a target. positives: of them, rows of the positive class (binary).
+        seen: some of the labels seen (named in the error).
+
+    Raises:
+        DataError: naming the problem and the fix.
+    """
+    name = config.data.target
+    if not labelled:
+        raise DataError(f"target {name!r} is empty in every row. Fix: check data.target and the data source.")
+    if config.problem_type == "binary" and positives in (0, labelled):
+        positive = canonical_label(config.data.positive_label)
+        raise DataError(
+            f"target {name!r} has a single class (values seen: {sorted(seen)[:5]}; positive_label {positive!r}). A "
+            f"binary model needs both classes. Fix: check data.positive_label and the data source."
+        )
+
+
 def _as_text(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.StringDtype) and not column.hasnans:
+        return column  # text as read: what the conversion below gives
     if pd.api.types.is_float_dtype(column):
-        return column.map(lambda v: "" if v != v else canonical_label(v))
+        return pd.Series(canonical_labels(column), index=column.index, dtype=object)
     return column.astype(object).where(column.notna(), "").astype(str)
 
 

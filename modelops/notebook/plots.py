@@ -9,13 +9,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def target_distribution(splits: dict[str, pd.DataFrame], problem_type: str, target: str, classes=()) -> Figure:
-    """Per split: the target's histogram (regression) or class balance (binary, multiclass: named by ``classes``)."""
+def target_distribution(splits: dict[str, pd.DataFrame | pd.Series], problem_type: str, target: str,
+                        classes=()) -> Figure:
+    """Per split: the target's histogram (regression) or class balance (binary, multiclass: named by ``classes``).
+
+    ``splits`` maps each split to its prepared frame (target first) or to its target alone.
+    """
+    targets = {name: split.iloc[:, 0] if isinstance(split, pd.DataFrame) else split for name, split in splits.items()}
     figure = Figure(figsize=(7, 3.2), layout="constrained")
     ax = figure.subplots()
     if problem_type in ("binary", "multiclass"):
-        rates = pd.DataFrame({name: frame.iloc[:, 0].value_counts(normalize=True).sort_index()
-                              for name, frame in splits.items()}).T.fillna(0.0)
+        rates = pd.DataFrame({name: values.value_counts(normalize=True).sort_index()
+                              for name, values in targets.items()}).T.fillna(0.0)
         names = [str(c) for c in classes] if problem_type == "multiclass" and classes else None
         rates.columns = [f"{target} = {names[int(c)] if names else int(c)}" for c in rates.columns]
         colors = ["#4c72b0", "#dd8452"] if problem_type == "binary" else None
@@ -23,10 +28,11 @@ def target_distribution(splits: dict[str, pd.DataFrame], problem_type: str, targ
         ax.set_ylabel("share of rows")
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:
-        values = pd.concat([frame.iloc[:, 0] for frame in splits.values()])
-        bins = np.histogram_bin_edges(values, bins=min(30, max(5, values.nunique())))
-        for name, frame in splits.items():
-            ax.hist(frame.iloc[:, 0], bins=bins, alpha=0.5, density=True, label=f"{name} ({len(frame)})")
+        everything = np.concatenate([values.to_numpy(dtype=np.float64) for values in targets.values()])
+        distinct = len(np.unique(everything[:1_000_000]))  # a histogram's bins need no more rows than that
+        bins = np.histogram_bin_edges(everything, bins=min(30, max(5, distinct)))
+        for name, values in targets.items():
+            ax.hist(values, bins=bins, alpha=0.5, density=True, label=f"{name} ({len(values)})")
         ax.set_xlabel(target)
         ax.set_ylabel("density")
         ax.legend()
@@ -34,8 +40,13 @@ def target_distribution(splits: dict[str, pd.DataFrame], problem_type: str, targ
     return figure
 
 
-def target_correlation(frame: pd.DataFrame, top: int = 15) -> Figure:
-    """The features most correlated with the target (first column), signed."""
+def target_correlation(frame: pd.DataFrame, top: int = 15, note: str | None = None) -> Figure:
+    """The features most correlated with the target (first column), signed.
+
+    Args:
+        frame: prepared rows, target first (for a large table, a sample of them).
+        note: what the rows are (``"sample of 50,000 of 1,000,000 rows"``), shown in the title.
+    """
     target = frame.columns[0]
     features = frame.iloc[:, 1:].loc[:, frame.iloc[:, 1:].std() > 0]
     corr = features.corrwith(frame[target]).dropna()
@@ -45,7 +56,7 @@ def target_correlation(frame: pd.DataFrame, top: int = 15) -> Figure:
     ax.barh(corr.index.astype(str), corr.values, color=np.where(corr.values >= 0, "#4c72b0", "#c44e52"))
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"Pearson correlation with {target}")
-    ax.set_title(f"Top {len(corr)} features by |correlation|")
+    ax.set_title(f"Top {len(corr)} features by |correlation|" + (f" ({note})" if note else ""))
     return figure
 
 
