@@ -85,9 +85,7 @@ def quiet(*args, **kwargs):
 def gather_notebook(ops, config):
     """The gather_data notebook: in the CI job, or (data.processing) inside the Processing job."""
     raw = modelops.fetch_data(config)
-    prepared = modelops.prepare_data(modelops.read_raw(raw.path, config.data), config)
-    modelops.write_dataset(ops.store, config, raw, modelops.split_frame(prepared.frame, config.split),
-                           prepared=prepared)
+    modelops.gather_dataset(ops.store, config, raw)
 
 
 def gather_on_processing(ops, config, folder):
