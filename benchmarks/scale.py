@@ -1,7 +1,8 @@
 """Every stage on a table of real size: our CLI and notebooks against a plain script doing the same work.
 
     python -m benchmarks.scale [--rows 100000,1000000] [--problems binary,regression,multiclass] [--quick]
-                               [--stages new-model,gather_data] [--no-plain]
+                               [--stages STAGES] [--no-plain] [--reuse DIR]
+    python -m benchmarks.scale --rows 1000000 --problems binary --reuse DIR --stages "deploy staging,gate,promote"
 
 For each size and problem type a seeded synthetic table is written at run time (never committed): 16 numeric
 columns with 5% of cells missing, a 6-level category, a high-cardinality category (200 levels), an id column (a
@@ -14,14 +15,21 @@ runs two notebooks is split by the runner's per-notebook seconds (artifacts/runs
 shared out evenly), and its peak RSS goes to the first notebook's row only. Plain, same run, same table, each
 stage its own process (``--plain STAGE``): pyarrow CSV read, pandas ``get_dummies`` and a seeded split
 written with pyarrow, ``xgboost.train`` with the scaffold's hyperparameters and early stopping, numpy metrics,
-in-process predict for the serving stages. Monitor is skipped:
-its input is traffic captured by the production endpoint, and producing that at these sizes means sending the
-table through the endpoint (minutes at 1M rows), which is not the monitor's cost.
+in-process predict for the serving stages. Monitor: the production endpoint's capture is written directly
+(sending the table through the endpoint would take minutes and is not the monitor's cost): the test split's
+rows (10% of the table) in records of 10 rows with their answers, as SageMaker's data capture writes them;
+ours is ``python -m ci monitor``, plain reads the JSON lines, parses the bodies with pyarrow and compares each
+feature's distribution with the train split's (numpy quantiles and the L-infinity distance of the CDFs).
+
+``--reuse DIR`` measures again in a folder an earlier run kept (``--keep``: the table, the project, its home and
+the plain script's files are there), and ``--stages`` only the stages named: a change to a later stage is measured
+without gathering and training again (a stage's command runs as it would after the earlier ones).
 
 The ratio lines compare ours with the plain seconds plus a 3 s notebook floor (a kernel's start), target <= 1.5,
 and the peak RSS of the largest process, target <= 1.5. A stage that fails prints its error and the others go on;
-the exit status is then 1. ``--stages`` measures the first stages only (up to the last one named: a stage needs
-the ones before it); ``--no-plain`` leaves the plain script out (at 10M rows its one-hot frame alone is ~9 GB).
+the exit status is then 1. Without ``--reuse``, ``--stages`` measures every stage up to the last one named (a
+stage needs the ones before it); ``--no-plain`` leaves the plain script out (at 10M rows its one-hot frame alone
+is ~9 GB).
 """
 
 from __future__ import annotations
@@ -56,38 +64,46 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated problem types (default all three)")
     parser.add_argument("--quick", action="store_true", help="3,000 rows, binary only (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
-    parser.add_argument("--stages", help="comma-separated stages: measure up to the last of them (default all)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated stages to measure (default all): every stage up to the last named "
+                             "runs; with --reuse only the named ones (the earlier ones ran in that folder)")
     parser.add_argument("--no-plain", action="store_true", help="measure ours only")
-    parser.add_argument("--plain", choices=["new-model", "gather_data", "train_register", "review", "deploy staging",
-                                            "gate", "promote", "transform"], help=argparse.SUPPRESS)
+    parser.add_argument("--reuse", help="a folder an earlier --keep run kept: measure in it, without writing the "
+                                        "table or running stages not asked for")
+    parser.add_argument("--plain", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--capture", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--problem", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain:
         return plain_stage(args.plain, Path(args.dir), args.problem)
+    if args.capture:
+        return write_capture(Path(args.dir), args.problem)
     sizes = [3_000] if args.quick else [int(r.replace("_", "")) for r in args.rows.split(",")]
     problems = ["binary"] if args.quick else [p.strip() for p in args.problems.split(",")]
     unknown = set(problems) - set(OBJECTIVES)
-    if args.stages and set(args.stages.split(",")) - set(STAGES):
-        parser.error(f"unknown stages {sorted(set(args.stages.split(',')) - set(STAGES))}; choose from {STAGES}")
-    last = max(STAGES.index(stage) for stage in args.stages.split(",")) if args.stages else len(STAGES) - 1
     if unknown:
         parser.error(f"unknown problem types {sorted(unknown)}; choose from {sorted(OBJECTIVES)}")
+    stages = [stage.strip() for stage in args.stages.split(",")]
+    if set(stages) - set(STAGES):
+        parser.error(f"unknown stages {sorted(set(stages) - set(STAGES))}; choose from {list(STAGES)}")
+    if not args.reuse:  # a fresh folder: every stage before the last one named runs (and is measured)
+        stages = list(STAGES[:max(STAGES.index(stage) for stage in stages) + 1])
     report = Report(f"scale: {', '.join(problems)} at {', '.join(f'{n:,}' for n in sizes)} rows")
     failed = False
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         for rows in sizes:
             for problem in problems:
                 try:
-                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report, STAGES[:last + 1],
+                    failed |= measure(tmp / f"{problem}-{rows}", problem, rows, report, stages, reuse=bool(args.reuse),
                                       with_plain=not args.no_plain)
                 except Exception as exc:  # e.g. the table could not be written: say so, go on with the next
                     why = f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ")
                     report.skipped("ours", f"{problem} at {rows:,}", why)
                     failed = True
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -95,17 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[str, ...] = STAGES, *,
+def measure(work: Path, problem: str, rows: int, report: Report, stages=STAGES, *, reuse: bool = False,
             with_plain: bool = True) -> bool:
-    """Every stage of ours and of the plain script on one table; True if any stage failed."""
-    work.mkdir(parents=True)
+    """Every stage (of ``stages``) of ours and of the plain script on one table; True if any stage failed."""
     data, plain_dir = work / "data", work / "plain"
-    data.mkdir()
-    plain_dir.mkdir()
-    log(f"{problem} at {rows:,} rows: writing the table ...")
-    write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
-    log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
-    project = make_project(work / "project", ())
+    if reuse:
+        project = work / "project"
+    else:
+        work.mkdir(parents=True)
+        data.mkdir()
+        plain_dir.mkdir()
+        log(f"{problem} at {rows:,} rows: writing the table ...")
+        write_table(data / "table.csv", data / "records.csv", problem, rows, seed=rows % 9973 + len(problem))
+        log(f"  table.csv {(data / 'table.csv').stat().st_size / MB:,.0f} MB")
+        project = make_project(work / "project", ())
     home = work / "home"
     env = environment(MODELOPS_HOME=str(home), MODELOPS_DATA_DIR=str(data), MODELOPS_BACKEND="local")
     at = f"{problem} at {rows:,}"
@@ -113,16 +132,21 @@ def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[s
     shared: dict[str, str] = {}  # a stage run by the same command as an earlier one -> that stage
     errors: dict[str, str] = {}
 
-    def step(stages: tuple[str, ...], *command: str) -> None:
-        if stages[0] not in wanted:
+    def step(run: tuple[str, ...], *command: str) -> None:
+        if not set(run) & set(stages):
             return
+        step_stages(run, *command)
+
+    def step_stages(stages: tuple[str, ...], *command: str) -> None:
         if any(s in errors for s in STAGES[:STAGES.index(stages[0])]):
             for stage in stages:
                 errors[stage] = "not run: an earlier stage failed"
             return
         wall, peak, code, output = sampled([PYTHON, "-m", "ci", *command], cwd=project, env=env)
         log(f"  ours {'+'.join(stages)}: {wall:.1f} s, peak {peak:.0f} MB, exit {code}")
-        if code:
+        if code == 7 and stages == ("monitor",):  # the monitor ran to its end and found a constraint violated
+            log(f"    {last_line(output)}")
+        elif code:
             for stage in stages:
                 errors[stage] = last_line(output)
             return
@@ -142,7 +166,7 @@ def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[s
 
     step(("new-model",), "new-model", "scale", "--problem", problem, "--source", str(data / "table.csv"),
          "--target", "target", "--description", "scale benchmark")
-    if "new-model" not in errors:
+    if "new-model" not in errors and "new-model" in stages:
         lenient_slo(project / "scale" / "model.yml")
         subprocess.run(["git", "add", "-A"], cwd=project, capture_output=True)
         subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", "-c",
@@ -150,7 +174,7 @@ def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[s
     try:
         step(("gather_data",), "run", "scale", "--stage", "gather")
         step(("train_register", "review"), "run", "scale", "--stage", "train")
-        if "review" in wanted and "review" not in errors:
+        if "review" not in errors and "review" in stages:
             done = subprocess.run([PYTHON, "-m", "ci", "approve", "scale", "--by", "bench"], cwd=project, env=env,
                                   capture_output=True, text=True)
             if done.returncode:
@@ -159,11 +183,17 @@ def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[s
         step(("promote",), "promote", "scale", "--by", "bench")
         step(("transform",), "transform", "scale", "--raw", "--input", str(data / "records.csv"), "--output",
              str(work / "scores.csv"))
+        if "monitor" in stages and "promote" not in errors:
+            written = subprocess.run([PYTHON, "-m", "benchmarks.scale", "--capture", "--dir", str(work), "--problem",
+                                      problem], cwd=ROOT, env=env, capture_output=True, text=True)
+            if written.returncode:
+                errors["monitor"] = f"writing the capture: {last_line(written.stdout + written.stderr)}"
+        step(("monitor",), "monitor", "scale")
     finally:
         subprocess.run([PYTHON, "-m", "ci", "stop", "--all"], cwd=project, env=env, capture_output=True)
         stop_endpoints(home)
     plain: dict[str, tuple[float, float]] = {}
-    for stage in [s for s in STAGES[:-1] if s in wanted and with_plain]:
+    for stage in [stage for stage in STAGES if stage in stages and with_plain]:
         command = [PYTHON, "-m", "benchmarks.scale", "--plain", stage, "--dir", str(work), "--problem", problem]
         wall, peak, code, output = sampled(command, cwd=ROOT, env=environment())
         log(f"  plain {stage}: {wall:.1f} s, peak {peak:.0f} MB, exit {code}")
@@ -171,10 +201,7 @@ def measure(work: Path, problem: str, rows: int, report: Report, wanted: tuple[s
             errors.setdefault(f"plain {stage}", last_line(output))
         else:
             plain[stage] = (wall, peak)
-    for stage in wanted:
-        if stage == "monitor":
-            report.skipped("ours", f"{stage} at {at}, seconds", "needs captured production traffic; see --help")
-            continue
+    for stage in [stage for stage in STAGES if stage in stages]:
         for side, figures in (("ours", ours), ("baseline", plain)):
             name = stage if side == "ours" else f"plain {stage}"
             if name in errors:
@@ -363,6 +390,8 @@ def plain_stage(stage: str, work: Path, problem: str) -> int:
             booster.inplace_predict(x[i:i + 1])
             latencies.append(time.perf_counter() - started)
         (out / "gate.json").write_text(json.dumps({"p50": float(np.percentile(latencies, 50))}))
+    elif stage == "monitor":
+        plain_monitor(work)
     elif stage == "transform":  # raw records -> the training encoding -> predict -> write
         columns = json.loads((out / "columns.json").read_text())
         frame = pa_csv.read_csv(data / "records.csv").to_pandas().drop(columns=["id"])
@@ -372,6 +401,82 @@ def plain_stage(stage: str, work: Path, problem: str) -> int:
         pa_csv.write_csv(pa.table({f"s{j}": col for j, col in enumerate(np.atleast_2d(scores.T))}),
                          work / "plain-scores.csv", pa_csv.WriteOptions(include_header=False))
     return 0
+
+
+CAPTURE_ROWS_PER_RECORD = 10
+CAPTURE_RECORDS_PER_FILE = 10_000
+
+
+def write_capture(work: Path, problem: str) -> int:
+    """The production endpoint's capture of our test split's rows, in the last minutes, as the endpoint writes it
+    (run in the project's environment: MODELOPS_HOME and the project folder)."""
+    import numpy as np
+
+    import modelops
+    from modelops.data.datasets import package_dataset
+    from modelops.data.datasets import read_split as read_ours
+    from modelops.data.prepare import features_and_target
+    from modelops.serving.capture import capture_line, capture_uri, destination_folder, file_name, hour_folder
+    from modelops.training.train import load_artifact
+
+    project = work / "project"
+    config = modelops.load_model_config(project / "scale")
+    ops = modelops.get_backend("local")
+    served = modelops.served_model(ops, config)
+    dataset = package_dataset(ops.store, config, served.package)
+    x, _ = features_and_target(read_ours(ops.store, dataset, "test"))
+    booster = load_artifact(ops.store, served.package.artifact_uri, served.package.artifact_sha256)
+    scores = booster.inplace_predict(x)
+    rows = np.char.mod("%.6g", x.astype(np.float64))
+    rows[np.isnan(x)] = ""
+    lines = [",".join(row) for row in rows]
+    answers = [",".join(f"{v:.6g}" for v in np.atleast_1d(s)) for s in scores]
+    at = time.time() - 120
+    folder = destination_folder(capture_uri(ops.store, config.name)) / hour_folder(served.endpoint, at)
+    folder.mkdir(parents=True, exist_ok=True)
+    step = CAPTURE_ROWS_PER_RECORD
+    records = [capture_line(f"bench-{i}", at, "\n".join(lines[i:i + step]).encode(), "text/csv",
+                            "\n".join(answers[i:i + step]).encode(), "text/csv") for i in range(0, len(lines), step)]
+    for start in range(0, len(records), CAPTURE_RECORDS_PER_FILE):
+        (folder / file_name(at + start / 1e6)).write_text("\n".join(records[start:start + CAPTURE_RECORDS_PER_FILE])
+                                                          + "\n")
+    (work / "capture.json").write_text(json.dumps({"folder": str(folder), "train": dataset.channel_uris["train"]}))
+    log(f"  capture: {len(lines):,} rows in {len(records):,} records under {folder}")
+    return 0
+
+
+def plain_monitor(work: Path) -> None:
+    """Read the capture's JSON lines, parse the request bodies with pyarrow, and compare every feature with a
+    sample of the train split: quantiles, missing share, and the L-infinity distance of the two CDFs."""
+    import io
+
+    import numpy as np
+    import pyarrow.csv as pa_csv
+
+    from modelops.training.channels import blocks, channel_files
+
+    capture = json.loads((work / "capture.json").read_text())
+    bodies, answers = [], []
+    for path in sorted(Path(capture["folder"]).glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)["captureData"]
+            bodies.append(record["endpointInput"]["data"])
+            answers.append(record["endpointOutput"]["data"])
+    options = pa_csv.ReadOptions(autogenerate_column_names=True)
+    live = pa_csv.read_csv(io.BytesIO("\n".join(bodies).encode()), read_options=options)
+    live = np.column_stack([c.to_numpy(zero_copy_only=False) for c in live.columns]).astype(np.float64)
+    scored = pa_csv.read_csv(io.BytesIO("\n".join(answers).encode()), read_options=options)
+    train_folder = Path(capture["train"].removeprefix("file://"))
+    base = next(blocks(channel_files(train_folder, capture["train"], "train")))[0][:100_000]
+    report = {}
+    for j in range(live.shape[1]):
+        a, b = np.sort(live[:, j][~np.isnan(live[:, j])]), np.sort(base[:, j][~np.isnan(base[:, j])])
+        grid = np.union1d(np.quantile(a, np.linspace(0, 1, 101)) if len(a) else [], b[:: max(len(b) // 1000, 1)])
+        distance = np.max(np.abs(np.searchsorted(a, grid, "right") / max(len(a), 1)
+                                 - np.searchsorted(b, grid, "right") / max(len(b), 1))) if len(grid) else 0.0
+        report[j] = {"missing": float(np.isnan(live[:, j]).mean()), "distance": float(distance)}
+    report["scores"] = scored.num_rows
+    (work / "plain" / "monitor.json").write_text(json.dumps(report))
 
 
 def read_split(path: Path):

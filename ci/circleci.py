@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ci.iam import job_context
 from ci.models import ModelFolder, discover_models
 from ci.orb.mapping import (
     ALL_MODELS,
@@ -41,11 +42,9 @@ from ci.orb.mapping import (
 from modelops.errors import ConfigError
 
 AWS_CLI_ORB = "circleci/aws-cli@5.4.1"
-#: Contexts hold no keys: each names the IAM role (MODELOPS_AWS_ROLE_ARN) the job's OIDC token is exchanged for.
-TRAIN_CONTEXT = "modelops-train"
-RELEASE_CONTEXT = "modelops-release"  # restricted to the people who may release (a security group)
-#: Production's role: a context of its own, restricted to the people who may promote (another security group).
-PRODUCTION_CONTEXT = "modelops-production"
+# Contexts hold no keys: each names the IAM role (MODELOPS_AWS_ROLE_ARN) the job's OIDC token is exchanged for;
+# which job runs in which context is ci/iam.py's JOB_ROLES (the stack's policies are written from it too). The
+# release context is restricted to the people who may release, production's to those who may promote.
 PYTHON_IMAGE = "cimg/python:3.11"
 WORKSPACE = "/tmp/workspace"
 DATA_DIR = "../shared/data"
@@ -209,13 +208,13 @@ def _model_workflow(model: str) -> dict[str, Any]:
         "when": {"and": [{"not": _SCHEDULED}, {"or": [f"<< pipeline.parameters.{parameter_name(model)} >>",
                                                       f"<< pipeline.parameters.{ALL_MODELS_PARAMETER} >>"]}]},
         "jobs": [
-            {"train": {"name": f"train-{model}", "model": model, "context": TRAIN_CONTEXT, "filters": branches}},
+            {"train": {"name": f"train-{model}", "model": model, "context": job_context("train"), "filters": branches}},
             {"request-deployment": {"type": "approval", "requires": [f"train-{model}"], "filters": branches}},
-            {"approve": {"name": f"approve-{model}", "model": model, "context": RELEASE_CONTEXT,
+            {"approve": {"name": f"approve-{model}", "model": model, "context": job_context("approve"),
                          "requires": ["request-deployment"], "filters": branches}},
-            {"deploy": {"name": f"deploy-{model}", "model": model, "context": RELEASE_CONTEXT, "filters": main}},
+            {"deploy": {"name": f"deploy-{model}", "model": model, "context": job_context("deploy"), "filters": main}},
             {"request-promotion": {"type": "approval", "requires": [f"deploy-{model}"], "filters": main}},
-            {"promote": {"name": f"promote-{model}", "model": model, "context": PRODUCTION_CONTEXT,
+            {"promote": {"name": f"promote-{model}", "model": model, "context": job_context("promote"),
                          "requires": ["request-promotion"], "filters": main}},
         ],
     }
@@ -240,7 +239,7 @@ def dynamic_config(models: list[ModelFolder], root: Path) -> dict[str, Any]:
 def _monitor_workflow(models: list[str]) -> dict[str, Any]:
     """Every model's endpoint monitored, each in its own job (one model's violation does not hide another's)."""
     return {"when": _SCHEDULED,
-            "jobs": [{"monitor": {"name": f"monitor-{model}", "model": model, "context": TRAIN_CONTEXT}}
+            "jobs": [{"monitor": {"name": f"monitor-{model}", "model": model, "context": job_context("monitor")}}
                      for model in models]}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ci import options, render
+from ci import aws, monitor_command, options, render
 from modelops.errors import ModelOpsError
 from modelops.metrics import PROBLEM_METRICS
 from modelops.settings import project_root
@@ -422,43 +422,6 @@ def history(model_dir, env_name, instant, as_json, verify, backend) -> None:
 
 @main.command()
 @click.argument("model_dir")
-@click.option("--since", default="24h", show_default=True,
-              help="The window's start: a duration back from now (30m, 24h, 7d), an ISO 8601 time, or all.")
-@click.option("--until", default=None, help="The window's end: an ISO 8601 time (default: now).")
-@click.option("--labels", "labels_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Ground truth keyed by event id (Model Monitor's JSON lines, or a CSV with event_id,label): "
-                   "live metrics against the quality gates.")
-@click.option("--endpoint", default=None, help="Another endpoint of the model (default: the one named after it).")
-@click.option("--version", type=int, default=None,
-              help="Check against this version's baseline (default: the version the endpoint serves).")
-@options.backend
-@options.artifacts
-def monitor(model_dir, since, until, labels_file, endpoint, version, backend, artifacts_dir) -> None:
-    """Check MODEL_DIR's captured endpoint traffic against its training baseline (runs the monitor notebook).
-
-    Exits 7 when a constraint is violated; the executed notebook and constraint_violations.json say which.
-    """
-    from ci.models import resolve_model_dir
-    from ci.runner import run_stage
-    from modelops.errors import NotebookFailed
-
-    parameters = {"since": since, "until": until, "endpoint": endpoint, "version": version,
-                  "labels": str(Path(labels_file).resolve()) if labels_file else None}
-    artifacts = _artifacts(artifacts_dir)
-    try:
-        [run] = run_stage(resolve_model_dir(model_dir), "monitor", backend=backend,
-                          parameters={k: v for k, v in parameters.items() if v is not None}, artifacts=artifacts)
-    except NotebookFailed as exc:
-        failed = artifacts.previous(resolve_model_dir(model_dir).name, "monitor")
-        if failed is not None and failed.record is not None:
-            click.echo(render.monitor_summary(failed.record), err=True)
-        raise exc from None
-    click.echo(render.monitor_summary(run.record))
-    click.echo(f"artifacts: {artifacts.root / 'index.html'}")
-
-
-@main.command()
-@click.argument("model_dir")
 @click.option("--csv", "csv_file", default=None, type=click.File("rb"),
               help="Rows of features (no header, no label), or - for stdin.")
 @click.option("--raw", "raw_file", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -592,3 +555,7 @@ def new_model(name, problem, source, target, header, columns, positive_label, de
                       positive_label=positive_label, description=description)
     click.echo(f"created {folder.name}/ ({', '.join(sorted(p.name for p in folder.iterdir()))})")
     click.echo(f"next: review {folder.name}/model.yml, then `python -m ci run {folder.name} --stage train`")
+
+
+main.add_command(monitor_command.monitor)
+main.add_command(aws.group)

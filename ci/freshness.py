@@ -224,12 +224,22 @@ def reusable(notebook: Notebook, key: str | None, ctx: StageContext, variant: st
 
 
 def gathered(ctx: StageContext, parameters: dict[str, Any]):
-    """The dataset gathering would write with these parameters, if it is already complete (else None)."""
-    from modelops.data.datasets import gathered_dataset
+    """The dataset gathering would write with these parameters, if it is already complete (else None).
+
+    When the gather runs in a SageMaker Processing job (model.yml's data.processing), the source is not read
+    here to learn its sha256 (it may be far larger than this job): only a sha256 pinned in model.yml names the
+    dataset; without one the job runs, and finds the dataset complete itself.
+    """
+    from modelops.data.datasets import find_dataset, gathered_dataset
     from modelops.errors import ModelOpsError
 
     try:
-        return gathered_dataset(ctx.ops.store, ctx.folder.config(), source=parameters.get("source"),
-                                seed=parameters.get("split_seed"), output=parameters.get("output"))
+        config = ctx.folder.config()
+        seed, output = parameters.get("split_seed"), parameters.get("output")
+        if ctx.backend == "sagemaker" and config.data.processing is not None:
+            if parameters.get("source") or not config.data.sha256:
+                return None
+            return find_dataset(ctx.ops.store, config, config.data.sha256, seed, output)
+        return gathered_dataset(ctx.ops.store, config, source=parameters.get("source"), seed=seed, output=output)
     except ModelOpsError:
         return None  # let the gather notebook run and show what is wrong

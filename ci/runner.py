@@ -15,11 +15,12 @@ from ci.artifacts import Artifacts, NotebookRun, export_html, extract_figures, r
 from ci.freshness import StageContext
 from ci.kernels import KERNEL_NAME, KernelsAhead, kernel_manager_class, prestarted_engine
 from ci.models import ModelFolder
+from ci.remote import remote_for
 from ci.stages import MODEL, NOTEBOOKS, SHARED, STAGES, Notebook
 from ci.supplies import supplied
 from modelops import settings
 from modelops.backends import get_backend
-from modelops.errors import ConfigError, NotebookFailed
+from modelops.errors import ConfigError, ModelOpsError, NotebookFailed
 from modelops.notebook.glue import read_scraps
 from modelops.records import TrainRecord
 
@@ -225,7 +226,8 @@ def run_stage(
             try:
                 following = steps[index + 1] if index + 1 < len(steps) else None
                 ctx.runs.append(execute(folder.name, step, passed, artifacts, cell_timeout=cell_timeout,
-                                        fingerprint=key, variant=variant, kernels=kernels, following=following))
+                                        fingerprint=key, variant=variant, kernels=kernels, following=following,
+                                        remote=remote_for(step, ctx)))
             except NotebookFailed as exc:
                 ctx.runs.append(artifacts.previous(folder.name, step.name, variant))
                 failure = failure or exc
@@ -274,21 +276,20 @@ def pin_environment() -> None:
 
 def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artifacts, *,
             cell_timeout: int = DEFAULT_CELL_TIMEOUT, fingerprint: str | None = None, variant: str = "",
-            kernels: KernelsAhead | None = None, following: Step | None = None) -> NotebookRun:
+            kernels: KernelsAhead | None = None, following: Step | None = None, remote=None) -> NotebookRun:
     """Execute one notebook with papermill; always leave the executed copy and its HTML.
 
     With ``kernels``, the notebook runs on the kernel started for it ahead, if it fits (ci.kernels), and the
-    kernel of ``following``, the notebook after it, starts while it runs.
+    kernel of ``following``, the notebook after it, starts while it runs. With ``remote`` (ci.remote), it runs
+    in a SageMaker job instead, which hands back the executed notebook.
 
     Raises:
         ConfigError: the kernel the notebooks declare is not installed (checked here, not when a stage starts:
             a stage whose notebooks are all reused needs none).
         NotebookFailed: naming the notebook, the cell and the error, and where the executed copy is.
     """
-    check_kernel()
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+    if remote is None:
+        check_kernel()
     name = run_name(step.name, variant)
     output = artifacts.notebook_path(model, name, ".ipynb")
     html = artifacts.notebook_path(model, name, ".html")
@@ -302,6 +303,42 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     artifacts.add_run(run)
     pin_environment()
     started = time.monotonic()
+    if remote is not None:
+        try:
+            error = remote(parameters, output)
+        except ModelOpsError as exc:  # no job, or one that never ended: recorded as this run's failure
+            error = {"cell": None, "ename": type(exc).__name__, "evalue": str(exc), "source": ""}
+    else:
+        error = _papermill(step, parameters, output, cell_timeout, kernels, following)
+    run.duration = round(time.monotonic() - started, 2)
+    if output.exists():
+        run.ipynb = artifacts.relative(output)
+        run.html = artifacts.relative(export_html(output, html))
+        figures = extract_figures(output, artifacts.model_dir(model) / "figures", name)
+        run.figures = [[name, artifacts.relative(path)] for name, path in figures.items()]
+        # A failed notebook's scraps are kept too: what it handed on before failing (e.g. train_register's
+        # evaluation before a failed quality gate) is what the review of that run reads.
+        run.scraps = read_scraps(output)
+    run.status = "failed" if error else "passed"
+    run.error = error
+    artifacts.add_run(run)
+    if error:
+        where = (f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "its SageMaker job"
+                 if remote is not None else "the kernel")
+        raise NotebookFailed(
+            f"{model}/{name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
+            f"Executed notebook: {html if run.html else output} (the failing cell is shown there).",
+            cause=error["ename"],
+        )
+    return run
+
+
+def _papermill(step: Step, parameters: dict[str, Any], output: Path, cell_timeout: int,
+               kernels: KernelsAhead | None, following: Step | None) -> dict | None:
+    """Run the notebook in a local kernel with papermill; the failed cell's error, or None."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     kernel = kernels.take(step.cwd) if kernels else None
     if kernels and following:
         kernels.start(following.cwd)
@@ -324,26 +361,7 @@ def execute(model: str, step: Step, parameters: dict[str, Any], artifacts: Artif
     finally:
         if kernel is not None:
             kernels.release(kernel)
-    run.duration = round(time.monotonic() - started, 2)
-    if output.exists():
-        run.ipynb = artifacts.relative(output)
-        run.html = artifacts.relative(export_html(output, html))
-        figures = extract_figures(output, artifacts.model_dir(model) / "figures", name)
-        run.figures = [[name, artifacts.relative(path)] for name, path in figures.items()]
-        # A failed notebook's scraps are kept too: what it handed on before failing (e.g. train_register's
-        # evaluation before a failed quality gate) is what the review of that run reads.
-        run.scraps = read_scraps(output)
-    run.status = "failed" if error else "passed"
-    run.error = error
-    artifacts.add_run(run)
-    if error:
-        where = f"cell [{error['cell']}] (`{error['source']}`)" if error["cell"] else "the kernel"
-        raise NotebookFailed(
-            f"{model}/{name}.ipynb failed at {where}: {error['ename']}: {error['evalue'].rstrip('.')}. "
-            f"Executed notebook: {html if run.html else output} (the failing cell is shown there).",
-            cause=error["ename"],
-        )
-    return run
+    return error
 
 
 def _first_line(text: str) -> str:

@@ -49,6 +49,9 @@ class Notebook:
     #: A parameter whose value tells runs apart (deploy: env_name): each value keeps its own executed notebook,
     #: record and reuse, so a deploy to production does not replace the deploy to staging.
     keyed_by: str | None = None
+    #: On the sagemaker backend, when model.yml's data.processing says so, it runs in a SageMaker Processing job
+    #: (ci.remote) and its executed notebook comes back from there.
+    processing: bool = False
 
     def __post_init__(self):
         assert self.home in (MODEL, SHARED) and self.reuse in REUSE, self
@@ -68,7 +71,7 @@ class Stage:
 
 NOTEBOOKS: dict[str, Notebook] = {n.name: n for n in (
     Notebook("gather_data", MODEL, GatherRecord, "gather the data, split it, write the dataset",
-             reuse="dataset"),
+             reuse="dataset", processing=True),
     Notebook("tune", MODEL, TuneRecord, "search hyperparameters on the validation split; best against current",
              supplies=("backend", "dataset"), reuse="fingerprint", inputs=("model_folder", "dataset")),
     Notebook("train_register", MODEL, TrainRecord, "train, evaluate, check the gates, register",

@@ -50,6 +50,7 @@ _LAZY = {
     "check_traffic": "modelops.monitoring.checks",
     "live_quality": "modelops.monitoring.quality",
     "record_monitoring": "modelops.monitoring.monitor",
+    "check_window": "modelops.monitoring.monitor",
     "run_gate": "modelops.release.gate",
     "check_gate": "modelops.release.gate",
 }

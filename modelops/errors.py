@@ -40,6 +40,10 @@ class TransformFailed(ModelOpsError):
     """A batch transform job failed or timed out (the message carries SageMaker's FailureReason)."""
 
 
+class ProcessingFailed(ModelOpsError):
+    """A SageMaker Processing or Model Monitor job failed or timed out (the message carries its FailureReason)."""
+
+
 class TuningFailed(ModelOpsError):
     """A hyperparameter search failed or was stopped (the message carries the reason)."""
 

@@ -109,6 +109,33 @@ def test_one_hot_groups_read_back_as_one_categorical():
     assert colour.present.tolist() == [True, True, False, False, False]
 
 
+def test_one_hot_groups_decode_slice_by_slice_as_row_by_row(monkeypatch):
+    """Large tables are decoded in slices of rows, with the group's columns read in place or picked out."""
+    from modelops.monitoring import baseline
+
+    rng = np.random.default_rng(3)
+    rows = np.zeros((103, 6))
+    rows[np.arange(103), 1 + rng.integers(0, 4, 103)] = 1.0  # columns 1-4: one group, one 1 per row
+    rows[:, 0], rows[:, 5] = rng.normal(size=103), rng.integers(0, 2, 103)
+    rows[5, 1:5] = 0.0  # none of them
+    rows[9, 2] = rows[9, 3] = 1.0  # two 1s
+    rows[17, 4] = np.nan  # an empty cell
+    rows[30, 3] = 0.5  # not 0 or 1
+    encoding = FeatureEncoding(("a", "c", "d"), ("a",), (("c", ("p", "q", "r", "s")), ("d", ("u",))),
+                               ("a", "c_p", "c_q", "c_r", "c_s", "d_u"))
+    features = monitored_features(encoding)
+    scattered = [*features[:1], baseline.MonitoredFeature("c", CATEGORICAL, (4, 1, 3, 2), ("s", "p", "r", "q"))]
+    monkeypatch.setattr(baseline, "DECODE_ROWS", 10)
+    for chosen in (features, scattered):
+        colour = decode(rows, chosen)["c"]
+        for i, row in enumerate(rows[:, list(chosen[1].columns)]):
+            binary = all(v in (0.0, 1.0) for v in row)
+            single = binary and list(row).count(1.0) == 1
+            assert colour.values[i] == (chosen[1].categories[list(row).index(1.0)] if single else None), i
+            assert colour.invalid[i] == (not binary or list(row).count(1.0) > 1), i
+    assert decode(rows, features)["d"].values.tolist() == [("u" if v else None) for v in rows[:, 5]]
+
+
 def test_an_unseen_category_encoded_as_zeros_reads_back_as_none_of_the_categories():
     """What encode_rows(..., unseen="zeros") (and `ci invoke --raw --unseen zeros`) sends is what decode reads."""
     import pandas as pd
@@ -157,3 +184,37 @@ def test_a_package_without_a_baseline_says_how_to_get_one(tmp_path):
     store.put_bytes(uris["data_statistics"], b"{not json")
     with pytest.raises(StoreError, match=r"data/statistics\.json|data_statistics\.json is not JSON"):
         read_baseline(store, uris)
+
+
+def test_a_split_read_block_by_block_gives_the_statistics_and_scores_of_the_whole_matrix(tmp_path, monkeypatch):
+    """The baseline reads a stored split in blocks and keeps only the decoded features: the same statistics.json
+    as decoding the whole matrix at once, and the booster's scores of every row in order."""
+    import xgboost
+
+    from modelops.monitoring import baseline
+    from modelops.monitoring.baseline import decoded_split, statistics
+    from modelops.training import channels
+
+    rng = np.random.default_rng(8)
+    n = 2_000
+    rows = np.zeros((n, 7))
+    rows[:, 0] = rng.integers(0, 2, n)  # the target
+    rows[:, 1] = np.round(rng.normal(size=n), 3)
+    rows[rng.random(n) < 0.1, 1] = np.nan
+    rows[np.arange(n), 2 + rng.integers(0, 4, n)] = 1.0  # one group of four
+    rows[:, 6] = rng.integers(0, 2, n)
+    rows[7, 2:6] = 0.0  # no category
+    path = tmp_path / "train.csv"
+    path.write_text("\n".join(",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows) + "\n")
+    store = type("Store", (), {"path": lambda self, uri: path})()
+    encoding = FeatureEncoding(("a", "c", "d"), ("a",), (("c", ("p", "q", "r", "s")), ("d", ("u",))),
+                               ("a", "c_p", "c_q", "c_r", "c_s", "d_u"))
+    features = monitored_features(encoding)
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(rows[:, 1:], label=rows[:, 0]), 3)
+    monkeypatch.setattr(channels, "BLOCK_BYTES", 4 << 10)  # about 25 blocks
+    monkeypatch.setattr(baseline, "DECODE_ROWS", 64)
+    decoded, count, labels, scores = decoded_split(store, "file:///train.csv", features, booster)
+    assert count == n
+    assert statistics(decoded, count) == statistics(decode(rows[:, 1:], features), n)
+    np.testing.assert_array_equal(labels, rows[:, 0])
+    np.testing.assert_array_equal(scores, booster.inplace_predict(rows[:, 1:]))

@@ -83,3 +83,64 @@ def test_intervals_are_seeded_and_pairing_narrows_them():
     alone = np.percentile(weighted_auc(Y_BINARY, SCORE, weights), [2.5, 97.5])
     low, high = one.intervals["auc"].ci95
     assert high - low < (alone[1] - alone[0]) / 2
+
+
+def test_resamples_in_blocks_give_the_intervals_of_one_block(monkeypatch):
+    """Blocks of resamples drawn from one generator are the whole matrix's rows: same intervals, bounded memory."""
+    from modelops.review import bootstrap
+
+    whole = paired_bootstrap("binary", Y_BINARY, SCORE, SCORE[::-1], resamples=1000, seed=7)
+    monkeypatch.setattr(bootstrap, "BLOCK_CELLS", 500 * 37)  # blocks of 37 resamples: the last one shorter
+    assert len(list(bootstrap.weight_blocks(500, 1000, 7))) == 28
+    blocked = paired_bootstrap("binary", Y_BINARY, SCORE, SCORE[::-1], resamples=1000, seed=7)
+    assert blocked.intervals == whole.intervals
+
+
+@pytest.mark.parametrize("levels", [None, "some", 7, 2], ids=["no ties", "some ties", "many ties", "two scores"])
+def test_weighted_auc_counts_ties_as_one_half_as_the_plain_auc_does(levels):
+    """Each way of summing (no ties; a few, row by row; few distinct scores, group by group) gives the AUC."""
+    from modelops.scores import metrics_for
+
+    if levels is None:
+        score = SCORE
+    elif levels == "some":  # one row in ten shares its neighbour's score
+        score = SCORE.copy()
+        score[::10] = score[1::10]
+    else:
+        score = np.round(SCORE * (levels - 1)) / (levels - 1)
+    weights = resample_weights(500, 40, seed=9)
+    batch = weighted_auc(Y_BINARY, score, weights)
+    for i, row in enumerate(weights.astype(int)):
+        drawn = np.repeat(np.arange(500), row)
+        assert batch[i] == pytest.approx(metrics_for("binary", Y_BINARY[drawn], score[drawn])["auc"], rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", ["binary", "regression"])
+def test_past_the_resampled_rows_a_subsets_spread_scaled_to_every_row_gives_the_full_intervals(monkeypatch, problem):
+    """The m-out-of-n bootstrap: point estimates on every row, the spread from a subset scaled by sqrt(m / n)
+    matches the spread of resampling every row (to the error of the quantiles), at a fraction of the cost."""
+    from modelops.review import bootstrap
+
+    rng = np.random.default_rng(11)
+    n = 8_000
+    if problem == "binary":
+        y = (rng.random(n) < 0.3).astype(float)
+        challenger = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+        champion = np.clip(challenger + rng.normal(0, 0.08, n), 0, 1)
+    else:
+        y = rng.normal(10, 3, n)
+        challenger, champion = y + rng.normal(0, 1.0, n), y + rng.normal(0, 1.05, n)
+    whole = paired_bootstrap(problem, y, challenger, champion, resamples=1000, seed=3)
+    monkeypatch.setattr(bootstrap, "RESAMPLED_ROWS", 1_000)
+    part = paired_bootstrap(problem, y, challenger, champion, resamples=1000, seed=3)
+    assert whole.describe().get("rows_resampled") is None and part.describe()["rows_resampled"] == 1_000
+    assert part.rows == whole.rows == n
+    for name, interval in whole.intervals.items():
+        scaled = part.intervals[name]
+        assert (scaled.challenger, scaled.champion, scaled.improvement) == (
+            interval.challenger, interval.champion, interval.improvement)  # every row's, not the subset's
+        width, scaled_width = interval.ci95[1] - interval.ci95[0], scaled.ci95[1] - scaled.ci95[0]
+        if width > 0:
+            assert scaled_width == pytest.approx(width, rel=0.25), name
+            assert scaled.ci95[0] < scaled.improvement < scaled.ci95[1] or scaled_width == 0

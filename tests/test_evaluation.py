@@ -39,6 +39,17 @@ def test_auc_matches_known_cases_and_is_nan_with_one_class():
     assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts one half
     assert roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
     assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+    assert np.isnan(roc_auc([0, 1], [0.2, np.nan]))
+
+
+def test_roc_auc_ranks_ties_as_pandas_average_ranks_do():
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    y, score = rng.integers(0, 2, 5000), np.round(rng.random(5000), 2)  # many ties
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    p = int(y.sum())
+    assert roc_auc(y, score) == (ranks[y == 1].sum() - p * (p + 1) / 2) / (p * (5000 - p))
 
 
 def test_binary_metrics_count_positives_at_the_threshold():
@@ -92,3 +103,42 @@ def test_quality_gates_pass_and_fail():
         bad.raise_if_failed()
     missing = check_quality(config, {"r2": 0.55})
     assert not missing.passed and "rmse = missing" in missing.statement()
+
+
+def test_a_scatter_of_a_large_test_split_draws_a_seeded_sample_and_says_so():
+    from types import SimpleNamespace
+
+    from modelops.notebook import plots
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=250_000)
+    evaluation = SimpleNamespace(y_true=y, prediction=y + rng.normal(0, 0.1, len(y)), null_prediction=np.zeros(1),
+                                 metrics={"rmse": 0.1, "mae": 0.08}, null_metrics={"rmse": 1.0})
+    [points] = plots.predicted_vs_actual(evaluation).axes[0].collections
+    assert len(points.get_offsets()) == plots.SCATTER_POINTS
+    assert points.get_label() == "sample of 20,000 of 250,000 rows"
+    left = plots.residuals(evaluation).axes[0]
+    assert len(left.collections[0].get_offsets()) == plots.SCATTER_POINTS
+    assert left.get_title() == "sample of 20,000 of 250,000 rows"
+    assert np.array_equal(plots.scatter_rows(250_000)[0], plots.scatter_rows(250_000)[0])  # seeded
+    assert plots.scatter_rows(300)[1] == "300 rows" and len(plots.scatter_rows(300)[0]) == 300
+
+
+def test_the_null_model_reads_only_the_train_splits_targets_and_gets_what_the_whole_split_holds():
+    import io
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from modelops.review.evaluation import split_targets
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(np.column_stack([rng.normal(size=300), rng.normal(size=(300, 4))]))
+    frame.iloc[::7, 2] = np.nan  # empty feature cells do not matter
+    body = frame.to_csv(header=False, index=False, lineterminator="\n").encode()
+    store = SimpleNamespace(get_bytes=lambda uri: body)
+    dataset = SimpleNamespace(target="rings", files={"train": SimpleNamespace(uri="s3://bucket/train.csv")})
+    targets = split_targets(store, dataset, "train")
+    assert list(targets.columns) == ["rings"]
+    whole = pd.read_csv(io.BytesIO(body), header=None, dtype="float64")
+    np.testing.assert_array_equal(targets["rings"].to_numpy(), whole[0].to_numpy())

@@ -183,6 +183,9 @@ def test_infinite_values_are_refused_as_xgboost_refuses_them():
     assert protocol.parse(f"{edge!r},-{edge!r}".encode(), protocol.CSV).shape == (1, 2)
     with pytest.raises(RequestError, match="infinite"):
         protocol.parse(b"1:inf", protocol.LIBSVM)
+    with pytest.raises(RequestError, match="row 2, column 1 is infinite"):  # beside empty cells (missing values)
+        protocol.parse(b"1,,3\n-inf,2,\n", protocol.CSV)
+    assert np.isnan(protocol.parse(b",\n,\n", protocol.CSV)).all()  # every cell missing: nothing infinite
 
 
 # -- widths ------------------------------------------------------------------------------------------------------

@@ -146,3 +146,64 @@ def test_answers_under_inference_output_are_compared_line_by_line():
 
     replay = replay_rows(FakeOps(Selected(EndpointLimits(400, 2))), "m", X, expected, output)
     assert replay.identical == 50 and replay.batches > 1
+
+
+def split_text(X: np.ndarray, y: np.ndarray) -> bytes:
+    """A split as the dataset stores it: the target first, no header (pandas' to_csv)."""
+    import pandas as pd
+
+    return pd.DataFrame(np.column_stack([y, X])).to_csv(header=False, index=False, lineterminator="\n").encode()
+
+
+def test_a_stored_split_is_sent_as_its_own_lines_without_the_target():
+    from modelops.release.replay import CsvRows
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(500, 6)), rng.integers(0, 2, 500).astype(float)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    text = split_text(X, y)
+    rows = CsvRows.of_split(text, "test.csv")
+    assert len(rows) == 500 and np.array_equal(rows.labels, y)
+    lines = text.decode().splitlines(keepends=True)
+    assert rows.body(10, 13) == "".join(line.split(",", 1)[1] for line in lines[10:13]).encode()
+    np.testing.assert_array_equal(rows.matrix(0, 500), X)  # NaN where a cell is empty
+    assert rows.body(7, 7) == b"" and CsvRows.of_split(b"").sizes.size == 0
+
+
+def test_a_split_line_without_features_is_named():
+    from modelops.errors import DataError
+    from modelops.release.replay import CsvRows
+
+    with pytest.raises(DataError, match=r"test\.csv: line 2 has no feature cells after its target\. Fix: "):
+        CsvRows.of_split(b"1,2.5,3\n0\n1,4,5\n", "test.csv")
+    with pytest.raises(DataError, match=r"line 3 has no feature cells"):
+        CsvRows.of_split(b"1,2.5,3\n0,1,2\n7", "test.csv")  # the last line, without its line break
+
+
+def test_a_target_longer_than_the_window_searched_is_found_all_the_same():
+    from modelops.release.replay import TARGET_WINDOW, CsvRows
+
+    long = "1" + "0" * (TARGET_WINDOW + 5)
+    rows = CsvRows.of_split(f"0,1.5,2\n{long},3,\n1,,4".encode())
+    assert rows.labels.tolist() == [0.0, float(long), 1.0]
+    assert rows.body(0, 3) == b"1.5,2\n3,\n,4"
+    np.testing.assert_array_equal(rows.matrix(0, 3), [[1.5, 2], [3, np.nan], [np.nan, 4]])
+
+
+def test_a_split_replayed_is_predicted_batch_by_batch_and_every_row_compared():
+    from modelops.release.replay import CsvRows
+
+    X, expected = rows()
+    endpoints = FakeEndpoints(EndpointLimits(8_000, 2), wrong_row=1234)
+    held_out = CsvRows.of_split(split_text(X, np.zeros(len(X))))
+    predicted = []
+
+    def predict(matrix):  # what the artifact does offline: here the first column, as FakeEndpoints answers
+        predicted.append(len(matrix))
+        return matrix[:, 0].astype(np.float32)
+
+    replay = replay_rows(FakeOps(endpoints), "m", held_out, predict, SCORES)
+    assert replay.batches > 3 and len(predicted) == replay.batches and sum(predicted) == 3000
+    assert all(len(b) <= 8_000 for b in endpoints.bodies)
+    assert replay.identical == 2999 and replay.differences()[0].endswith("e.g. rows 1,234 (max |difference| 1)")
+    np.testing.assert_array_equal(replay.predictions, expected)  # every row's offline prediction, in order

@@ -130,3 +130,60 @@ def test_early_stopping_keeps_the_best_iteration_as_the_container_does():
     assert stopped.booster.num_boosted_rounds() == stopped.best_iteration + 1  # ...and kept only the best rounds
     exact = fit(X[:300], y[:300], X[300:], y[300:], {**hyper, "num_round": stopped.best_iteration + 1})
     assert np.array_equal(stopped.booster.inplace_predict(X[300:]), exact.booster.inplace_predict(X[300:]))
+
+
+def _write_channel(folder, X, y, parts: int) -> list:
+    """A channel as gather writes it: headerless CSV, label first, empty cells for missing values, in files."""
+    folder.mkdir()
+    files = []
+    for i, rows in enumerate(np.array_split(np.arange(len(y)), parts)):
+        lines = [",".join("" if np.isnan(v) else repr(float(v)) for v in (y[r], *X[r])) for r in rows]
+        path = folder / f"part-{i:05d}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["quantised", "dmatrix"])
+@pytest.mark.parametrize("tree_method", [None, "hist", "approx", "exact"])
+def test_a_channel_streamed_in_blocks_trains_the_model_its_arrays_train(tmp_path, monkeypatch, tree_method, stream):
+    """Channel files read in blocks (several files, each in several blocks, missing cells), streamed into a
+    QuantileDMatrix when memory is short or into one DMatrix, give the booster one DMatrix of the same rows gives:
+    same predictions, same curves."""
+    from modelops.training import channels
+    from modelops.training.train import fit_channels
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 6)).astype(np.float32)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(0, 0.5, 3000) > 0).astype(np.float32)
+    monkeypatch.setattr(channels, "BLOCK_BYTES", 16 << 10)  # ~150 rows a block: about 7 blocks per file
+    monkeypatch.setattr(channels, "_memory_budget", lambda: 0 if stream else 1 << 40)
+    built = []
+    monkeypatch.setattr(channels, "quantised", lambda *a, _q=channels.quantised, **k: built.append(1) or _q(*a, **k))
+    train = _write_channel(tmp_path / "train", X[:2400], y[:2400], parts=3)
+    validation = _write_channel(tmp_path / "validation", X[2400:], y[2400:], parts=1)
+    assert len(list(channels.blocks(train))) > 3
+    hyperparameters = {"objective": "binary:logistic", "num_round": 15, "max_depth": 4, "eval_metric": "logloss",
+                       "max_bin": 64, **({"tree_method": tree_method} if tree_method else {})}
+    streamed = fit_channels(train, validation, hyperparameters)
+    whole = fit(X[:2400], y[:2400], X[2400:], y[2400:], hyperparameters)
+    assert len(built) == (2 if stream and tree_method in (None, "hist") else 0)
+    assert streamed.curves == whole.curves
+    np.testing.assert_array_equal(streamed.booster.inplace_predict(X), whole.booster.inplace_predict(X))
+    Xr, yr = channels.read_arrays(train)
+    np.testing.assert_array_equal(Xr, X[:2400])
+    np.testing.assert_array_equal(yr, y[:2400])
+
+
+def test_an_empty_channel_file_is_skipped_and_a_channel_without_files_is_named(tmp_path):
+    from modelops.errors import TrainingFailed
+    from modelops.training import channels
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingFailed, match="the train channel s3://b/train holds no CSV file"):
+        channels.channel_files(tmp_path / "empty", "s3://b/train", "train")
+    (tmp_path / "empty" / "a.csv").write_text("")
+    (tmp_path / "empty" / "b.csv").write_text("1,2.5,\n0,,3\n")
+    X, y = channels.read_arrays(channels.channel_files(tmp_path / "empty", "s3://b/train", "train"))
+    assert y.tolist() == [1.0, 0.0] and X.shape == (2, 2) and np.isnan(X[0, 1]) and np.isnan(X[1, 0])

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modelops.config.schema import DEFAULT_INSTANCE_TYPE, INSTANCE_COUNT, INSTANCE_TYPE, given
+
 #: The model folder's optional feature code: ``prepare(frame) -> frame`` on the raw table (modelops.data.features).
 FEATURES_FILE = "features.py"
 #: The fewest classes of a multiclass model (two classes are a binary model: positive_label, AUC, threshold).
@@ -13,6 +15,18 @@ MIN_CLASSES = 3
 
 _NAMES = {"type": "array", "items": {"type": "string"}}
 _LABEL = {"type": ["string", "number", "boolean"]}
+#: ``data.processing``: run the gather on the sagemaker backend as a SageMaker Processing job (docs/scaling.md).
+PROCESSING_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "instance_type": INSTANCE_TYPE,
+        "instance_count": INSTANCE_COUNT,
+        "volume_size_gb": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "max_runtime_seconds": {"type": "integer", "minimum": 60, "maximum": 432000},
+        "image_uri": {"type": "string", "minLength": 1},
+    },
+}
 
 SCHEMA = {
     "type": "object",
@@ -29,8 +43,20 @@ SCHEMA = {
         "derived": _NAMES,
         "drop": _NAMES,
         "categorical": _NAMES,
+        "processing": PROCESSING_SCHEMA,
     },
 }
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    """Where the gather runs on the sagemaker backend: a Processing job of this compute (docs/scaling.md)."""
+
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+    volume_size_gb: int = 30
+    max_runtime_seconds: int = 3600
+    image_uri: str | None = None  # None: $MODELOPS_PROCESSING_IMAGE (the image built from infra/processing/)
 
 
 @dataclass(frozen=True)
@@ -47,11 +73,18 @@ class DataConfig:
     categorical: tuple[str, ...] = ()
     classes: tuple[Any, ...] = ()  # multiclass: the target's values, label-encoded 0, 1, ... in this order
     derived: tuple[str, ...] = ()  # columns the model folder's features.py adds to the raw table
+    #: None: the gather runs where the notebook runs; else a SageMaker Processing job on the sagemaker backend.
+    #: Where the data is gathered is not what is gathered: it stays out of the dataset's id.
+    processing: ProcessingConfig | None = None
 
 
 def parse(raw: dict) -> DataConfig:
-    data = raw["data"]
-    return DataConfig(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+    data = dict(raw["data"])
+    processing = data.pop("processing", None)
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+    if processing is not None:
+        values["processing"] = ProcessingConfig(**given(processing, ProcessingConfig))
+    return DataConfig(**values)
 
 
 def canonical_label(value: Any) -> str:
@@ -103,6 +136,10 @@ def problems(raw: dict) -> list[str]:
         problems.append(f"key 'data.derived' names the target {data['target']!r}: features.py must not make the "
                         f"label (at inference there is none). Fix: remove it from data.derived")
     problems += _class_problems(raw["problem_type"], data, raw["training"]["hyperparameters"])
+    if (data.get("processing") or {}).get("instance_count", 1) > 1:
+        problems.append("key 'data.processing.instance_count' is above 1: a gather on several instances would "
+                        "prepare each shard with its own one-hot categories and split, so the parts would not "
+                        "make one dataset. Fix: set it to 1 and pick a larger instance_type (docs/scaling.md)")
     if raw["problem_type"] == "binary" and "positive_label" not in data:
         problems.append("key 'data.positive_label' is missing: a binary model needs the target value that "
                         "counts as 1. Fix: add e.g. positive_label: 'True.'")

@@ -121,6 +121,7 @@ def dataset_id(config: ModelConfig, raw_sha256: str, seed: int | None = None) ->
     data = asdict(config.data)
     data.pop("source")
     data.pop("sha256")
+    data.pop("processing", None)  # where the gather ran, not what it gathered
     split = asdict(config.split)
     if seed is not None:
         split["seed"] = int(seed)

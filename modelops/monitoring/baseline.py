@@ -96,7 +96,7 @@ class FeatureValues:
     def present(self) -> np.ndarray:
         if self.feature.kind == NUMERIC:
             return ~np.isnan(self.values.astype(np.float64))
-        return np.array([v is not None for v in self.values], dtype=bool)
+        return np.not_equal(self.values, None) if len(self.values) else np.zeros(0, dtype=bool)
 
 
 def decode(rows: np.ndarray, features: list[MonitoredFeature]) -> dict[str, FeatureValues]:
@@ -113,15 +113,33 @@ def decode(rows: np.ndarray, features: list[MonitoredFeature]) -> dict[str, Feat
             values = rows[:, feature.columns[0]] if len(rows) else np.empty(0)
             decoded[feature.name] = FeatureValues(feature, values, np.zeros(len(values), dtype=bool))
             continue
-        group = rows[:, list(feature.columns)] if len(rows) else np.empty((0, len(feature.columns)))
-        binary = np.isin(group, (0.0, 1.0)).all(axis=1)
-        ones = (group == 1.0).sum(axis=1)
-        labels = np.array([None] * len(group), dtype=object)
-        single = binary & (ones == 1)
-        categories = np.array(feature.categories, dtype=object)
-        labels[single] = categories[group[single].argmax(axis=1)] if single.any() else labels[single]
-        decoded[feature.name] = FeatureValues(feature, labels, ~binary | (ones > 1))
+        codes, invalid = one_hot_codes(rows, feature.columns)
+        categories = np.array([*feature.categories, None], dtype=object)  # code -1 (no category): None
+        decoded[feature.name] = FeatureValues(feature, categories[codes], invalid)
     return decoded
+
+
+#: Rows of a one-hot group examined at once: bounds the temporary arrays (a few bytes per cell) on large tables.
+DECODE_ROWS = 65_536
+
+
+def one_hot_codes(rows: np.ndarray, columns: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, which column of a one-hot group is its single 1 (-1: none, or an invalid row), and which rows are
+    invalid (a cell other than 0 and 1, or several 1s). Consecutive columns are read in place, in slices of rows."""
+    width = len(columns)
+    consecutive = width and list(columns) == list(range(columns[0], columns[0] + width))
+    codes = np.full(len(rows), -1, dtype=np.int64)
+    invalid = np.zeros(len(rows), dtype=bool)
+    for start in range(0, len(rows), DECODE_ROWS):
+        part = rows[start:start + DECODE_ROWS]
+        group = part[:, columns[0]:columns[0] + width] if consecutive else part[:, list(columns)]
+        ones = group == 1.0
+        count = ones.sum(axis=1)
+        binary = count + (group == 0.0).sum(axis=1) == width
+        single = binary & (count == 1)
+        codes[start:start + len(part)] = np.where(single, ones.argmax(axis=1) if width else 0, -1)
+        invalid[start:start + len(part)] = ~binary | (count > 1)
+    return codes, invalid
 
 
 def categorical_values(feature: MonitoredFeature, values) -> FeatureValues:
@@ -172,8 +190,13 @@ def _integral(values: np.ndarray) -> bool:
 
 
 def _category_counts(labels) -> dict[str, int]:
-    values, counts = np.unique(np.asarray(list(labels), dtype=str), return_counts=True) if len(labels) else ((), ())
-    return {str(v): int(c) for v, c in zip(values, counts)}
+    """Each label's count, in the labels' order as text (one hashing pass, not a sort of the labels)."""
+    import pandas as pd
+
+    if not len(labels):
+        return {}
+    counts = pd.Series(np.asarray(labels, dtype=object)).astype(str).value_counts(sort=False)
+    return {str(v): int(c) for v, c in sorted(counts.items())}
 
 
 def _buckets(values: np.ndarray, low: float, high: float) -> list[dict[str, float]]:
@@ -399,36 +422,77 @@ def baseline_uri(store, model: str, job_name: str, part: str, file: str) -> str:
 def compute_baseline(config: ModelConfig, encoding, train_rows: np.ndarray, validation_rows: np.ndarray,
                      validation_scores: np.ndarray, validation_labels: np.ndarray) -> dict[str, dict]:
     """The baseline's six files: data (train features), prediction and quality (validation)."""
-    features = monitored_features(encoding)
-    data = statistics(decode(train_rows, features), len(train_rows))
+    data = statistics(decode(train_rows, monitored_features(encoding)), len(train_rows))
+    return baseline_files(config, data, len(validation_rows), validation_scores, validation_labels)
+
+
+def baseline_files(config: ModelConfig, data: dict, validation_rows: int, validation_scores: np.ndarray,
+                   validation_labels: np.ndarray) -> dict[str, dict]:
+    """The six files from the train features' statistics and the validation split's scores and labels."""
     predicted = prediction_feature(config)
     values = prediction_values(config, validation_scores)
     column = (categorical_values(predicted, values) if predicted.kind == CATEGORICAL
               else numeric_values(predicted, values))
-    prediction = statistics({predicted.name: column}, len(validation_rows))
+    prediction = statistics({predicted.name: column}, validation_rows)
     return {"data_statistics": data, "data_constraints": constraints(data, config.monitoring),
             "prediction_statistics": prediction, "prediction_constraints": constraints(prediction, config.monitoring),
             "quality_statistics": quality_statistics(config, validation_labels, validation_scores),
             "quality_constraints": quality_constraints(config)}
 
 
+def _split_file(store, uri: str):
+    """A split to read in blocks: its path in a local store, else its bytes (one copy, not a float matrix)."""
+    import io
+
+    return store.path(uri) if hasattr(store, "path") else io.BytesIO(store.get_bytes(uri))
+
+
+def decoded_split(store, uri: str, features: list[MonitoredFeature], booster=None):
+    """Every row of a stored split (target first) as the monitored features, read block by block: only the
+    decoded features are kept (a number per numeric feature, a label per one-hot group), never the one-hot matrix
+    itself, which at 10M rows is ~12 GB as float64. With ``booster``, also its labels and the booster's scores.
+
+    Returns:
+        (decoded features, rows, labels or None, scores or None).
+    """
+    from modelops.training.channels import blocks
+
+    parts: dict[str, list[FeatureValues]] = {feature.name: [] for feature in features}
+    labels, scores, rows = [], [], 0
+    for x, y in blocks([_split_file(store, uri)], np.float64):
+        for name, values in decode(x, features).items():
+            parts[name].append(values)
+        if booster is not None:
+            labels.append(y)
+            scores.append(booster.inplace_predict(np.ascontiguousarray(x)))
+        rows += len(y)
+    decoded = {feature.name: FeatureValues(feature, np.concatenate([p.values for p in parts[feature.name]])
+                                           if parts[feature.name] else np.empty(0),
+                                           np.concatenate([p.invalid for p in parts[feature.name]])
+                                           if parts[feature.name] else np.empty(0, dtype=bool))
+               for feature in features}
+    if booster is None:
+        return decoded, rows, None, None
+    return decoded, rows, np.concatenate(labels) if labels else np.empty(0), \
+        np.concatenate(scores) if scores else np.empty(0)
+
+
 def write_baseline(ops: Backend, config: ModelConfig, dataset, training) -> Baseline:
     """Compute a trained model's baseline and write it beside its artifact (before it is registered).
 
-    The predictions are the artifact's own, loaded as stored (sha256 checked), on the validation split.
+    The statistics are of every train row; the predictions are the artifact's own, loaded as stored (sha256
+    checked), on the validation split. Both splits are read block by block (``decoded_split``).
 
     Raises:
         StoreError: a split, the artifact or the dataset's feature encoding cannot be read, or a write failed.
     """
-    from modelops.data.datasets import read_split
-    from modelops.data.prepare import features_and_target
     from modelops.training.train import load_artifact
 
     booster = load_artifact(ops.store, training.artifact_uri, training.artifact_sha256)
-    train_rows, _ = features_and_target(read_split(ops.store, dataset, "train"))
-    validation_rows, validation_labels = features_and_target(read_split(ops.store, dataset, "validation"))
-    files = compute_baseline(config, dataset.feature_encoding, train_rows, validation_rows,
-                             booster.inplace_predict(validation_rows), validation_labels)
+    features = monitored_features(dataset.feature_encoding)
+    train, train_rows, _, _ = decoded_split(ops.store, dataset.files["train"].uri, features)
+    _, validation_rows, labels, scores = decoded_split(ops.store, dataset.files["validation"].uri, [], booster)
+    files = baseline_files(config, statistics(train, train_rows), validation_rows, scores, labels)
     uris = {}
     for key, content in files.items():
         part, file = key.split("_", 1)

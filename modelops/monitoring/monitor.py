@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from modelops.backends.base import Backend
 from modelops.config import ModelConfig
-from modelops.errors import ConstraintViolated
+from modelops.errors import ConfigError, ConstraintViolated
 from modelops.monitoring.baseline import (
     Violation,
     dumps,
@@ -73,6 +73,50 @@ class Monitoring:
     def _repr_markdown_(self) -> str:
         return (f"**{len(self.violations)} violation(s)**; written to `{self.uris['constraint_violations']}` and "
                 f"`{self.uris['statistics']}`")
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """A window checked against the baseline: what was read, the report, the live quality, and where it ran."""
+
+    captured: CapturedData
+    report: MonitorReport
+    quality: LiveQuality
+    where: str  # "this kernel", or the SageMaker Model Monitor job(s) that made the checks
+
+    def _repr_markdown_(self) -> str:
+        return f"Checked by **{self.where}**.\n\n{self.captured._repr_markdown_()}"
+
+
+#: ``engine`` values: None picks the backend's own (Model Monitor on sagemaker); NOTEBOOK reads the capture here.
+NOTEBOOK = "notebook"
+MODEL_MONITOR = "model-monitor"
+
+
+def check_window(ops: Backend, config: ModelConfig, served: ServedModel, *, since: str | None = "24h",
+                 until: str | None = None, labels: str | None = None, engine: str | None = None) -> WindowCheck:
+    """The window's traffic checked against the served version's baseline, where the backend checks it.
+
+    On the sagemaker backend, SageMaker Model Monitor's data-quality job analyses the capture in S3 (and its
+    model-quality job the ground truth), and this kernel reads back its files; elsewhere, or with ``engine``
+    "notebook", the capture is read and checked here (modelops.monitoring.checks).
+
+    Raises:
+        ConfigError: an unknown engine, or Model Monitor asked of a backend that has none.
+        ProcessingFailed: a Model Monitor job failed. StoreError, DataError: as read_capture and live_quality.
+    """
+    analyzer = getattr(ops, "model_monitor", None)
+    if engine not in (None, NOTEBOOK, MODEL_MONITOR):
+        raise ConfigError(f"engine {engine!r} is not one the monitor knows. Fix: use {MODEL_MONITOR!r} (the sagemaker "
+                          f"backend's default) or {NOTEBOOK!r}.")
+    if engine == MODEL_MONITOR and analyzer is None:
+        raise ConfigError(f"the {ops.name} backend has no SageMaker Model Monitor. Fix: pass --backend sagemaker, or "
+                          f"leave out --engine.")
+    if analyzer is not None and engine != NOTEBOOK:
+        return analyzer.check(config, served, monitoring_window(since, until), labels)
+    captured = read_capture(ops, config, served, since=since, until=until)
+    report = check_traffic(config, served, captured)
+    return WindowCheck(captured, report, live_quality(config, captured, labels), where="this kernel")
 
 
 def record_monitoring(ops: Backend, config: ModelConfig, served: ServedModel, captured: CapturedData,
@@ -133,6 +177,6 @@ def _iso(moment: datetime) -> str:
 
 
 
-__all__ = ["CapturedData", "FeatureCheck", "LiveQuality", "MonitorReport", "Monitoring",
-           "ServedModel", "Skipped", "Window", "answer_scores", "check_traffic", "live_quality", "monitoring_window",
-           "read_capture", "read_labels", "record_monitoring", "served_model"]
+__all__ = ["MODEL_MONITOR", "NOTEBOOK", "CapturedData", "FeatureCheck", "LiveQuality", "MonitorReport", "Monitoring",
+           "ServedModel", "Skipped", "Window", "WindowCheck", "answer_scores", "check_traffic", "check_window",
+           "live_quality", "monitoring_window", "read_capture", "read_labels", "record_monitoring", "served_model"]

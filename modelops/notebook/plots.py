@@ -108,10 +108,22 @@ def evaluation_figures(evaluation) -> dict[str, Figure]:
     return figures
 
 
+#: Points a scatter draws at most: past this it only gets slower to draw and to load, not more telling.
+SCATTER_POINTS = 20_000
+
+
+def scatter_rows(n: int, limit: int = SCATTER_POINTS) -> tuple[np.ndarray, str]:
+    """The rows a scatter of ``n`` rows draws (all, or a seeded sample of ``limit``) and what to call them."""
+    if n <= limit:
+        return np.arange(n), f"{n:,} rows"
+    return np.sort(np.random.default_rng(0).choice(n, size=limit, replace=False)), f"sample of {limit:,} of {n:,} rows"
+
+
 def predicted_vs_actual(evaluation) -> Figure:
     figure = Figure(figsize=(5, 4.5), layout="constrained")
     ax = figure.subplots()
-    ax.scatter(evaluation.y_true, evaluation.prediction, s=10, alpha=0.5)
+    shown, rows = scatter_rows(len(evaluation.y_true))
+    ax.scatter(evaluation.y_true[shown], evaluation.prediction[shown], s=10, alpha=0.5, label=rows)
     low = float(min(evaluation.y_true.min(), evaluation.prediction.min()))
     high = float(max(evaluation.y_true.max(), evaluation.prediction.max()))
     ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="perfect")
@@ -128,7 +140,9 @@ def residuals(evaluation) -> Figure:
     figure = Figure(figsize=(9, 3.2), layout="constrained")
     left, right = figure.subplots(1, 2)
     error = evaluation.prediction - evaluation.y_true
-    left.scatter(evaluation.prediction, error, s=10, alpha=0.5)
+    shown, rows = scatter_rows(len(error))
+    left.scatter(evaluation.prediction[shown], error[shown], s=10, alpha=0.5)
+    left.set_title(rows, fontsize="small")
     left.axhline(0, color="black", linewidth=0.8)
     left.set_xlabel("predicted")
     left.set_ylabel("residual (predicted - actual)")

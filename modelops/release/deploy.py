@@ -246,18 +246,16 @@ def verify_endpoint(ops: Backend, config: ModelConfig, package: PackageVersion,
             endpoint answered a batch with an error; either names the batch and its rows.
         PayloadTooLarge: one test row alone is over the endpoint's payload limit.
     """
-    from modelops.data.prepare import features_and_target
     from modelops.release.replay import replay_rows
     from modelops.scores import metrics_for
     from modelops.serving import protocol
     from modelops.training.train import load_artifact
 
     name = config.deploy_environment(env_name).endpoint
-    X, y = features_and_target(held_out_split(ops, config, package))
+    rows = held_out_rows(ops, config, package)
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
-    expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
-    replay = replay_rows(ops, name, X, expected, output, inference_id=check_inference_id(package))
+    replay = replay_rows(ops, name, rows, booster.inplace_predict, output, inference_id=check_inference_id(package))
     if replay.failed:
         raise EndpointFailed(f"{name} failed {len(replay.failed)} of {replay.batches} batches of "
                              f"{package.label}'s test rows ({replay.describe()}): {'; '.join(replay.errors()[:3])}. "
@@ -274,7 +272,7 @@ def verify_endpoint(ops: Backend, config: ModelConfig, package: PackageVersion,
                              f"serves.")
     # The answers are the artifact's own (float32-exact): the metrics come from them.
     return EndpointCheck(replay.rows, True, replay.max_abs_difference or 0.0,
-                         metrics_for(config.problem_type, y, expected, config.decision_threshold),
+                         metrics_for(config.problem_type, rows.labels, replay.predictions, config.decision_threshold),
                          replay.batches, replay.describe())
 
 
@@ -333,11 +331,11 @@ def measure_latency(ops: Backend, config: ModelConfig, package: PackageVersion, 
     Raises:
         EndpointFailed: a request failed (the container's status and message, from the Runtime's ModelError).
     """
-    from modelops.data.prepare import features_and_target
-    from modelops.serving.protocol import to_csv
-
-    X, _ = features_and_target(held_out_split(ops, config, package))
-    bodies = [to_csv(X[i % len(X)]) for i in range(calls)]
+    rows = held_out_rows(ops, config, package)
+    if not len(rows):
+        raise EndpointFailed(f"{package.label}'s held-out test split has no rows to time requests with. Fix: gather "
+                             f"the data again (`python -m ci run {_folder(config)} --stage gather`).")
+    bodies = [rows.body(i % len(rows), i % len(rows) + 1) for i in range(calls)]
     endpoint, marked = config.deploy_environment(env_name).endpoint, check_inference_id(package)
 
     def invoke(body):
@@ -352,7 +350,8 @@ def measure_latency(ops: Backend, config: ModelConfig, package: PackageVersion, 
     row_bytes = sum(map(len, bodies)) / len(bodies)
     # Within the endpoint's payload limit, with room for rows longer than the sample's mean.
     batch_rows = min(batch_rows, int(0.8 * ops.endpoints.limits(endpoint).max_payload_bytes / row_bytes))
-    batch = to_csv(np.resize(X, (batch_rows, X.shape[1])))
+    whole, rest = divmod(batch_rows, len(rows))  # the test rows repeated, as many as the batch takes
+    batch = rows.body(0, len(rows)) * whole + rows.body(0, rest)
     started = time.perf_counter()
     invoke(batch)
     elapsed = time.perf_counter() - started
@@ -374,6 +373,16 @@ def held_out_split(ops: Backend, config: ModelConfig, package: PackageVersion) -
     from modelops.data.datasets import package_dataset, read_split
 
     return read_split(ops.store, package_dataset(ops.store, config, package), "test")
+
+
+def held_out_rows(ops: Backend, config: ModelConfig, package: PackageVersion):
+    """The held-out test split of the dataset ``package`` was trained on, as its stored CSV lines (``CsvRows``:
+    each row's features as stored, and the targets): what the checks send, without a round trip through numbers."""
+    from modelops.data.datasets import package_dataset
+    from modelops.release.replay import CsvRows
+
+    uri = package_dataset(ops.store, config, package).files["test"].uri
+    return CsvRows.of_split(ops.store.get_bytes(uri), uri)
 
 
 def _folder(config: ModelConfig) -> str:

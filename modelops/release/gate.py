@@ -191,8 +191,7 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
         PayloadTooLarge: one held-out row alone is over the endpoint's payload limit.
         EndpointFailed: the endpoint cannot say its limits (locally: its server does not answer).
     """
-    from modelops.data.prepare import features_and_target
-    from modelops.release.deploy import held_out_split
+    from modelops.release.deploy import held_out_rows
     from modelops.release.replay import replay_rows
     from modelops.serving import protocol
     from modelops.training.train import load_artifact
@@ -200,21 +199,20 @@ def run_gate(ops: Backend, config: ModelConfig, *, by: str | None = None, log=pr
     package = staged_package(ops, config)
     endpoint = config.deploy_environment(STAGING).endpoint
     server = ops.endpoints.status(endpoint)
-    X, _ = features_and_target(held_out_split(ops, config, package))
+    rows = held_out_rows(ops, config, package)
     booster = load_artifact(ops.store, package.artifact_uri, package.artifact_sha256)
-    expected = booster.inplace_predict(X)
     output = protocol.Output.of(booster, config.serving.environment)
     limits = ops.endpoints.limits(endpoint)
-    log(f"{endpoint}: replaying {len(X):,} test rows of {package.label} in batches of <= "
+    log(f"{endpoint}: replaying {len(rows):,} test rows of {package.label} in batches of <= "
         f"{limits.max_payload_bytes:,} bytes, {limits.max_concurrency} at once")
-    replay = replay_rows(ops, endpoint, X, expected, output, limits=limits)
-    sample = latency_sample(len(X), config.slo.latency_requests)
+    replay = replay_rows(ops, endpoint, rows, booster.inplace_predict, output, limits=limits)
+    sample = latency_sample(len(rows), config.slo.latency_requests)
     log(f"{endpoint}: timing {len(sample):,} single-row requests")
-    latencies, request_errors = time_single_rows(ops, endpoint, X[sample])
+    latencies, request_errors = time_single_rows(ops, endpoint, [rows.body(i, i + 1) for i in sample.tolist()])
     errors = [*replay.errors(), *request_errors][:KEPT_ERRORS]
     production = ops.endpoints.status(config.deploy_environment(PRODUCTION).endpoint)
     measured = server.server_id if server is not None and server.version == package.version else None
-    result = GateResult(config.name, endpoint, package, config.slo, len(X), replay.identical, tuple(latencies),
+    result = GateResult(config.name, endpoint, package, config.slo, len(rows), replay.identical, tuple(latencies),
                         tuple(errors), replay.failed_rows + len(request_errors), replay.max_abs_difference,
                         production.version if production is not None and production.status == IN_SERVICE else None,
                         requests_failed=len(request_errors), latency_requests=len(sample), batches=replay.batches,
@@ -235,16 +233,17 @@ def latency_sample(rows: int, size: int, seed: int = LATENCY_SEED) -> np.ndarray
     return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
 
 
-def time_single_rows(ops: Backend, endpoint: str, rows: np.ndarray) -> tuple[list[float], list[str]]:
-    """Send each row alone, one after the other; the answered requests' latencies (ms), and the failures' messages.
+def time_single_rows(ops: Backend, endpoint: str, bodies) -> tuple[list[float], list[str]]:
+    """Send each body (one row's CSV line, or a feature row) alone, one after the other; the answered requests'
+    latencies (ms), and the failures' messages.
 
     Sequential, so that each figure is one client's request on an otherwise idle endpoint.
     """
     from modelops.serving import protocol
 
     latencies, errors = [], []
-    for row in rows:
-        body = protocol.to_csv(row)
+    for body in bodies:
+        body = body if isinstance(body, bytes) else protocol.to_csv(body)
         started = time.perf_counter()
         try:
             ops.endpoints.invoke(endpoint, body)

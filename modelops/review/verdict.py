@@ -53,9 +53,12 @@ class Review:
     def _repr_markdown_(self) -> str:
         notes = "".join(f"\n- {note}" for note in self.record.notes)
         method = self.record.bootstrap
-        how = (f"\n\n95% intervals: paired bootstrap over the {method['rows']} test rows both models scored, "
-               f"{method['resamples']} resamples, seed {method['seed']} ({method['seconds'] * 1000:.0f} ms). "
-               f"Improvements are signed so that positive is better.") if method else ""
+        subset = (f" (their spread measured on a seeded {method['rows_resampled']:,} of them and scaled by "
+                  f"sqrt({method['rows_resampled']:,} / {method['rows']:,}))") if method.get("rows_resampled") else ""
+        how = (f"\n\n95% intervals: paired bootstrap over the {method['rows']} test rows both models scored"
+               f"{subset}, {method['resamples']} resamples, seed {method['seed']} "
+               f"({method['seconds'] * 1000:.0f} ms). Improvements are signed so that positive is better."
+               ) if method else ""
         return f"### Verdict: {self.line}\n\nDecided by: {self.record.decided_by}{how}{notes}"
 
 

@@ -88,9 +88,25 @@ def fit(X_train: np.ndarray, y_train: np.ndarray, X_validation: np.ndarray, y_va
     """
     import xgboost
 
-    params, num_round, early_stopping = xgboost_params(hyperparameters)
+    params = xgboost_params(hyperparameters)[0]
     train = xgboost.DMatrix(X_train, label=y_train, nthread=params["nthread"])
     validation = xgboost.DMatrix(X_validation, label=y_validation, nthread=params["nthread"])
+    return fit_matrices(train, validation, hyperparameters)
+
+
+def fit_channels(train_files, validation_files, hyperparameters: dict) -> FitResult:
+    """``fit`` on channel CSV files, streamed into XGBoost's matrices (modelops.training.channels)."""
+    from modelops.training.channels import matrices
+
+    params = xgboost_params(hyperparameters)[0]
+    return fit_matrices(*matrices(train_files, validation_files, params), hyperparameters)
+
+
+def fit_matrices(train, validation, hyperparameters: dict) -> FitResult:
+    """``fit`` on XGBoost matrices already built (a DMatrix or a QuantileDMatrix each)."""
+    import xgboost
+
+    params, num_round, early_stopping = xgboost_params(hyperparameters)
     try:
         # Configuring a booster checks the parameters without looking at the labels: an error here is the
         # hyperparameters' fault, one during training the data's.

@@ -9,6 +9,7 @@ a test puts on them goes away with it).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cache
 
 REGION = "us-east-1"
@@ -21,7 +22,10 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 @cache
 def moto_session():
+    """One boto3 session for every test. moto is imported first: it adds its handlers to botocore's built-in ones,
+    which a session takes when it is made, so a session cached before moto was imported would reach real AWS."""
     import boto3
+    import moto  # noqa: F401
 
     return boto3.session.Session(region_name=REGION)
 
@@ -68,3 +72,36 @@ def answer(parsed: dict, status: int = 200):
 def error_answer(status: int, code: str, message: str, **fields):
     """What a ``before-call`` handler returns to make the call raise AWS's error ``code``."""
     return answer({"Error": {"Code": code, "Message": message}, **fields}, status)
+
+
+# -- every AWS call the backend makes, for the least-privilege test --------------------------------------------
+
+
+class CallRecorder:
+    """Every call made through the sagemaker backend's own clients while ``job`` is set: (job, service, operation,
+    params). Registered on the shared session's ``provide-client-params`` event, which botocore emits to every
+    handler before anything answers the call (moto, a Stubber, or a ``before-call`` stand-in), so calls the test
+    doubles answer are recorded too. Only clients built with the backend's config (its user agent) count: the
+    stand-ins' own clients are not the backend.
+    """
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str, dict]] = []
+        self.job: str | None = None
+
+    def __call__(self, params, model, context, **kwargs):
+        config = context.get("client_config")
+        if self.job is not None and "modelops/" in (getattr(config, "user_agent_extra", None) or ""):
+            self.calls.append((self.job, model.service_model.service_name, model.name, dict(params)))
+
+
+@contextmanager
+def recording_calls():
+    """A CallRecorder on every client the shared moto session builds while inside (set its ``job``)."""
+    recorder = CallRecorder()
+    events = moto_session().events
+    events.register("provide-client-params", recorder, unique_id="modelops-call-recorder")
+    try:
+        yield recorder
+    finally:
+        events.unregister("provide-client-params", unique_id="modelops-call-recorder")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from modelops.backends.base import Trainer
 from modelops.backends.local.store import LocalStore
 from modelops.entities import TrainingResult, TrainingSpec
-from modelops.errors import TrainingFailed
-from modelops.training.train import fit, pack_model
+from modelops.training.channels import channel_files, read_arrays
+from modelops.training.train import fit_channels, pack_model
 
 
 class LocalTrainer(Trainer):
@@ -27,9 +27,8 @@ class LocalTrainer(Trainer):
 
         started = time.monotonic()
         log(f"{spec.job_name}: InProgress (local, xgboost {xgboost.__version__})")
-        X_train, y_train = self._channel(spec.train_uri, "train")
-        X_validation, y_validation = self._channel(spec.validation_uri, "validation")
-        result = fit(X_train, y_train, X_validation, y_validation, spec.hyperparameters)
+        result = fit_channels(self._channel(spec.train_uri, "train"),
+                              self._channel(spec.validation_uri, "validation"), spec.hyperparameters)
         output = spec.output_uri.rstrip("/")
         artifact = self.store.put_bytes(f"{output}/output/model.tar.gz", pack_model(result.booster))
         log_uri = self.store.put_bytes(f"{output}/training-log.txt", ("\n".join(result.log_lines) + "\n").encode()).uri
@@ -53,21 +52,15 @@ class LocalTrainer(Trainer):
             log_uri=log_uri,
         )
 
-    def _channel(self, uri: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-        return read_channel(self.store, uri, name)
+    def _channel(self, uri: str, name: str) -> list[Path]:
+        return channel_files(self.store.path(uri), uri, name)
 
 
 def read_channel(store: LocalStore, uri: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A channel's rows as (features, labels). A channel is a prefix: every CSV file under it is read, as the
-    container does.
+    """A channel's rows as float32 (features, labels). A channel is a prefix: every CSV file under it is read, as
+    the container does.
 
     Raises:
         TrainingFailed: the channel holds no CSV file.
     """
-    folder = store.path(uri)
-    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
-    if not files:
-        raise TrainingFailed(f"the {name} channel {uri} holds no CSV file. Fix: run the gather_data notebook.")
-    frame = pd.concat([pd.read_csv(f, header=None, dtype="float64") for f in files], ignore_index=True)
-    values = frame.to_numpy()
-    return values[:, 1:], values[:, 0]
+    return read_arrays(channel_files(store.path(uri), uri, name))

@@ -20,6 +20,8 @@ class SageMakerBackend(Backend):
         s3://BUCKET/PREFIX/<model>/evaluation/    evaluation reports (the packages' ModelMetrics)
         s3://BUCKET/PREFIX/<model>/history/       the model's events, one object each, chained by hash
         s3://BUCKET/PREFIX/<model>/transform/<job> a batch transform's input, manifest and answers
+        s3://BUCKET/PREFIX/<model>/processing/<job> a Processing job's code and its executed notebook
+        s3://BUCKET/PREFIX/<model>/model-monitor/   Model Monitor's baselines, preprocessor and reports
         SageMaker model package group <model>     versions and their approval status
         SageMaker endpoint <model>                with one model + endpoint config per deployed version
         CloudWatch alarms modelops-<endpoint>-*   what rolls a guarded production update back
@@ -75,6 +77,32 @@ class SageMakerBackend(Backend):
                                     poll_seconds=self.poll_seconds)
 
     @cached_property
+    def processor(self):
+        """Runs a notebook in a SageMaker Processing job (the gather, when model.yml's data.processing says so)."""
+        from modelops.backends.sagemaker.processing import NotebookProcessor
+
+        return NotebookProcessor(self.aws.client("sagemaker"), self.store, self.settings.role_arn,
+                                 self.job_environment(), poll_seconds=self.poll_seconds)
+
+    @cached_property
+    def model_monitor(self):
+        """SageMaker Model Monitor's data- and model-quality jobs on an endpoint's capture (ci monitor)."""
+        from modelops.backends.sagemaker.model_monitor import ModelMonitor
+
+        return ModelMonitor(self.aws.client("sagemaker"), self.store, self.settings.role_arn, self.settings.region,
+                            poll_seconds=self.poll_seconds)
+
+    def job_environment(self) -> dict[str, str]:
+        """The settings a notebook inside a SageMaker job needs to use this backend (never credentials: the job
+        runs as the execution role)."""
+        from modelops.settings import BUCKET_ENV, PREFIX_ENV, ROLE_ENV
+
+        environment = {"AWS_REGION": self.settings.region, "AWS_DEFAULT_REGION": self.settings.region,
+                       ROLE_ENV: self.settings.role_arn, PREFIX_ENV: self.settings.prefix,
+                       BUCKET_ENV: self.store.bucket, "MODELOPS_BACKEND": "sagemaker"}
+        return environment
+
+    @cached_property
     def history(self):
         from modelops.backends.sagemaker.history import S3History
 
@@ -82,18 +110,7 @@ class SageMakerBackend(Backend):
 
     def image_uri(self, container_version: str) -> str:
         """The built-in XGBoost image of ``container_version`` in this region, as the SageMaker SDK knows it."""
-        try:
-            # Imported here: the SDK is an optional extra, and only this backend needs it.
-            from sagemaker.core import image_uris
-        except ModuleNotFoundError as exc:
-            raise BackendUnavailable("the sagemaker backend needs the SageMaker SDK to find the XGBoost image. Fix: "
-                                     "pip install 'modelops[aws]'.") from exc
-        try:
-            return image_uris.retrieve("xgboost", region=self.settings.region, version=container_version)
-        except ValueError as exc:
-            raise ConfigError(f"the SageMaker SDK knows no XGBoost container {container_version!r} in "
-                              f"{self.settings.region}: {exc}. Fix: set training.container_version in model.yml "
-                              f"to a version it lists.") from exc
+        return xgboost_image(self.settings.region, container_version)
 
     def _bucket(self) -> str:
         """The configured bucket, else SageMaker's default one (``sagemaker-<region>-<account>``, created if absent)."""
@@ -112,6 +129,26 @@ class SageMakerBackend(Backend):
             with translated(StoreError, f"creating the default bucket {bucket}", "set MODELOPS_S3_BUCKET"):
                 s3.create_bucket(Bucket=bucket, **location)
         return bucket
+
+
+def xgboost_image(region: str, container_version: str) -> str:
+    """The built-in XGBoost image of ``container_version`` in ``region``, as the SageMaker SDK knows it.
+
+    Raises:
+        BackendUnavailable: the SDK is not installed.
+        ConfigError: the SDK knows no such container in that region.
+    """
+    try:
+        # Imported here: the SDK is an optional extra, and only this backend needs it.
+        from sagemaker.core import image_uris
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailable("the sagemaker backend needs the SageMaker SDK to find the XGBoost image. Fix: "
+                                 "pip install 'modelops[aws]'.") from exc
+    try:
+        return image_uris.retrieve("xgboost", region=region, version=container_version)
+    except ValueError as exc:
+        raise ConfigError(f"the SageMaker SDK knows no XGBoost container {container_version!r} in {region}: {exc}. "
+                          f"Fix: set training.container_version in model.yml to a version it lists.") from exc
 
 
 def build(**options) -> SageMakerBackend:

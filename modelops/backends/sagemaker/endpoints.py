@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from datetime import datetime
 
 from modelops.backends.base import Endpoints
@@ -23,6 +22,7 @@ from modelops.backends.sagemaker.guardrails import (
     is_guarded,
     rollout_seconds,
 )
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.store import S3Store
 from modelops.config import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE
 from modelops.entities import (
@@ -300,22 +300,20 @@ class SageMakerEndpoints(Endpoints):
         return variants[0].get("InstanceType")
 
     def _wait(self, name: str, timeout: float, log, *, serving: str | None = None) -> dict:
-        deadline = time.monotonic() + timeout
-        seen = None
-        while True:
+        def describe() -> dict:
             with translated(EndpointFailed, f"describing endpoint {name}"):
-                endpoint = self.sagemaker.describe_endpoint(EndpointName=name)
-            if endpoint["EndpointStatus"] != seen:
-                seen = endpoint["EndpointStatus"]
-                log(f"{name}: {seen}")
-            if seen in SETTLED:
-                return endpoint
-            if time.monotonic() > deadline:
-                still = f"{serving} keeps serving until it finishes" if serving else "nothing serves yet"
-                raise EndpointFailed(f"endpoint {name} was still {seen} after {timeout:.0f}s; SageMaker carries "
-                                     f"on, and "
-                                     f"{still}. Fix: watch `python -m ci endpoints`, or pass a longer --timeout.")
-            time.sleep(self.poll_seconds)
+                return self.sagemaker.describe_endpoint(EndpointName=name)
+
+        def timed_out(endpoint: dict) -> EndpointFailed:
+            still = f"{serving} keeps serving until it finishes" if serving else "nothing serves yet"
+            return EndpointFailed(f"endpoint {name} was still {endpoint['EndpointStatus']} after {timeout:.0f}s; "
+                                  f"SageMaker carries on, and {still}. Fix: watch `python -m ci endpoints`, or pass a "
+                                  f"longer --timeout.")
+
+        # no stop: SageMaker carries on with the endpoint, as the timeout error says
+        return wait_until_ended(describe, name=name, status=lambda endpoint: endpoint["EndpointStatus"],
+                                ended=SETTLED.__contains__, timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+                                timed_out=timed_out)
 
     def _served_package(self, config: str) -> str | None:
         """The model package an endpoint config of ours serves: config -> model -> its ModelPackageName."""

@@ -12,13 +12,13 @@ import botocore.exceptions
 
 from modelops.backends.base import Trainer
 from modelops.backends.sagemaker.aws import describe_error, error_code, translated
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.store import S3Store
 from modelops.entities import TrainingResult, TrainingSpec
 from modelops.errors import ConfigError, StoreError, TrainingFailed
 from modelops.training.train import unpack_model
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-RUNNING = ("InProgress", "Stopping")
 # The container logs one line per round: "[12]#011train-rmse:2.1#011validation-rmse:2.3" (#011 is a tab).
 _ROUND = re.compile(r"^\[(\d+)\](.*)$")
 _METRIC = re.compile(r"(?:#011|\t|\s)(train|validation)-([\w@.-]+):(-?[\d.eE+-]+|nan|inf)")
@@ -120,31 +120,25 @@ class SageMakerTrainer(Trainer):
 
     def _wait(self, spec: TrainingSpec, log) -> dict:
         timeout = self.timeout_seconds or spec.max_runtime_seconds + 1800
-        deadline = time.monotonic() + timeout
-        seen = None
-        while True:
-            with translated(TrainingFailed, f"describing training job {spec.job_name}"):
-                job = self.sagemaker.describe_training_job(TrainingJobName=spec.job_name)
-            state = (job["TrainingJobStatus"], job.get("SecondaryStatus"))
-            if state != seen:
-                transitions = job.get("SecondaryStatusTransitions") or [{}]
-                message = transitions[-1].get("StatusMessage")
-                log(f"{spec.job_name}: {state[0]} / {state[1]}" + (f" - {message}" if message else ""))
-                seen = state
-            if state[0] not in RUNNING:
-                return job
-            if time.monotonic() > deadline:
-                self._stop(spec.job_name)
-                raise TrainingFailed(f"training job {spec.job_name} was still {state[0]} ({state[1]}) after "
-                                     f"{timeout:.0f}s; it was asked to stop so it costs nothing more. Fix: raise "
-                                     f"training.max_runtime_seconds in model.yml, or look at its CloudWatch logs.")
-            time.sleep(self.poll_seconds)
 
-    def _stop(self, job_name: str) -> None:
-        try:
-            self.sagemaker.stop_training_job(TrainingJobName=job_name)
-        except Exception:  # best effort: the timeout error that follows is what the caller must see
-            pass
+        def describe() -> dict:
+            with translated(TrainingFailed, f"describing training job {spec.job_name}"):
+                return self.sagemaker.describe_training_job(TrainingJobName=spec.job_name)
+
+        def report(job: dict) -> str:
+            message = (job.get("SecondaryStatusTransitions") or [{}])[-1].get("StatusMessage")
+            return (f"{spec.job_name}: {job['TrainingJobStatus']} / {job.get('SecondaryStatus')}"
+                    + (f" - {message}" if message else ""))
+
+        return wait_until_ended(
+            describe, name=spec.job_name, status=lambda job: job["TrainingJobStatus"],
+            progress=lambda job: (job["TrainingJobStatus"], job.get("SecondaryStatus")), report=report,
+            timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+            stop=lambda: self.sagemaker.stop_training_job(TrainingJobName=spec.job_name),
+            timed_out=lambda job: TrainingFailed(
+                f"training job {spec.job_name} was still {job['TrainingJobStatus']} ({job.get('SecondaryStatus')}) "
+                f"after {timeout:.0f}s; it was asked to stop so it costs nothing more. Fix: raise "
+                f"training.max_runtime_seconds in model.yml, or look at its CloudWatch logs."))
 
     def _log_lines(self, job_name: str) -> list[str]:
         """The job's CloudWatch log lines (empty when it wrote none or logs cannot be read)."""

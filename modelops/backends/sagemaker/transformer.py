@@ -16,12 +16,12 @@ from pathlib import Path
 
 from modelops.backends.base import Transformer
 from modelops.backends.sagemaker.aws import describe_error, translated
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.store import S3Store, split_uri
 from modelops.container import CSV
 from modelops.entities import TransformResult, TransformSpec
 from modelops.errors import StoreError, TransformFailed
 
-RUNNING = ("InProgress", "Stopping")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 #: The object a local table is uploaded as (its answers are ``<it>.out``).
 INPUT_NAME = "rows.csv"
@@ -114,26 +114,18 @@ class SageMakerTransformer(Transformer):
             pass
 
     def _wait(self, job_name: str, log) -> dict:
-        deadline = time.monotonic() + self.timeout_seconds
-        seen = None
-        while True:
+        def describe() -> dict:
             with translated(TransformFailed, f"describing batch transform job {job_name}"):
-                job = self.sagemaker.describe_transform_job(TransformJobName=job_name)
-            if job["TransformJobStatus"] != seen:
-                seen = job["TransformJobStatus"]
-                log(f"{job_name}: {seen}")
-            if seen not in RUNNING:
-                return job
-            if time.monotonic() > deadline:
-                try:
-                    self.sagemaker.stop_transform_job(TransformJobName=job_name)
-                except Exception:  # best effort, as for a training job that ran out of time
-                    pass
-                raise TransformFailed(f"batch transform job {job_name} was still {seen} after "
-                                      f"{self.timeout_seconds:.0f}s; it was asked to stop. Fix: look at its "
-                                      f"CloudWatch logs ({LOG_GROUP}), or use more instances (model.yml "
-                                      f"environments).")
-            time.sleep(self.poll_seconds)
+                return self.sagemaker.describe_transform_job(TransformJobName=job_name)
+
+        return wait_until_ended(
+            describe, name=job_name, status=lambda job: job["TransformJobStatus"],
+            timeout=self.timeout_seconds, poll_seconds=self.poll_seconds, log=log,
+            stop=lambda: self.sagemaker.stop_transform_job(TransformJobName=job_name),
+            timed_out=lambda job: TransformFailed(
+                f"batch transform job {job_name} was still {job['TransformJobStatus']} after "
+                f"{self.timeout_seconds:.0f}s; it was asked to stop. Fix: look at its CloudWatch logs ({LOG_GROUP}), "
+                f"or use more instances (model.yml environments)."))
 
     def _answers(self, job_name: str, output_path: str) -> str:
         found = [o.uri for o in self.store.list_objects(output_path) if o.uri.endswith(".out")]

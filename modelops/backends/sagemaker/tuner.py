@@ -20,11 +20,11 @@ import time
 
 from modelops.backends.base import Tuner
 from modelops.backends.sagemaker.aws import translated
+from modelops.backends.sagemaker.polling import wait_until_ended
 from modelops.backends.sagemaker.trainer import channels
 from modelops.entities import COMPLETE, FAILED, PRUNED, TuningResult, TuningSpec, TuningTrial
 from modelops.errors import TuningFailed
 
-RUNNING = ("InProgress", "Stopping")
 #: SageMaker allows at most 5 parent jobs in a warm start.
 MAX_PARENTS = 5
 #: Earlier tuning jobs of the model looked at (newest first) when choosing warm-start parents.
@@ -111,30 +111,29 @@ class SageMakerTuner(Tuner):
     def _wait(self, spec: TuningSpec, jobs: int, log) -> dict:
         budget = spec.max_seconds or spec.max_runtime_seconds * math.ceil(jobs / spec.max_parallel)
         timeout = self.timeout_seconds or budget + 1800
-        deadline = time.monotonic() + timeout
-        seen = None
-        while True:
+
+        def describe() -> dict:
             with translated(TuningFailed, f"describing tuning job {spec.job_name}"):
-                job = self.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=spec.job_name)
-            counters = job.get("TrainingJobStatusCounters") or {}
-            state = (job["HyperParameterTuningJobStatus"], tuple(sorted(counters.items())))
-            if state != seen:
-                best = (job.get("BestTrainingJob") or {}).get("FinalHyperParameterTuningJobObjectiveMetric") or {}
-                log(f"{spec.job_name}: {state[0]}; training jobs "
-                    + ", ".join(f"{v} {k}" for k, v in counters.items() if v)
+                return self.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=spec.job_name)
+
+        def counters(job: dict) -> dict:
+            return job.get("TrainingJobStatusCounters") or {}
+
+        def report(job: dict) -> str:
+            best = (job.get("BestTrainingJob") or {}).get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+            return (f"{spec.job_name}: {job['HyperParameterTuningJobStatus']}; training jobs "
+                    + ", ".join(f"{v} {k}" for k, v in counters(job).items() if v)
                     + (f"; best {best['MetricName']} {best['Value']:.5g}" if "Value" in best else ""))
-                seen = state
-            if state[0] not in RUNNING:
-                return job
-            if time.monotonic() > deadline:
-                try:
-                    self.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=spec.job_name)
-                except Exception:  # best effort: the timeout error that follows is what the caller must see
-                    pass
-                raise TuningFailed(f"tuning job {spec.job_name} was still {state[0]} after {timeout:.0f}s; it was "
-                                   f"asked to stop so it costs nothing more. Fix: lower tuning.budget in model.yml "
-                                   f"or raise training.max_runtime_seconds.")
-            time.sleep(self.poll_seconds)
+
+        return wait_until_ended(
+            describe, name=spec.job_name, status=lambda job: job["HyperParameterTuningJobStatus"],
+            progress=lambda job: (job["HyperParameterTuningJobStatus"], tuple(sorted(counters(job).items()))),
+            report=report, timeout=timeout, poll_seconds=self.poll_seconds, log=log,
+            stop=lambda: self.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=spec.job_name),
+            timed_out=lambda job: TuningFailed(
+                f"tuning job {spec.job_name} was still {job['HyperParameterTuningJobStatus']} after {timeout:.0f}s; "
+                f"it was asked to stop so it costs nothing more. Fix: lower tuning.budget in model.yml or raise "
+                f"training.max_runtime_seconds."))
 
     def _trials(self, job_name: str) -> list[dict]:
         summaries, token = [], None
