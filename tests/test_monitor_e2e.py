@@ -151,7 +151,7 @@ def test_ci_monitor_runs_the_notebook_and_exits_7_on_a_violation(home, tmp_path)
     sent = send(ops, config, X)
     clean_window = window(ops, config, sent, started)
     started = time.time()
-    sent += send(ops, config, scaled(X, encoding, "length"))
+    sent += send(ops, config, scaled(X, encoding, "shell_weight"))
     drifted_window = window(ops, config, sent, started)
     artifacts = tmp_path / "artifacts"
     runner = CliRunner()
@@ -162,15 +162,15 @@ def test_ci_monitor_runs_the_notebook_and_exits_7_on_a_violation(home, tmp_path)
     drifted = runner.invoke(main, ["monitor", str(ROOT / "abalone_model"), "--since", drifted_window[0],
                                    "--artifacts", str(artifacts)])
     assert drifted.exit_code == 7, drifted.output
-    assert "drifting: length, prediction" in drifted.output
+    assert "drifting: shell_weight, prediction" in drifted.output
     assert "ConstraintViolated: abalone-model broke" in drifted.output
     executed = (artifacts / "abalone_model" / "monitor.html").read_text()
     assert "constraint_violations.json" in executed and "baseline_drift_check" in executed
     figures = {p.name for p in (artifacts / "abalone_model" / "figures").iterdir()}
-    assert {"monitor-drift_overview.png", "monitor-drift_length.png", "monitor-drift_prediction.png"} <= figures
+    assert {"monitor-drift_overview.png", "monitor-drift_shell_weight.png", "monitor-drift_prediction.png"} <= figures
     [violations_uri] = [line.rsplit(" ", 1)[1] for line in drifted.output.splitlines() if "violation(s)" in line]
     assert {v["feature_name"] for v in json.loads(ops.store.get_bytes(violations_uri))["violations"]} == {
-        "length", "prediction"}
+        "shell_weight", "prediction"}
 
 
 def test_sagemaker_data_capture_on_s3_is_read_by_the_same_code(aws, home):
