@@ -29,6 +29,7 @@ import fnmatch
 import json
 import re
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -132,12 +133,10 @@ def timed_out_gather(ops, config, folder):
                "ProcessingJobStatus": "InProgress"}
     still_running = lambda **kwargs: answer(running)  # noqa: E731
     events.register("before-call.sagemaker.DescribeProcessingJob", still_running, unique_id="policy-running")
-    ops.processor.timeout_seconds = 1e-9
     try:
-        with pytest.raises(ProcessingFailed, match="it was asked to stop"):
+        with out_of_time(ops.processor, ProcessingFailed):
             gather_on_processing(ops, config, folder)
     finally:
-        ops.processor.timeout_seconds = None
         events.unregister("before-call.sagemaker.DescribeProcessingJob", unique_id="policy-running")
 
 
@@ -165,12 +164,19 @@ def timed_out_train_job(ops, config, folder=None):
 
     events = ops.trainer.sagemaker.meta.events
     events.register("before-call.sagemaker.StopTrainingJob", lambda **kwargs: answer({}))  # moto lacks it
-    ops.trainer.timeout_seconds = 1e-9
+    with out_of_time(ops.trainer, TrainingFailed):
+        train_job(ops, config, folder)
+
+
+@contextmanager
+def out_of_time(waiter, error):
+    """``waiter``'s job outlives its time at once: the code asks it to stop and raises ``error``."""
+    waiter.timeout_seconds = 1e-9
     try:
-        with pytest.raises(TrainingFailed, match="it was asked to stop"):
-            train_job(ops, config, folder)
+        with pytest.raises(error, match="it was asked to stop"):
+            yield
     finally:
-        ops.trainer.timeout_seconds = None
+        waiter.timeout_seconds = None
 
 
 def approve_job(ops, config, version: int):
