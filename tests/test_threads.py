@@ -64,8 +64,20 @@ def test_idle_cpus_count_the_other_runnable_tasks(tmp_path, running, idle):
 def test_fair_share_divides_the_budget_and_never_exceeds_the_idle_cpus(monkeypatch):
     monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: budget)
     assert [threads.fair_share(n, budget=8) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(threads, "IDLE_READING_INTERVAL", 0)
     monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: 1)  # the machine is busy right now
     assert threads.fair_share(1, budget=8) == 1
+
+
+def test_a_task_runnable_for_an_instant_does_not_take_a_trainings_threads(monkeypatch):
+    readings = iter([1, 1, 2, 1, 1, 1])  # another task ran during the first two readings only
+    monkeypatch.setattr(threads, "IDLE_READING_INTERVAL", 0)
+    monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: next(readings))
+    assert threads.fair_share(1, budget=2) == 2
+    assert next(readings) == 1  # it stopped reading once it saw the share idle
+    busy = iter([1] * threads.IDLE_READINGS)
+    monkeypatch.setattr(threads, "idle_cpus", lambda budget=None: next(busy))
+    assert threads.fair_share(1, budget=2) == 1  # busy throughout: one thread
 
 
 def test_training_threads_come_from_the_variable_or_the_fair_share(monkeypatch):

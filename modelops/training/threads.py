@@ -102,10 +102,24 @@ def idle_cpus(budget: int | None = None, loadavg: str = "/proc/loadavg") -> int:
     return max(1, min(budget, budget - (running - 1)))
 
 
+#: How often, and how far apart, training reads the idle CPUs before it starts: the most seen counts. One reading
+#: catches whatever else is runnable at that instant (the runner copying output, a sampler waking up), and the
+#: choice holds for the whole training: one unlucky reading halves a long training's speed on two cores.
+IDLE_READINGS, IDLE_READING_INTERVAL = 5, 0.01
+
+
 def fair_share(parallel: int = 1, budget: int | None = None) -> int:
-    """Threads for one of ``parallel`` trainings running at once: the budget divided, capped by the idle CPUs."""
+    """Threads for one of ``parallel`` trainings running at once: the budget divided, capped by the idle CPUs
+    (the most of ``IDLE_READINGS`` readings: a task runnable for an instant does not count)."""
     budget = budget or cpu_budget()
-    return max(1, min(budget // max(1, parallel), idle_cpus(budget)))
+    share = budget // max(1, parallel)
+    idle = idle_cpus(budget)
+    for _ in range(IDLE_READINGS - 1):
+        if idle >= share:
+            break
+        time.sleep(IDLE_READING_INTERVAL)
+        idle = max(idle, idle_cpus(budget))
+    return max(1, min(share, idle))
 
 
 def train_threads() -> int:
