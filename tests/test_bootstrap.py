@@ -144,3 +144,24 @@ def test_past_the_resampled_rows_a_subsets_spread_scaled_to_every_row_gives_the_
         if width > 0:
             assert scaled_width == pytest.approx(width, rel=0.25), name
             assert scaled.ci95[0] < scaled.improvement < scaled.ci95[1] or scaled_width == 0
+
+
+def test_multiclass_metrics_per_resample_are_the_plain_metrics_of_the_drawn_rows():
+    """Multiclass (a row of class probabilities per test row): weights of one give scores.multiclass_metrics,
+    each resample the metrics of the rows it drew, and the paired bootstrap runs (it raised before)."""
+    from modelops.scores import multiclass_metrics
+
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 3, 300).astype(float)
+    probabilities = rng.dirichlet([1, 1, 1], 300)
+    probabilities[np.arange(300), y.astype(int)] += 0.5 * (rng.random(300) < 0.6)
+    weights = np.vstack([np.ones(300), resample_weights(300, 6, seed=2)])
+    batch = weighted_metrics("multiclass", y, probabilities, weights)
+    for i, row in enumerate(weights.astype(int)):
+        drawn = np.repeat(np.arange(300), row)
+        assert {k: v[i] for k, v in batch.items()} == pytest.approx(
+            multiclass_metrics(y[drawn], probabilities[drawn]), rel=1e-12)
+    other = np.roll(probabilities, 1, axis=1)
+    paired = paired_bootstrap("multiclass", y, probabilities, other, resamples=500, seed=1)
+    assert set(paired.intervals) == {"accuracy", "f1_macro", "logloss"}
+    assert paired.intervals["accuracy"].better and paired.intervals["logloss"].better

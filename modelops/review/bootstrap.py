@@ -94,8 +94,10 @@ def weighted_metrics(problem_type: str, y_true: np.ndarray, prediction: np.ndarr
     """Each metric of ``prediction`` for every row of ``weights`` (a weight of 1 everywhere gives the plain metric,
     equal to ``modelops.review.evaluation``'s)."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(prediction, dtype=np.float64).ravel()
     n = weights.sum(axis=1)
+    if problem_type == "multiclass":
+        return _multiclass(y.astype(np.int64), np.atleast_2d(np.asarray(prediction, dtype=np.float64)), weights, n)
+    p = np.asarray(prediction, dtype=np.float64).ravel()
     if problem_type == "binary":
         return _binary(y, p, weights, n, threshold)
     error = p - y
@@ -126,6 +128,26 @@ def _binary(y, p, weights, n, threshold) -> dict[str, np.ndarray]:
     loss = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
     return {"auc": weighted_auc(y, p, weights), "accuracy": _dot(weights, predicted == positive) / n,
             "precision": precision, "recall": recall, "f1": f1, "logloss": _dot(weights, loss) / n}
+
+
+def _multiclass(y, probabilities, weights, n) -> dict[str, np.ndarray]:
+    """Accuracy, macro F1 and log loss as ``modelops.scores.multiclass_metrics`` computes them, per resample: macro
+    F1 averages over the classes a resample has a true or a predicted row of."""
+    predicted = probabilities.argmax(axis=1)
+    f1 = np.zeros(len(weights))
+    counted = np.zeros(len(weights))
+    for label in np.union1d(y, predicted):
+        tp = _dot(weights, (predicted == label) & (y == label))
+        fp = _dot(weights, (predicted == label) & (y != label))
+        fn = _dot(weights, (predicted != label) & (y == label))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1 += np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        counted += (tp + fp + fn) > 0
+    rows = probabilities / probabilities.sum(axis=1, keepdims=True)
+    truth = np.clip(rows[np.arange(len(y)), y], 1e-15, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"accuracy": _dot(weights, predicted == y) / n, "f1_macro": np.where(counted > 0, f1 / counted, np.nan),
+                "logloss": _dot(weights, -np.log(truth)) / n}
 
 
 def weighted_auc(y_true: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -172,7 +194,8 @@ def paired_bootstrap(problem_type: str, y_true, challenger, champion, *, metrics
     """The improvement of ``challenger`` over ``champion`` (predictions on the same rows) with 95% intervals.
 
     Args:
-        problem_type: ``regression`` or ``binary``.
+        problem_type: ``regression``, ``binary`` or ``multiclass`` (then each prediction is a row of class
+            probabilities).
         y_true: the rows' labels.
         challenger, champion: each model's predictions (probabilities for binary) on those rows, in that order.
         metrics: the metrics to report (default: all of the problem type's).
@@ -182,7 +205,9 @@ def paired_bootstrap(problem_type: str, y_true, challenger, champion, *, metrics
     """
     started = time.perf_counter()
     y = np.asarray(y_true, dtype=np.float64).ravel()
-    challenger, champion = (np.asarray(p, dtype=np.float64).ravel() for p in (challenger, champion))
+    challenger, champion = (np.asarray(p, dtype=np.float64) for p in (challenger, champion))
+    if problem_type != "multiclass":  # multiclass: one row of class probabilities per test row
+        challenger, champion = challenger.ravel(), champion.ravel()
     rows = len(y)
     every = np.ones((1, rows))
     full = [weighted_metrics(problem_type, y, p, every, threshold) for p in (challenger, champion)]
