@@ -11,12 +11,12 @@ rows, read from the batch's text by pyarrow (not by the endpoint's code), so a f
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelops.data.datasets import read_matrix
 from modelops.entities import EndpointLimits
 from modelops.errors import EndpointFailed, PayloadTooLarge
 
@@ -141,25 +141,6 @@ def _first_commas(text: bytes, starts: np.ndarray) -> np.ndarray:
 
 def _line_starts(ends: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], ends[:-1]]).astype(np.int64) if len(ends) else np.empty(0, dtype=np.int64)
-
-
-def read_matrix(body: bytes) -> np.ndarray:
-    """A CSV body of numbers (no header; an empty cell is missing) as a float64 matrix, read by pyarrow."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    if not body.strip():
-        return np.empty((0, 0))
-    end = body.find(b"\n")
-    width = body[:end if end >= 0 else len(body)].count(b",") + 1
-    names = [str(i) for i in range(width)]
-    table = pa_csv.read_csv(io.BytesIO(body), read_options=pa_csv.ReadOptions(column_names=names),
-                            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
-                                                                  null_values=[""]))
-    matrix = np.empty((table.num_rows, width))
-    for j, column in enumerate(table.columns):  # one column at a time: no second copy of the whole table
-        matrix[:, j] = column.to_numpy(zero_copy_only=False)
-    return matrix
 
 
 def split_batches(body: bytes, max_bytes: int) -> list[Batch]:

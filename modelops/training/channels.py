@@ -49,22 +49,12 @@ def blocks(files: list, dtype=np.float32) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _file_blocks(file, dtype) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    import io
+    from modelops.data.datasets import read_matrix
 
-    import pyarrow as pa
-    from pyarrow import csv
-
-    columns = len(file.readline().split(b","))
-    file.seek(0)
-    names = [f"c{i}" for i in range(columns)]
-    read = csv.ReadOptions(column_names=names)
-    convert = csv.ConvertOptions(column_types=dict.fromkeys(names, pa.from_numpy_dtype(dtype)))
     for piece in _pieces(file):
-        table = csv.read_csv(io.BytesIO(piece), read_options=read, convert_options=convert)
-        values = np.empty((table.num_rows, columns), dtype=dtype)
-        for i, column in enumerate(table.columns):
-            values[:, i] = column.to_numpy()
-        yield values[:, 1:], values[:, 0]
+        values = read_matrix(piece, dtype)
+        if len(values):
+            yield values[:, 1:], values[:, 0]
 
 
 def _pieces(file) -> Iterator[bytes]:
