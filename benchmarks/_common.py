@@ -140,3 +140,20 @@ class Report:
         for line in self.figures + self.ratios:
             print(line, file=out)
         out.flush()
+
+
+def approved_package(ops, config):
+    """Gather, train, evaluate, register and approve ``config``'s model in-process: (its dataset, the package)."""
+    import modelops
+
+    quiet = lambda *a, **k: None  # noqa: E731
+    fetched = modelops.fetch_data(config)
+    splits = modelops.split_frame(modelops.prepare_frame(modelops.read_raw(fetched.path, config.data), config),
+                                  config.split)
+    dataset = modelops.write_dataset(ops.store, config, fetched, splits)
+    training = modelops.train_model(ops, config, dataset, log=quiet)
+    evaluation = modelops.evaluate_model(ops, config, dataset, training)
+    package = modelops.register_model(ops, config, dataset, training, evaluation,
+                                      modelops.check_quality(config, evaluation.metrics))
+    return dataset, ops.registry.approve(config.name, package.version, by="bench")
+

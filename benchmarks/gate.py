@@ -31,7 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import Report, environment, interleaved, make_project, median, stop_endpoints
+from benchmarks._common import (
+    Report,
+    approved_package,
+    environment,
+    interleaved,
+    make_project,
+    median,
+    stop_endpoints,
+)
 
 TARGET_SECONDS = 60.0
 TARGET_RATIO = 1.2
@@ -136,15 +144,7 @@ def staged_model(root: Path, home: Path, rows: int, columns: int):
     ops = LocalBackend(home)
     config = modelops.load_model_config(folder)
     print("gather, train, register, deploy", flush=True)
-    fetched = modelops.fetch_data(config)
-    splits = modelops.split_frame(modelops.prepare_frame(modelops.read_raw(fetched.path, config.data), config),
-                                  config.split)
-    dataset = modelops.write_dataset(ops.store, config, fetched, splits)
-    training = modelops.train_model(ops, config, dataset, log=quiet)
-    evaluation = modelops.evaluate_model(ops, config, dataset, training)
-    package = modelops.register_model(ops, config, dataset, training, evaluation,
-                                      modelops.check_quality(config, evaluation.metrics))
-    package = ops.registry.approve(config.name, package.version, by="bench")
+    _, package = approved_package(ops, config)
     modelops.deploy_package(ops, config, package, env_name="staging", by="bench", log=quiet)
     return ops, config
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import PYTHON, ROOT, Report, environment, median
+from benchmarks._common import PYTHON, ROOT, Report, approved_package, environment, median
 
 MODELS = ("abalone_model", "churn_model")
 BATCHES = (1, 100, 1000, 10_000)
@@ -121,18 +121,9 @@ def trained_model(home: Path, model: str):
     from modelops.backends.local import LocalBackend
     from modelops.data.prepare import features_and_target
 
-    quiet = lambda *a, **k: None  # noqa: E731
     ops = LocalBackend(home)
     config = modelops.load_model_config(ROOT / model)
-    raw = modelops.fetch_data(config)
-    splits = modelops.split_frame(modelops.prepare_frame(modelops.read_raw(raw.path, config.data), config),
-                                  config.split)
-    dataset = modelops.write_dataset(ops.store, config, raw, splits)
-    training = modelops.train_model(ops, config, dataset, log=quiet)
-    evaluation = modelops.evaluate_model(ops, config, dataset, training)
-    package = modelops.register_model(ops, config, dataset, training, evaluation,
-                                      modelops.check_quality(config, evaluation.metrics))
-    package = ops.registry.approve(config.name, package.version, by="bench")
+    dataset, package = approved_package(ops, config)
     X, _ = features_and_target(modelops.read_split(ops.store, dataset, "test"))
     return ops, config, package, X
 
