@@ -218,7 +218,9 @@ def paired_bootstrap(problem_type: str, y_true, challenger, champion, *, metrics
         resampled_rows = RESAMPLED_ROWS
     ours: dict[str, list[np.ndarray]] = {}
     theirs: dict[str, list[np.ndarray]] = {}
-    for weights in (np.ones((1, len(y))), *weight_blocks(len(y), resamples, seed)):
+    # The subset's own estimate first (every row's is ``full``): the draws depart from it.
+    subset_estimate = [np.ones((1, len(y)))] if resampled_rows else []
+    for weights in (*subset_estimate, *weight_blocks(len(y), resamples, seed)):
         for found, prediction in ((ours, challenger), (theirs, champion)):
             for name, values in weighted_metrics(problem_type, y, prediction, weights, threshold).items():
                 found.setdefault(name, []).append(values)
@@ -234,8 +236,6 @@ def paired_bootstrap(problem_type: str, y_true, challenger, champion, *, metrics
         draws = gain(np.concatenate(ours[name]), np.concatenate(theirs[name]))
         if resampled_rows:  # each draw's departure from the subset's estimate, scaled to all rows, around theirs
             draws = point + (draws[1:] - draws[0]) * np.sqrt(resampled_rows / rows)
-        else:
-            draws = draws[1:]
         draws = draws[np.isfinite(draws)]
         low, high = (np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan))
         intervals[name] = MetricInterval(name, float(full[0][name][0]), float(full[1][name][0]), point,
